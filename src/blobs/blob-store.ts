@@ -1,0 +1,250 @@
+/**
+ * Content-addressed blobs over a {@link StorageDriver}: bytes are hashed (sha256 and md5) while
+ * they stream into a temporary object, and published under their digest only once complete and
+ * verified. An interrupted or cancelled write leaves nothing behind.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { Transform, Writable, type Readable, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { KilnError } from "../domain/errors.js";
+import type { ByteRange, StorageDriver } from "./driver.js";
+import { FsDriver } from "./driver.js";
+
+/** `sha256:<64 hex>` */
+export type Digest = `sha256:${string}`;
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+export interface IngestedBlob extends BlobInfo {
+  md5: string;
+}
+
+export interface BlobExpectation {
+  digest?: string;
+  size?: number;
+}
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
+export function isDigest(s: string): s is Digest {
+  return DIGEST_RE.test(s);
+}
+
+export function assertDigest(s: string): Digest {
+  if (!isDigest(s)) throw new KilnError("badRequest", `"${s}" is not a sha256 digest`);
+  return s;
+}
+
+function keyOf(digest: Digest): string {
+  const hex = digest.slice(7);
+  return `sha256/${hex.slice(0, 2)}/${hex}`;
+}
+
+/**
+ * A writer for one blob. Write bytes into it (it is a Writable), then `commit()` to publish, or
+ * `cancel()` to drop; `cancel()` is safe to call twice and after `commit()` (use it in `finally`).
+ */
+export class BlobWriter extends Writable {
+  private readonly sha256: Hash = createHash("sha256");
+  private readonly md5: Hash = createHash("md5");
+  private written = 0;
+  private state: "open" | "committed" | "cancelled" = "open";
+  private target: import("node:fs").WriteStream | undefined;
+  private tempKey: string | undefined;
+  private readonly ready: Promise<void>;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly maxSize: number | undefined,
+  ) {
+    super({ highWaterMark: 1 << 20 });
+    this.ready = driver.temp().then((t) => {
+      this.target = t.stream;
+      this.tempKey = t.tempKey;
+      if (this.state === "cancelled") void this.dropTemp();
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  /** Bytes accepted so far. */
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.ready.then(
+      () => {
+        if (this.state !== "open") return cb(new Error("blob writer is closed"));
+        this.written += chunk.length;
+        if (this.maxSize !== undefined && this.written > this.maxSize) {
+          return cb(new KilnError("tooLarge", `the upload exceeds the limit of ${this.maxSize} bytes`));
+        }
+        this.sha256.update(chunk);
+        this.md5.update(chunk);
+        if (this.target!.write(chunk)) cb();
+        else this.target!.once("drain", () => cb());
+      },
+      (err) => cb(err as Error),
+    );
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.ready.then(
+      () => this.target!.end(() => cb()),
+      (err) => cb(err as Error),
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.state === "open") {
+      this.cancel().then(() => cb(err), () => cb(err));
+    } else cb(err);
+  }
+
+  /** Publishes the blob under its digest once every byte is on disk; checks the expectation. */
+  async commit(expect: BlobExpectation = {}): Promise<IngestedBlob> {
+    if (this.state !== "open") throw new Error(`blob writer already ${this.state}`);
+    if (!this.writableFinished) {
+      await new Promise<void>((resolve, reject) => {
+        this.once("finish", resolve);
+        this.once("error", reject);
+        if (!this.writableEnded) this.end();
+      });
+    }
+    await this.ready;
+    await new Promise<void>((resolve, reject) => {
+      if (this.target!.closed) return resolve();
+      this.target!.once("close", resolve);
+      this.target!.once("error", reject);
+    });
+    const digest = `sha256:${this.sha256.digest("hex")}` as Digest;
+    const md5 = this.md5.digest("hex");
+    try {
+      if (expect.size !== undefined && expect.size !== this.written) {
+        throw new KilnError("integrityFailed", `size mismatch: expected ${expect.size} bytes, got ${this.written}`);
+      }
+      if (expect.digest !== undefined && expect.digest !== digest) {
+        throw new KilnError("integrityFailed", `digest mismatch: expected ${expect.digest}, got ${digest}`);
+      }
+      await this.driver.move(this.tempKey!, keyOf(digest));
+      this.state = "committed";
+      return { digest, size: this.written, md5 };
+    } catch (err) {
+      await this.cancel();
+      throw err;
+    }
+  }
+
+  /** Drops the temporary object. Safe to call more than once, and after commit (no-op). */
+  async cancel(): Promise<void> {
+    if (this.state !== "open") return;
+    this.state = "cancelled";
+    try {
+      await this.ready;
+    } catch {
+      return;
+    }
+    await this.dropTemp();
+  }
+
+  private async dropTemp(): Promise<void> {
+    const t = this.target;
+    if (t && !t.closed) await new Promise<void>((resolve) => t.destroy() && t.once("close", () => resolve()));
+    if (this.tempKey) await this.driver.delete(this.tempKey).catch(() => undefined);
+  }
+}
+
+/** Checks a stream's bytes against a digest and size as they pass; fails at the end on mismatch. */
+export class VerifyingStream extends Transform {
+  private readonly hash = createHash("sha256");
+  private seen = 0;
+  constructor(
+    private readonly expectDigest: string,
+    private readonly expectSize: number | undefined,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.seen += chunk.length;
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    const got = `sha256:${this.hash.digest("hex")}`;
+    if (got !== this.expectDigest) return cb(new KilnError("integrityFailed", `blob ${this.expectDigest} is corrupt (read ${got})`));
+    if (this.expectSize !== undefined && this.seen !== this.expectSize) {
+      return cb(new KilnError("integrityFailed", `blob ${this.expectDigest} has ${this.seen} bytes, expected ${this.expectSize}`));
+    }
+    cb();
+  }
+}
+
+export class BlobStore {
+  constructor(readonly driver: StorageDriver) {}
+
+  /** A blob store on the local filesystem under `root`. */
+  static open(root: string): BlobStore {
+    return new BlobStore(new FsDriver(root));
+  }
+
+  /** Starts a streaming write. `maxSize` turns larger inputs into a `413` error. */
+  ingest(options: { maxSize?: number } = {}): BlobWriter {
+    return new BlobWriter(this.driver, options.maxSize);
+  }
+
+  /** Streams `source` into the store and commits it. */
+  async put(source: Readable | Buffer | string, expect: BlobExpectation = {}, options: { maxSize?: number } = {}): Promise<IngestedBlob> {
+    const w = this.ingest(options);
+    try {
+      if (typeof source === "string" || Buffer.isBuffer(source)) {
+        w.end(source);
+      } else {
+        await pipeline(source, w);
+      }
+      return await w.commit(expect);
+    } finally {
+      await w.cancel();
+    }
+  }
+
+  async stat(digest: string): Promise<BlobInfo | undefined> {
+    if (!isDigest(digest)) return undefined;
+    const s = await this.driver.stat(keyOf(digest));
+    return s ? { digest, size: s.size } : undefined;
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return (await this.stat(digest)) !== undefined;
+  }
+
+  /** The blob's bytes (or a range of them). */
+  open(digest: Digest, range?: ByteRange): Readable {
+    return this.driver.reader(keyOf(digest), range);
+  }
+
+  /** The blob's bytes, checked against its digest at the end of the stream. */
+  openVerified(digest: Digest, size?: number): Readable {
+    const v = new VerifyingStream(digest, size);
+    const r = this.open(digest);
+    r.on("error", (err) => v.destroy(err));
+    return r.pipe(v);
+  }
+
+  /** A local path to the blob (read-only), for sendfile and hard links. */
+  path(digest: Digest): string {
+    return this.driver.localPath(keyOf(digest));
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await this.driver.delete(keyOf(digest));
+  }
+
+  /** Every stored digest (for garbage collection). */
+  async list(): Promise<Digest[]> {
+    const keys = await this.driver.list("sha256");
+    return keys.map((k) => `sha256:${k.split("/").pop()}` as Digest).filter(isDigest);
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * A plain storage driver: keys and bytes, nothing more. Content addressing lives above it
+ * (blob-store.ts). The only driver is the local filesystem; its layout under the root is
+ *
+ *   <root>/
+ *   ├── sha256/
+ *   │   └── ab/
+ *   │       └── ab12…ef          a committed blob, named by its digest (read-only, mode 0444)
+ *   └── tmp/
+ *       └── <random>             an upload in flight; renamed into sha256/ only when complete
+ */
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { link, mkdir, rename, rm, stat, unlink, copyFile, chmod, readdir } from "node:fs/promises";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import type { Readable } from "node:stream";
+
+export interface StoredObject {
+  size: number;
+  mtime: Date;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+export interface TempObject {
+  readonly stream: WriteStream;
+  readonly tempKey: string;
+}
+
+export interface StorageDriver {
+  stat(key: string): Promise<StoredObject | undefined>;
+  reader(key: string, range?: ByteRange): Readable;
+  /** A new temporary object to write into; it becomes visible only through {@link move}. */
+  temp(): Promise<TempObject>;
+  /** Atomically publishes a temporary object under `key`, replacing nothing that exists. */
+  move(tempKey: string, key: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** A filesystem path for the key, for zero-copy serving and hard links. */
+  localPath(key: string): string;
+  /** Keys under a prefix (used by garbage collection and tests). */
+  list(prefix: string): Promise<string[]>;
+}
+
+export class FsDriver implements StorageDriver {
+  constructor(readonly root: string) {}
+
+  localPath(key: string): string {
+    if (key.includes("..") || path.isAbsolute(key)) throw new Error(`invalid storage key ${key}`);
+    return path.join(this.root, key);
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    try {
+      const s = await stat(this.localPath(key));
+      return { size: s.size, mtime: s.mtime };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  reader(key: string, range?: ByteRange): Readable {
+    return createReadStream(this.localPath(key), range ? { start: range.start, end: range.end, highWaterMark: 1 << 20 } : { highWaterMark: 1 << 20 });
+  }
+
+  async temp(): Promise<TempObject> {
+    const dir = path.join(this.root, "tmp");
+    await mkdir(dir, { recursive: true });
+    const tempKey = `tmp/${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`;
+    const stream = createWriteStream(this.localPath(tempKey), { flags: "wx", mode: 0o600 });
+    await new Promise<void>((resolve, reject) => {
+      stream.once("open", () => resolve());
+      stream.once("error", reject);
+    });
+    return { stream, tempKey };
+  }
+
+  async move(tempKey: string, key: string): Promise<void> {
+    const dest = this.localPath(key);
+    await mkdir(path.dirname(dest), { recursive: true });
+    const src = this.localPath(tempKey);
+    await chmod(src, 0o444);
+    // link() fails if the destination exists, so a blob is never replaced under a reader.
+    try {
+      await link(src, dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+        if ((err as NodeJS.ErrnoException).code === "EPERM" || (err as NodeJS.ErrnoException).code === "EXDEV") {
+          await rename(src, dest);
+          return;
+        }
+        throw err;
+      }
+    }
+    await unlink(src).catch(() => undefined);
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.localPath(key), { force: true });
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(this.localPath(rel), { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+        throw err;
+      }
+      for (const e of entries) {
+        const child = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) await walk(child);
+        else out.push(child);
+      }
+    };
+    await walk(prefix.replace(/\/+$/, ""));
+    return out.sort();
+  }
+
+  /** Copies or hard-links a stored object to a path outside the store. */
+  async export(key: string, dest: string): Promise<void> {
+    await mkdir(path.dirname(dest), { recursive: true });
+    await rm(dest, { force: true });
+    try {
+      await link(this.localPath(key), dest);
+    } catch {
+      await copyFile(this.localPath(key), dest);
+    }
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Kiln's configuration: environment variables (the fixed interface of design.md) and the
+ * optional `kiln.yaml` that lists the distributions Kiln offers.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { KilnError } from "../domain/errors.js";
+
+/** One distribution Kiln can build on: a Debian-style repository and how to trust it. */
+export interface DistributionConfig {
+  /** UForge's name (an enumeration value of uforge.xsd's Distribution `name`), e.g. `Debian`. */
+  name: string;
+  version: string;
+  /** UForge's architecture name (`x86_64`); see {@link debianArch} for Debian's (`amd64`). */
+  arch: string;
+  /** `http(s)://` or `file://` base URL of the repository (the directory holding `dists/`). */
+  mirror: string;
+  suite: string;
+  components: string[];
+  /** Path to an OpenPGP keyring (binary or armored), or `"none"` for an unsigned mirror. */
+  keyring: string;
+}
+
+export interface KilnConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  adminPassword: string | undefined;
+  secretKey: string | undefined;
+  maxUpload: number;
+  buildConcurrency: number;
+  downloadKeyTtlMs: number;
+  logLevel: string;
+  configFile: string | undefined;
+  distributions: DistributionConfig[];
+}
+
+/** Debian's archive keyring as installed by `debian-archive-keyring` on Debian machines. */
+export const DEBIAN_ARCHIVE_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/** What Kiln offers without a config file: Debian 12 from Debian's official mirror. */
+export const DEFAULT_DISTRIBUTIONS: DistributionConfig[] = [
+  {
+    name: "Debian",
+    version: "12",
+    arch: "x86_64",
+    mirror: "http://deb.debian.org/debian/",
+    suite: "bookworm",
+    components: ["main"],
+    keyring: DEBIAN_ARCHIVE_KEYRING,
+  },
+];
+
+const ARCH_MAP: Record<string, string> = {
+  x86_64: "amd64",
+  amd64: "amd64",
+  aarch64: "arm64",
+  arm64: "arm64",
+  i386: "i386",
+  i686: "i386",
+  armhf: "armhf",
+  ppc64le: "ppc64el",
+  s390x: "s390x",
+};
+
+/** Debian's name for a UForge architecture (`x86_64` → `amd64`). */
+export function debianArch(uforgeArch: string): string {
+  const a = ARCH_MAP[uforgeArch];
+  if (!a) throw new KilnError("badRequest", `unsupported architecture "${uforgeArch}"`);
+  return a;
+}
+
+/** The OCI/Go name of an architecture (`x86_64` → `amd64`, `aarch64` → `arm64`). */
+export function ociArch(uforgeArch: string): string {
+  const a = debianArch(uforgeArch);
+  return a === "ppc64el" ? "ppc64le" : a === "armhf" ? "arm" : a;
+}
+
+/** `"Debian 12 x86_64"`: how commands and messages name a distribution. */
+export function distributionLabel(d: Pick<DistributionConfig, "name" | "version" | "arch">): string {
+  return `${d.name} ${d.version} ${d.arch}`;
+}
+
+function parseSize(raw: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$/i.exec(raw);
+  if (!m) throw new KilnError("badRequest", `${what}: "${raw}" is not a size (e.g. 10GiB, 500MB, 1048576)`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? "b").toLowerCase();
+  const pow = { b: 0, k: 1, m: 2, g: 3, t: 4 }[unit[0] as "b" | "k" | "m" | "g" | "t"];
+  const base = unit.includes("i") || unit.length === 1 ? 1024 : 1000;
+  return Math.floor(n * base ** pow);
+}
+
+function parseIntEnv(raw: string | undefined, what: string, fallback: number, min = 0): number {
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min) throw new KilnError("badRequest", `${what} must be an integer ≥ ${min}, got "${raw}"`);
+  return Number(raw);
+}
+
+function parseDuration(raw: string | undefined, what: string, fallbackMs: number): number {
+  if (raw === undefined || raw === "") return fallbackMs;
+  const m = /^(\d+)\s*(ms|s|m|h)?$/.exec(raw.trim());
+  if (!m) throw new KilnError("badRequest", `${what}: "${raw}" is not a duration (e.g. 600, 10m, 1h)`);
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Number(m[1]) * mult;
+}
+
+/** Validates one `distributions:` entry of kiln.yaml and fills defaults. */
+function parseDistribution(raw: unknown, index: number, file: string): DistributionConfig {
+  const where = `${file}: distributions[${index}]`;
+  if (typeof raw !== "object" || raw === null) throw new KilnError("badRequest", `${where} must be a mapping`);
+  const r = raw as Record<string, unknown>;
+  const str = (key: string, fallback?: string): string => {
+    const v = r[key];
+    if (v === undefined || v === null) {
+      if (fallback !== undefined) return fallback;
+      throw new KilnError("badRequest", `${where}: "${key}" is required`);
+    }
+    if (typeof v !== "string" && typeof v !== "number") throw new KilnError("badRequest", `${where}: "${key}" must be a string`);
+    return String(v);
+  };
+  const mirror = str("mirror");
+  if (!/^(https?|file):\/\//.test(mirror)) throw new KilnError("badRequest", `${where}: mirror must be an http(s):// or file:// URL, got "${mirror}"`);
+  const components = r.components === undefined ? ["main"] : r.components;
+  if (!Array.isArray(components) || components.length === 0 || !components.every((c) => typeof c === "string")) {
+    throw new KilnError("badRequest", `${where}: components must be a non-empty list of strings`);
+  }
+  const arch = str("arch", "x86_64");
+  debianArch(arch);
+  const keyringRaw = str("keyring", DEBIAN_ARCHIVE_KEYRING);
+  const keyring = keyringRaw === "none" ? "none" : path.resolve(path.dirname(file), keyringRaw);
+  return {
+    name: str("name"),
+    version: str("version"),
+    arch,
+    mirror: mirror.endsWith("/") ? mirror : `${mirror}/`,
+    suite: str("suite"),
+    components: components as string[],
+    keyring,
+  };
+}
+
+/** Reads the distributions of a kiln.yaml file. */
+export function loadDistributions(file: string): DistributionConfig[] {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new KilnError("badRequest", `cannot read config ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if (doc === null || doc === undefined) return DEFAULT_DISTRIBUTIONS;
+  if (typeof doc !== "object") throw new KilnError("badRequest", `${file}: expected a mapping at the top`);
+  const list = (doc as Record<string, unknown>).distributions;
+  if (list === undefined) return DEFAULT_DISTRIBUTIONS;
+  if (!Array.isArray(list) || list.length === 0) throw new KilnError("badRequest", `${file}: distributions must be a non-empty list`);
+  const out = list.map((d, i) => parseDistribution(d, i, file));
+  const seen = new Set<string>();
+  for (const d of out) {
+    const key = distributionLabel(d);
+    if (seen.has(key)) throw new KilnError("badRequest", `${file}: distribution "${key}" is listed twice`);
+    seen.add(key);
+  }
+  return out;
+}
+
+/** Reads the whole configuration from an environment (process.env by default). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { configFile?: string } = {}): KilnConfig {
+  const explicit = overrides.configFile ?? env.KILN_CONFIG;
+  const configFile = explicit ? path.resolve(explicit) : existsSync("kiln.yaml") ? path.resolve("kiln.yaml") : undefined;
+  if (explicit && !existsSync(configFile!)) throw new KilnError("badRequest", `config file ${configFile} does not exist`);
+  const port = parseIntEnv(env.KILN_PORT, "KILN_PORT", 8080);
+  if (port > 65535) throw new KilnError("badRequest", `KILN_PORT must be at most 65535, got ${port}`);
+  return {
+    host: env.KILN_HOST || "127.0.0.1",
+    port,
+    dataDir: path.resolve(env.KILN_DATA_DIR || "data"),
+    databaseUrl: env.KILN_DATABASE_URL || undefined,
+    adminPassword: env.KILN_ADMIN_PASSWORD || undefined,
+    secretKey: env.KILN_SECRET_KEY || undefined,
+    maxUpload: env.KILN_MAX_UPLOAD ? parseSize(env.KILN_MAX_UPLOAD, "KILN_MAX_UPLOAD") : 10 * 1024 ** 3,
+    buildConcurrency: parseIntEnv(env.KILN_BUILD_CONCURRENCY, "KILN_BUILD_CONCURRENCY", Math.max(1, cpus().length), 1),
+    downloadKeyTtlMs: parseDuration(env.KILN_DOWNLOAD_KEY_TTL, "KILN_DOWNLOAD_KEY_TTL", 10 * 60_000),
+    logLevel: env.KILN_LOG_LEVEL || "info",
+    configFile,
+    distributions: configFile ? loadDistributions(configFile) : DEFAULT_DISTRIBUTIONS,
+  };
+}
