@@ -35,3 +35,50 @@ export function bufferContent(data: Buffer | string): ContentRef {
   const buf = typeof data === "string" ? Buffer.from(data) : data;
   return { size: buf.length, open: () => NodeReadable.from([buf], { objectMode: false }) };
 }
+
+/** A package as unpacked into a rootfs: what the dpkg database and the fix-ups need to know. */
+export interface InstalledPackage {
+  pkg: import("../debian/types.js").BinaryPackage;
+  /** Members of control.tar other than `control` itself: `md5sums`, `conffiles`, `postinst`, `triggers`, `shlibs`, ... */
+  controlFiles: ReadonlyMap<string, Buffer>;
+  /**
+   * Paths the package ships, as dpkg records them in `info/<pkg>.list`: absolute, in archive
+   * order, directories included, *as written in the package* (`/bin/bash`, even though the
+   * merged-/usr rootfs stores it at `usr/bin/bash`), without the paths another package took over.
+   */
+  files: string[];
+}
+
+/** Read access to an assembled rootfs (what fix-ups may look at). Paths are relative, normalised. */
+export interface RootfsView {
+  /** The entry at `path` itself (a symlink is not followed), or undefined. */
+  lstat(path: string): FsEntry | undefined;
+  /** The entry at `path` with every symlink along the way resolved inside the root, or undefined. */
+  stat(path: string): FsEntry | undefined;
+  /** Resolves symlinks (within the root) and returns the normalised real path, or undefined if it does not exist. */
+  realpath(path: string): string | undefined;
+  /** A regular file's bytes (following symlinks). Throws if it is not a regular file. */
+  readFile(path: string): Promise<Buffer>;
+  /** Names of a directory's direct children (following symlinks), sorted. */
+  readdir(path: string): string[];
+}
+
+/** What one fix-up sees: the unpacked packages (in install order) and the tree so far. */
+export interface FixupContext {
+  packages: readonly InstalledPackage[];
+  fs: RootfsView;
+  /** Debian architecture (`amd64`). */
+  arch: string;
+  clock: Date;
+}
+
+/**
+ * One fix-up: replaces what a package script would have done. It returns the entries it adds
+ * or replaces (and paths it removes); the builder applies them before the next fix-up runs.
+ */
+export interface Fixup {
+  readonly name: string;
+  /** Why this fix-up exists: which package script it stands in for. */
+  readonly replaces: string;
+  apply(ctx: FixupContext): Promise<{ entries: FsEntry[]; remove?: string[] }>;
+}
