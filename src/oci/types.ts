@@ -55,5 +55,7 @@ export interface BuiltImage {
   layers: Layer[];
   /** OCI architecture (`amd64`). */
   architecture: string;
+  /** OCI architecture variant (`v7`, `v8`) when the image has one. */
+  variant?: string;
   os: string;
 }

@@ -1,0 +1,194 @@
+/**
+ * `docker save` format ("docker-archive"), as `docker load` and `skopeo copy docker-archive:...`
+ * read it:
+ *
+ *   <config hex>.json     the image config blob, byte for byte
+ *   <diffId hex>.tar      each layer, *uncompressed* (the gzip blob inflated on the fly, its
+ *                         sha256 checked against the diffId at the end of the stream)
+ *   manifest.json         [{"Config": "<config hex>.json", "RepoTags": [...], "Layers": [...]}]
+ *
+ * Entries are written by the deterministic tar writer (sorted names, which also puts
+ * `manifest.json` last as `docker save` does, fixed mtime = the image's `created`, uid/gid 0,
+ * mode 0644), so the same image and tags give the same archive bytes. The legacy per-layer
+ * `<id>/json`, `<id>/VERSION` and `repositories` files are not written: Docker ≥ 1.10 and skopeo
+ * only read `manifest.json`.
+ */
+import { createHash } from "node:crypto";
+import { Readable, Transform, type TransformCallback, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, createGzip, gzip as gzipCallback } from "node:zlib";
+import type { BlobStore, Digest } from "../blobs/blob-store.js";
+import { KilnError, fail } from "../domain/errors.js";
+import type { FsEntry } from "../rootfs/types.js";
+import { canonicalBytes } from "./canonical-json.js";
+import { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, GzipOsByte, gzipOptions } from "./layer.js";
+import { TAR_CHUNK_SIZE, tarChunks } from "./tar.js";
+import type { BuiltImage, Layer } from "./types.js";
+
+/** Options of {@link writeDockerArchive}. */
+export interface DockerArchiveOptions {
+  /** `name:tag` references `docker load` tags the image with; a name without a tag gets `:latest`. */
+  repoTags?: string[];
+  signal?: AbortSignal;
+}
+
+/** Options of {@link writeDockerArchiveGzip}. */
+export interface DockerArchiveGzipOptions extends DockerArchiveOptions {
+  /** 1..9, default {@link DEFAULT_GZIP_LEVEL}. */
+  gzipLevel?: number;
+  /**
+   * How many gzip members are compressed at once on the thread pool (default 4, libuv's pool
+   * size). 1 still cuts the output into members; `0` writes one single gzip stream instead.
+   */
+  parallelism?: number;
+}
+
+/** Size of the uncompressed slice each gzip member holds in the parallel mode. */
+export const GZIP_MEMBER_SIZE = 4 * TAR_CHUNK_SIZE;
+
+// Docker reference grammar (distribution/reference), lower-case name components, optional host
+// and port, optional tag; digests are not allowed in RepoTags.
+const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const HOST = "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?";
+const REPO_TAG = new RegExp(`^${HOST}${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`);
+
+/** Checks a `docker load` tag and gives it the `:latest` Docker would assume. */
+export function normaliseRepoTag(ref: string): string {
+  if (ref.length > 255 || !REPO_TAG.test(ref)) fail("invalidField", `"${ref}" is not a valid image name:tag`);
+  const lastSlash = ref.lastIndexOf("/");
+  return ref.indexOf(":", lastSlash + 1) >= 0 ? ref : `${ref}:latest`;
+}
+
+/** Inflates a layer blob and fails at the end if the tar's sha256 or size is not the layer's. */
+class DiffIdCheck extends Transform {
+  private readonly hash = createHash("sha256");
+  private seen = 0;
+  constructor(private readonly layer: Layer) {
+    super({ highWaterMark: 1 << 20 });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.seen += chunk.length;
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    const got = `sha256:${this.hash.digest("hex")}`;
+    if (got !== this.layer.diffId || this.seen !== this.layer.uncompressedSize) {
+      return cb(new KilnError("integrityFailed", `layer ${this.layer.digest} inflates to ${got} (${this.seen} bytes), expected ${this.layer.diffId} (${this.layer.uncompressedSize} bytes)`));
+    }
+    cb();
+  }
+}
+
+function inflatedLayer(blobs: BlobStore, layer: Layer): Readable {
+  const check = new DiffIdCheck(layer);
+  const source = blobs.openVerified(layer.digest, layer.size);
+  const gunzip = createGunzip({ chunkSize: 256 << 10 });
+  void pipeline(source, gunzip, check).catch((err: unknown) => {
+    check.destroy(err instanceof KilnError ? err : new KilnError("integrityFailed", `layer ${layer.digest} cannot be decompressed`, { cause: err }));
+  });
+  return check;
+}
+
+/** The archive's members, for the tar writer. */
+function archiveEntries(image: BuiltImage, blobs: BlobStore, repoTags: string[]): FsEntry[] {
+  const file = (path: string, size: number, open: () => Readable): FsEntry => ({ path, type: "file", mode: 0o644, uid: 0, gid: 0, content: { size, open } });
+  const configName = `${image.configDigest.slice(7)}.json`;
+  const layerNames = image.layers.map((l) => `${l.diffId.slice(7)}.tar`);
+  const manifest = canonicalBytes([{ Config: configName, Layers: layerNames, RepoTags: repoTags }]);
+  const entries: FsEntry[] = [
+    file(configName, image.config.length, () => Readable.from([image.config])),
+    file("manifest.json", manifest.length, () => Readable.from([manifest])),
+  ];
+  // The same diffId twice (two identical layers) is one file listed twice, as docker save does.
+  const seen = new Set<Digest>();
+  for (const l of image.layers) {
+    if (seen.has(l.diffId)) continue;
+    seen.add(l.diffId);
+    entries.push(file(`${l.diffId.slice(7)}.tar`, l.uncompressedSize, () => inflatedLayer(blobs, l)));
+  }
+  return entries;
+}
+
+function archiveClock(image: BuiltImage): Date {
+  try {
+    const created = (JSON.parse(image.config.toString("utf8")) as { created?: unknown }).created;
+    const d = typeof created === "string" ? new Date(created) : undefined;
+    if (d && Number.isFinite(d.getTime()) && d.getTime() >= 0) return d;
+  } catch {
+    // An unreadable config still gets a deterministic archive, dated at the epoch.
+  }
+  return new Date(0);
+}
+
+/** The archive's tar stream, in fixed-size chunks. */
+function archiveChunks(image: BuiltImage, blobs: BlobStore, options: DockerArchiveOptions): AsyncGenerator<Buffer, void, undefined> {
+  const repoTags = (options.repoTags ?? []).map(normaliseRepoTag);
+  return tarChunks(archiveEntries(image, blobs, repoTags), { clock: archiveClock(image), signal: options.signal });
+}
+
+/**
+ * Streams `image` as an uncompressed docker-archive into `out`, then ends it. On error (a missing
+ * or corrupt blob, a cancellation) `out` is destroyed and the promise rejects.
+ */
+export async function writeDockerArchive(out: Writable, image: BuiltImage, blobs: BlobStore, options: DockerArchiveOptions = {}): Promise<void> {
+  await pipeline(Readable.from(archiveChunks(image, blobs, options), { objectMode: false }), out, options.signal ? { signal: options.signal } : {});
+}
+
+const gzipMember = (data: Buffer, level: number): Promise<Buffer> =>
+  new Promise((resolve, reject) =>
+    gzipCallback(data, gzipOptions(level), (err, result) => {
+      if (err) return reject(err);
+      result[9] = GZIP_OS_BYTE;
+      resolve(result);
+    }),
+  );
+
+/**
+ * Groups the tar into {@link GZIP_MEMBER_SIZE} slices and compresses up to `parallelism` of them at
+ * once, emitting the members in order. Concatenated members are one valid gzip file (RFC 1952
+ * §2.2; `gzip -d`, Go's gzip.Reader and Python's gzip module read them all). The cut points are
+ * fixed offsets of the tar, so the output is as deterministic as a single stream.
+ */
+async function* parallelGzip(chunks: AsyncIterable<Buffer>, level: number, parallelism: number): AsyncGenerator<Buffer, void, undefined> {
+  const pending: Promise<Buffer>[] = [];
+  let slice: Buffer[] = [];
+  let sliceSize = 0;
+  try {
+    for await (const chunk of chunks) {
+      slice.push(chunk);
+      sliceSize += chunk.length;
+      if (sliceSize >= GZIP_MEMBER_SIZE) {
+        pending.push(gzipMember(Buffer.concat(slice), level));
+        slice = [];
+        sliceSize = 0;
+        if (pending.length >= parallelism) yield await pending.shift()!;
+      }
+    }
+    if (sliceSize > 0) pending.push(gzipMember(Buffer.concat(slice), level));
+    while (pending.length > 0) yield await pending.shift()!;
+  } finally {
+    // Members still compressing when we stop are dropped; keep their rejections from going unhandled.
+    for (const p of pending) p.catch(() => undefined);
+  }
+}
+
+/**
+ * Streams `image` as a gzip-compressed docker-archive (`.tar.gz`) into `out`, then ends it. By
+ * default the gzip is written as members compressed in parallel (see `bench/RESULTS.md`: one
+ * zlib stream is the bottleneck of this path on two cores); `parallelism: 0` writes a single
+ * member instead.
+ */
+export async function writeDockerArchiveGzip(out: Writable, image: BuiltImage, blobs: BlobStore, options: DockerArchiveGzipOptions = {}): Promise<void> {
+  const level = options.gzipLevel ?? DEFAULT_GZIP_LEVEL;
+  gzipOptions(level);
+  const parallelism = options.parallelism ?? 4;
+  if (!Number.isInteger(parallelism) || parallelism < 0) fail("badRequest", `parallelism ${parallelism} is not a count`);
+  const signalOpt = options.signal ? { signal: options.signal } : {};
+  const chunks = archiveChunks(image, blobs, options);
+  if (parallelism === 0) {
+    await pipeline(Readable.from(chunks, { objectMode: false }), createGzip(gzipOptions(level)), new GzipOsByte(), out, signalOpt);
+  } else {
+    await pipeline(Readable.from(parallelGzip(chunks, level, parallelism), { objectMode: false }), out, signalOpt);
+  }
+}
