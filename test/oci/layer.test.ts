@@ -1,0 +1,179 @@
+import { randomBytes } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { isKilnError } from "../../src/domain/errors.js";
+import { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, layerFormat, writeLayer } from "../../src/oci/layer.js";
+import { tarChunks } from "../../src/oci/tar.js";
+import type { FsEntry } from "../../src/rootfs/types.js";
+import { collect, lyingContent, run, sampleEntries, scratch, sha256, shuffled } from "./fixtures.js";
+
+const clock = new Date("2024-03-01T12:00:00Z");
+let work: Awaited<ReturnType<typeof scratch>>;
+
+beforeAll(async () => {
+  work = await scratch();
+});
+afterAll(async () => work.cleanup());
+
+async function tmpFiles(): Promise<string[]> {
+  return readdir(path.join(work.dir, "store", "tmp")).catch(() => []);
+}
+
+describe("writeLayer", () => {
+  test("digest, diffId and sizes are what sha256sum, gzip and wc say of the stored blob", async () => {
+    const layer = await writeLayer(sampleEntries(), work.blobs, { clock, createdBy: "sample" });
+    const file = work.blobs.path(layer.digest);
+    const { stdout: blobSum } = await run("sha256sum", [file]);
+    const { stdout: tarSum } = await run("bash", ["-c", `gzip -dc '${file}' | sha256sum`]);
+    const { stdout: tarSize } = await run("bash", ["-c", `gzip -dc '${file}' | wc -c`]);
+    expect(`sha256:${blobSum.split(" ")[0]}`).toBe(layer.digest);
+    expect(`sha256:${tarSum.split(" ")[0]}`).toBe(layer.diffId);
+    expect(Number(tarSize)).toBe(layer.uncompressedSize);
+    expect((await readFile(file)).length).toBe(layer.size);
+    expect(layer.createdBy).toBe("sample");
+    // The tar inside is exactly what the tar writer produces.
+    expect(sha256(await collect(tarChunks(sampleEntries(), { clock })))).toBe(layer.diffId);
+    // The Layer's stream gives the blob.
+    expect(sha256(await collect(layer.open()))).toBe(layer.digest);
+  });
+
+  test("the gzip header is fixed: no mtime, no file name, OS byte 255", async () => {
+    const layer = await writeLayer(sampleEntries(), work.blobs, { clock, createdBy: "x" });
+    const head = (await readFile(work.blobs.path(layer.digest))).subarray(0, 10);
+    expect(head.subarray(0, 3).toString("hex")).toBe("1f8b08");
+    expect(head[3]).toBe(0); // FLG: no FNAME, FCOMMENT, FEXTRA
+    expect(head.readUInt32LE(4)).toBe(0); // MTIME
+    expect(head[9]).toBe(GZIP_OS_BYTE);
+    const { stdout } = await run("gzip", ["-lv", work.blobs.path(layer.digest)]);
+    expect(stdout).toMatch(/defla/);
+  });
+
+  test("same entries give the same layer, whatever their order; another clock gives another layer", async () => {
+    const a = await writeLayer(sampleEntries(), work.blobs, { clock, createdBy: "x" });
+    const b = await writeLayer(sampleEntries(), work.blobs, { clock, createdBy: "x" });
+    const c = await writeLayer(shuffled(sampleEntries(), 11), work.blobs, { clock, createdBy: "x" });
+    const d = await writeLayer(sampleEntries(), work.blobs, { clock: new Date("2024-03-02T00:00:00Z"), createdBy: "x" });
+    expect([b.digest, b.diffId]).toEqual([a.digest, a.diffId]);
+    expect([c.digest, c.diffId]).toEqual([a.digest, a.diffId]);
+    expect(d.digest).not.toBe(a.digest);
+    expect(d.diffId).not.toBe(a.diffId);
+    // Another gzip level: same tar, other compressed bytes.
+    const e = await writeLayer(sampleEntries(), work.blobs, { clock, createdBy: "x", gzipLevel: (DEFAULT_GZIP_LEVEL as number) === 9 ? 1 : 9 });
+    expect(e.diffId).toBe(a.diffId);
+    expect(e.digest).not.toBe(a.digest);
+    expect(layerFormat(1)).not.toBe(layerFormat(9));
+  });
+
+  test("layers written concurrently are the same as written one by one", async () => {
+    const sets = [sampleEntries(), sampleEntries().filter((e) => !e.path.startsWith("usr")), sampleEntries().filter((e) => !e.path.startsWith("home"))];
+    const one: string[] = [];
+    for (const s of sets) one.push((await writeLayer(s, work.blobs, { clock, createdBy: "x" })).digest);
+    const all = await Promise.all(sets.map((s) => writeLayer(s, work.blobs, { clock, createdBy: "x" })));
+    expect(all.map((l) => l.digest)).toEqual(one);
+    expect(new Set(one).size).toBe(3);
+  });
+
+  test("a content stream that delivers fewer bytes than declared fails, naming the path, and leaves nothing in the store", async () => {
+    const before = await work.blobs.list();
+    const entries: FsEntry[] = [...sampleEntries(), { path: "etc/short", type: "file", mode: 0o644, uid: 0, gid: 0, content: lyingContent(100_000, 99_999) }];
+    const err = await writeLayer(entries, work.blobs, { clock, createdBy: "x" }).catch((e: unknown) => e);
+    expect(isKilnError(err, "buildFailed")).toBe(true);
+    expect((err as Error).message).toContain('"etc/short"');
+    expect(await work.blobs.list()).toEqual(before);
+    expect(await tmpFiles()).toEqual([]);
+  });
+
+  test("an abort stops a stalled write, rejects as cancelled and removes the temp blob", async () => {
+    const before = await work.blobs.list();
+    const controller = new AbortController();
+    let opened = false;
+    // A stream that delivers part of its content, then stalls forever.
+    const stalled: FsEntry = {
+      path: "etc/stalled",
+      type: "file",
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      content: {
+        size: 10 << 20,
+        open: () => {
+          opened = true;
+          let sent = false;
+          return new Readable({
+            read() {
+              if (!sent) {
+                sent = true;
+                this.push(Buffer.alloc(3 << 20, 1));
+              }
+            },
+          });
+        },
+      },
+    };
+    const pending = writeLayer([...sampleEntries(), stalled], work.blobs, { clock, createdBy: "x", signal: controller.signal });
+    while (!opened) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await tmpFiles()).length).toBe(1);
+    controller.abort(new Error("user cancelled"));
+    const err = await pending.catch((e: unknown) => e);
+    expect(isKilnError(err, "cancelled")).toBe(true);
+    expect(await tmpFiles()).toEqual([]);
+    expect(await work.blobs.list()).toEqual(before);
+  });
+
+  test("an already aborted signal writes nothing", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expect(writeLayer(sampleEntries(), work.blobs, { clock, createdBy: "x", signal: controller.signal })).rejects.toThrow(/cancelled/);
+    expect(await tmpFiles()).toEqual([]);
+  });
+});
+
+describe("writeLayer memory", () => {
+  // Flat memory on both sides of gzip: the tar is 1 GiB and the blob still more than the allowed
+  // growth (one random byte in 16 keeps the gzip near 12% while compressing fast).
+  test("writing a 1 GiB layer grows the RSS by less than 100 MB", async () => {
+    const size = 1 << 30;
+    const block = Buffer.alloc(1 << 20, 0x61);
+    const noise = randomBytes(block.length);
+    for (let i = 0; i < block.length; i += 16) block[i] = noise[i]!;
+    const generated: FsEntry = {
+      path: "huge.bin",
+      type: "file",
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      content: {
+        size,
+        open: () => {
+          let left = size;
+          return new Readable({
+            read() {
+              if (left === 0) return void this.push(null);
+              const n = Math.min(left, block.length);
+              left -= n;
+              this.push(n === block.length ? block : block.subarray(0, n));
+            },
+          });
+        },
+      },
+    };
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const t0 = performance.now();
+    try {
+      const layer = await writeLayer([generated], work.blobs, { clock, createdBy: "huge", gzipLevel: 1 });
+      expect(layer.uncompressedSize).toBe(512 + size + 1024);
+      expect(layer.size).toBeGreaterThan(100e6);
+    } finally {
+      clearInterval(timer);
+    }
+    peak = Math.max(peak, process.memoryUsage().rss);
+    console.log(`1 GiB layer: ${(performance.now() - t0).toFixed(0)} ms, RSS growth ${((peak - before) / 1e6).toFixed(1)} MB`);
+    expect(peak - before).toBeLessThan(100e6);
+  });
+});
