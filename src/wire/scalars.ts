@@ -100,6 +100,9 @@ function parseFloatText(field: FieldModel, text: string, original: unknown): num
   return Number(text);
 }
 
+/** Days per month in a leap year; February 29th of other years is checked apart. */
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 /**
  * Parses an xs:dateTime. A value without a zone is taken as UTC (the server's only zone), so the
  * same text always means the same instant whatever the host's TZ.
@@ -114,7 +117,7 @@ export function parseDateTime(text: string): Date | undefined {
   const hour = Number(h);
   const minute = Number(mi);
   const second = Number(s);
-  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(2000, month, 0)).getUTCDate()) return undefined;
+  if (month < 1 || month > 12 || day < 1 || day > DAYS_IN_MONTH[month - 1]!) return undefined;
   if (month === 2 && day === 29 && !(year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0))) return undefined;
   const endOfDay = hour === 24 && minute === 0 && second === 0 && (frac === undefined || Number(frac) === 0);
   if ((hour > 23 && !endOfDay) || minute > 59 || second > 59) return undefined;
