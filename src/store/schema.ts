@@ -1,0 +1,141 @@
+/**
+ * The tables as Kysely sees them (snake_case, as stored). Only the repositories read these
+ * shapes; everything outside src/store/ sees the camelCase rows of types.ts.
+ *
+ * Two storage choices make one schema work unchanged on SQLite and PostgreSQL:
+ * - Timestamps are `bigint` milliseconds since the epoch: exact round-trips to `Date` on both,
+ *   and plain integer ordering. PostgreSQL hands `bigint` back as a string, hence `number | string`.
+ * - Booleans are `boolean` columns (a real boolean in PostgreSQL, 0/1 in SQLite) and are always
+ *   written as 0/1: better-sqlite3 cannot bind a JS boolean, and PostgreSQL's boolean input
+ *   accepts '1'/'0'. They read back as `true`/`false` or `1`/`0`, normalised by the row mappers.
+ */
+import type { ColumnType, Generated } from "kysely";
+
+/** `bigint`: written as a number, read as a number (SQLite) or a decimal string (PostgreSQL). */
+export type Int8 = ColumnType<number | string, number, number>;
+export type NullableInt8 = ColumnType<number | string | null, number | null, number | null>;
+/** `boolean`: written as 0/1, read as a boolean (PostgreSQL) or 0/1 (SQLite). */
+export type Bool = ColumnType<boolean | number, 0 | 1, 0 | 1>;
+
+export interface UsersTable {
+  id: Generated<number>;
+  login: string;
+  email: string | null;
+  first_name: string | null;
+  surname: string | null;
+  password_hash: string;
+  admin: Bool;
+  active: Bool;
+  /** JSON array of entitlement names. */
+  entitlements: string;
+  created: Int8;
+  last_modified: Int8;
+}
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string | null;
+  description: string | null;
+  public_key: string;
+  secret_enc: string;
+  created: Int8;
+  last_modified: Int8;
+}
+
+export interface DistributionsTable {
+  id: Generated<number>;
+  name: string;
+  version: string;
+  arch: string;
+  active: Bool;
+  created: Int8;
+}
+
+/** Hands out restriction ids: their own id space, never reused (clones get fresh ones). */
+export interface RestrictionIdsTable {
+  id: Generated<number>;
+}
+
+export interface BundlesTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  version: string | null;
+  description: string | null;
+  release: string | null;
+  tag: string | null;
+  license: string | null;
+  default_install_location: string | null;
+  restriction_id: number;
+  restriction_rule: string | null;
+  created: Int8;
+  last_modified: Int8;
+}
+
+export interface ArtifactsTable {
+  id: Generated<number>;
+  bundle_id: number;
+  parent_id: number | null;
+  position: number;
+  kind: string;
+  tag: string | null;
+  name: string;
+  full_name: string | null;
+  orig_name: string | null;
+  install_location: string | null;
+  extract: Bool;
+  install: Bool;
+  params: string | null;
+  version: string | null;
+  release: string | null;
+  arch: string | null;
+  mime_type: string | null;
+  blob_digest: string | null;
+  size: NullableInt8;
+  md5: string | null;
+  uploaded_time: NullableInt8;
+  created: Int8;
+  last_modified: Int8;
+}
+
+export interface CloudAccountsTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  type: string;
+  url: string;
+  login: string | null;
+  secret_enc: string;
+  created: Int8;
+  last_modified: Int8;
+}
+
+export interface TemplatesTable {
+  id: Generated<number>;
+  user_id: number;
+  bundle_id: number;
+  distribution_id: number;
+  created: Int8;
+  last_modified: Int8;
+}
+
+export interface DownloadKeysTable {
+  key_hash: string;
+  user_id: number;
+  target: string;
+  expires_at: Int8;
+}
+
+/** Every table of the metadata store, by name. */
+export interface KilnDatabase {
+  users: UsersTable;
+  api_keys: ApiKeysTable;
+  distributions: DistributionsTable;
+  restriction_ids: RestrictionIdsTable;
+  bundles: BundlesTable;
+  artifacts: ArtifactsTable;
+  cloud_accounts: CloudAccountsTable;
+  templates: TemplatesTable;
+  download_keys: DownloadKeysTable;
+}
