@@ -16,7 +16,7 @@ export interface Timestamps {
 export interface ListCriteria {
   /** Case-insensitive substring matched against the family's searchable text columns. */
   query?: string;
-  /** A field name from the family's sortable fields; unknown names are rejected by the API layer. */
+  /** A field name from the family's sortable fields (SORTABLE_FIELDS in store.ts); others are rejected with `invalidQuery`. */
   orderBy?: string;
   descending?: boolean;
   /** Page size; undefined means all. */
@@ -152,6 +152,8 @@ export interface UserRepo {
   getByLogin(login: string): Promise<UserRow | undefined>;
   list(c: ListCriteria & { active?: boolean }): Promise<Page<UserRow>>;
   update(id: number, patch: Partial<NewUser>): Promise<UserRow | undefined>;
+  /** Deletes the user and everything of theirs (API keys, bundles, cloud accounts, templates, download keys). */
+  delete(id: number): Promise<boolean>;
 }
 
 export interface ApiKeyRepo {

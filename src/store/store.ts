@@ -1,0 +1,170 @@
+/**
+ * Opens the metadata store: SQLite in the data directory by default, PostgreSQL when
+ * KILN_DATABASE_URL names one. This file holds the one dialect switch; above it, the same Kysely
+ * queries and migrations run on both.
+ */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
+import type { Dialect } from "kysely";
+import pg from "pg";
+import { KilnError } from "../domain/errors.js";
+import { translateDbError, translatingErrors } from "./codec.js";
+import { migrateToLatest } from "./migrations/index.js";
+import type { StoreDialect } from "./migrations/index.js";
+import { apiKeyRepo } from "./repos/api-keys.js";
+import { artifactRepo } from "./repos/artifacts.js";
+import { bundleRepo } from "./repos/bundles.js";
+import { cloudAccountRepo } from "./repos/cloud-accounts.js";
+import type { RepoContext } from "./repos/context.js";
+import { distributionRepo } from "./repos/distributions.js";
+import { downloadKeyRepo } from "./repos/download-keys.js";
+import { templateRepo } from "./repos/templates.js";
+import { userRepo } from "./repos/users.js";
+import type { KilnDatabase } from "./schema.js";
+import type { Store } from "./types.js";
+
+export { SORTABLE_FIELDS } from "./list.js";
+export type { ListFamily } from "./list.js";
+
+/** The SQLite file's name inside the data directory. */
+export const SQLITE_FILE = "kiln.db";
+
+/** How long a SQLite writer waits for another's lock before giving up with "busy". */
+const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+export interface StoreOptions {
+  /** KILN_DATA_DIR: the SQLite database lives here (created if missing). */
+  dataDir: string;
+  /** KILN_DATABASE_URL: a `postgres://` or `postgresql://` URL puts the metadata in PostgreSQL. */
+  databaseUrl?: string;
+  /** The clock that stamps `created` / `lastModified` (tests pass their own). */
+  now?: () => Date;
+}
+
+type Repositories = Omit<Store, "transaction" | "close" | "dialect">;
+
+interface Connection {
+  dialect: StoreDialect;
+  kysely: Dialect;
+  /** The SQLite file, for {@link migrateOnce}; undefined for PostgreSQL. */
+  file?: string;
+}
+
+/**
+ * Migrations in progress in this process, by SQLite file. Across processes, SQLite migrations
+ * wait on each other through the database lock; within one process that wait would block the
+ * event loop (better-sqlite3 is synchronous) while the holder needs it to finish, so stores
+ * opened together in one process take turns here first.
+ */
+const sqliteMigrations = new Map<string, Promise<unknown>>();
+
+async function migrateOnce(db: Kysely<KilnDatabase>, connection: Connection): Promise<void> {
+  const run = (): Promise<unknown> => migrateToLatest(db as unknown as Kysely<unknown>, connection.dialect);
+  if (connection.file === undefined) {
+    await run();
+    return;
+  }
+  const file = connection.file;
+  const previous = sqliteMigrations.get(file) ?? Promise.resolve();
+  const mine = previous.catch(() => undefined).then(run);
+  sqliteMigrations.set(file, mine);
+  try {
+    await mine;
+  } finally {
+    if (sqliteMigrations.get(file) === mine) sqliteMigrations.delete(file);
+  }
+}
+
+function connect(options: StoreOptions): Connection {
+  if (options.databaseUrl === undefined) {
+    mkdirSync(options.dataDir, { recursive: true });
+    const file = path.resolve(options.dataDir, SQLITE_FILE);
+    const db = new Database(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
+    // WAL: readers do not block the writer; NORMAL sync is durable across crashes of the process
+    // in WAL mode (only a power loss can drop the last commits). Foreign keys are off by default
+    // in SQLite and every cascade here depends on them.
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    db.pragma("foreign_keys = ON");
+    db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    return { dialect: "sqlite", kysely: new SqliteDialect({ database: db }), file };
+  }
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(options.databaseUrl).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== "postgres:" && protocol !== "postgresql:") {
+    // The URL itself is not repeated: it may hold a password.
+    throw new KilnError("badRequest", "KILN_DATABASE_URL must be a postgres:// or postgresql:// URL");
+  }
+  const pool = new pg.Pool({ connectionString: options.databaseUrl });
+  // An idle connection that dies (server restart) is dropped from the pool and reported here;
+  // without a listener Node would crash. The next query opens a new connection or fails itself.
+  pool.on("error", () => undefined);
+  return { dialect: "postgres", kysely: new PostgresDialect({ pool }) };
+}
+
+function repositories(ctx: RepoContext): Repositories {
+  return {
+    users: translatingErrors(userRepo(ctx)),
+    apiKeys: translatingErrors(apiKeyRepo(ctx)),
+    distributions: translatingErrors(distributionRepo(ctx)),
+    bundles: translatingErrors(bundleRepo(ctx)),
+    artifacts: translatingErrors(artifactRepo(ctx)),
+    cloudAccounts: translatingErrors(cloudAccountRepo(ctx)),
+    templates: translatingErrors(templateRepo(ctx)),
+    downloadKeys: translatingErrors(downloadKeyRepo(ctx)),
+  };
+}
+
+/**
+ * Opens the store and brings its schema up to date. SQLite when `databaseUrl` is undefined
+ * (`<dataDir>/kiln.db`), PostgreSQL when it is a `postgres://` URL; anything else is refused
+ * with `badRequest`. An unreachable database fails with `unavailable`.
+ */
+export async function openStore(options: StoreOptions): Promise<Store> {
+  let connection: Connection;
+  try {
+    connection = connect(options);
+  } catch (err) {
+    if (err instanceof KilnError) throw err;
+    throw new KilnError("unavailable", "cannot open the SQLite metadata database", { cause: err });
+  }
+  const { dialect, kysely } = connection;
+  const db = new Kysely<KilnDatabase>({ dialect: kysely });
+  const now = options.now ?? (() => new Date());
+  try {
+    await sql`select 1`.execute(db);
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    const which = dialect === "postgres" ? "PostgreSQL" : "SQLite";
+    throw new KilnError("unavailable", `cannot reach the ${which} metadata database`, { cause: err });
+  }
+  try {
+    await migrateOnce(db, connection);
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw err;
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    dialect,
+    ...repositories({ db, now }),
+    async transaction(fn) {
+      try {
+        return await db.transaction().execute((tx) => fn(repositories({ db: tx, now })));
+      } catch (err) {
+        throw translateDbError(err);
+      }
+    },
+    close() {
+      closing ??= db.destroy();
+      return closing;
+    },
+  };
+}
