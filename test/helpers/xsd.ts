@@ -13,7 +13,7 @@
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -143,10 +143,12 @@ class WarmXmllint {
     this.dispose();
   }
 
+  /**
+   * Closing the wrapper's stdin makes it stop xmllint and remove the pipes. Killing the wrapper
+   * instead would orphan an xmllint blocked opening its next pipe.
+   */
   dispose(): void {
-    if (this.#child.exitCode === null) this.#child.kill();
     this.#child.stdin?.destroy();
-    rmSync(this.#dir, { recursive: true, force: true });
   }
 }
 
