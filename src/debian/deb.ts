@@ -53,8 +53,8 @@ export interface DebDataEntry {
   devmajor?: number;
   devminor?: number;
   /**
-   * A regular file's bytes. Read it within the loop or leave it: an unread body is skipped when
-   * the iteration moves on.
+   * A regular file's bytes. Read it to its end within the loop, or not at all (an unread body is
+   * skipped when the iteration moves on); leaving it half-read abandons the whole archive.
    */
   body: AsyncIterable<Buffer>;
 }
@@ -145,7 +145,23 @@ async function* tarEntries(file: string, member: DebTarMember, source: Readable)
     failure = err;
     extract.destroy(err);
   });
+  // The parser's own failure (a tar cut short) reaches a body reader only as "destroyed".
+  extract.on("error", (err: Error) => {
+    failure ??= err;
+  });
   source.pipe(extract);
+  const explain = (err: unknown): KilnError => {
+    const e = failure ?? (err as Error);
+    return e instanceof KilnError ? e : malformed(file, `${member.name} is corrupt: ${e.message}`, e);
+  };
+  // A failure while a body is being read reaches the reader through the body, not the loop.
+  async function* body(entry: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of entry) yield chunk;
+    } catch (err) {
+      throw explain(err);
+    }
+  }
   try {
     for await (const entry of extract) {
       const h = entry.header;
@@ -161,7 +177,7 @@ async function* tarEntries(file: string, member: DebTarMember, source: Readable)
         gname: h.gname ?? "",
         size: type === "file" ? (h.size ?? 0) : 0,
         mtime: h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0,
-        body: entry as unknown as AsyncIterable<Buffer>,
+        body: body(entry as unknown as AsyncIterable<Buffer>),
       };
       if (h.linkname) item.linkname = h.linkname;
       if (type === "char" || type === "block") {
@@ -173,9 +189,7 @@ async function* tarEntries(file: string, member: DebTarMember, source: Readable)
       entry.resume();
     }
   } catch (err) {
-    const e = failure ?? (err as Error);
-    if (e instanceof KilnError) throw e;
-    throw malformed(file, `${member.name} is corrupt: ${e.message}`, e);
+    throw explain(err);
   } finally {
     source.destroy();
     extract.destroy();

@@ -9,6 +9,8 @@ export type NodeType = "file" | "dir" | "symlink" | "hardlink" | "char" | "block
 /** Where a regular file's bytes come from; opened only when the layer is written. */
 export interface ContentRef {
   readonly size: number;
+  /** md5 (hex) of the bytes when already known (files unpacked from a `.deb`), for dpkg's databases. */
+  readonly md5?: string;
   /** A fresh stream of exactly `size` bytes. */
   open(): Readable;
 }
