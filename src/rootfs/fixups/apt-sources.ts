@@ -1,0 +1,49 @@
+/**
+ * `/etc/apt/sources.list.d/debian.sources`, so that `apt update` inside the image knows where
+ * packages come from. debootstrap writes `/etc/apt/sources.list` with the mirror it installed
+ * from; Debian's own container images use this deb822 file instead (apt ≥ 1.1 reads both). The
+ * builder decides what apt inside the image should see (the configured mirror, or a public one
+ * when the build used a local mirror), so the sources come from {@link FixupOptions}; without
+ * them no file is written.
+ */
+import { KilnError } from "../../domain/errors.js";
+import type { Fixup, FixupContext } from "../types.js";
+import type { AptSource, FixupOptions } from "./options.js";
+import { EntrySet } from "./tree.js";
+
+function checked(value: string, what: string): string {
+  // One value per line: a newline would let a config value inject apt options.
+  if (value === "" || /[\n\r]/.test(value) || /\s/.test(value)) throw new KilnError("badRequest", `apt source ${what} ${JSON.stringify(value)} is not a single word`);
+  return value;
+}
+
+/** The deb822 text of the sources. */
+export function formatAptSources(sources: readonly AptSource[]): string {
+  return sources
+    .map((s) => {
+      if (s.suites.length === 0 || s.components.length === 0) throw new KilnError("badRequest", "an apt source needs at least one suite and one component");
+      let text = "Types: deb\n";
+      text += `URIs: ${checked(s.uri, "URI")}\n`;
+      text += `Suites: ${s.suites.map((x) => checked(x, "suite")).join(" ")}\n`;
+      text += `Components: ${s.components.map((x) => checked(x, "component")).join(" ")}\n`;
+      if (s.signedBy !== undefined) text += `Signed-By: ${checked(s.signedBy, "keyring")}\n`;
+      if (s.trusted) text += "Trusted: yes\n";
+      return text;
+    })
+    .join("\n");
+}
+
+/** The apt sources fix-up. */
+export function aptSourcesFixup(options: FixupOptions = {}): Fixup {
+  return {
+    name: "apt-sources",
+    replaces: "debootstrap's setup_apt_sources",
+    async apply(ctx: FixupContext) {
+      const set = new EntrySet(ctx.fs);
+      if (options.aptSources && options.aptSources.length > 0 && ctx.fs.stat("etc/apt")?.type === "dir") {
+        set.file("etc/apt/sources.list.d/debian.sources", formatAptSources(options.aptSources));
+      }
+      return set.result();
+    },
+  };
+}

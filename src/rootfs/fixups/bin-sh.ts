@@ -1,0 +1,57 @@
+/**
+ * `/bin/sh`, and the diversions dash's postinst registers for it.
+ *
+ * bookworm's dash ships `/bin/sh -> dash` itself; its postinst (`claim_binsh`) then diverts
+ * `/bin/sh` to `/bin/sh.distrib` and `/usr/share/man/man1/sh.1.gz` to `sh.distrib.1.gz` (the latter
+ * only when `/usr/share/man/man1/` exists) on behalf of dash, and re-creates the links. Those
+ * diversions matter later: they are how dpkg knows that another package's `/bin/sh` (bash ships
+ * none today, but has) must not replace dash's. Without dash, bash's postinst links
+ * `/bin/sh -> bash` when nothing is there, so a shell exists either way.
+ *
+ * Writes `/var/lib/dpkg/diversions` (dpkg-divert's format: from, to, package; most recent first).
+ */
+import type { Fixup, FixupContext } from "../types.js";
+import { EntrySet, isDirectory } from "./tree.js";
+
+/** One `dpkg-divert` record. */
+export interface Diversion {
+  from: string;
+  to: string;
+  pkg: string;
+}
+
+/** `/var/lib/dpkg/diversions` for these diversions, given oldest first (dpkg lists the newest first). */
+export function formatDiversions(diversions: readonly Diversion[]): string {
+  return [...diversions]
+    .reverse()
+    .map((d) => `${d.from}\n${d.to}\n${d.pkg}\n`)
+    .join("");
+}
+
+/** The /bin/sh fix-up. */
+export function binShFixup(): Fixup {
+  return {
+    name: "bin-sh",
+    replaces: "dash postinst (claim_binsh, diversions) and bash postinst (/bin/sh fallback)",
+    async apply(ctx: FixupContext) {
+      const fs = ctx.fs;
+      const set = new EntrySet(fs);
+      const installed = new Set(ctx.packages.map((p) => p.pkg.name));
+      const hasDash = installed.has("dash") && fs.stat("bin/dash") !== undefined;
+      const hasBash = installed.has("bash") && fs.stat("bin/bash") !== undefined;
+      const shPath = set.realTarget("bin/sh");
+      if (hasDash) {
+        set.symlink(shPath, "dash");
+        const diversions: Diversion[] = [{ from: "/bin/sh", to: "/bin/sh.distrib", pkg: "dash" }];
+        if (isDirectory(fs, "usr/share/man/man1")) {
+          set.symlink("usr/share/man/man1/sh.1.gz", "dash.1.gz");
+          diversions.push({ from: "/usr/share/man/man1/sh.1.gz", to: "/usr/share/man/man1/sh.distrib.1.gz", pkg: "dash" });
+        }
+        set.file("var/lib/dpkg/diversions", formatDiversions(diversions));
+      } else if (hasBash && !fs.lstat(shPath)) {
+        set.symlink(shPath, "bash");
+      }
+      return set.result();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The fix-ups that stand in for Debian's maintainer scripts and debootstrap, for bookworm.
+ *
+ * Kiln never runs package scripts: every `.deb` is unpacked into a virtual tree, then these
+ * functions do, exactly and reproducibly, what the scripts would have left behind. The table
+ * below is the study behind them: every `preinst`/`postinst` of the 88 minbase packages (read
+ * from their control archives) and debootstrap's own steps (`/usr/share/debootstrap/functions`,
+ * `scripts/debian-common`), what each does at *first* installation (`configure` with no previous
+ * version — upgrade-only branches never run in an image build), and what Kiln does about it.
+ * Checked against a real `debootstrap --variant=minbase bookworm` of the same packages
+ * (test/rootfs/fixups/).
+ *
+ * | source | effect at first install | Kiln |
+ * | --- | --- | --- |
+ * | debootstrap `merge_usr`, libc6 preinst | `bin sbin lib lib64 -> usr/...` | **merged-usr** |
+ * | debootstrap | `/etc/fstab` "UNCONFIGURED FSTAB", `var/lib/dpkg/cmethopt` | **base-files** |
+ * | debootstrap | `/etc/hostname`, `/etc/resolv.conf` copied from the build host | not made: the container runtime bind-mounts them, and the build host's names must not leak into images |
+ * | debootstrap | `/dev` nodes and links, `/proc` and `/sys` mounts, `/etc/mtab` cleanup | not made: the runtime provides `/dev`, `/proc`, `/sys`; device nodes in a layer break rootless unpacking |
+ * | debootstrap | `ldconfig` in the target; `/etc/localtime -> .../UTC` | **ldconfig**; tzdata replaces the link (**tzdata**) |
+ * | debootstrap | `policy-rc.d`, fake `start-stop-daemon` | not needed: removed at the end, nothing is started |
+ * | debootstrap | `/etc/apt/sources.list` for the mirror | **apt-sources** (`debian.sources`), when the builder passes sources |
+ * | debootstrap | `.deb` cache, `var/lib/apt/lists`, `var/log/{bootstrap,dpkg,alternatives}.log` | not made: caches and logs of the build (size, irreproducible dates); `apt update` fetches lists |
+ * | dpkg itself | `var/lib/dpkg/{status,info/*,triggers/*,available,...}` | **dpkg-database** |
+ * | base-files postinst | `/root/.profile`, `/root/.bashrc`, `/etc/profile`, `/etc/motd`; `/mnt /srv /opt /media /etc/opt /var/opt`, `/var/mail` (2775 mail), `/run/lock` (1777), `var/spool/mail -> ../mail`, `var/run -> /run`, `var/lock -> /run/lock`, `/usr/local/*`, `usr/local/man -> share/man`, `/var/log/{wtmp,btmp,lastlog}` (utmp), `/usr/share/info/dir`, `etc/dpkg/origins/default -> debian` | **base-files** (and `/tmp` 1777) |
+ * | base-passwd preinst/postinst | `/etc/passwd`, `/etc/group` from the master files (update-passwd only on upgrade) | **accounts** |
+ * | passwd postinst | `groupadd -g 42 shadow` (already in group.master), `shadowconfig on` | **accounts**: `/etc/shadow`, `/etc/gshadow`, `x` in passwd/group, `lastchg` from the build clock |
+ * | passwd postinst | `systemd-tmpfiles --create passwd.conf` | not needed: only when systemd-tmpfiles exists (not in minbase) |
+ * | apt postinst | `adduser --system _apt` unless present | nothing to do: `_apt` (uid 42) is in base-passwd's master file |
+ * | apt, dpkg, e2fsprogs, util-linux postinsts | `deb-systemd-helper` enablement of timers (`apt-daily*`, `dpkg-db-backup`, `e2scrub*`, `fstrim`) | not made: no systemd in the image; a user adding systemd enables units themselves |
+ * | util-linux-extra postinst | `update-rc.d hwclock.sh defaults` (`/etc/rc{0,6,S}.d` links) | not made: no init system in a container image; left to the user (a VM image needs it) |
+ * | bash postinst | `/bin/sh -> bash` if missing; alternative `builtins.7.gz`; `update-menus` if installed | **bin-sh**, **alternatives**; menus: not installed |
+ * | dash postinst | diverts `/bin/sh` and `sh.1.gz` to `*.distrib`, links `/bin/sh -> dash` | **bin-sh** (`var/lib/dpkg/diversions`) |
+ * | debianutils postinst + file trigger | `/etc/shells` from the template, `update-shells` (shells.d of bash, dash), alternative `which` | **shells**, **alternatives** |
+ * | mawk, tar, util-linux postinsts | alternatives `awk` (+`nawk`, man pages), `rmt`, `pager` | **alternatives** |
+ * | libc-bin postinst + `ldconfig` trigger | `/etc/nsswitch.conf` from the default; `ldconfig` | **nsswitch**, **ldconfig** |
+ * | libc6 preinst/postinst | kernel version check, `/etc/ld.so.nohwcap` created then removed, service restarts and `telinit u` on upgrade | not needed: net no-op in a new image; the build host's kernel is irrelevant |
+ * | libpam-modules postinst | `/etc/security/opasswd` (0600), `/etc/environment` | **login-files** |
+ * | libpam-runtime postinst | `pam-auth-update --package --force`: `/etc/pam.d/common-*`, `/var/lib/pam/*` | **pam-auth-update** |
+ * | login postinst | `/var/log/faillog`, `/etc/subuid`, `/etc/subgid` | **login-files** |
+ * | tzdata postinst (debconf unattended) | `/etc/localtime -> /usr/share/zoneinfo/Etc/UTC`, `/etc/timezone` | **tzdata** |
+ * | debconf postinst, `*.templates`, `config` scripts | debconf's databases under `/var/cache/debconf` | not made: debconf creates them on first use, and `dpkg-reconfigure` reloads templates from `info/`; preseeding is left to the user |
+ * | coreutils postinst | `/usr/bin/touch -> /bin/touch` if missing | not needed: on merged /usr it exists |
+ * | usr-is-merged preinst/postinst | refuses an unmerged system; cleanups on upgrade | guaranteed by **merged-usr** |
+ * | adduser, apt, debian-archive-keyring, dpkg, e2fsprogs, init-system-helpers, libgcrypt20, libpam0g, login, passwd, perl-base, tzdata | `dpkg-maintscript-helper` (rm_conffile, dir_to_symlink, symlink_to_dir), keyring/update-passwd/initramfs/service work | not needed: these only act when upgrading from an older version |
+ * | packages outside minbase | `update-alternatives` with computed arguments, `adduser`/`useradd`, `add-shell` | alternatives and add-shell replayed when their words are static; the rest reported through `warn` and left to the user |
+ * | shadow tools, ldconfig | `passwd-`, `group-`, `.pwd.lock`, `var/cache/ldconfig/aux-cache`, `run/mount` | not made: backups, locks and caches of a live system |
+ *
+ * Contract note for the builder: a fix-up result may list in `remove` the children of a
+ * directory it replaces by a symlink (`var/run`) and, in `entries`, that symlink; removals must
+ * be applied before entries. Entries are listed parents first; their paths are real paths (no
+ * symlink in a parent).
+ */
+import type { Fixup } from "../types.js";
+import { accountsFixup } from "./accounts.js";
+import { alternativesFixup } from "./alternatives.js";
+import { aptSourcesFixup } from "./apt-sources.js";
+import { baseFilesFixup } from "./base-files.js";
+import { binShFixup } from "./bin-sh.js";
+import { dpkgDatabaseFixup } from "./dpkg-database.js";
+import { ldconfigFixup } from "./ldconfig.js";
+import { loginFilesFixup } from "./login.js";
+import { mergedUsrFixup } from "./merged-usr.js";
+import { nsswitchFixup } from "./nsswitch.js";
+import type { FixupOptions } from "./options.js";
+import { pamAuthUpdateFixup } from "./pam-auth-update.js";
+import { shellsFixup } from "./shells.js";
+import { tzdataFixup } from "./tzdata.js";
+
+export type { AptSource, FixupOptions } from "./options.js";
+export { accountsFixup } from "./accounts.js";
+export { alternativesFixup } from "./alternatives.js";
+export { aptSourcesFixup } from "./apt-sources.js";
+export { baseFilesFixup } from "./base-files.js";
+export { binShFixup } from "./bin-sh.js";
+export { dpkgDatabaseFixup } from "./dpkg-database.js";
+export { ldconfigFixup } from "./ldconfig.js";
+export { loginFilesFixup } from "./login.js";
+export { mergedUsrFixup } from "./merged-usr.js";
+export { nsswitchFixup } from "./nsswitch.js";
+export { pamAuthUpdateFixup } from "./pam-auth-update.js";
+export { shellsFixup } from "./shells.js";
+export { tzdataFixup } from "./tzdata.js";
+
+/**
+ * The fix-ups for a Debian 12 (bookworm) image, in the order the builder must apply them (each
+ * sees the tree the previous ones left): the layout first, accounts before anything that looks
+ * up a group, the link farms before `ldconfig` scans them, the dpkg database last so that its
+ * conffile hashes see the final bytes.
+ */
+export function bookwormFixups(options: FixupOptions = {}): Fixup[] {
+  return [
+    mergedUsrFixup(),
+    accountsFixup(),
+    baseFilesFixup(),
+    loginFilesFixup(),
+    nsswitchFixup(),
+    tzdataFixup(),
+    binShFixup(),
+    shellsFixup(options),
+    alternativesFixup(options),
+    pamAuthUpdateFixup(),
+    aptSourcesFixup(options),
+    ldconfigFixup(options),
+    dpkgDatabaseFixup(options),
+  ];
+}
