@@ -1,0 +1,318 @@
+/**
+ * Unpacking `.deb` files for the rootfs: each package's data.tar is streamed once into a
+ * sequential content file on disk (md5 of every file computed in the same pass) and described by
+ * a manifest; a later build of the same `.deb` (same sha256) reads the manifest and never
+ * decompresses it again. Recording into a {@link Rootfs} happens in install order, while the
+ * next packages are still decompressing.
+ *
+ * Cache layout (one directory per `.deb`, named by its sha256; both files appear by rename, the
+ * content first, so a manifest is never visible before the bytes it points into):
+ *
+ *     <cacheDir>/unpacked/
+ *       <sha256 of the .deb>/
+ *         content        every regular file's bytes, back to back, in archive order
+ *         manifest.json  control fields and members, entries with metadata, offsets, md5
+ */
+import { randomBytes, createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { KilnError } from "../domain/errors.js";
+import { openDeb, sha256File, type DebPackage, type XzDecoder } from "../debian/deb.js";
+import { ControlParagraph } from "../debian/deb-control.js";
+import { binaryPackageFromControl } from "../debian/deb-package.js";
+import type { BinaryPackage, Paragraph } from "../debian/types.js";
+import { ContentFile, type RangeContent } from "./content.js";
+import { normaliseArchivePath, UnsafePathError } from "./paths.js";
+import type { Rootfs } from "./rootfs.js";
+import type { InstalledPackage, NodeType } from "./types.js";
+
+/** Bump when the manifest's meaning changes: older cache entries are then unpacked again. */
+export const MANIFEST_FORMAT = 1;
+
+/** One entry of a package's data.tar, as recorded in its manifest. */
+export interface ManifestEntry {
+  /** Normalised path as shipped (`bin/bash`, `""` for the archive's `./`). */
+  path: string;
+  type: NodeType;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Symlink target (verbatim), or a hard link's target as a normalised shipped path. */
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  /** Regular files: size, offset in the content file, md5 (hex). */
+  size?: number;
+  offset?: number;
+  md5?: string;
+}
+
+/** The on-disk manifest of one unpacked `.deb`. */
+interface ManifestFile {
+  format: number;
+  sha256: string;
+  debSize: number;
+  /** ar mtime of the package, seconds. */
+  date: number;
+  dataMember: string;
+  control: Array<[string, string]>;
+  /** Control members other than `control`, base64. */
+  controlFiles: Record<string, string>;
+  contentSize: number;
+  entries: ManifestEntry[];
+}
+
+/** An unpacked package, ready to be recorded into a tree. */
+export interface UnpackedPackage {
+  /** sha256 (hex) of the `.deb`: the cache key. */
+  sha256: string;
+  /** The `.deb` it came from. */
+  debPath: string;
+  debSize: number;
+  /** The package as its control file describes it. */
+  control: Paragraph;
+  controlFiles: ReadonlyMap<string, Buffer>;
+  /** The package's build date (ar mtime), for the build clock. */
+  date: Date;
+  /** Data entries in archive order. */
+  entries: readonly ManifestEntry[];
+  /** Content of every regular file entry, by index in {@link entries}. */
+  content(index: number): RangeContent;
+  /** True when this came from the manifest cache (nothing was decompressed). */
+  fromCache: boolean;
+}
+
+/** Where a package comes from. */
+export interface PackageSource {
+  /** Path of the `.deb`. */
+  deb: string;
+  /** What the index says about it; derived from its control file when absent. */
+  pkg?: BinaryPackage;
+  /** sha256 (hex) of the `.deb` when already known and verified (saves hashing it again). */
+  sha256?: string;
+}
+
+export interface UnpackOptions {
+  /** Root of Kiln's work cache; manifests and content go under `<cacheDir>/unpacked/`. */
+  cacheDir: string;
+  /** Decompress even when a manifest exists (the fresh result replaces it). */
+  noCache?: boolean;
+  xz?: XzDecoder;
+  signal?: AbortSignal;
+}
+
+function unsafe(pkgName: string, name: string, why: string): KilnError {
+  return new KilnError("unsafeArchive", `${pkgName}: entry ${JSON.stringify(name)} ${why}`);
+}
+
+function packageDir(cacheDir: string, sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new KilnError("badRequest", `"${sha256}" is not a sha256`);
+  return path.join(cacheDir, "unpacked", sha256);
+}
+
+function fromManifest(m: ManifestFile, debPath: string, dir: string, fromCache: boolean): UnpackedPackage {
+  const file = new ContentFile(path.join(dir, "content"));
+  const entries = m.entries;
+  return {
+    sha256: m.sha256,
+    debPath,
+    debSize: m.debSize,
+    control: new ControlParagraph(m.control),
+    controlFiles: new Map(Object.entries(m.controlFiles).map(([k, v]) => [k, Buffer.from(v, "base64")])),
+    date: new Date(m.date * 1000),
+    entries,
+    content(index: number): RangeContent {
+      const e = entries[index];
+      if (!e || e.type !== "file") throw new Error(`entry ${index} of ${debPath} is not a regular file`);
+      return file.range(e.offset!, e.size!, e.md5);
+    },
+    fromCache,
+  };
+}
+
+async function readManifest(dir: string, sha256: string): Promise<ManifestFile | undefined> {
+  let m: ManifestFile;
+  try {
+    m = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as ManifestFile;
+  } catch {
+    return undefined;
+  }
+  if (m.format !== MANIFEST_FORMAT || m.sha256 !== sha256 || !Array.isArray(m.entries)) return undefined;
+  // A content file of the wrong size (disk trouble, someone's cleanup) means decompressing again.
+  const size = await stat(path.join(dir, "content")).then((s) => s.size, () => -1);
+  return size === m.contentSize ? m : undefined;
+}
+
+/**
+ * Streams the data member of `deb` into a new content file and manifest under `dir`, checking
+ * every name on the way. Throws `unsafeArchive` for a hostile entry, leaving nothing behind.
+ */
+async function extract(deb: DebPackage, sha256: string, dir: string, options: UnpackOptions): Promise<ManifestFile> {
+  const pkgName = deb.control.get("Package") ?? path.basename(deb.path);
+  await mkdir(dir, { recursive: true });
+  const tag = `${process.pid}-${randomBytes(6).toString("hex")}`;
+  const tmpContent = path.join(dir, `content.tmp-${tag}`);
+  const tmpManifest = path.join(dir, `manifest.json.tmp-${tag}`);
+  const out = createWriteStream(tmpContent, { highWaterMark: 1 << 20 });
+  const outError = new Promise<never>((_, reject) => out.once("error", reject));
+  outError.catch(() => undefined);
+  const entries: ManifestEntry[] = [];
+  const shipped = new Map<string, ManifestEntry>();
+  let offset = 0;
+  try {
+    for await (const e of deb.dataEntries({ xz: options.xz ?? "auto" })) {
+      if (options.signal?.aborted) throw new KilnError("cancelled", `unpacking ${pkgName} was cancelled`);
+      let p: string;
+      try {
+        p = normaliseArchivePath(e.name);
+      } catch (err) {
+        if (err instanceof UnsafePathError) throw unsafe(pkgName, e.name, err.message);
+        throw err;
+      }
+      const entry: ManifestEntry = { path: p, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid };
+      if (e.type === "symlink") {
+        if (!e.linkname) throw unsafe(pkgName, e.name, "is a symlink without a target");
+        if (e.linkname.includes("\0")) throw unsafe(pkgName, e.name, "has a symlink target with a NUL byte");
+        entry.linkname = e.linkname;
+      } else if (e.type === "hardlink") {
+        let target: string;
+        try {
+          target = normaliseArchivePath(e.linkname ?? "");
+        } catch (err) {
+          if (err instanceof UnsafePathError) throw unsafe(pkgName, e.name, `is a hard link whose target ${err.message}`);
+          throw err;
+        }
+        const first = shipped.get(target);
+        if (!first) throw unsafe(pkgName, e.name, `is a hard link to ${JSON.stringify(e.linkname)}, which is not earlier in the package`);
+        if (first.type !== "file" && first.type !== "hardlink") throw unsafe(pkgName, e.name, `is a hard link to ${JSON.stringify(e.linkname)}, which is not a regular file`);
+        // Links to links point at the first file, so the tree only ever resolves one step.
+        entry.linkname = first.type === "hardlink" ? first.linkname! : target;
+      } else if (e.type === "char" || e.type === "block") {
+        entry.devmajor = e.devmajor ?? 0;
+        entry.devminor = e.devminor ?? 0;
+      } else if (e.type === "file") {
+        const md5 = createHash("md5");
+        let n = 0;
+        for await (const chunk of e.body) {
+          md5.update(chunk);
+          n += chunk.length;
+          if (!out.write(chunk)) await Promise.race([new Promise<void>((resolve) => out.once("drain", () => resolve())), outError]);
+        }
+        if (n !== e.size) throw new KilnError("badRequest", `${deb.path}: entry ${JSON.stringify(e.name)} holds ${n} bytes, its header says ${e.size}`);
+        entry.size = n;
+        entry.offset = offset;
+        entry.md5 = md5.digest("hex");
+        offset += n;
+      }
+      entries.push(entry);
+      shipped.set(p, entry);
+    }
+    await Promise.race([new Promise<void>((resolve) => out.end(resolve)), outError]);
+    const manifest: ManifestFile = {
+      format: MANIFEST_FORMAT,
+      sha256,
+      debSize: deb.size,
+      date: Math.floor(deb.date.getTime() / 1000),
+      dataMember: deb.dataMember.name,
+      control: deb.control.fields.map(([k, v]) => [k, v]),
+      controlFiles: Object.fromEntries([...deb.controlFiles].map(([k, v]) => [k, v.toString("base64")])),
+      contentSize: offset,
+      entries,
+    };
+    await writeFile(tmpManifest, JSON.stringify(manifest));
+    // Content first: a manifest must never point into bytes that are not there yet.
+    await rename(tmpContent, path.join(dir, "content"));
+    await rename(tmpManifest, path.join(dir, "manifest.json"));
+    return manifest;
+  } catch (err) {
+    out.destroy();
+    await unlink(tmpContent).catch(() => undefined);
+    await unlink(tmpManifest).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Unpacks one `.deb` into the cache (or finds it there) without touching any tree.
+ *
+ * @throws KilnError `unsafeArchive` for a hostile entry, `badRequest` for a malformed package.
+ */
+export async function extractPackage(source: PackageSource, options: UnpackOptions): Promise<UnpackedPackage> {
+  if (options.signal?.aborted) throw new KilnError("cancelled", `unpacking ${source.deb} was cancelled`);
+  const sha256 = source.sha256 ?? source.pkg?.sha256 ?? (await sha256File(source.deb));
+  const dir = packageDir(options.cacheDir, sha256);
+  if (!options.noCache) {
+    const cached = await readManifest(dir, sha256);
+    if (cached) return fromManifest(cached, source.deb, dir, true);
+  }
+  const deb = await openDeb(source.deb);
+  const manifest = await extract(deb, sha256, dir, options);
+  return fromManifest(manifest, source.deb, dir, false);
+}
+
+/** The package an unpacked `.deb` describes, when the caller has no index entry for it. */
+export function describeUnpacked(u: UnpackedPackage): BinaryPackage {
+  try {
+    return binaryPackageFromControl(u.control, { sha256: u.sha256, size: u.debSize });
+  } catch (err) {
+    throw new KilnError("badRequest", `${u.debPath}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Unpacks one package into `rootfs` (see {@link unpackPackages}). */
+export async function unpackPackage(rootfs: Rootfs, source: PackageSource, options: UnpackOptions): Promise<InstalledPackage> {
+  const u = await extractPackage(source, options);
+  return rootfs.install(u, source.pkg ?? describeUnpacked(u));
+}
+
+/**
+ * Unpacks packages into `rootfs` in the order given. Up to `concurrency` packages decompress at
+ * once (default 2), but each is recorded into the tree only after every package before it, so
+ * overwrites between packages are decided exactly as a sequential install would. On the first
+ * failure no further package is recorded, the ones in flight are awaited, and the error is thrown;
+ * packages recorded before it stay in the tree.
+ */
+export async function unpackPackages(
+  rootfs: Rootfs,
+  sources: readonly PackageSource[],
+  options: UnpackOptions & { concurrency?: number; onInstalled?: (pkg: InstalledPackage, unpacked: UnpackedPackage) => void },
+): Promise<UnpackedPackage[]> {
+  const concurrency = Math.max(1, options.concurrency ?? 2);
+  const results: Array<Promise<UnpackedPackage>> = new Array(sources.length);
+  let next = 0;
+  let failed = false;
+  const slotFreed: Array<() => void> = [];
+  let running = 0;
+
+  // Starts extractions while slots are free; each finished one frees its slot.
+  const pump = (): void => {
+    while (!failed && running < concurrency && next < sources.length) {
+      const i = next++;
+      running++;
+      results[i] = extractPackage(sources[i]!, options).finally(() => {
+        running--;
+        slotFreed.shift()?.();
+        pump();
+      });
+      results[i]!.catch(() => undefined);
+    }
+  };
+  pump();
+
+  const done: UnpackedPackage[] = [];
+  try {
+    for (let i = 0; i < sources.length; i++) {
+      while (results[i] === undefined) await new Promise<void>((resolve) => slotFreed.push(resolve));
+      const u = await results[i]!;
+      const installed = rootfs.install(u, sources[i]!.pkg ?? describeUnpacked(u));
+      done.push(u);
+      options.onInstalled?.(installed, u);
+    }
+    return done;
+  } catch (err) {
+    failed = true;
+    await Promise.allSettled(results.filter((r) => r !== undefined));
+    throw err;
+  }
+}
