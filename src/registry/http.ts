@@ -1,0 +1,231 @@
+/**
+ * One HTTP exchange with a registry over `node:http(s)`: request bodies are streamed with an exact
+ * `Content-Length` (some registries refuse chunked transfer encoding), response bodies are read
+ * up to a bound, a stalled connection times out, and an `AbortSignal` tears the exchange down at
+ * once. We use `node:http` rather than `fetch` for the exact `Content-Length` on a streamed body,
+ * per-socket idle timeouts and byte-level progress on the request body.
+ */
+import http, { type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import https from "node:https";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { KilnError } from "../domain/errors.js";
+import { cancelledError } from "./retry.js";
+import { RegistryError } from "./errors.js";
+
+/** A request body: bytes in memory, or a stream opened (again) for each try. */
+export type RequestBody = Buffer | { length: number; open: () => Readable };
+
+/** One request. */
+export interface Exchange {
+  method: string;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  signal?: AbortSignal;
+  /** Response bytes kept; the rest of a longer body is discarded (and its connection closed). */
+  maxResponseBytes: number;
+  /** Called with each count of request-body bytes handed to the socket. */
+  onBodyBytes?: (n: number) => void;
+}
+
+/** What came back. */
+export interface ExchangeResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** True when the body was longer than `maxResponseBytes`. */
+  truncated: boolean;
+}
+
+/** Transport settings. */
+export interface TransportOptions {
+  /** The registry's name, for messages. */
+  registry: string;
+  /** A connection with no traffic either way for this long fails (retryably). */
+  idleTimeoutMs: number;
+  /** Establishing a connection (TCP and TLS) may take this long. */
+  connectTimeoutMs: number;
+  /** Extra trusted CA certificates (PEM) for a registry with a private CA; TLS is always verified. */
+  ca?: string | Buffer;
+  userAgent: string;
+  /** Sockets per host; enough for the blobs uploaded in parallel plus token and HEAD requests. */
+  maxSockets: number;
+}
+
+/** Errors of the socket layer that a new try may not meet. */
+const TRANSIENT_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+]);
+
+class Timeout extends Error {
+  readonly code = "ETIMEDOUT";
+}
+
+/** Counts request-body bytes on their way to the socket. */
+class ByteMeter extends Transform {
+  constructor(private readonly onBytes: ((n: number) => void) | undefined) {
+    super({ highWaterMark: 1 << 20 });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.onBytes?.(chunk.length);
+    cb(null, chunk);
+  }
+}
+
+/** HTTP(S) with keep-alive agents per client; `close()` drops every idle socket. */
+export class HttpTransport {
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  /** Requests sent (every try counts), for diagnostics and tests. */
+  requests = 0;
+
+  constructor(private readonly options: TransportOptions) {
+    const common = { keepAlive: true, maxSockets: options.maxSockets, scheduling: "lifo" as const };
+    this.httpAgent = new http.Agent(common);
+    this.httpsAgent = new https.Agent({ ...common, rejectUnauthorized: true, ...(options.ca ? { ca: options.ca } : {}) });
+  }
+
+  /** Sends one request and reads its answer; rejects with a retryable {@link RegistryError} on a network failure. */
+  send(ex: Exchange): Promise<ExchangeResult> {
+    const { signal } = ex;
+    if (signal?.aborted) return Promise.reject(cancelledError(signal));
+    const isHttps = ex.url.protocol === "https:";
+    const headers: Record<string, string> = { "user-agent": this.options.userAgent, ...ex.headers };
+    const body = ex.body;
+    if (body !== undefined) headers["content-length"] = String(Buffer.isBuffer(body) ? body.length : body.length);
+    else if (ex.method === "PUT" || ex.method === "POST" || ex.method === "PATCH") headers["content-length"] = "0";
+    this.requests++;
+
+    return new Promise<ExchangeResult>((resolve, reject) => {
+      let settled = false;
+      let connectTimer: NodeJS.Timeout | undefined;
+      let source: Readable | undefined;
+      let meter: ByteMeter | undefined;
+      const stopSending = (): void => {
+        if (source) {
+          source.unpipe();
+          source.destroy();
+        }
+        if (meter) {
+          meter.unpipe();
+          meter.destroy();
+        }
+      };
+      const finish = (err: unknown, result?: ExchangeResult): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(connectTimer);
+        signal?.removeEventListener("abort", onAbort);
+        if (err === undefined) resolve(result!);
+        else {
+          stopSending();
+          req.destroy();
+          reject(this.translate(err, ex));
+        }
+      };
+      const onAbort = (): void => finish(cancelledError(signal));
+
+      const req = (isHttps ? https : http).request(ex.url, {
+        method: ex.method,
+        headers,
+        agent: isHttps ? this.httpsAgent : this.httpAgent,
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      req.setTimeout(this.options.idleTimeoutMs, () => req.destroy(new Timeout(`no traffic for ${this.options.idleTimeoutMs} ms`)));
+      req.on("socket", (socket) => {
+        if (!socket.connecting) return;
+        connectTimer = setTimeout(() => req.destroy(new Timeout(`no connection within ${this.options.connectTimeoutMs} ms`)), this.options.connectTimeoutMs);
+        socket.once(isHttps ? "secureConnect" : "connect", () => clearTimeout(connectTimer));
+      });
+      req.on("error", (err) => finish(err));
+      req.on("response", (res) => {
+        // An early answer (a 401 before the whole body went out): stop sending; the socket is
+        // not reused since the server did not read what it was sent.
+        const bodySent = req.writableFinished;
+        if (!bodySent) stopSending();
+        readBounded(res, ex.maxResponseBytes).then(
+          ({ body: data, truncated }) => {
+            if (truncated || !bodySent) req.destroy();
+            finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: data, truncated });
+          },
+          (err) => finish(err),
+        );
+      });
+
+      if (body === undefined) req.end();
+      else if (Buffer.isBuffer(body)) {
+        ex.onBodyBytes?.(body.length);
+        req.end(body);
+      } else {
+        try {
+          source = body.open();
+        } catch (err) {
+          finish(err);
+          return;
+        }
+        meter = new ByteMeter(ex.onBodyBytes);
+        // A failing source (a corrupt blob, a read error) fails the request with its own error.
+        source.on("error", (err) => finish(err));
+        meter.on("error", (err) => finish(err));
+        source.pipe(meter).pipe(req);
+      }
+    });
+  }
+
+  /** Drops idle keep-alive sockets (in-flight exchanges are not affected). */
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private translate(err: unknown, ex: Exchange): unknown {
+    if (err instanceof KilnError) return err;
+    const code = (err as { code?: unknown }).code;
+    const registry = this.options.registry;
+    const where = ex.url.host === registry ? registry : `${registry} (${ex.url.host})`;
+    if (typeof code === "string" && (code.startsWith("ERR_TLS") || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code))) {
+      return new RegistryError(`the TLS certificate of ${where} cannot be verified (${code})`, { registry, retryable: false, cause: err });
+    }
+    if (code === "ENOTFOUND") {
+      return new RegistryError(`the registry host ${where} is unknown (DNS lookup failed)`, { registry, retryable: false, cause: err });
+    }
+    const transient = typeof code === "string" && TRANSIENT_CODES.has(code);
+    const reason = err instanceof Timeout ? err.message : typeof code === "string" ? code : err instanceof Error ? err.message : String(err);
+    return new RegistryError(`cannot reach ${where}: ${reason}`, { registry, retryable: transient || err instanceof Timeout || code === undefined, cause: err });
+  }
+}
+
+/** Reads at most `max` bytes of a response; drains (or drops) the rest. */
+function readBounded(res: IncomingMessage, max: number): Promise<{ body: Buffer; truncated: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let truncated = false;
+    res.on("data", (chunk: Buffer) => {
+      if (truncated) return;
+      if (size + chunk.length > max) {
+        chunks.push(chunk.subarray(0, max - size));
+        size = max;
+        truncated = true;
+        // Nothing more is wanted from a hostile or huge body: stop reading it.
+        res.destroy();
+        resolve({ body: Buffer.concat(chunks), truncated });
+        return;
+      }
+      chunks.push(chunk);
+      size += chunk.length;
+    });
+    res.once("end", () => resolve({ body: Buffer.concat(chunks), truncated }));
+    res.once("error", (err) => (truncated ? undefined : reject(err)));
+    res.once("aborted", () => (truncated ? undefined : reject(Object.assign(new Error("the connection closed mid-answer"), { code: "ECONNRESET" }))));
+  });
+}
