@@ -7,7 +7,8 @@
  *
  * It reports: our tar encoder vs tar-stream's pack (tar only, hashed, no gzip); one layer at
  * several gzip levels; the whole tree split into 10 layers written concurrently (the builder's
- * case) at the default level; and `tar | gzip` of the same tree as an anchor.
+ * case) at the default level; `tar | gzip` of the same tree as an anchor; and the docker-archive
+ * writers (plain, gzip as one stream, gzip as parallel members).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -18,8 +19,11 @@ import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { pack } from "tar-stream";
 import { BlobStore } from "../src/blobs/blob-store.js";
+import { writeDockerArchive, writeDockerArchiveGzip } from "../src/oci/docker-archive.js";
+import { assembleImage } from "../src/oci/image.js";
 import { DEFAULT_GZIP_LEVEL, writeLayer } from "../src/oci/layer.js";
 import { planTar, tarChunks } from "../src/oci/tar.js";
+import type { Layer } from "../src/oci/types.js";
 import { bufferContent, type FsEntry } from "../src/rootfs/types.js";
 
 const ROOT = process.cwd();
@@ -136,10 +140,12 @@ async function main(): Promise<void> {
   const storeDir = path.join(scratch, "blobs");
   rmSync(storeDir, { recursive: true, force: true });
   const blobs = BlobStore.open(storeDir);
-  for (const level of [1, 2, 4, 6, 9]) {
+  for (const level of [1, 2, 3, 4, 5, 6, 9]) {
     const t = performance.now();
+    const cpu0 = process.cpuUsage();
     const layer = await writeLayer(entries, blobs, { clock, gzipLevel: level, createdBy: "bench" });
-    console.log(`one layer, gzip ${level}: ${ms(t)}, ${(layer.size / 1e6).toFixed(2)} MB from ${(layer.uncompressedSize / 1e6).toFixed(1)} MB`);
+    const cpu = process.cpuUsage(cpu0);
+    console.log(`one layer, gzip ${level}: ${ms(t)} wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU, ${(layer.size / 1e6).toFixed(2)} MB from ${(layer.uncompressedSize / 1e6).toFixed(1)} MB`);
   }
 
   // The builder's case: 10 layers written at once, each with the parents it needs.
@@ -150,11 +156,36 @@ async function main(): Promise<void> {
   });
   for (const e of entries) if (e.type === "hardlink") groups[0]!.push(byPath.get(e.linkname!)!);
   const unique = groups.map((g) => [...new Map(g.map((e) => [e.path, e])).values()]);
+  let layers: Layer[] = [];
   for (let round = 0; round < 2; round++) {
     const t = performance.now();
-    const layers = await Promise.all(unique.map((g, i) => writeLayer(g, blobs, { clock, createdBy: `part ${i}`, ancestors: (p) => byPath.get(p) })));
+    const cpu0 = process.cpuUsage();
+    layers = await Promise.all(unique.map((g, i) => writeLayer(g, blobs, { clock, createdBy: `part ${i}`, ancestors: (p) => byPath.get(p) })));
+    const cpu = process.cpuUsage(cpu0);
     const total = layers.reduce((s, l) => s + l.size, 0);
-    console.log(`10 layers concurrently, gzip ${DEFAULT_GZIP_LEVEL}: ${ms(t)}, ${(total / 1e6).toFixed(2)} MB`);
+    console.log(`10 layers concurrently, gzip ${DEFAULT_GZIP_LEVEL}: ${ms(t)} wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU, ${(total / 1e6).toFixed(2)} MB`);
+  }
+
+  const image = await assembleImage(layers, { architecture: "amd64", config: {}, clock, blobs });
+  const counting = (): Writable & { bytes: number } => {
+    const w = new Writable({
+      write(c: Buffer, _e, cb) {
+        w.bytes += c.length;
+        cb();
+      },
+    }) as Writable & { bytes: number };
+    w.bytes = 0;
+    return w;
+  };
+  for (const [name, write] of [
+    ["docker-archive, plain", (out: Writable) => writeDockerArchive(out, image, blobs, { repoTags: ["kiln/bench:1"] })],
+    [`docker-archive .tar.gz, one gzip stream`, (out: Writable) => writeDockerArchiveGzip(out, image, blobs, { parallelism: 0 })],
+    [`docker-archive .tar.gz, parallel members`, (out: Writable) => writeDockerArchiveGzip(out, image, blobs, {})],
+  ] as const) {
+    const out = counting();
+    const t = performance.now();
+    await write(out);
+    console.log(`${name}: ${ms(t)}, ${(out.bytes / 1e6).toFixed(2)} MB`);
   }
 
   const t = performance.now();

@@ -175,7 +175,7 @@ async function* parallelGzip(chunks: AsyncIterable<Buffer>, level: number, paral
 
 /**
  * Streams `image` as a gzip-compressed docker-archive (`.tar.gz`) into `out`, then ends it. By
- * default the gzip is written as members compressed in parallel (see `bench/RESULTS.md`: one
+ * default the gzip is written as members compressed in parallel (see `bench/oci-results.md`: one
  * zlib stream is the bottleneck of this path on two cores); `parallelism: 0` writes a single
  * member instead.
  */

@@ -18,11 +18,12 @@ import { tarChunks } from "./tar.js";
 import type { Layer } from "./types.js";
 
 /**
- * Default gzip level. Measured on the bookworm minbase tree (119 MB of tar, `bench/oci-layer.ts`,
- * numbers in `bench/RESULTS.md`): level 1 gives 52.4 MB in 1.30 s of CPU, level 4 49.6 MB in
- * 1.56 s, level 6 (zlib's default) 48.7 MB in 2.55 s, level 9 48.6 MB in 8.1 s. Level 4 keeps
- * 98% of level 6's gain over level 1 for 60% of its CPU, which keeps the writer well inside the
- * build's 4 s budget on two cores while the image stays within 2% of the default's size.
+ * Default gzip level, chosen by measurement on the bookworm minbase tree (118 MB of tar, one
+ * layer, `bench/oci-layer.ts`, figures in `bench/oci-results.md`; CPU of the whole writeLayer,
+ * hashing included): level 1 gives 52.6 MB for 2.07 s, level 4 49.9 MB for 2.26 s, level 6
+ * (zlib's default) 49.0 MB for 3.19 s, level 9 48.9 MB for 8.95 s. Level 4 gets 70% of what
+ * level 9 saves over level 1 for 9% more CPU than level 1; level 6 would add 40% CPU for 2%
+ * smaller layers, in a build whose whole budget is 4 s on two cores.
  */
 export const DEFAULT_GZIP_LEVEL = 4;
 

@@ -2,10 +2,12 @@
  * Deterministic tar writing of {@link FsEntry} lists: the byte stream depends only on the set of
  * entries, their contents and the clock — never on input order, the host, the user or the time.
  *
- * Why our own ustar encoder rather than tar-stream's `pack`: tar-stream writes `uname`/`gname`
- * and its own PAX choices, cannot express "PAX only when needed", and pushes every header and
- * content chunk through a stream of its own; `bench/oci-tar.ts` measured it 2-3x slower on the
- * minbase tree (see `bench/RESULTS.md`). The format is small enough to own:
+ * Why our own ustar encoder rather than tar-stream's `pack`: on the minbase tree both write the
+ * 118 MB tar in about the same time (`bench/oci-layer.ts`, figures in `bench/oci-results.md`;
+ * the cost is sha256, not headers), so speed does not decide. Control does: tar-stream fills
+ * `uname`/`gname` when given, has its own rules for when to emit PAX (none for big uids or
+ * non-ASCII names), and cannot cut its output into fixed-size chunks. Owning the ~150 lines of
+ * format gives exactly this:
  *
  * - entries sorted by path, compared component by component in byte order (so a directory always
  *   precedes its contents, and `a/b` sorts before `a-b`);
