@@ -26,8 +26,10 @@ export const TOKEN_ISSUER = "kiln-test-issuer";
 /** Options of {@link startRegistry}. */
 export interface RegistryOptions {
   auth?: "none" | "htpasswd" | "token";
-  /** Accounts (htpasswd and token modes). */
+  /** Accounts (htpasswd and token modes); in token mode, user `*` accepts any name with its password. */
   users?: Record<string, string>;
+  /** `storage.delete.enabled` (default true). */
+  deleteEnabled?: boolean;
   /** Token mode: `expires_in` the service announces (seconds). */
   tokenExpiresIn?: number;
   /**
@@ -94,7 +96,9 @@ async function startTokenService(dir: string, users: Record<string, string>, exp
     if (auth?.startsWith("Basic ")) {
       const [user, ...rest] = Buffer.from(auth.slice(6), "base64").toString("utf8").split(":");
       const pass = rest.join(":");
-      if (users[user!] === undefined || users[user!] !== pass) {
+      // "*" stands for OpenShift's rule: any user name, the token as the password.
+      const known = users[user!] ?? users["*"];
+      if (known === undefined || known !== pass) {
         requests.push({ account: user, scopes, status: 401 });
         res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "invalid username or password" }] }));
         return;
@@ -164,7 +168,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     "  filesystem:",
     `    rootdirectory: ${dataDir}`,
     "  delete:",
-    "    enabled: true",
+    `    enabled: ${options.deleteEnabled ?? true}`,
     "  maintenance:",
     "    uploadpurging:",
     "      enabled: false",
