@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -13,7 +13,7 @@ import { writeOciLayout } from "../../src/oci/layout.js";
 import type { BuiltImage } from "../../src/oci/types.js";
 import type { FsEntry } from "../../src/rootfs/types.js";
 import { bufferContent } from "../../src/rootfs/types.js";
-import { collect, patternBytes, run, sampleEntries, scratch, sha256 } from "./fixtures.js";
+import { patternBytes, run, sampleEntries, scratch, sha256 } from "./fixtures.js";
 
 const clock = new Date("2024-03-01T12:00:00Z");
 let work: Awaited<ReturnType<typeof scratch>>;

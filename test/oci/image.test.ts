@@ -1,7 +1,5 @@
-import { createWriteStream } from "node:fs";
-import { lstat, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
+import { lstat, readFile, readdir, readlink } from "node:fs/promises";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { isKilnError } from "../../src/domain/errors.js";
 import { DEFAULT_PATH_ENV, assembleImage } from "../../src/oci/image.js";
@@ -15,6 +13,21 @@ import { LONG_FILE, DEEP_FILE, UNICODE_FILE, collect, run, sampleEntries, scratc
 const clock = new Date("2024-03-01T12:00:00Z");
 const config: ContainerConfig = { Entrypoint: ["/usr/bin/tool"], Cmd: ["--help"], Env: ["LANG=C.UTF-8"], WorkingDir: "/home/user", User: "1000:1000", Labels: { "org.example.b": "2", "org.example.a": "1" } };
 let work: Awaited<ReturnType<typeof scratch>>;
+
+interface ConfigDoc {
+  architecture: string;
+  os: string;
+  created: string;
+  config: { Env: string[]; Entrypoint: string[]; Cmd: string[]; User: string; Labels: Record<string, string> };
+  rootfs: unknown;
+  history: unknown[];
+}
+interface ManifestDoc {
+  mediaType: string;
+  schemaVersion: number;
+  config: unknown;
+  layers: unknown[];
+}
 let layers: Layer[];
 let image: BuiltImage;
 
@@ -39,7 +52,7 @@ afterAll(async () => work.cleanup());
 
 describe("assembleImage", () => {
   test("the config holds architecture, os, created, PATH, entrypoint, diff_ids and one history entry per layer", async () => {
-    const doc = JSON.parse(image.config.toString("utf8")) as Record<string, any>;
+    const doc = JSON.parse(image.config.toString("utf8")) as ConfigDoc;
     expect(doc.architecture).toBe("amd64");
     expect(doc.os).toBe("linux");
     expect(doc.created).toBe("2024-03-01T12:00:00Z");
@@ -67,8 +80,8 @@ describe("assembleImage", () => {
   });
 
   test("both manifests reference the same stored config and layers, with their own media types", async () => {
-    const oci = JSON.parse(image.manifest.toString("utf8")) as Record<string, any>;
-    const docker = JSON.parse(image.dockerManifest.toString("utf8")) as Record<string, any>;
+    const oci = JSON.parse(image.manifest.toString("utf8")) as ManifestDoc;
+    const docker = JSON.parse(image.dockerManifest.toString("utf8")) as ManifestDoc;
     expect(oci.mediaType).toBe(MediaTypes.ociManifest);
     expect(oci.schemaVersion).toBe(2);
     expect(oci.config).toEqual({ mediaType: MediaTypes.ociConfig, digest: image.configDigest, size: image.config.length });
