@@ -178,6 +178,12 @@ async function* parallelGzip(chunks: AsyncIterable<Buffer>, level: number, paral
  * default the gzip is written as members compressed in parallel (see `bench/oci-results.md`: one
  * zlib stream is the bottleneck of this path on two cores); `parallelism: 0` writes a single
  * member instead.
+ *
+ * Readers: `gzip -d`, Python's gzip module and Go's compress/gzip read every member (tested for
+ * the first two; Go is what `docker load` uses to inflate a compressed archive — not tested
+ * here, there is no Docker). skopeo 1.9.3 does *not* read a compressed docker-archive at all,
+ * single- or multi-member: it parses the file as a plain tar ("invalid tar header"); gunzip it
+ * first. (`test/oci/docker-archive.test.ts` pins that behaviour.)
  */
 export async function writeDockerArchiveGzip(out: Writable, image: BuiltImage, blobs: BlobStore, options: DockerArchiveGzipOptions = {}): Promise<void> {
   const level = options.gzipLevel ?? DEFAULT_GZIP_LEVEL;

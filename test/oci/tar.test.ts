@@ -4,7 +4,7 @@ import { Readable } from "node:stream";
 import { extract } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { isKilnError } from "../../src/domain/errors.js";
-import { planTar, tarChunks } from "../../src/oci/tar.js";
+import { encodeHeader, planTar, tarChunks } from "../../src/oci/tar.js";
 import type { FsEntry } from "../../src/rootfs/types.js";
 import { DEEP_DIR, DEEP_FILE, LONG_FILE, LONG_TARGET, UNICODE_DIR, UNICODE_FILE, collect, lyingContent, patternBytes, run, sampleEntries, scratch, shuffled } from "./fixtures.js";
 
@@ -123,6 +123,20 @@ describe("tar writer", () => {
     expect(b.equals(a)).toBe(true);
     expect(c.equals(a)).toBe(false);
     expect(c.length).toBe(a.length);
+  });
+
+  test("a size of 8 GiB or more goes into a PAX size record", () => {
+    const huge = 9 * 2 ** 30;
+    const [t] = planTar([{ path: "huge", type: "file", mode: 0o644, uid: 0, gid: 0, content: { size: huge, open: () => Readable.from([]) } }]);
+    const h = encodeHeader(t!, 0);
+    expect(h.length).toBe(3 * 512);
+    expect(String.fromCharCode(h[156]!)).toBe("x");
+    const records = h.subarray(512, 1024).toString("utf8").replace(/\0+$/, "");
+    expect(records).toBe(`${" size=9663676416\n".length + 2} size=9663676416\n`);
+    expect(h.subarray(1024 + 124, 1024 + 136).toString("ascii")).toBe("00000000000\0");
+    // A small size needs no extended header.
+    const small = encodeHeader(planTar([{ path: "f", type: "file", mode: 0o644, uid: 0, gid: 0, content: { size: 5, open: () => Readable.from([]) } }])[0]!, 0);
+    expect(small.length).toBe(512);
   });
 
   test("big files are streamed in fixed 1 MiB chunks", async () => {
