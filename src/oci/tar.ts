@@ -4,9 +4,9 @@
  *
  * Why our own ustar encoder rather than tar-stream's `pack`: on the minbase tree both write the
  * 118 MB tar in about the same time (`bench/oci-layer.ts`, figures in `bench/oci-results.md`;
- * the cost is sha256, not headers), so speed does not decide. Control does: tar-stream fills
- * `uname`/`gname` when given, has its own rules for when to emit PAX (none for big uids or
- * non-ASCII names), and cannot cut its output into fixed-size chunks. Owning the ~150 lines of
+ * the cost is sha256, not headers), so speed does not decide. Control does: tar-stream 3.x
+ * clamps a uid/gid above 2097151 to 2097151 without a word (no PAX `uid`/`gid` records), decides
+ * PAX use on its own, and cannot cut its output into fixed-size chunks. Owning the ~150 lines of
  * format gives exactly this:
  *
  * - entries sorted by path, compared component by component in byte order (so a directory always
