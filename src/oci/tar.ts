@@ -437,7 +437,13 @@ export async function* tarChunks(entries: readonly FsEntry[], options: TarOption
       const declared = t.entry.content!.size;
       yield* drain();
       // Opened even when empty: the ref must still prove it holds what it declared.
-      const got = yield* copyContent(t.entry.content!.open(), t.path, declared, out, signal);
+      let stream: Readable;
+      try {
+        stream = t.entry.content!.open();
+      } catch (err) {
+        throw new KilnError("buildFailed", `cannot open the content of ${JSON.stringify(t.path)}`, { cause: err });
+      }
+      const got = yield* copyContent(stream, t.path, declared, out, signal);
       if (got !== declared) fail("buildFailed", `the content of ${JSON.stringify(t.path)} has ${got} bytes, but ${declared} were declared`);
       const pad = (BLOCK - (declared % BLOCK)) % BLOCK;
       if (pad) out.zeros(pad);
@@ -455,8 +461,8 @@ async function* copyContent(stream: Readable, path: string, declared: number, ou
   const onAbort = (): void => void stream.destroy(abortError(signal!));
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer | string>) {
-      const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    for await (const chunk of stream as AsyncIterable<Uint8Array | string>) {
+      const buf = Buffer.isBuffer(chunk) ? chunk : typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       got += buf.length;
       if (got > declared) fail("buildFailed", `the content of ${JSON.stringify(path)} is longer than its declared ${declared} bytes`);
       out.write(buf);

@@ -196,6 +196,17 @@ describe("tar writer refuses", () => {
     await expect(collect(tarChunks(entries, { clock }))).rejects.toThrow(message);
   });
 
+  test("a content ref that cannot even open names the path", async () => {
+    const entries: FsEntry[] = [...base(), { ...f("etc/gone"), content: { size: 1, open: () => { throw new Error("ENOENT"); } } }];
+    await expect(collect(tarChunks(entries, { clock }))).rejects.toThrow(/cannot open the content of "etc\/gone"/);
+  });
+
+  test("a content stream of Uint8Array chunks is accepted", async () => {
+    const bytes = new Uint8Array([104, 105, 10]);
+    const tar = await collect(tarChunks([{ ...f("hi"), content: { size: 3, open: () => Readable.from([bytes], { objectMode: true }) } }], { clock }));
+    expect(tar.subarray(512, 515).toString()).toBe("hi\n");
+  });
+
   test("a content stream error names the path and keeps the cause", async () => {
     const entries: FsEntry[] = [...base(), { ...f("etc/broken"), content: { size: 5, open: () => new Readable({ read() { this.destroy(new Error("disk on fire")); } }) } }];
     const err = await collect(tarChunks(entries, { clock })).catch((e: unknown) => e);
