@@ -106,10 +106,9 @@ export function storedLayer(blobs: BlobStore, info: LayerInfo): Layer {
  * both sizes, all computed in that one pass.
  */
 export async function writeLayer(entries: readonly FsEntry[], blobs: BlobStore, options: WriteLayerOptions): Promise<Layer> {
-  const level = options.gzipLevel ?? DEFAULT_GZIP_LEVEL;
-  const gzip = createGzip(gzipOptions(level));
   const { signal } = options;
   if (signal?.aborted) throw new KilnError("cancelled", "the layer write was cancelled", { cause: signal.reason });
+  const gzip = createGzip(gzipOptions(options.gzipLevel ?? DEFAULT_GZIP_LEVEL));
 
   const diffHash = createHash("sha256");
   let uncompressedSize = 0;
