@@ -52,6 +52,7 @@ export class BlobWriter extends Writable {
   private readonly md5: Hash = createHash("md5");
   private written = 0;
   private state: "open" | "committed" | "cancelled" = "open";
+  private cancelling: Promise<void> | undefined;
   private target: import("node:fs").WriteStream | undefined;
   private tempKey: string | undefined;
   private readonly ready: Promise<void>;
@@ -60,7 +61,8 @@ export class BlobWriter extends Writable {
     private readonly driver: StorageDriver,
     private readonly maxSize: number | undefined,
   ) {
-    super({ highWaterMark: 1 << 20 });
+    // Not destroyed on finish: the bytes must stay until commit() or cancel() decides.
+    super({ highWaterMark: 1 << 20, autoDestroy: false });
     this.ready = driver.temp().then((t) => {
       this.target = t.stream;
       this.tempKey = t.tempKey;
@@ -77,7 +79,8 @@ export class BlobWriter extends Writable {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.ready.then(
       () => {
-        if (this.state !== "open") return cb(new Error("blob writer is closed"));
+        // A write that races a cancel is dropped: the blob is being discarded anyway.
+        if (this.state !== "open") return cb();
         this.written += chunk.length;
         if (this.maxSize !== undefined && this.written > this.maxSize) {
           return cb(new KilnError("tooLarge", `the upload exceeds the limit of ${this.maxSize} bytes`));
@@ -139,15 +142,17 @@ export class BlobWriter extends Writable {
   }
 
   /** Drops the temporary object. Safe to call more than once, and after commit (no-op). */
-  async cancel(): Promise<void> {
-    if (this.state !== "open") return;
-    this.state = "cancelled";
-    try {
-      await this.ready;
-    } catch {
-      return;
+  cancel(): Promise<void> {
+    if (this.state === "committed") return Promise.resolve();
+    if (this.state === "open") {
+      this.state = "cancelled";
+      // Every caller waits for the same removal, so "cancelled" means "gone from disk".
+      this.cancelling = this.ready.then(
+        () => this.dropTemp(),
+        () => undefined,
+      );
     }
-    await this.dropTemp();
+    return this.cancelling ?? Promise.resolve();
   }
 
   private async dropTemp(): Promise<void> {
