@@ -10,8 +10,8 @@ import { SORTABLE_FIELDS, openStore } from "../../src/store/store.js";
 import type { ListFamily } from "../../src/store/store.js";
 import type { ArtifactKind, ArtifactRow, BundleRow, NewArtifact, NewBundle, NewUser, Store, UserRow } from "../../src/store/types.js";
 import { childStoreKit } from "./child-process.js";
-import { postgresTarget, sqliteTarget } from "./targets.js";
-import type { StoreTarget, TargetDatabase } from "./targets.js";
+import { postgresTarget, sqliteTarget } from "../helpers/databases.js";
+import type { StoreTarget, TargetDatabase } from "../helpers/databases.js";
 
 /** Rejects with a KilnError of this kind (and, if given, a message matching `message`). */
 async function expectKilnError(p: Promise<unknown>, kind: ErrorKind, message?: RegExp): Promise<void> {

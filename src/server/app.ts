@@ -1,0 +1,183 @@
+/**
+ * The Fastify application factory. Everything it needs comes in through `deps`, so tests build
+ * an app over a temporary data directory and call it with `inject()`, and `kiln serve` builds the
+ * same app over the real configuration.
+ */
+import { randomBytes } from "node:crypto";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { KilnError, fail } from "../domain/errors.js";
+import type { BlobStore } from "../blobs/blob-store.js";
+import type { Store, UserRow } from "../store/types.js";
+import { Authenticator, unauthorized, type Principal } from "./auth.js";
+import type { KilnConfig } from "./config.js";
+import { loadEndpoints, type EndpointSpec } from "./endpoints.js";
+import { sendBody } from "./http.js";
+import type { SecretBox } from "./secrets.js";
+import type { DistributionCatalog } from "./distributions.js";
+import { apiHandlers } from "../api/index.js";
+
+/** What the app is built from. */
+export interface AppDeps {
+  config: KilnConfig;
+  store: Store;
+  blobs: BlobStore;
+  secrets: SecretBox;
+  catalog: DistributionCatalog;
+  /** Pino options, `false` for silence (tests); defaults to JSON logs at `config.logLevel`. */
+  logger?: boolean | Record<string, unknown>;
+  /** Extra services later issues plug in (job queue, publisher); handlers read them from the context. */
+  services?: Record<string, unknown>;
+}
+
+/** What a handler gets besides the request and reply. */
+export interface Call {
+  spec: EndpointSpec;
+  /** The authenticated caller (always set when the endpoint requires authentication). */
+  principal: Principal | undefined;
+  /** The user named by `{uid}` in the path, once the caller may act for them. */
+  owner: UserRow | undefined;
+}
+
+export interface ApiContext extends AppDeps {
+  endpoints: EndpointSpec[];
+  auth: Authenticator;
+  now(): Date;
+}
+
+export type Handler = (req: FastifyRequest, reply: FastifyReply, call: Call) => Promise<unknown>;
+export type HandlerMap = Partial<Record<string, Handler>>;
+
+const SECRET_QUERY_RE = /([?&](?:signature|downloadId|apiKey|password|token)=)[^&#]*/gi;
+
+/** A URL fit for logs and error bodies: secrets in the query are masked. */
+export function redactUrl(url: string): string {
+  return url.replace(SECRET_QUERY_RE, "$1[redacted]");
+}
+
+function requestUri(req: FastifyRequest): string {
+  const q = req.url.indexOf("?");
+  return q < 0 ? req.url : req.url.slice(0, q);
+}
+
+function renderError(req: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return sendBody(req, reply, status, "uforgeError", {
+    statusCode: status,
+    requestMethod: req.method,
+    requestUri: requestUri(req),
+    timestamp: new Date(),
+    localizedErrorMsg: { message, messageId: code },
+  });
+}
+
+/** Maps Fastify's own errors (body limits, bad content types, ...) onto the catalog. */
+function fromFastifyError(err: { code?: string; statusCode?: number; message: string }): KilnError | undefined {
+  switch (err.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new KilnError("tooLarge", "the request body is too large");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new KilnError("unsupportedMediaType", err.message);
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return new KilnError("malformedBody", err.message);
+    default:
+      if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+        return new KilnError(err.statusCode === 404 ? "notFound" : err.statusCode === 413 ? "tooLarge" : err.statusCode === 415 ? "unsupportedMediaType" : "badRequest", err.message);
+      }
+      return undefined;
+  }
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const endpoints = loadEndpoints();
+  const logger =
+    deps.logger === false
+      ? false
+      : {
+          level: deps.config.logLevel,
+          redact: { paths: ["req.headers.authorization", "req.headers.cookie", "headers.authorization"], censor: "[redacted]" },
+          serializers: {
+            req: (req: FastifyRequest) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
+          },
+          ...(typeof deps.logger === "object" ? deps.logger : {}),
+        };
+  let seq = 0;
+  const app = Fastify({
+    logger,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      if (typeof given === "string" && /^[\w.-]{1,64}$/.test(given)) return given;
+      return `${Date.now().toString(36)}-${(++seq).toString(36)}-${randomBytes(3).toString("hex")}`;
+    },
+    requestIdLogLabel: "requestId",
+    disableRequestLogging: false,
+    // Object bodies are read (bounded) by the handlers; uploads stream. See the parser below.
+    bodyLimit: 64 * 1024 ** 4,
+    ignoreTrailingSlash: true,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+  });
+
+  const auth = new Authenticator(deps.store, deps.secrets);
+  const ctx: ApiContext = { ...deps, endpoints, auth, now: () => new Date() };
+
+  // Every body reaches the handler as a stream: object endpoints read it with a limit and decode
+  // XML or JSON themselves (415 for anything else); upload endpoints stream it to the blob store.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("X-Request-Id", req.id);
+  });
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+    const kiln = err instanceof KilnError ? err : fromFastifyError(err);
+    if (kiln) {
+      for (const [k, v] of Object.entries(kiln.headers)) reply.header(k, v);
+      if (kiln.status >= 500) req.log.error({ err }, kiln.message);
+      else req.log.info({ code: kiln.code, status: kiln.status }, kiln.message);
+      return renderError(req, reply, kiln.status, kiln.code, kiln.message);
+    }
+    req.log.error({ err }, "unexpected error");
+    return renderError(req, reply, 500, "InternalError", `internal error (request ${req.id}); the server log has the details`);
+  });
+
+  app.setNotFoundHandler((req, reply) => renderError(req, reply, 404, "NotFound", `no endpoint ${req.method} ${requestUri(req)}`));
+
+  const handlers = apiHandlers(ctx);
+  for (const spec of endpoints) {
+    const handler = handlers[spec.operationId];
+    if (!handler) continue;
+    app.route({
+      method: spec.method,
+      url: spec.route,
+      handler: async (req, reply) => {
+        const call = await authorize(ctx, spec, req);
+        return handler(req, reply, call);
+      },
+    });
+  }
+
+  return app;
+}
+
+/** Authentication, the `{uid}` scope and entitlements, in that order. */
+async function authorize(ctx: ApiContext, spec: EndpointSpec, req: FastifyRequest): Promise<Call> {
+  const principal = await ctx.auth.identify(req);
+  if (!principal && spec.auth) throw unauthorized("authentication required: use HTTP Basic or an API key signature");
+  let owner: UserRow | undefined;
+  const uid = (req.params as Record<string, string | undefined>).uid;
+  if (uid !== undefined && principal) {
+    if (principal.user.login === uid) owner = principal.user;
+    else if (principal.user.admin) owner = await ctx.store.users.getByLogin(uid);
+    // Another user's space is indistinguishable from a missing one.
+    if (!owner) fail("notFound", `no user ${uid}`);
+  }
+  if (principal && spec.entitlements.length > 0 && !principal.user.admin) {
+    const held = new Set(principal.user.entitlements);
+    if (!spec.entitlements.some((e) => held.has(e))) {
+      fail("forbidden", `user ${principal.user.login} lacks the entitlement ${spec.entitlements.join(" or ")} needed for ${spec.operationId}`);
+    }
+  }
+  return { spec, principal, owner };
+}

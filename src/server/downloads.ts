@@ -1,0 +1,121 @@
+/**
+ * File downloads (artifacts now, images later): streamed from the blob store with the headers a
+ * download manager expects — length, attachment name, ETag (sha256), Last-Modified, byte ranges —
+ * and the one-time download keys that open a download without credentials.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { fail } from "../domain/errors.js";
+import type { Store, UserRow } from "../store/types.js";
+import type { Principal } from "./auth.js";
+
+export interface DownloadableFile {
+  /** Local path of the bytes (a blob). */
+  path: string;
+  size: number;
+  /** Hex sha256 of the bytes (the ETag). */
+  sha256: string;
+  fileName: string;
+  lastModified: Date;
+  contentType?: string;
+}
+
+export function hashDownloadKey(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex");
+}
+
+/** A fresh one-time key (144 random bits) for `target`, valid for `ttlMs`. Only its hash is stored. */
+export async function issueDownloadKey(store: Store, userId: number, target: string, ttlMs: number, now = new Date()): Promise<string> {
+  const key = randomBytes(18).toString("base64url");
+  await store.downloadKeys.create({ keyHash: hashDownloadKey(key), userId, target, expiresAt: new Date(now.getTime() + ttlMs) });
+  return key;
+}
+
+/**
+ * Who may download: the owner (or an administrator) with credentials, or anyone holding a valid
+ * one-time `downloadId` for this target — consumed when a GET starts (`consume`); a HEAD, or a
+ * first check before the request is known to succeed, only looks at it.
+ */
+export async function authorizeDownload(
+  store: Store,
+  req: FastifyRequest,
+  principal: Principal | undefined,
+  owner: UserRow,
+  target: string,
+  options: { consume: boolean },
+): Promise<void> {
+  if (principal) {
+    if (principal.user.id !== owner.id && !principal.user.admin) fail("notFound", "no such file");
+    return;
+  }
+  const raw = (req.query as Record<string, string | string[] | undefined>).downloadId;
+  if (raw === undefined || raw === "") fail("unauthorized", "authentication required: use credentials or a downloadId", { headers: { "WWW-Authenticate": 'Basic realm="kiln", charset="UTF-8"' } });
+  if (Array.isArray(raw)) fail("invalidQuery", "downloadId is given more than once");
+  const hash = hashDownloadKey(raw);
+  const now = new Date();
+  const key = options.consume && req.method !== "HEAD" ? await store.downloadKeys.consume(hash, target, now) : await store.downloadKeys.peek(hash, target, now);
+  if (!key || key.userId !== owner.id) {
+    fail("unauthorized", "the downloadId is unknown, already used or expired: ask for a new one", { headers: { "WWW-Authenticate": 'Basic realm="kiln", charset="UTF-8"' } });
+  }
+}
+
+function parseRange(header: string, size: number): { start: number; end: number } | "unsatisfiable" | undefined {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m) return undefined; // Not a single range we understand: answer with the whole file (RFC 9110 allows it).
+  const [, a, b] = m;
+  if (a === "" && b === "") return undefined;
+  let start: number;
+  let end: number;
+  if (a === "") {
+    const suffix = Number(b);
+    if (suffix === 0) return "unsatisfiable";
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(a);
+    end = b === "" ? size - 1 : Math.min(Number(b), size - 1);
+  }
+  if (start >= size || start > end) return "unsatisfiable";
+  return { start, end };
+}
+
+function contentDisposition(fileName: string): string {
+  const ascii = fileName.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(fileName)}`;
+}
+
+/** Streams a file with caching, range and HEAD semantics; the bytes are never buffered. */
+export function sendFile(req: FastifyRequest, reply: FastifyReply, file: DownloadableFile): FastifyReply {
+  const etag = `"${file.sha256}"`;
+  reply.header("ETag", etag);
+  reply.header("Last-Modified", new Date(Math.floor(file.lastModified.getTime() / 1000) * 1000).toUTCString());
+  reply.header("Accept-Ranges", "bytes");
+  reply.header("Content-Disposition", contentDisposition(file.fileName));
+  reply.header("Cache-Control", "private, no-transform");
+  reply.type(file.contentType ?? "application/octet-stream");
+  const inm = req.headers["if-none-match"];
+  if (inm !== undefined && inm.split(",").some((t) => t.trim().replace(/^W\//, "") === etag || t.trim() === "*")) {
+    return reply.code(304).send();
+  }
+  let range: { start: number; end: number } | "unsatisfiable" | undefined;
+  const rangeHeader = req.headers.range;
+  const ifRange = req.headers["if-range"];
+  if (rangeHeader !== undefined && (ifRange === undefined || ifRange === etag)) range = parseRange(rangeHeader, file.size);
+  if (range === "unsatisfiable") {
+    reply.header("Content-Range", `bytes */${file.size}`);
+    fail("rangeNotSatisfiable", `the range "${rangeHeader}" is outside the file's ${file.size} bytes`);
+  }
+  const start = range?.start ?? 0;
+  const end = range?.end ?? file.size - 1;
+  const length = file.size === 0 ? 0 : end - start + 1;
+  reply.header("Content-Length", String(length));
+  if (range) {
+    reply.code(206);
+    reply.header("Content-Range", `bytes ${start}-${end}/${file.size}`);
+  } else reply.code(200);
+  // Fastify's HEAD route keeps our Content-Length only when the payload is a stream.
+  if (req.method === "HEAD" || length === 0) return reply.send(Readable.from([]));
+  return reply.send(createReadStream(file.path, { start, end, highWaterMark: 1 << 20 }));
+}

@@ -1,0 +1,227 @@
+/**
+ * The HTTP conventions every UForge endpoint follows, in one place: content negotiation, reading
+ * a UForge object from a request body, answering with an object (digest as ETag, Last-Modified,
+ * conditional 304), created/no-content answers, and the parsing of ids and search criteria.
+ */
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { KilnError, fail } from "../domain/errors.js";
+import type { ListCriteria } from "../store/types.js";
+import { decode, encode } from "../wire/index.js";
+
+export type WireFormat = "xml" | "json";
+
+/** Largest object body accepted (uploads of file bytes have their own limit). */
+export const OBJECT_BODY_LIMIT = 4 * 1024 * 1024;
+
+const CONTENT_TYPES: Record<WireFormat, string> = {
+  xml: "application/xml; charset=utf-8",
+  json: "application/json; charset=utf-8",
+};
+
+/** XML unless the client prefers JSON (UForge's default is XML). */
+export function responseFormat(req: FastifyRequest): WireFormat {
+  const accept = req.headers.accept;
+  if (!accept) return "xml";
+  const json = accept.search(/application\/(?:[\w.+-]*\+)?json/i);
+  if (json < 0) return "xml";
+  const xml = accept.search(/(?:application|text)\/(?:[\w.+-]*\+)?xml/i);
+  return xml >= 0 && xml < json ? "xml" : "json";
+}
+
+/** The format of a request body, from its Content-Type; anything else is a 415. */
+export function requestFormat(req: FastifyRequest): WireFormat {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type === "application/xml" || type === "text/xml" || /^application\/[\w.-]+\+xml$/.test(type)) return "xml";
+  if (type === "application/json" || /^application\/[\w.-]+\+json$/.test(type)) return "json";
+  throw new KilnError(
+    "unsupportedMediaType",
+    type === "" ? "the request has no Content-Type: send application/xml or application/json" : `unsupported Content-Type "${type}": send application/xml or application/json`,
+  );
+}
+
+/** Reads the whole (bounded) request body. */
+export async function readBody(req: FastifyRequest, limit = OBJECT_BODY_LIMIT): Promise<Buffer> {
+  const body = req.body as Readable | Buffer | string | undefined;
+  if (body === undefined || body === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === "string") return Buffer.from(body);
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) {
+    body.resume();
+    fail("tooLarge", `the request body (${declared} bytes) exceeds the limit of ${limit} bytes for an object`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      fail("tooLarge", `the request body exceeds the limit of ${limit} bytes for an object`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads and decodes a UForge object of one of the expected root elements. */
+export async function readObject<T = Record<string, unknown>>(req: FastifyRequest, roots: string | string[]): Promise<{ root: string; value: T }> {
+  const format = requestFormat(req);
+  const body = await readBody(req);
+  if (body.length === 0) fail("malformedBody", `the request body is empty: expected ${describeRoots(roots)}`);
+  const { root, value } = decode(roots, body, format);
+  return { root, value: value as T };
+}
+
+function describeRoots(roots: string | string[]): string {
+  return (Array.isArray(roots) ? roots : [roots]).map((r) => `<${r}>`).join(" or ");
+}
+
+export interface ObjectAnswer {
+  status?: number;
+  location?: string;
+  lastModified?: Date;
+}
+
+/** The `digest` of an object: sha256 of its canonical (JSON) form without the digest itself. */
+export function objectDigest(root: string, value: Record<string, unknown>): string {
+  const canonical = encode(root, { ...value, digest: undefined }, "json");
+  return createHash("sha256").update(canonical).digest("hex");
+}
+
+function httpDate(d: Date): string {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000).toUTCString();
+}
+
+function notModified(req: FastifyRequest, etag: string, lastModified: Date | undefined): boolean {
+  const inm = req.headers["if-none-match"];
+  if (inm !== undefined) {
+    return inm.split(",").some((t) => {
+      const tag = t.trim().replace(/^W\//, "");
+      return tag === "*" || tag === etag;
+    });
+  }
+  const ims = req.headers["if-modified-since"];
+  if (ims !== undefined && lastModified) {
+    const since = Date.parse(ims);
+    return Number.isFinite(since) && Math.floor(lastModified.getTime() / 1000) * 1000 <= since;
+  }
+  return false;
+}
+
+/**
+ * Answers with a UForge object: fills its `digest`, sends it as `ETag` with `Last-Modified`, and
+ * answers `304` (no body) when the client's copy is current.
+ */
+export function sendObject(req: FastifyRequest, reply: FastifyReply, root: string, value: Record<string, unknown>, answer: ObjectAnswer = {}): FastifyReply {
+  const digest = objectDigest(root, value);
+  const etag = `"${digest}"`;
+  const lastModified = answer.lastModified ?? (value.lastModified instanceof Date ? value.lastModified : undefined);
+  reply.header("ETag", etag);
+  if (lastModified) reply.header("Last-Modified", httpDate(lastModified));
+  if ((answer.status ?? 200) === 200 && req.method === "GET" && notModified(req, etag, lastModified)) {
+    return reply.code(304).send();
+  }
+  if (answer.location) reply.header("Location", answer.location);
+  const format = responseFormat(req);
+  return reply
+    .code(answer.status ?? 200)
+    .type(CONTENT_TYPES[format])
+    .send(encode(root, { ...value, digest }, format));
+}
+
+/** A list answer (`containerTemplates`, ...): no digest of its own, never cached by ETag. */
+export function sendList(req: FastifyRequest, reply: FastifyReply, root: string, value: Record<string, unknown>): FastifyReply {
+  const format = responseFormat(req);
+  return reply.code(200).type(CONTENT_TYPES[format]).send(encode(root, value, format));
+}
+
+/** Sends an arbitrary UForge body (errors, statuses) without caching headers. */
+export function sendBody(req: FastifyRequest, reply: FastifyReply, status: number, root: string, value: Record<string, unknown>): FastifyReply {
+  const format = responseFormat(req);
+  return reply.code(status).type(CONTENT_TYPES[format]).send(encode(root, value, format));
+}
+
+/** `201 Created` with `Location` pointing at the new object (absolute path under /api). */
+export function sendCreated(req: FastifyRequest, reply: FastifyReply, root: string, value: Record<string, unknown>, uri: string): FastifyReply {
+  return sendObject(req, reply, root, value, { status: 201, location: `/api/${uri}` });
+}
+
+export function sendNoContent(reply: FastifyReply): FastifyReply {
+  return reply.code(204).send();
+}
+
+const MAX_ID = Number.MAX_SAFE_INTEGER;
+
+/** A path id: a positive integer, else `400`. */
+export function parseId(raw: string | undefined, name: string): number {
+  if (raw === undefined || !/^[0-9]{1,16}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_ID) {
+    fail("invalidId", `${name} must be a positive integer, got "${raw ?? ""}"`);
+  }
+  return Number(raw);
+}
+
+type Query = Record<string, string | string[] | undefined>;
+
+function single(query: Query, name: string): string | undefined {
+  const v = query[name];
+  if (Array.isArray(v)) fail("invalidQuery", `query parameter ${name} is given more than once`);
+  return v;
+}
+
+export function parseBooleanParam(query: Query, name: string): boolean | undefined {
+  const v = single(query, name);
+  if (v === undefined || v === "") return undefined;
+  if (/^(true|1|yes)$/i.test(v)) return true;
+  if (/^(false|0|no)$/i.test(v)) return false;
+  fail("invalidQuery", `query parameter ${name} must be true or false, got "${v}"`);
+}
+
+function parseNonNegative(query: Query, name: string): number | undefined {
+  const v = single(query, name);
+  if (v === undefined || v === "") return undefined;
+  if (!/^[0-9]{1,9}$/.test(v)) fail("invalidQuery", `query parameter ${name} must be a non-negative integer, got "${v}"`);
+  return Number(v);
+}
+
+/** UForge's search criteria; `orderBy` must be one of `sortable`. */
+export function parseCriteria(query: Query, sortable: readonly string[]): ListCriteria {
+  const c: ListCriteria = {};
+  const q = single(query, "query");
+  if (q !== undefined && q !== "") c.query = q;
+  const orderBy = single(query, "orderBy");
+  if (orderBy !== undefined && orderBy !== "") {
+    if (!sortable.includes(orderBy)) fail("invalidQuery", `cannot order by "${orderBy}": use one of ${sortable.join(", ")}`);
+    c.orderBy = orderBy;
+  }
+  const descending = parseBooleanParam(query, "descending");
+  if (descending !== undefined) c.descending = descending;
+  const count = parseNonNegative(query, "count");
+  if (count !== undefined) c.count = count;
+  const offset = parseNonNegative(query, "offset");
+  if (offset !== undefined) c.offset = offset;
+  return c;
+}
+
+/** Applies search criteria to an in-memory list (for families that are not in the database). */
+export function pageOf<T>(items: T[], c: ListCriteria, text: (t: T) => string, sortKey: (t: T, field: string) => string | number): { items: T[]; total: number } {
+  let out = items;
+  if (c.query) {
+    const q = c.query.toLowerCase();
+    out = out.filter((t) => text(t).toLowerCase().includes(q));
+  }
+  if (c.orderBy) {
+    const field = c.orderBy;
+    out = [...out].sort((a, b) => {
+      const x = sortKey(a, field);
+      const y = sortKey(b, field);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+  }
+  if (c.descending) out = [...out].reverse();
+  const total = out.length;
+  const offset = c.offset ?? 0;
+  out = out.slice(offset, c.count === undefined ? undefined : offset + c.count);
+  return { items: out, total };
+}

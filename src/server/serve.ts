@@ -1,0 +1,94 @@
+/**
+ * `kiln serve`: opens the store and blob store under the configured data directory, makes sure
+ * the administrator exists, builds the app and listens — and shuts down gracefully on SIGINT or
+ * SIGTERM (stop accepting, finish what is in flight, close the store).
+ */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { BlobStore } from "../blobs/blob-store.js";
+import { openStore } from "../store/store.js";
+import type { Store } from "../store/types.js";
+import { buildApp, type AppDeps } from "./app.js";
+import { loadConfig, type KilnConfig } from "./config.js";
+import { DistributionCatalog } from "./distributions.js";
+import { allEntitlements, loadEndpoints } from "./endpoints.js";
+import { generatePassword, hashPassword } from "./passwords.js";
+import { SecretBox } from "./secrets.js";
+
+export interface Runtime {
+  config: KilnConfig;
+  deps: AppDeps;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** The administrator `root`, created at first start (design.md). */
+export async function ensureAdmin(store: Store, config: KilnConfig, announce: (line: string) => void): Promise<void> {
+  if (await store.users.getByLogin("root")) return;
+  const password = config.adminPassword ?? generatePassword();
+  await store.users.create({
+    login: "root",
+    email: null,
+    firstName: null,
+    surname: "Administrator",
+    passwordHash: await hashPassword(password),
+    admin: true,
+    active: true,
+    entitlements: allEntitlements(loadEndpoints()),
+  });
+  if (!config.adminPassword) announce(`Created the administrator "root" with the password: ${password}\n(shown once; set KILN_ADMIN_PASSWORD to choose it)`);
+}
+
+/** Opens everything the server needs (also used by tests and benchmarks). */
+export async function openRuntime(config: KilnConfig, options: { logger?: AppDeps["logger"]; announce?: (line: string) => void } = {}): Promise<Runtime> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = await openStore({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
+  try {
+    await ensureAdmin(store, config, options.announce ?? ((l) => process.stdout.write(`${l}\n`)));
+    const blobs = BlobStore.open(path.join(config.dataDir, "blobs"));
+    const debs = BlobStore.open(path.join(config.dataDir, "cache", "debs"));
+    const catalog = await DistributionCatalog.open(store, config.distributions, { dataDir: config.dataDir, debs });
+    const secrets = SecretBox.fromConfig(config.secretKey, config.dataDir);
+    const deps: AppDeps = { config, store, blobs, secrets, catalog, ...(options.logger === undefined ? {} : { logger: options.logger }) };
+    const app = await buildApp(deps);
+    return {
+      config,
+      deps,
+      app,
+      close: async () => {
+        await app.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const config = loadConfig(env);
+  const rt = await openRuntime(config);
+  let closing = false;
+  const shutdown = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    rt.app.log.info({ signal }, "shutting down");
+    const force = setTimeout(() => {
+      rt.app.log.error("shutdown took too long; exiting");
+      process.exit(1);
+    }, 20_000);
+    force.unref();
+    rt.close().then(
+      () => process.exit(0),
+      (err) => {
+        rt.app.log.error({ err }, "error during shutdown");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", () => shutdown("SIGINT"));
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  await rt.app.listen({ host: config.host, port: config.port });
+}

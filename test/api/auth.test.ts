@@ -1,0 +1,137 @@
+/**
+ * Authentication: HTTP Basic and UForge API-key signatures, and secrets kept out of answers and logs.
+ */
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signUrl } from "../../src/server/auth.js";
+import { basic, errorMessage, startTestServer, xmlField, type TestServer } from "../helpers/api.js";
+
+const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
+let server: TestServer;
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  server = await startTestServer();
+  await server.createUser("alice", "alice-secret-pw");
+});
+afterAll(async () => server?.close());
+
+describe("HTTP Basic", () => {
+  it("answers 401 with a Basic challenge without credentials", async () => {
+    const res = await server.request({ method: "GET", url: "/api/users/alice/mysoftware" });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers["www-authenticate"]).toMatch(/^Basic realm="kiln"/);
+    expect(errorMessage(res)).toMatch(/authentication required/);
+  });
+
+  it("answers 401 for a wrong password or an unknown user", async () => {
+    for (const auth of [basic("alice", "wrong"), basic("nobody", "x"), "Bearer abc"]) {
+      const res = await server.request({ method: "GET", url: "/api/users/alice/mysoftware", headers: { authorization: auth } });
+      expect(res.statusCode).toBe(401);
+      expect(res.headers["www-authenticate"]).toMatch(/^Basic/);
+    }
+  });
+
+  it("lets the right password in", async () => {
+    const res = await server.request({ method: "GET", url: "/api/users/alice", headers: { authorization: basic("alice", "alice-secret-pw") } });
+    expect(res.statusCode).toBe(200);
+    expect(xmlField(res.body, "loginName")).toBe("alice");
+    expect(res.body).not.toContain("alice-secret-pw");
+    expect(res.body).not.toContain("scrypt");
+  });
+
+  it("serves the status without credentials", async () => {
+    const res = await server.request({ method: "GET", url: "/api/status" });
+    expect(res.statusCode).toBe(200);
+    expect(xmlField(res.body, "alive")).toBe("true");
+  });
+});
+
+describe("API keys", () => {
+  let publicKey: string;
+  let secret: string;
+  let keyUri: string;
+
+  beforeAll(async () => {
+    const res = await server.request({
+      method: "POST",
+      url: "/api/users/alice/apikeys",
+      headers: { authorization: basic("alice", "alice-secret-pw"), "content-type": "application/xml" },
+      payload: `<ns0:apiKeyPair ${NS}><name>ci</name></ns0:apiKeyPair>`,
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    publicKey = xmlField(res.body, "publicKey")!;
+    secret = xmlField(res.body, "secretKey")!;
+    keyUri = xmlField(res.body, "uri")!;
+    expect(publicKey.length).toBeGreaterThan(20);
+    expect(secret.length).toBeGreaterThan(30);
+  });
+
+  it("shows the secret only at creation", async () => {
+    const res = await server.request({ method: "GET", url: "/api/users/alice/apikeys", headers: { authorization: basic("alice", "alice-secret-pw") } });
+    expect(res.body).toContain(publicKey);
+    expect(res.body).not.toContain(secret);
+    expect(res.body).not.toContain("<secretKey>");
+  });
+
+  it("accepts a signature of the full URL and of the path", async () => {
+    for (const base of ["http://localhost:80/api/users/alice/mysoftware?apiKey=", "/api/users/alice/mysoftware?apiKey="]) {
+      const signed = signUrl(`${base}${encodeURIComponent(publicKey)}`, secret);
+      const url = signed.slice(signed.indexOf("/api/"));
+      const res = await server.request({ method: "GET", url, headers: { host: "localhost:80" } });
+      expect(res.statusCode, res.body).toBe(200);
+    }
+  });
+
+  it("refuses a tampered signature, a signature of another URL, and an unknown key", async () => {
+    const good = signUrl(`/api/users/alice/mysoftware?apiKey=${encodeURIComponent(publicKey)}`, secret);
+    const tampered = good.replace(/signature=(.)/, (_m, c: string) => `signature=${c === "A" ? "B" : "A"}`);
+    const otherUrl = signUrl(`/api/users/alice/accounts?apiKey=${encodeURIComponent(publicKey)}`, secret).replace("/accounts?", "/mysoftware?");
+    const unknown = signUrl(`/api/users/alice/mysoftware?apiKey=nosuchkey`, secret);
+    const wrongSecret = signUrl(`/api/users/alice/mysoftware?apiKey=${encodeURIComponent(publicKey)}`, "not-the-secret");
+    for (const url of [tampered, otherUrl, unknown, wrongSecret, `/api/users/alice/mysoftware?apiKey=${publicKey}`]) {
+      const res = await server.request({ method: "GET", url });
+      expect(res.statusCode, url).toBe(401);
+    }
+  });
+
+  it("refuses a revoked key", async () => {
+    const url = signUrl(`/api/users/alice/mysoftware?apiKey=${encodeURIComponent(publicKey)}`, secret);
+    expect((await server.request({ method: "GET", url })).statusCode).toBe(200);
+    const del = await server.request({ method: "DELETE", url: `/api/${keyUri}`, headers: { authorization: basic("alice", "alice-secret-pw") } });
+    expect(del.statusCode).toBe(204);
+    const res = await server.request({ method: "GET", url });
+    expect(res.statusCode).toBe(401);
+    expect(errorMessage(res)).toMatch(/unknown or revoked API key/);
+  });
+});
+
+describe("secrets in logs", () => {
+  it("never writes a password, a signature or a download key to the log", async () => {
+    const { loadConfig } = await import("../../src/server/config.js");
+    const { openRuntime } = await import("../../src/server/serve.js");
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        logLines.push(String(chunk));
+        cb();
+      },
+    });
+    const rt = await openRuntime(loadConfig({ ...process.env, KILN_DATA_DIR: `${server.dataDir}/data`, KILN_CONFIG: `${server.dataDir}/kiln.yaml`, KILN_LOG_LEVEL: "debug" }), {
+      logger: { stream: sink },
+      announce: () => undefined,
+    });
+    try {
+      await rt.app.inject({ method: "GET", url: "/api/users/alice", headers: { authorization: basic("alice", "alice-secret-pw") } });
+      await rt.app.inject({ method: "GET", url: "/api/users/alice", headers: { authorization: basic("alice", "wrong-pw-xyz") } });
+      await rt.app.inject({ method: "GET", url: "/api/users/alice/mysoftware?apiKey=pubkey123&signature=SIGNATUREVALUE" });
+      await rt.app.inject({ method: "GET", url: "/api/users/alice/mysoftware/1/artifacts/1/bin?downloadId=DOWNLOADKEYVALUE" });
+    } finally {
+      await rt.close();
+    }
+    const log = logLines.join("");
+    expect(log).toContain("/api/users/alice"); // the log is there...
+    for (const secret of ["alice-secret-pw", "wrong-pw-xyz", "SIGNATUREVALUE", "DOWNLOADKEYVALUE", Buffer.from("alice:alice-secret-pw").toString("base64")]) {
+      expect(log).not.toContain(secret); // ...but not the secrets
+    }
+  });
+});

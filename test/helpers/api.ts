@@ -1,0 +1,100 @@
+/**
+ * A Kiln server for API tests: a fresh data directory, a kiln.yaml pointing at the local mirror,
+ * the real store and blob store, and `request()` — Fastify's `inject()` that checks every XML
+ * body it receives against uforge.xsd with xmllint (a test fails on any schema error).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { InjectOptions, LightMyRequestResponse } from "fastify";
+import { loadConfig, type KilnConfig } from "../../src/server/config.js";
+import { openRuntime, type Runtime } from "../../src/server/serve.js";
+import { assertValidXml } from "./xsd.js";
+import { MIRROR_DIR } from "./global-setup.js";
+
+export const ADMIN_PASSWORD = "root-password-for-tests";
+
+export interface TestServer {
+  rt: Runtime;
+  config: KilnConfig;
+  dataDir: string;
+  /** inject() plus XSD validation of XML answers. */
+  request(opts: InjectOptions & { user?: string; password?: string }): Promise<LightMyRequestResponse>;
+  /** Creates a user (as root) and returns its password. */
+  createUser(login: string, password?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+}
+
+export function kilnYaml(mirror = `file://${MIRROR_DIR}/`): string {
+  return [
+    "distributions:",
+    "  - name: Debian",
+    '    version: "12"',
+    "    arch: x86_64",
+    `    mirror: ${mirror}`,
+    "    suite: bookworm",
+    "    components: [main]",
+    "    keyring: none",
+    "",
+  ].join("\n");
+}
+
+export async function startTestServer(options: { env?: Record<string, string>; yaml?: string; databaseUrl?: string } = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "kiln-api-"));
+  const configFile = path.join(dataDir, "kiln.yaml");
+  writeFileSync(configFile, options.yaml ?? kilnYaml());
+  const config = loadConfig({
+    KILN_DATA_DIR: path.join(dataDir, "data"),
+    KILN_CONFIG: configFile,
+    KILN_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    ...(options.databaseUrl ? { KILN_DATABASE_URL: options.databaseUrl } : {}),
+    ...options.env,
+  });
+  const rt = await openRuntime(config, { logger: false, announce: () => undefined });
+  const server: TestServer = {
+    rt,
+    config,
+    dataDir,
+    async request(opts) {
+      const { user, password, ...rest } = opts;
+      const headers = { ...(rest.headers ?? {}) } as Record<string, string>;
+      if (user !== undefined) headers.authorization = basic(user, password ?? (user === "root" ? ADMIN_PASSWORD : `${user}-password`));
+      const res = await rt.app.inject({ ...rest, headers });
+      const type = String(res.headers["content-type"] ?? "");
+      if (/xml/.test(type) && res.body.length > 0) await assertValidXml(res.body);
+      return res;
+    },
+    async createUser(login, password = `${login}-password`) {
+      const res = await server.request({
+        method: "POST",
+        url: "/api/users",
+        user: "root",
+        headers: { "content-type": "application/xml" },
+        payload: `<ns0:user xmlns:ns0="http://www.usharesoft.com/uforge"><loginName>${login}</loginName><email>${login}@example.com</email><password>${password}</password></ns0:user>`,
+      });
+      if (res.statusCode !== 201) throw new Error(`cannot create user ${login}: ${res.statusCode} ${res.body}`);
+      return password;
+    },
+    async close() {
+      await rt.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
+
+/** The `localizedErrorMsg.message` of a uforgeError body (XML or JSON). */
+export function errorMessage(res: LightMyRequestResponse): string {
+  if (/json/.test(String(res.headers["content-type"]))) return (res.json() as { localizedErrorMsg?: { message?: string } }).localizedErrorMsg?.message ?? "";
+  return /<message>([\s\S]*?)<\/message>/.exec(res.body)?.[1] ?? "";
+}
+
+/** Text of the first `<tag>` in an XML body. */
+export function xmlField(body: string, tag: string): string | undefined {
+  const m = new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(body);
+  return m?.[1];
+}
