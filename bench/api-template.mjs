@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// Benchmark: GET /api/users/{uid}/mysoftware/{msid}/templates/{tid} (XML) on Kiln against a bare
+// Fastify route returning the same bytes, in the same run, 64 connections each.
+//
+//   npm run build && node bench/api-template.mjs [seconds=10]
+//
+// Kiln runs with its defaults (SQLite in a temporary data directory, HTTP Basic auth on every
+// request); the bare route does no auth, no database and no encoding. Goal: Kiln ≥ 0.5× the bare
+// route's requests/s.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import Fastify from "fastify";
+import { loadConfig } from "../dist/server/config.js";
+import { openRuntime } from "../dist/server/serve.js";
+
+const seconds = Number(process.argv[2] ?? 10);
+const dir = mkdtempSync(path.join(tmpdir(), "kiln-bench-"));
+writeFileSync(
+  path.join(dir, "kiln.yaml"),
+  'distributions:\n  - {name: Debian, version: "12", arch: x86_64, mirror: "file:///nonexistent/", suite: bookworm, keyring: none}\n',
+);
+const config = loadConfig({ KILN_DATA_DIR: path.join(dir, "data"), KILN_CONFIG: path.join(dir, "kiln.yaml"), KILN_ADMIN_PASSWORD: "bench-root-pw", KILN_PORT: "0" });
+const rt = await openRuntime(config, { logger: false, announce: () => {} });
+const auth = (u, p) => `Basic ${Buffer.from(`${u}:${p}`).toString("base64")}`;
+const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
+
+async function call(method, url, payload, user = "alice", pw = "alice-bench-pw") {
+  const res = await rt.app.inject({ method, url, payload, headers: { authorization: auth(user, pw), "content-type": "application/xml" } });
+  if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
+  return res;
+}
+await call("POST", "/api/users", `<ns0:user ${NS}><loginName>alice</loginName><password>alice-bench-pw</password></ns0:user>`, "root", "bench-root-pw");
+const b = await call("POST", "/api/users/alice/mysoftware", `<ns0:mySoftware ${NS}><name>hello</name><version>1.0</version><description>benchmark bundle</description></ns0:mySoftware>`);
+const msid = /<dbId>(\d+)<\/dbId>/.exec(b.body)[1];
+const t = await call("POST", `/api/users/alice/mysoftware/${msid}/templates`, `<ns0:containerTemplate ${NS}><distribution><uri>distributions/1</uri></distribution></ns0:containerTemplate>`);
+const tid = /<dbId>(\d+)<\/dbId>/.exec(t.body)[1];
+const url = `/api/users/alice/mysoftware/${msid}/templates/${tid}`;
+const sample = await call("GET", url);
+const bytes = sample.rawPayload;
+const contentType = sample.headers["content-type"];
+
+await rt.app.listen({ host: "127.0.0.1", port: 0 });
+const kilnPort = rt.app.server.address().port;
+
+const bare = Fastify({ logger: false });
+bare.get(url, (_req, reply) => reply.type(contentType).send(bytes));
+await bare.listen({ host: "127.0.0.1", port: 0 });
+const barePort = bare.server.address().port;
+
+async function run(name, port, headers) {
+  const r = await autocannon({ url: `http://127.0.0.1:${port}${url}`, connections: 64, duration: seconds, headers });
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
+  return { name, rps: r.requests.average, p99: r.latency.p99, total: r.requests.total };
+}
+
+// Warm up both, then measure.
+await run("warm-kiln", kilnPort, { authorization: auth("alice", "alice-bench-pw") });
+await run("warm-bare", barePort, {});
+const bareResult = await run("bare fastify route", barePort, {});
+const kilnResult = await run("kiln GET template", kilnPort, { authorization: auth("alice", "alice-bench-pw") });
+
+console.log(`body: ${bytes.length} bytes of XML, 64 connections, ${seconds} s each`);
+for (const r of [bareResult, kilnResult]) console.log(`${r.name.padEnd(20)} ${r.rps.toFixed(0).padStart(7)} req/s   p99 ${r.p99} ms   (${r.total} requests)`);
+console.log(`ratio kiln/bare: ${(kilnResult.rps / bareResult.rps).toFixed(2)} (goal ≥ 0.50)`);
+
+await bare.close();
+await rt.close();
+rmSync(dir, { recursive: true, force: true });
