@@ -200,6 +200,33 @@ describe("pushImage to a registry without authentication", () => {
     }
   });
 
+  test("blobs go up three at a time by default, one at a time when asked", async () => {
+    const blobCount = 1 + big.layers.length;
+    /** The most blob pushes (first HEAD to final PUT) the proxy saw overlapping. */
+    const overlap = (records: { method: string; url: string; at: number; index: number }[]): number => {
+      let open = 0;
+      let most = 0;
+      for (const r of records) {
+        if (r.method === "HEAD" && r.url.includes("/blobs/")) most = Math.max(most, ++open);
+        if (r.method === "PUT" && r.url.includes("/blobs/uploads/")) open--;
+      }
+      return most;
+    };
+    for (const [concurrency, expected] of [
+      [undefined, 3],
+      [1, 1],
+    ] as const) {
+      const proxy = await startProxy(registry.port);
+      try {
+        await pushImage(big, blobs, { registry: proxy.url, repository: `kiln/parallel-${concurrency ?? "default"}`, tag: "v1" }, {}, concurrency ? { concurrency } : {});
+        expect(proxy.records.filter((r) => r.method === "HEAD")).toHaveLength(blobCount);
+        expect(overlap(proxy.records)).toBe(expected);
+      } finally {
+        await proxy.stop();
+      }
+    }
+  });
+
   test("a registry that answers another digest for the manifest fails the push", async () => {
     const wrong = `sha256:${"0".repeat(64)}`;
     const proxy = await startProxy(registry.port, {
