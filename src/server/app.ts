@@ -102,18 +102,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           ...(typeof deps.logger === "object" ? deps.logger : {}),
         };
   let seq = 0;
+  const instance = randomBytes(3).toString("hex");
   const app = Fastify({
     logger,
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
       if (typeof given === "string" && /^[\w.-]{1,64}$/.test(given)) return given;
-      return `${Date.now().toString(36)}-${(++seq).toString(36)}-${randomBytes(3).toString("hex")}`;
+      return `${instance}-${(++seq).toString(36)}`;
     },
     requestIdLogLabel: "requestId",
-    disableRequestLogging: false,
     // Object bodies are read (bounded) by the handlers; uploads stream. See the parser below.
     bodyLimit: 64 * 1024 ** 4,
-    ignoreTrailingSlash: true,
+    routerOptions: { ignoreTrailingSlash: true },
     return503OnClosing: true,
     forceCloseConnections: "idle",
   });

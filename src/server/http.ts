@@ -84,14 +84,21 @@ export interface ObjectAnswer {
   lastModified?: Date;
 }
 
-/** The `digest` of an object: sha256 of its canonical (JSON) form without the digest itself. */
+/**
+ * The `digest` of an object: sha256 of its JSON form without the digest itself. The wire
+ * representations build their objects in a fixed key order, so `JSON.stringify` is canonical
+ * enough here and much cheaper than a second trip through the codec.
+ */
 export function objectDigest(root: string, value: Record<string, unknown>): string {
-  const canonical = encode(root, { ...value, digest: undefined }, "json");
-  return createHash("sha256").update(canonical).digest("hex");
+  return createHash("sha256").update(root).update(JSON.stringify({ ...value, digest: undefined })).digest("hex");
 }
 
+let lastDate = { second: -1, text: "" };
+/** HTTP dates have one-second precision; the last one formatted is reused. */
 function httpDate(d: Date): string {
-  return new Date(Math.floor(d.getTime() / 1000) * 1000).toUTCString();
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== lastDate.second) lastDate = { second, text: new Date(second * 1000).toUTCString() };
+  return lastDate.text;
 }
 
 function notModified(req: FastifyRequest, etag: string, lastModified: Date | undefined): boolean {

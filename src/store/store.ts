@@ -6,7 +6,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from "kysely";
 import type { Dialect } from "kysely";
 import pg from "pg";
 import { KilnError } from "../domain/errors.js";
@@ -77,6 +77,25 @@ async function migrateOnce(db: Kysely<KilnDatabase>, connection: Connection): Pr
   }
 }
 
+/**
+ * Kysely prepares every query anew; preparing costs SQLite more than running a small query does.
+ * Kysely's SQL text is stable per query shape (values are parameters), so statements are kept by
+ * text. A statement still busy with an iterator is not shared: a fresh one is prepared instead.
+ */
+function withStatementCache(db: Database.Database): SqliteDatabase {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    close: () => db.close(),
+    prepare(text: string) {
+      const cached = cache.get(text);
+      if (cached && !cached.busy) return cached;
+      const stmt = db.prepare(text);
+      if (!cached && cache.size < 1000) cache.set(text, stmt);
+      return stmt;
+    },
+  };
+}
+
 function connect(options: StoreOptions): Connection {
   if (options.databaseUrl === undefined) {
     mkdirSync(options.dataDir, { recursive: true });
@@ -89,7 +108,7 @@ function connect(options: StoreOptions): Connection {
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
     db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    return { dialect: "sqlite", kysely: new SqliteDialect({ database: db }), file };
+    return { dialect: "sqlite", kysely: new SqliteDialect({ database: withStatementCache(db) }), file };
   }
   let protocol: string | undefined;
   try {
