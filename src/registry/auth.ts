@@ -9,7 +9,7 @@
  */
 import type { RegistryEndpoint } from "./names.js";
 import type { HttpTransport } from "./http.js";
-import { MAX_ERROR_BODY, RegistryError, formatDetails, isRetryableStatus, oneLine, parseErrorBody, scrub } from "./errors.js";
+import { MAX_ERROR_BODY, RegistryError, formatDetails, isRetryableStatus, parseErrorBody, scrub } from "./errors.js";
 import { parseRetryAfter } from "./retry.js";
 
 /** An account's credentials for a registry. Either may be absent (anonymous access). */
@@ -293,15 +293,4 @@ function scopeKey(scopes: readonly string[]): string {
 
 function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** A short, safe rendering of a challenge for messages (no parameters beyond the scheme and realm host). */
-export function describeChallenge(c: Challenge): string {
-  let realm = "";
-  try {
-    if (c.params.realm) realm = ` (${new URL(c.params.realm).host})`;
-  } catch {
-    realm = "";
-  }
-  return oneLine(`${c.scheme}${realm}`, 120);
 }

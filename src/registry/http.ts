@@ -7,6 +7,7 @@
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import https from "node:https";
+import tls from "node:tls";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { KilnError } from "../domain/errors.js";
 import { cancelledError } from "./retry.js";
@@ -91,7 +92,9 @@ export class HttpTransport {
   constructor(private readonly options: TransportOptions) {
     const common = { keepAlive: true, maxSockets: options.maxSockets, scheduling: "lifo" as const };
     this.httpAgent = new http.Agent(common);
-    this.httpsAgent = new https.Agent({ ...common, rejectUnauthorized: true, ...(options.ca ? { ca: options.ca } : {}) });
+    // An extra CA is added to Node's roots, not put in their place: a registry with a private CA
+    // may still send us to a token service or storage host with a public certificate.
+    this.httpsAgent = new https.Agent({ ...common, rejectUnauthorized: true, ...(options.ca ? { ca: [...tls.rootCertificates, options.ca.toString()] } : {}) });
   }
 
   /** Sends one request and reads its answer; rejects with a retryable {@link RegistryError} on a network failure. */
@@ -101,7 +104,7 @@ export class HttpTransport {
     const isHttps = ex.url.protocol === "https:";
     const headers: Record<string, string> = { "user-agent": this.options.userAgent, ...ex.headers };
     const body = ex.body;
-    if (body !== undefined) headers["content-length"] = String(Buffer.isBuffer(body) ? body.length : body.length);
+    if (body !== undefined) headers["content-length"] = String(body.length);
     else if (ex.method === "PUT" || ex.method === "POST" || ex.method === "PATCH") headers["content-length"] = "0";
     this.requests++;
 
@@ -173,8 +176,8 @@ export class HttpTransport {
           return;
         }
         meter = new ByteMeter(ex.onBodyBytes);
-        // A failing source (a corrupt blob, a read error) fails the request with its own error.
-        source.on("error", (err) => finish(err));
+        // A failing source (a corrupt blob, a read error) is our side's fault, not the registry's.
+        source.on("error", (err) => finish(err instanceof KilnError ? err : new KilnError("internal", `cannot read the blob being uploaded (${errorCode(err)})`, { cause: err })));
         meter.on("error", (err) => finish(err));
         source.pipe(meter).pipe(req);
       }
@@ -202,6 +205,11 @@ export class HttpTransport {
     const reason = err instanceof Timeout ? err.message : typeof code === "string" ? code : err instanceof Error ? err.message : String(err);
     return new RegistryError(`cannot reach ${where}: ${reason}`, { registry, retryable: transient || err instanceof Timeout || code === undefined, cause: err });
   }
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" ? code : err instanceof Error ? err.message : String(err);
 }
 
 /** Reads at most `max` bytes of a response; drains (or drops) the rest. */

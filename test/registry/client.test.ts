@@ -4,6 +4,7 @@
  * credentials kept to the registry's own origin, `Retry-After` parsing.
  */
 import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
@@ -13,6 +14,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { BlobStore, type Digest } from "../../src/blobs/blob-store.js";
+import { KilnError } from "../../src/domain/errors.js";
 import type { BuiltImage } from "../../src/oci/types.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { RegistryError } from "../../src/registry/errors.js";
@@ -226,6 +228,32 @@ describe("transport defences", () => {
       client.close();
       await registry.close();
       await storage.close();
+    }
+  });
+});
+
+describe("local failures", () => {
+  test("a blob that cannot be read is our error, not the registry's, and is not retried", async () => {
+    let puts = 0;
+    const registry = await serve((req, res) => {
+      if (req.method === "POST") return void res.writeHead(202, { location: "/v2/ns/app/blobs/uploads/1" }).end();
+      puts++;
+      req.resume();
+      req.on("end", () => res.writeHead(201).end());
+    });
+    const client = new RegistryClient(registry.url, { retry: { baseDelayMs: 10 } });
+    try {
+      const missing = path.join(work, "no-such-blob");
+      const err = await client
+        .uploadBlob("ns/app", `sha256:${"1".repeat(64)}`, 10, () => createReadStream(missing))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KilnError);
+      expect((err as KilnError).kind).toBe("internal");
+      expect((err as Error).message).toBe("cannot read the blob being uploaded (ENOENT)");
+      expect(puts).toBeLessThanOrEqual(1);
+    } finally {
+      client.close();
+      await registry.close();
     }
   });
 });
