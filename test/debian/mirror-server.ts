@@ -1,0 +1,134 @@
+/**
+ * A static HTTP server on 127.0.0.1 for repository tests: serves a directory like a Debian
+ * mirror does (ETag, Last-Modified, conditional requests), records every request, and can be
+ * told to misbehave (503s, connections cut mid-body, slow bodies, required credentials).
+ */
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+
+export interface ServedRequest {
+  path: string;
+  headers: IncomingHttpHeaders;
+  status: number;
+}
+
+export class MirrorServer {
+  /** Every request, in arrival order. */
+  readonly requests: ServedRequest[] = [];
+  /** Paths answered with 503 for their next N requests. */
+  readonly failNext = new Map<string, number>();
+  /** Paths whose next N bodies are cut off half way (the socket is destroyed). */
+  readonly cutNext = new Map<string, number>();
+  /** Milliseconds to wait before sending a `.deb` body (to make parallel downloads overlap). */
+  debDelayMs = 0;
+  /** When set, requests must carry this `Authorization` header. */
+  requireAuthorization: string | undefined;
+  private inFlight = 0;
+  /** The most `.deb` downloads that were in flight at once. */
+  maxDebsInFlight = 0;
+
+  private constructor(
+    private readonly server: Server,
+    readonly root: string,
+    readonly url: string,
+  ) {}
+
+  static async start(root: string): Promise<MirrorServer> {
+    let self: MirrorServer | undefined;
+    const server = createServer((req, res) => {
+      void self!.handle(req.url ?? "/", req.headers, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    self = new MirrorServer(server, root, `http://127.0.0.1:${port}/`);
+    return self;
+  }
+
+  /** Requests for one path (e.g. `/dists/stable/InRelease`). */
+  requestsFor(p: string): ServedRequest[] {
+    return this.requests.filter((r) => r.path === p);
+  }
+
+  /** Requests whose path ends with `.deb`. */
+  debRequests(): ServedRequest[] {
+    return this.requests.filter((r) => r.path.endsWith(".deb"));
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(rawUrl: string, headers: IncomingHttpHeaders, res: ServerResponse): Promise<void> {
+    const urlPath = decodeURIComponent(new URL(rawUrl, "http://x").pathname);
+    const record = (status: number) => this.requests.push({ path: urlPath, headers, status });
+    if (this.requireAuthorization !== undefined && headers.authorization !== this.requireAuthorization) {
+      record(401);
+      res.writeHead(401).end();
+      return;
+    }
+    const failures = this.failNext.get(urlPath) ?? 0;
+    if (failures > 0) {
+      this.failNext.set(urlPath, failures - 1);
+      record(503);
+      res.writeHead(503).end("try later");
+      return;
+    }
+    const file = path.join(this.root, urlPath);
+    if (!file.startsWith(this.root)) {
+      record(403);
+      res.writeHead(403).end();
+      return;
+    }
+    const st = await stat(file).catch(() => undefined);
+    if (!st?.isFile()) {
+      record(404);
+      res.writeHead(404).end("not found");
+      return;
+    }
+    const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    const lastModified = new Date(Math.floor(st.mtimeMs / 1000) * 1000).toUTCString();
+    const since = headers["if-modified-since"] ? Date.parse(headers["if-modified-since"]) : NaN;
+    const notModified = headers["if-none-match"] !== undefined ? headers["if-none-match"] === etag : !Number.isNaN(since) && Math.floor(st.mtimeMs / 1000) * 1000 <= since;
+    if (notModified) {
+      record(304);
+      res.writeHead(304, { etag, "last-modified": lastModified }).end();
+      return;
+    }
+    record(200);
+    res.writeHead(200, { "content-length": st.size, etag, "last-modified": lastModified, "content-type": "application/octet-stream" });
+    const isDeb = urlPath.endsWith(".deb");
+    if (isDeb) {
+      this.inFlight++;
+      this.maxDebsInFlight = Math.max(this.maxDebsInFlight, this.inFlight);
+      if (this.debDelayMs > 0) await new Promise((r) => setTimeout(r, this.debDelayMs));
+    }
+    const done = () => {
+      if (isDeb) this.inFlight--;
+    };
+    // The client may have given up (a cancelled download) while we waited.
+    if (res.destroyed) {
+      done();
+      return;
+    }
+    const cuts = this.cutNext.get(urlPath) ?? 0;
+    if (cuts > 0) {
+      this.cutNext.set(urlPath, cuts - 1);
+      const half = createReadStream(file, { start: 0, end: Math.max(0, Math.floor(st.size / 2) - 1) });
+      half.on("error", () => res.destroy());
+      half.on("data", (c) => res.write(c));
+      half.on("end", () => {
+        res.socket?.destroy();
+        done();
+      });
+      return;
+    }
+    const body = createReadStream(file);
+    body.on("error", () => res.destroy());
+    body.pipe(res);
+    res.on("close", done);
+  }
+}
