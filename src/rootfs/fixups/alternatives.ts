@@ -10,8 +10,10 @@
  * What dpkg's update-alternatives (1.21) does at first install, replayed here: each `--install
  * <link> <name> <path> <priority> [--slave <link> <name> <path>]...` adds a choice to the group
  * `<name>` (a later call for the same path replaces it; a later call may rename the group's
- * link). A call whose `<path>` does not exist fails in dpkg and is skipped here. In auto mode the
- * best choice is the first, in `strcmp` order of paths, with the highest priority. Links:
+ * link). A call whose `<path>` does not exist fails in dpkg and is skipped here. In auto mode each
+ * call selects the best choice: the first with the highest priority in the list as dpkg holds it
+ * during the call — the saved choices (sorted by path) followed by the new one — so a tie with an
+ * already installed choice keeps the installed one, as it does in dpkg. Links:
  * `<link> -> /etc/alternatives/<name> -> <path>`, and the same for every slave whose file exists
  * in the chosen choice (others are left out, like dpkg's "skip creation of ..."). A link path that
  * already holds a real file is not replaced (dpkg: "not replacing ... with a link"). The admin
@@ -43,6 +45,8 @@ export interface AlternativeGroup {
   slaves: Map<string, string>;
   /** Choice path → priority and slave files. */
   choices: Map<string, { priority: number; slaves: Map<string, string> }>;
+  /** The choice auto mode selected at the last `--install` of the group. */
+  current: string;
 }
 
 const INT_MIN = -2147483648;
@@ -163,12 +167,16 @@ export function collectAlternatives(packages: readonly InstalledPackage[], fs: R
       }
       let g = groups.get(ins.name);
       if (!g) {
-        g = { name: ins.name, link: ins.link, slaves: new Map(), choices: new Map() };
+        g = { name: ins.name, link: ins.link, slaves: new Map(), choices: new Map(), current: ins.path };
         groups.set(ins.name, g);
       }
       g.link = ins.link;
       for (const s of ins.slaves) g.slaves.set(s.name, s.link);
+      // dpkg loads the saved choices (sorted by path), replaces or appends this one, then picks.
+      const order = [...g.choices.keys()].sort(compareBytes);
+      if (!g.choices.has(ins.path)) order.push(ins.path);
       g.choices.set(ins.path, { priority: ins.priority, slaves: new Map(ins.slaves.map((s) => [s.name, s.path])) });
+      g.current = bestOf(order, g);
     }
   }
   // dpkg drops slaves no choice provides any more when it saves the group.
@@ -197,18 +205,11 @@ function findClash(groups: Map<string, AlternativeGroup>, ins: AlternativeInstal
   return undefined;
 }
 
-/** The choice dpkg's auto mode selects: highest priority, ties to the first path in strcmp order. */
-export function bestChoice(g: AlternativeGroup): string {
-  let best: string | undefined;
-  let bestPrio = 0;
-  for (const path of [...g.choices.keys()].sort(compareBytes)) {
-    const prio = g.choices.get(path)!.priority;
-    if (best === undefined || prio > bestPrio) {
-      best = path;
-      bestPrio = prio;
-    }
-  }
-  return best!;
+/** dpkg's `alternative_get_best`: the first choice of `order` with the highest priority. */
+function bestOf(order: readonly string[], g: AlternativeGroup): string {
+  let best = order[0]!;
+  for (const path of order) if (g.choices.get(path)!.priority > g.choices.get(best)!.priority) best = path;
+  return best;
 }
 
 /** `/var/lib/dpkg/alternatives/<name>` exactly as update-alternatives writes it. */
@@ -246,7 +247,7 @@ export function alternativesFixup(options: FixupOptions = {}): Fixup {
     async apply(ctx: FixupContext) {
       const set = new EntrySet(ctx.fs);
       for (const g of collectAlternatives(ctx.packages, ctx.fs, warn)) {
-        const best = bestChoice(g);
+        const best = g.current;
         const choice = g.choices.get(best)!;
         set.symlink(`etc/alternatives/${g.name}`, best);
         linkUnlessOccupied(set, ctx.fs, g.link, `/etc/alternatives/${g.name}`, warn);

@@ -10,8 +10,8 @@
  * - `info/<pkg>.list`: the package's paths as shipped (`/.` for the root), in archive order;
  * - `info/<pkg>.<member>`: every control member but `control` (`md5sums`, `conffiles`,
  *   maintainer scripts 0755, `triggers`, `shlibs`, `symbols`, `templates`, ...); a package
- *   without `md5sums` gets one computed from its regular files (conffiles excluded), as dpkg
- *   generates it;
+ *   without `md5sums` gets one computed from its regular files in archive order (conffiles
+ *   included), as dpkg generates it;
  * - `Multi-Arch: same` packages use `<pkg>:<arch>` in these names, as dpkg does;
  * - `triggers/`: the interests declared by `triggers` members (`File` for file triggers,
  *   `<name>` for named ones, `/noawait` for `interest-noawait`), and an empty `Unincorp`, so that
@@ -23,7 +23,7 @@
 import type { InstalledPackage, Fixup, FixupContext, RootfsView } from "../types.js";
 import { formatStatusStanza } from "./dpkg-status.js";
 import type { FixupOptions } from "./options.js";
-import { compareBytes, EntrySet, md5Hex, regularFile, treePath } from "./tree.js";
+import { compareBytes, EntrySet, fileContent, md5Hex, regularFile, treePath } from "./tree.js";
 
 const ADMIN = "var/lib/dpkg";
 /** Control members dpkg runs: kept executable. */
@@ -53,10 +53,13 @@ export function formatList(files: readonly string[]): string {
   return files.map((f) => (f === "/" || f === "" ? "/." : f)).join("\n") + (files.length > 0 ? "\n" : "");
 }
 
-/** The trigger interests of every package: file triggers and named triggers. */
+/**
+ * The trigger interests of every package: file triggers and named triggers, in install order
+ * (dpkg appends an interest when it unpacks the package declaring it).
+ */
 export function triggerInterests(packages: readonly InstalledPackage[]): { file: string; named: Map<string, string> } {
-  const fileLines: Array<[string, string]> = [];
-  const named = new Map<string, string[]>();
+  let file = "";
+  const named = new Map<string, string>();
   for (const p of packages) {
     const text = p.controlFiles.get("triggers")?.toString("utf8");
     if (!text) continue;
@@ -65,13 +68,11 @@ export function triggerInterests(packages: readonly InstalledPackage[]): { file:
       const m = /^(interest|interest-await|interest-noawait)\s+(\S+)$/.exec(line);
       if (!m) continue;
       const who = `${infoName(p)}${m[1] === "interest-noawait" ? "/noawait" : ""}`;
-      if (m[2]!.startsWith("/")) fileLines.push([m[2]!, who]);
-      else named.set(m[2]!, [...(named.get(m[2]!) ?? []), who]);
+      if (m[2]!.startsWith("/")) file += `${m[2]} ${who}\n`;
+      else named.set(m[2]!, `${named.get(m[2]!) ?? ""}${who}\n`);
     }
   }
-  fileLines.sort((a, b) => compareBytes(a[0], b[0]) || compareBytes(a[1], b[1]));
-  const file = fileLines.map(([f, w]) => `${f} ${w}\n`).join("");
-  return { file, named: new Map([...named].map(([k, v]) => [k, v.sort(compareBytes).map((w) => `${w}\n`).join("")])) };
+  return { file, named };
 }
 
 async function conffileHashes(fs: RootfsView, p: InstalledPackage, warn: (m: string) => void): Promise<Array<[string, string]>> {
@@ -94,19 +95,18 @@ async function conffileHashes(fs: RootfsView, p: InstalledPackage, warn: (m: str
 
 /** An `md5sums` member for a package that has none, from its regular files in the tree. */
 async function computedMd5sums(fs: RootfsView, set: EntrySet, p: InstalledPackage): Promise<string> {
-  const conffiles = new Set(conffilePaths(p));
   let out = "";
   for (const path of p.files) {
-    if (path === "/" || path === "/." || conffiles.has(path)) continue;
+    if (path === "/" || path === "/.") continue;
     let rel: string;
     try {
       rel = treePath(path);
     } catch {
       continue;
     }
-    const e = fs.lstat(set.realTarget(rel));
-    if (e?.type !== "file" || !e.content) continue;
-    out += `${await md5Hex(e.content)}  ${rel}\n`;
+    const content = fileContent(fs, set.realTarget(rel));
+    if (!content) continue;
+    out += `${await md5Hex(content)}  ${rel}\n`;
   }
   return out;
 }

@@ -31,16 +31,27 @@ export function bufferSource(buf: Buffer): ByteSource {
 }
 
 /**
- * A ByteSource over a ContentRef: reads forward through one stream, keeping only the current
- * chunk; a read before the current position reopens the stream. ELF reads go forward except for
- * the string table, which usually precedes the dynamic section: two passes at most.
+ * How much of a file's beginning a {@link contentSource} keeps while streaming past it. ELF reads
+ * go forward except for the dynamic string table, which lies in the first segment, before the
+ * dynamic section (libc's is at 106 KiB, libstdc++'s at 181 KiB): keeping the first 512 KiB
+ * usually saves a second pass over a 2 MiB library, at a bounded cost.
+ */
+const RETAINED_PREFIX = 512 << 10;
+
+/**
+ * A ByteSource over a ContentRef: reads forward through one stream, keeping the current chunk and
+ * the file's first {@link RETAINED_PREFIX} bytes; a read further back reopens the stream.
  */
 export function contentSource(ref: ContentRef): ByteSource {
   let stream: Readable | undefined;
   let iter: AsyncIterator<Buffer> | undefined;
   let chunk: Buffer = Buffer.alloc(0);
   let chunkStart = 0;
+  let prefix: Buffer[] = [];
+  let prefixEnd = 0;
+  let firstPass = true;
   const reopen = (): void => {
+    if (iter) firstPass = false;
     stream?.destroy();
     stream = ref.open();
     iter = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
@@ -52,6 +63,7 @@ export function contentSource(ref: ContentRef): ByteSource {
     async read(offset: number, length: number): Promise<Buffer> {
       const end = Math.min(ref.size, offset + length);
       if (end <= offset) return Buffer.alloc(0);
+      if (iter && offset < chunkStart && end <= prefixEnd) return Buffer.concat(prefix).subarray(offset, end);
       if (!iter || offset < chunkStart) reopen();
       const parts: Buffer[] = [];
       let pos = offset;
@@ -67,6 +79,10 @@ export function contentSource(ref: ContentRef): ByteSource {
         const next = await iter!.next();
         if (next.done) break;
         chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+        if (firstPass && chunkStart < RETAINED_PREFIX) {
+          prefix.push(chunk);
+          prefixEnd = chunkStart + chunk.length;
+        }
       }
       return parts.length === 1 ? Buffer.from(parts[0]!) : Buffer.concat(parts);
     },
@@ -74,6 +90,8 @@ export function contentSource(ref: ContentRef): ByteSource {
       stream?.destroy();
       stream = undefined;
       iter = undefined;
+      prefix = [];
+      prefixEnd = 0;
     },
   };
 }

@@ -47,8 +47,9 @@
  *
  * Contract note for the builder: a fix-up result may list in `remove` the children of a
  * directory it replaces by a symlink (`var/run`) and, in `entries`, that symlink; removals must
- * be applied before entries. Entries are listed parents first; their paths are real paths (no
- * symlink in a parent).
+ * be applied before entries, and the `ContentRef` of a moved file may be the one of a removed
+ * node (its bytes must stay readable). Entries are listed parents first; their paths are real
+ * paths (no symlink in a parent).
  */
 import type { Fixup } from "../types.js";
 import { accountsFixup } from "./accounts.js";

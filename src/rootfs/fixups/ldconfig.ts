@@ -166,8 +166,24 @@ export async function ldconfigDirs(fs: RootfsView, triplet: string): Promise<LdD
   return out;
 }
 
-/** ldconfig's classification of one file: its soname and flags, or undefined to skip it. */
-async function examine(fs: RootfsView, path: string): Promise<{ soname: string | undefined; flag: number } | undefined> {
+type Examined = { soname: string | undefined; flag: number } | undefined;
+
+/**
+ * ldconfig's classification of one file: its soname and flags, or undefined to skip it. Results
+ * are remembered by real path: `libfoo.so.1 -> libfoo.so.1.2.3` costs one read, not two.
+ */
+async function examine(fs: RootfsView, path: string, seen: Map<string, Promise<Examined>>): Promise<Examined> {
+  const real = fs.realpath(path);
+  if (real === undefined) return undefined;
+  let result = seen.get(real);
+  if (!result) {
+    result = examineFile(fs, real);
+    seen.set(real, result);
+  }
+  return result;
+}
+
+async function examineFile(fs: RootfsView, path: string): Promise<Examined> {
   const target = fs.stat(path);
   // ldconfig reads at least a full native ELF header (64 bytes on a 64-bit machine).
   if (!target || target.type !== "file" || !target.content || target.content.size < 64) return undefined;
@@ -201,7 +217,7 @@ interface DirLib {
 }
 
 /** ldconfig's `search_dir` for one directory: the cache entries it contributes. */
-export async function scanDirectory(fs: RootfsView, dir: LdDir, warn: (m: string) => void): Promise<LdCacheEntry[]> {
+export async function scanDirectory(fs: RootfsView, dir: LdDir, warn: (m: string) => void, seen = new Map<string, Promise<Examined>>()): Promise<LdCacheEntry[]> {
   const real = fs.realpath(treePath(dir.path)) ?? treePath(dir.path);
   const dlibs: DirLib[] = [];
   for (const name of fs.readdir(real)) {
@@ -218,7 +234,7 @@ export async function scanDirectory(fs: RootfsView, dir: LdDir, warn: (m: string
       continue;
     }
     if (l.type !== "file" && !isLink) continue;
-    const info = await examine(fs, p);
+    const info = await examine(fs, p, seen);
     if (!info) continue;
     let soname = info.soname ?? name;
     if (isLink && name !== soname && !(name.endsWith(".so") && soname.startsWith(name))) isLink = false;
@@ -255,7 +271,8 @@ export async function buildTreeLdSoCache(fs: RootfsView, arch: string, glibcVers
   const triplet = TRIPLETS[arch];
   if (!triplet) return undefined;
   const entries: LdCacheEntry[] = [];
-  for (const dir of await ldconfigDirs(fs, triplet)) entries.push(...(await scanDirectory(fs, dir, warn)));
+  const seen = new Map<string, Promise<Examined>>();
+  for (const dir of await ldconfigDirs(fs, triplet)) entries.push(...(await scanDirectory(fs, dir, warn, seen)));
   return buildLdSoCache(entries, generatorString(glibcVersion));
 }
 

@@ -80,6 +80,16 @@ export function regularFile(fs: RootfsView, path: string): FsEntry | undefined {
   return e && e.type === "file" ? e : undefined;
 }
 
+/**
+ * The bytes behind `path` without following symlinks: a regular file's, or for a hard link
+ * (stored as a link to the first path), the file it links to.
+ */
+export function fileContent(fs: RootfsView, path: string): ContentRef | undefined {
+  let e = fs.lstat(path);
+  if (e?.type === "hardlink" && e.linkname !== undefined) e = fs.lstat(e.linkname);
+  return e?.type === "file" ? e.content : undefined;
+}
+
 /** Whether `path` (symlinks followed) is a directory. */
 export function isDirectory(fs: RootfsView, path: string): boolean {
   if (path === "") return true;

@@ -5,6 +5,7 @@
  * virtual filesystem.
  */
 import { createReadStream, createWriteStream, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, chmodSync, chownSync, type Stats } from "node:fs";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import path from "node:path";
 import type { Fixup, FixupContext, FsEntry, InstalledPackage, NodeType, RootfsView } from "../../../src/rootfs/types.js";
@@ -94,6 +95,15 @@ export async function applyResult(root: string, result: { entries: FsEntry[]; re
     if (p === "" || p.startsWith("/") || p.split("/").some((c) => c === ".." || c === "." || c === "")) throw new Error(`bad entry path ${JSON.stringify(p)}`);
     return path.join(root, p);
   };
+  // A moved node's content may live at a removed path (like Kiln's content store, the bytes
+  // must outlive the node): read every file entry before removing anything.
+  const bytes = new Map<FsEntry, Buffer>();
+  for (const e of result.entries) {
+    if (e.type !== "file") continue;
+    const chunks: Buffer[] = [];
+    for await (const c of e.content!.open()) chunks.push(c as Buffer);
+    bytes.set(e, Buffer.concat(chunks));
+  }
   for (const p of result.remove ?? []) rmSync(abs(p), { recursive: true, force: true });
   for (const e of result.entries) {
     const a = abs(e.path);
@@ -110,7 +120,7 @@ export async function applyResult(root: string, result: { entries: FsEntry[]; re
       lchownSync(a, e.uid, e.gid);
     } else if (e.type === "file") {
       if (cur) rmSync(a, { recursive: true, force: true });
-      await pipeline(e.content!.open(), createWriteStream(a));
+      await pipeline(Readable.from([bytes.get(e)!]), createWriteStream(a));
       chownSync(a, e.uid, e.gid);
       chmodSync(a, e.mode);
     } else {
@@ -130,12 +140,19 @@ export async function runFixups(root: string, fixups: readonly Fixup[], ctx: Omi
   return results;
 }
 
-/** Reads a fix-up entry's content as text (awaiting the whole stream). */
-export async function entryText(e: FsEntry | undefined): Promise<string> {
+/** Reads a fix-up entry's content (awaiting the whole stream). */
+export async function entryBytes(e: FsEntry | undefined): Promise<Buffer> {
   if (!e?.content) throw new Error(`no content for ${e?.path}`);
   const chunks: Buffer[] = [];
   for await (const c of e.content.open()) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  const all = Buffer.concat(chunks);
+  if (all.length !== e.content.size) throw new Error(`${e.path}: stream gave ${all.length} bytes, size says ${e.content.size}`);
+  return all;
+}
+
+/** Reads a fix-up entry's content as text. */
+export async function entryText(e: FsEntry | undefined): Promise<string> {
+  return (await entryBytes(e)).toString("utf8");
 }
 
 /** Context fields for synthetic tests. */

@@ -76,12 +76,16 @@ export function debPath(name: string): string {
  * stores `/bin/x` under `usr/bin/x`) and returns what dpkg would know about each.
  */
 export function extractPackages(dir: string, names: readonly string[]): InstalledPackage[] {
+  return extractDebs(dir, names.map(debPath));
+}
+
+/** Like {@link extractPackages}, for `.deb` files given by path. */
+export function extractDebs(dir: string, debs: readonly string[]): InstalledPackage[] {
   for (const d of ["bin", "sbin", "lib", "lib64"]) {
     mkdirSync(path.join(dir, "usr", d), { recursive: true });
     if (!existsSync(path.join(dir, d))) execFileSync("ln", ["-s", `usr/${d}`, path.join(dir, d)]);
   }
   const ctlRoot = mkdtempSync(path.join(os.tmpdir(), "kiln-ctl-"));
-  const debs = names.map(debPath);
   // One shell for all packages: extract with a verbose listing (archive order), and the control members.
   const script = `set -e
 i=0
@@ -104,10 +108,76 @@ done`;
   return result;
 }
 
-/** A fresh temp dir holding the extracted minbase (88 packages) and their records. */
+interface StoredPackage {
+  control: string;
+  members: Record<string, string>;
+  files: string[];
+}
+
+/**
+ * A fresh temp dir holding the extracted minbase (88 packages) and their records. Extracting
+ * means decompressing 88 xz archives (seconds of CPU), so the result is kept once per mirror
+ * content under .cache/fixups-minbase/<key> (a zstd tar and the records) and reused.
+ */
 export function minbaseTree(): { root: string; packages: InstalledPackage[] } {
+  const base = path.join(ROOT, ".cache/fixups-minbase", mirrorKey());
   const root = mkdtempSync(path.join(os.tmpdir(), "kiln-minbase-"));
-  return { root, packages: extractPackages(root, minbaseNames()) };
+  const records = path.join(base, "packages.json");
+  withLock(base, () => existsSync(records), () => {
+    const tmp = `${base}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    const scratch = mkdtempSync(path.join(os.tmpdir(), "kiln-minbase-build-"));
+    try {
+      const packages = extractPackages(scratch, minbaseNames());
+      execFileSync("tar", ["--zstd", "--numeric-owner", "-C", scratch, "-cf", path.join(tmp, "tree.tar.zst"), "."]);
+      const stored: StoredPackage[] = packages.map((p) => ({
+        control: p.pkg.paragraph.fields.map(([k, v]) => `${k}: ${v.replace(/\n/g, "\n ")}\n`).join(""),
+        members: Object.fromEntries([...p.controlFiles].map(([k, v]) => [k, v.toString("base64")])),
+        files: p.files,
+      }));
+      writeFileSync(path.join(tmp, "packages.json"), JSON.stringify(stored));
+      rmSync(base, { recursive: true, force: true });
+      renameSync(tmp, base);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+  execFileSync("tar", ["--zstd", "--numeric-owner", "-C", root, "-xf", path.join(base, "tree.tar.zst")]);
+  const stored = JSON.parse(readFileSync(records, "utf8")) as StoredPackage[];
+  const packages = stored.map((s) => ({
+    pkg: binaryPackage(parseControl(s.control)),
+    controlFiles: new Map(Object.entries(s.members).map(([k, v]) => [k, Buffer.from(v, "base64")])),
+    files: s.files,
+  }));
+  return { root, packages };
+}
+
+/**
+ * Runs `build` once across parallel test processes: the first to create `<base>.lock` builds,
+ * the others wait until `done()` holds.
+ */
+function withLock(base: string, done: () => boolean, build: () => void): void {
+  if (done()) return;
+  mkdirSync(path.dirname(base), { recursive: true });
+  const lock = `${base}.lock`;
+  for (let waited = 0; ; waited++) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      if (done()) return;
+      // A lock older than 10 minutes belongs to a run that died.
+      if (Date.now() - statSync(lock).mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
+      if (waited > 600) throw new Error(`timed out waiting for ${base}`);
+      execFileSync("sleep", ["0.5"]);
+    }
+  }
+  try {
+    if (!done()) build();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 function mirrorKey(): string {
@@ -125,23 +195,7 @@ export function debootstrapReference(): { tar: string; listing: string } {
   const base = path.join(ROOT, ".cache/debootstrap-minbase", mirrorKey());
   const tarFile = path.join(base, "ref.tar");
   const listing = path.join(base, "listing.txt");
-  if (existsSync(listing)) return { tar: tarFile, listing };
-  mkdirSync(path.dirname(base), { recursive: true });
-  const lock = `${base}.lock`;
-  for (let waited = 0; ; waited++) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      if (existsSync(listing)) return { tar: tarFile, listing };
-      // A lock older than 10 minutes belongs to a run that died.
-      if (Date.now() - statSync(lock).mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
-      if (waited > 600) throw new Error("timed out waiting for the debootstrap reference");
-      execFileSync("sleep", ["0.5"]);
-    }
-  }
-  try {
-    if (existsSync(listing)) return { tar: tarFile, listing };
+  withLock(base, () => existsSync(listing), () => {
     const target = mkdtempSync(path.join(os.tmpdir(), "kiln-debootstrap-"));
     try {
       execFileSync("debootstrap", ["--variant=minbase", "--no-check-gpg", "bookworm", target, `file://${MIRROR_DIR}`], { stdio: "ignore" });
@@ -157,10 +211,8 @@ export function debootstrapReference(): { tar: string; listing: string } {
       unmountUnder(target);
       rmSync(target, { recursive: true, force: true });
     }
-    return { tar: tarFile, listing };
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+  });
+  return { tar: tarFile, listing };
 }
 
 /** debootstrap mounts /proc (and more) in the target; never let rm recurse into a mount. */
