@@ -4,22 +4,24 @@
  * xz dominates unpacking time (nearly every Debian package uses it). lzma-native bundles
  * liblzma 5.2 and decodes about 1.5× slower per core than the `xz` program of the host
  * (liblzma 5.4, measured on bookworm's minbase: 1.9 s against 1.4 s for all 88 data members two
- * at a time; larger lzma-native buffers or its threaded decoder do not help), so by default a
- * data member of some size is piped through `xz -dc` when the program exists, and lzma-native
- * decodes the rest (and everything on a host without `xz`).
+ * at a time; larger lzma-native buffers or its threaded decoder do not help). It also ignores
+ * backpressure: one write is decoded and pushed whole, so a few KiB of xz could fill memory with
+ * gigabytes of zeros. Data members therefore go through `xz -dc` (the host's xz-utils, Priority:
+ * required in Debian), and lzma-native only decodes control members, in awaited 512-byte steps
+ * under a size limit, and data members on hosts without the program.
  */
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { Duplex, PassThrough, type Readable, type Writable } from "node:stream";
-import { createGunzip } from "node:zlib";
+import { createGunzip, gunzipSync } from "node:zlib";
 import bz2 from "unbzip2-stream";
-import { DecompressStream } from "zstd-napi";
+import * as zstd from "zstd-napi/binding.js";
 
 const require = createRequire(import.meta.url);
 // lzma-native ships no type declarations; this is the one function Kiln uses.
-const lzma = require("lzma-native") as { createDecompressor(options?: { synchronous?: boolean }): Duplex };
+const lzma = require("lzma-native") as { createDecompressor(): Duplex };
 
 /** How a member of a `.deb` is compressed. */
 export type DebCompression = "gzip" | "xz" | "zstd" | "bzip2" | "none";
@@ -45,31 +47,26 @@ export function compressionOf(memberName: string, base: "control.tar" | "data.ta
   }
 }
 
-/**
- * Below this compressed size `auto` decodes xz in-process: starting a program costs a few
- * milliseconds of a blocked event loop (more as the process grows), which half of Debian's
- * packages do not repay.
- */
-const SPAWN_THRESHOLD = 256 << 10;
+const programs = new Map<string, string | null>();
 
-let xzProgram: string | null | undefined;
-
-/** The absolute path of the `xz` program on `PATH`, looked up once; null when there is none. */
-function findXzProgram(): string | null {
-  if (xzProgram !== undefined) return xzProgram;
-  xzProgram = null;
+/** The absolute path of a program on `PATH`, looked up once; null when there is none. */
+function findProgram(name: string): string | null {
+  const known = programs.get(name);
+  if (known !== undefined) return known;
+  let found: string | null = null;
   for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
     if (!dir) continue;
-    const candidate = path.join(dir, "xz");
+    const candidate = path.join(dir, name);
     try {
       accessSync(candidate, fsConstants.X_OK);
-      xzProgram = candidate;
+      found = candidate;
       break;
     } catch {
       // not here
     }
   }
-  return xzProgram;
+  programs.set(name, found);
+  return found;
 }
 
 /**
@@ -109,7 +106,7 @@ class ProgramFilter extends Duplex {
     if (this.exit.code === 0) this.push(null);
     else {
       const why = this.stderr.trim().split("\n").pop() || `exit ${this.exit.code ?? this.exit.signal}`;
-      this.destroy(new Error(why.replace(/^[^:]*xz: \(stdin\): /, "")));
+      this.destroy(new Error(why.replace(/^[^:]*: \(stdin\): /, "")));
     }
   }
 
@@ -135,25 +132,179 @@ class ProgramFilter extends Duplex {
 }
 
 /**
- * A fresh decompressing Duplex for `compression` (a pass-through for `none`). `compressedSize`
- * lets `auto` keep small xz members in-process.
+ * zstd with backpressure. zstd-napi's own DecompressStream pushes everything one input chunk
+ * expands to before it returns, and a few KiB of zstd can hold gigabytes of zeros; this one
+ * stops producing as soon as the reader is full and resumes when it reads again.
  */
-export function createDecompressor(compression: DebCompression, xz: XzDecoder = "auto", compressedSize = Infinity): Duplex {
+class ZstdDecoder extends Duplex {
+  private readonly dctx = new zstd.DCtx();
+  private input: Buffer | undefined;
+  private inputDone: ((err?: Error | null) => void) | undefined;
+  /** A write callback held back because the reader is full. */
+  private deferred: (() => void) | undefined;
+  private inFrame = false;
+
+  constructor() {
+    super({ readableHighWaterMark: 1 << 20 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.input = chunk;
+    this.inputDone = cb;
+    this.pump();
+  }
+
+  override _read(): void {
+    const d = this.deferred;
+    this.deferred = undefined;
+    if (d) d();
+    else this.pump();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.inFrame) return cb(new Error("zstd data ends in the middle of a frame"));
+    this.push(null);
+    cb();
+  }
+
+  private pump(): void {
+    while (this.input !== undefined) {
+      const out = Buffer.allocUnsafe(ZSTD_OUT);
+      let ret: number;
+      let produced: number;
+      let consumed: number;
+      try {
+        [ret, produced, consumed] = this.dctx.decompressStream(out, this.input);
+      } catch (err) {
+        const cb = this.inputDone!;
+        this.input = this.inputDone = undefined;
+        return cb(err as Error);
+      }
+      this.inFrame = ret !== 0;
+      const room = produced > 0 ? this.push(out.subarray(0, produced)) : true;
+      const rest = this.input.subarray(consumed);
+      if (rest.length === 0 && produced < out.length) {
+        // This chunk is done; take the next one only when the reader has room.
+        const cb = this.inputDone!;
+        this.input = this.inputDone = undefined;
+        if (room) cb();
+        else this.deferred = () => cb();
+        return;
+      }
+      // More output may be pending even with no input left: keep calling with what remains.
+      this.input = rest;
+      if (!room) return;
+    }
+  }
+}
+
+const ZSTD_OUT = zstd.dStreamOutSize();
+
+/** A decompressor, and how much compressed input to hand it at a time. */
+export interface Decoder {
+  stream: Duplex;
+  /** Bytes of input per write. */
+  inputChunk: number;
+}
+
+/**
+ * A fresh streaming decoder for `compression` (a pass-through for `none`). Every decoder but
+ * the fallbacks honours backpressure, so a decompression bomb costs time, not memory: xz and
+ * bzip2 go through their programs (a full pipe stops them), zstd through {@link ZstdDecoder},
+ * gzip through zlib. lzma-native and unbzip2-stream push all the output of a write at once; they
+ * serve only hosts without the `xz` or `bzip2` program.
+ */
+export function createDecoder(compression: DebCompression, xz: XzDecoder = "auto"): Decoder {
+  const big = 1 << 20;
   switch (compression) {
     case "gzip":
-      return createGunzip({ chunkSize: 1 << 16 });
+      return { stream: createGunzip({ chunkSize: 1 << 16 }), inputChunk: 1 << 16 };
     case "xz": {
-      const program = xz === "native" || (xz === "auto" && compressedSize < SPAWN_THRESHOLD) ? null : findXzProgram();
-      if (program) return new ProgramFilter(program, ["-dc", "-q"]);
+      const program = xz === "native" ? null : findProgram("xz");
+      if (program) return { stream: new ProgramFilter(program, ["-dc", "-q"]), inputChunk: big };
       if (xz === "program") throw new Error("the xz program is not installed");
-      return lzma.createDecompressor();
+      return { stream: lzma.createDecompressor(), inputChunk: 1 << 16 };
     }
     case "zstd":
-      return new DecompressStream();
-    case "bzip2":
-      // unbzip2-stream is a classic `through` stream: it pipes and emits errors like a Duplex.
-      return bz2() as unknown as Duplex;
+      return { stream: new ZstdDecoder(), inputChunk: big };
+    case "bzip2": {
+      const program = findProgram("bzip2");
+      if (program) return { stream: new ProgramFilter(program, ["-dc", "-q"]), inputChunk: big };
+      return { stream: bz2() as unknown as Duplex, inputChunk: 1 << 16 };
+    }
     case "none":
-      return new PassThrough({ highWaterMark: 1 << 20 });
+      return { stream: new PassThrough({ highWaterMark: big }), inputChunk: big };
+  }
+}
+
+/** Thrown when a member decodes to more than the caller allows. */
+export class TooLargeError extends Error {}
+
+/**
+ * Decodes a small member held in memory (control.tar) in-process, refusing to produce more
+ * than `limit` bytes. lzma-native gets 512-byte writes, each awaited, so it can overshoot the
+ * limit by what 512 bytes of LZMA2 expand to (a few MiB), never by gigabytes.
+ */
+export async function decodeBounded(compression: Exclude<DebCompression, "bzip2">, data: Buffer, limit: number): Promise<Buffer> {
+  switch (compression) {
+    case "none":
+      if (data.length > limit) throw new TooLargeError(`more than ${limit} bytes`);
+      return data;
+    case "gzip":
+      try {
+        return gunzipSync(data, { maxOutputLength: limit });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new TooLargeError(`more than ${limit} bytes`);
+        throw err;
+      }
+    case "zstd": {
+      const dctx = new zstd.DCtx();
+      const out: Buffer[] = [];
+      let total = 0;
+      let input = data;
+      for (;;) {
+        const buf = Buffer.allocUnsafe(ZSTD_OUT);
+        const [ret, produced, consumed] = dctx.decompressStream(buf, input);
+        total += produced;
+        if (total > limit) throw new TooLargeError(`more than ${limit} bytes`);
+        out.push(buf.subarray(0, produced));
+        input = input.subarray(consumed);
+        if (input.length === 0 && produced < buf.length) {
+          if (ret !== 0) throw new Error("zstd data ends in the middle of a frame");
+          return Buffer.concat(out);
+        }
+      }
+    }
+    case "xz": {
+      const dec = lzma.createDecompressor();
+      const out: Buffer[] = [];
+      let total = 0;
+      let failure: Error | undefined;
+      dec.on("data", (chunk: Buffer) => {
+        total += chunk.length;
+        if (total <= limit) out.push(chunk);
+      });
+      const ended = new Promise<void>((resolve, reject) => {
+        dec.once("end", resolve);
+        dec.once("error", (err: Error) => {
+          failure = err;
+          reject(err);
+        });
+      });
+      ended.catch(() => undefined);
+      try {
+        for (let i = 0; i < data.length && failure === undefined; i += 512) {
+          await new Promise<void>((resolve, reject) => dec.write(data.subarray(i, i + 512), (err?: Error | null) => (err ? reject(err) : resolve())));
+          if (total > limit) throw new TooLargeError(`more than ${limit} bytes`);
+        }
+        if (failure) throw failure;
+        dec.end();
+        await ended;
+        if (total > limit) throw new TooLargeError(`more than ${limit} bytes`);
+        return Buffer.concat(out);
+      } finally {
+        dec.destroy();
+      }
+    }
   }
 }

@@ -6,19 +6,19 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { Readable } from "node:stream";
 import tar from "tar-stream";
 import { KilnError } from "../domain/errors.js";
 import { ArFormatError, readArMembers, type ArMember } from "./deb-ar.js";
 import { parseControlParagraph } from "./deb-control.js";
-import { compressionOf, createDecompressor, type DebCompression, type XzDecoder } from "./deb-decompress.js";
+import { compressionOf, createDecoder, decodeBounded, TooLargeError, type DebCompression, type XzDecoder } from "./deb-decompress.js";
 import type { Paragraph } from "./types.js";
 
 export type { DebCompression, XzDecoder } from "./deb-decompress.js";
 
-/** Control archives are a few KiB; anything past this is not a package but an attack. */
-const MAX_CONTROL_BYTES = 64 << 20;
+/** Control archives are a few KiB (packed or not); anything past this is not a package but an attack. */
+const MAX_CONTROL_BYTES = 16 << 20;
 
 /** A member of the `.deb` that holds a tar archive. */
 export interface DebTarMember {
@@ -107,27 +107,25 @@ const TAR_TYPES: Record<string, DebEntryType | undefined> = {
   fifo: "fifo",
 };
 
-function memberStream(file: string, member: DebTarMember): Readable {
+function memberStream(file: string, member: DebTarMember, chunk: number): Readable {
   // createReadStream's `end` is inclusive, and an empty range must still be an (empty) stream.
   if (member.size === 0) return Readable.from([]);
-  return createReadStream(file, { start: member.offset, end: member.offset + member.size - 1, highWaterMark: 1 << 20 });
+  return createReadStream(file, { start: member.offset, end: member.offset + member.size - 1, highWaterMark: chunk });
 }
 
 /** The member's decompressed bytes; errors are `KilnError`s naming the file and member. */
 function decompressedStream(file: string, member: DebTarMember, xz: XzDecoder): Readable {
-  const src = memberStream(file, member);
-  let dec;
+  let decoder;
   try {
-    dec = createDecompressor(member.compression, xz, member.size);
+    decoder = createDecoder(member.compression, xz);
   } catch (err) {
-    src.destroy();
     throw malformed(file, `cannot decompress ${member.name}: ${(err as Error).message}`, err);
   }
-  const fail = (err: Error): void => {
-    if (!dec.destroyed) dec.destroy(err instanceof KilnError ? err : malformed(file, `${member.name} is corrupt: ${err.message}`, err));
-  };
-  src.on("error", fail);
-  // The decompressor may emit its own (plain) error: rewrite it once, keep the KilnError.
+  const dec = decoder.stream;
+  const src = memberStream(file, member, decoder.inputChunk);
+  src.on("error", (err: Error) => {
+    if (!dec.destroyed) dec.destroy(err);
+  });
   dec.on("error", () => src.destroy());
   dec.once("close", () => src.destroy());
   src.pipe(dec);
@@ -196,12 +194,20 @@ async function* tarEntries(file: string, member: DebTarMember, source: Readable)
   }
 }
 
-async function readControl(file: string, member: DebTarMember): Promise<{ control: Paragraph; files: Map<string, Buffer> }> {
+async function readControl(file: string, fh: FileHandle, member: DebTarMember): Promise<{ control: Paragraph; files: Map<string, Buffer> }> {
   if (member.size > MAX_CONTROL_BYTES) throw malformed(file, `${member.name} is ${member.size} bytes, more than a control archive ever holds`);
+  if (member.compression === "bzip2") throw malformed(file, `unsupported compression for member ${member.name}`);
+  const packed = Buffer.alloc(member.size);
+  await fh.read(packed, 0, member.size, member.offset);
+  let tarBytes: Buffer;
+  try {
+    tarBytes = await decodeBounded(member.compression, packed, MAX_CONTROL_BYTES);
+  } catch (err) {
+    if (err instanceof TooLargeError) throw malformed(file, `${member.name} unpacks to ${err.message}`, err);
+    throw malformed(file, `${member.name} is corrupt: ${(err as Error).message}`, err);
+  }
   const files = new Map<string, Buffer>();
-  let total = 0;
-  // lzma-native here: spawning xz for a few KiB costs more than decoding them.
-  for await (const entry of tarEntries(file, member, decompressedStream(file, member, "native"))) {
+  for await (const entry of tarEntries(file, member, Readable.from([tarBytes]))) {
     const name = entry.name.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
     if (entry.type === "dir" && (name === "" || name === ".")) continue;
     if (name === "" || name.includes("/") || name === "." || name === ".." || name.includes("\0")) {
@@ -209,11 +215,7 @@ async function readControl(file: string, member: DebTarMember): Promise<{ contro
     }
     if (entry.type !== "file") throw malformed(file, `${member.name} holds "${entry.name}" which is not a regular file`);
     const chunks: Buffer[] = [];
-    for await (const chunk of entry.body) {
-      total += chunk.length;
-      if (total > MAX_CONTROL_BYTES) throw malformed(file, `${member.name} unpacks to more than ${MAX_CONTROL_BYTES} bytes`);
-      chunks.push(chunk);
-    }
+    for await (const chunk of entry.body) chunks.push(chunk);
     files.set(name, Buffer.concat(chunks));
   }
   const controlBytes = files.get("control");
@@ -242,30 +244,32 @@ function tarMember(file: string, m: ArMember, base: "control.tar" | "data.tar"):
  * @throws KilnError `badRequest` naming the file when it is not a valid package.
  */
 export async function openDeb(file: string): Promise<DebPackage> {
-  let size: number;
-  let members: ArMember[];
-  let versionText: string;
   const fh = await open(file, "r").catch((err: NodeJS.ErrnoException) => {
     throw new KilnError(err.code === "ENOENT" ? "notFound" : "internal", `${file}: cannot open package: ${err.code ?? err.message}`, { cause: err });
   });
   try {
-    size = (await fh.stat()).size;
-    try {
-      members = await readArMembers(fh, size);
-    } catch (err) {
-      if (err instanceof ArFormatError) throw malformed(file, err.message, err);
-      throw err;
-    }
-    const first = members[0];
-    if (!first || first.name !== "debian-binary") throw malformed(file, `the first member is ${first ? `"${first.name}"` : "missing"}, not debian-binary`);
-    if (first.size > 64) throw malformed(file, "debian-binary is too long");
-    const buf = Buffer.alloc(first.size);
-    await fh.read(buf, 0, first.size, first.offset);
-    versionText = buf.toString("latin1").replace(/\n$/, "");
-    if (!/^2\.\d+$/.test(versionText)) throw malformed(file, `unsupported format version "${versionText.slice(0, 16)}" (expected 2.x)`);
+    return await readDeb(file, fh);
   } finally {
     await fh.close();
   }
+}
+
+async function readDeb(file: string, fh: FileHandle): Promise<DebPackage> {
+  const size = (await fh.stat()).size;
+  let members: ArMember[];
+  try {
+    members = await readArMembers(fh, size);
+  } catch (err) {
+    if (err instanceof ArFormatError) throw malformed(file, err.message, err);
+    throw err;
+  }
+  const first = members[0];
+  if (!first || first.name !== "debian-binary") throw malformed(file, `the first member is ${first ? `"${first.name}"` : "missing"}, not debian-binary`);
+  if (first.size > 64) throw malformed(file, "debian-binary is too long");
+  const buf = Buffer.alloc(first.size);
+  await fh.read(buf, 0, first.size, first.offset);
+  const versionText = buf.toString("latin1").replace(/\n$/, "");
+  if (!/^2\.\d+$/.test(versionText)) throw malformed(file, `unsupported format version "${versionText.slice(0, 16)}" (expected 2.x)`);
 
   let controlAr: ArMember | undefined;
   let dataAr: ArMember | undefined;
@@ -283,8 +287,8 @@ export async function openDeb(file: string): Promise<DebPackage> {
   if (!dataAr) throw malformed(file, "no data.tar member");
   const controlMember = tarMember(file, controlAr, "control.tar");
   const dataMember = tarMember(file, dataAr, "data.tar");
-  const { control, files } = await readControl(file, controlMember);
-  const stamp = members[0]!.mtime || controlAr.mtime;
+  const { control, files } = await readControl(file, fh, controlMember);
+  const stamp = first.mtime || controlAr.mtime;
 
   return {
     path: file,

@@ -283,6 +283,16 @@ describe("malformed packages are refused with the file named", () => {
     await expectMalformed(file, /claims \d+ bytes but the file ends first/);
   });
 
+  for (const compression of ["xz", "gzip", "zstd"] as const) {
+    it(`a ${compression} control.tar that unpacks to more than any control archive holds`, async () => {
+      const file = await buildRawDeb(
+        { control: { name: "ctlbomb" }, controlFiles: { postinst: Buffer.alloc(40 << 20) }, entries: [], controlCompression: compression },
+        path.join(dir, `ctlbomb-${compression}.deb`),
+      );
+      await expectMalformed(file, /control\.tar\.\w+ unpacks to more than 16777216 bytes/);
+    });
+  }
+
   for (const compression of ["xz", "gzip", "zstd", "bzip2"] as const) {
     it(`corrupt ${compression} data fails while streaming`, async () => {
       const file = await buildRawDeb({ control: { name: `bad-${compression}` }, entries: [{ name: "./big", content: bigText }], dataCompression: compression }, path.join(dir, `bad-${compression}.deb`));
