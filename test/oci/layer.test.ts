@@ -113,11 +113,18 @@ describe("writeLayer", () => {
       },
     };
     const pending = writeLayer([...sampleEntries(), stalled], work.blobs, { clock, createdBy: "x", signal: controller.signal });
-    while (!opened) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 50));
-    expect((await tmpFiles()).length).toBe(1);
-    controller.abort(new Error("user cancelled"));
-    const err = await pending.catch((e: unknown) => e);
+    const settled = pending.catch((e: unknown) => e);
+    try {
+      // Stalled mid-layer: the content is open and the temp blob exists (its creation is async, so poll).
+      const deadline = Date.now() + 10_000;
+      while (!(opened && (await tmpFiles()).length === 1)) {
+        if (Date.now() > deadline) throw new Error("the write never reached the stalled entry");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      controller.abort(new Error("user cancelled"));
+    }
+    const err = await settled;
     expect(isKilnError(err, "cancelled")).toBe(true);
     expect(await tmpFiles()).toEqual([]);
     expect(await work.blobs.list()).toEqual(before);
