@@ -127,6 +127,67 @@ export interface DownloadKeysTable {
   expires_at: Int8;
 }
 
+export interface JobsTable {
+  id: Generated<number>;
+  kind: string;
+  user_id: number;
+  state: string;
+  percentage: number;
+  message: string | null;
+  error_message: string | null;
+  detailed_error: string | null;
+  eta: NullableInt8;
+  bytes_loaded: NullableInt8;
+  bytes_total: NullableInt8;
+  attempts: number;
+  cancel_requested: Bool;
+  started_at: NullableInt8;
+  finished_at: NullableInt8;
+  created: Int8;
+  last_modified: Int8;
+}
+
+export interface ImagesTable {
+  id: Generated<number>;
+  user_id: number;
+  bundle_id: number;
+  template_id: number;
+  distribution_id: number;
+  job_id: number;
+  format_id: number;
+  compress: Bool;
+  entrypoint: string | null;
+  name: string;
+  version: string | null;
+  revision: number;
+  file_name: string | null;
+  file_size: NullableInt8;
+  file_digest: string | null;
+  manifest_digest: string | null;
+  installed_size: NullableInt8;
+  /** JSON array of {name, version, arch}. */
+  packages: string | null;
+  created: Int8;
+  last_modified: Int8;
+}
+
+export interface PublicationsTable {
+  id: Generated<number>;
+  user_id: number;
+  image_id: number;
+  account_id: number;
+  format_id: number;
+  namespace: string;
+  repository: string;
+  tag: string;
+  registry: string;
+  job_id: number;
+  cloud_id: string | null;
+  registering_name: string | null;
+  created: Int8;
+  last_modified: Int8;
+}
+
 /** Every table of the metadata store, by name. */
 export interface KilnDatabase {
   users: UsersTable;
@@ -138,4 +199,7 @@ export interface KilnDatabase {
   cloud_accounts: CloudAccountsTable;
   templates: TemplatesTable;
   download_keys: DownloadKeysTable;
+  jobs: JobsTable;
+  images: ImagesTable;
+  publications: PublicationsTable;
 }

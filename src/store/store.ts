@@ -20,6 +20,8 @@ import { cloudAccountRepo } from "./repos/cloud-accounts.js";
 import type { RepoContext } from "./repos/context.js";
 import { distributionRepo } from "./repos/distributions.js";
 import { downloadKeyRepo } from "./repos/download-keys.js";
+import { imageRepo, publicationRepo } from "./repos/images.js";
+import { jobRepo } from "./repos/jobs.js";
 import { templateRepo } from "./repos/templates.js";
 import { userRepo } from "./repos/users.js";
 import type { KilnDatabase } from "./schema.js";
@@ -137,6 +139,9 @@ function repositories(ctx: RepoContext): Repositories {
     cloudAccounts: translatingErrors(cloudAccountRepo(ctx)),
     templates: translatingErrors(templateRepo(ctx)),
     downloadKeys: translatingErrors(downloadKeyRepo(ctx)),
+    jobs: translatingErrors(jobRepo(ctx)),
+    images: translatingErrors(imageRepo(ctx)),
+    publications: translatingErrors(publicationRepo(ctx)),
   };
 }
 

@@ -228,6 +228,145 @@ export interface DownloadKeyRepo {
   deleteForTarget(target: string): Promise<number>;
 }
 
+export type JobKind = "generate" | "publish";
+/** `queued` → `running` → one of the three ends; a queued job may also go straight to `cancelled`. */
+export type JobState = "queued" | "running" | "complete" | "error" | "cancelled";
+
+/** A unit of asynchronous work (a generation or a publication) and its progress: an OpStatus. */
+export interface JobRow extends Timestamps {
+  id: number;
+  kind: JobKind;
+  userId: number;
+  state: JobState;
+  /** 0–100, never decreasing while the job runs. */
+  percentage: number;
+  message: string | null;
+  /** One line a user can act on. */
+  errorMessage: string | null;
+  /** The chain of causes. */
+  detailedError: string | null;
+  eta: Date | null;
+  bytesLoaded: number | null;
+  bytesTotal: number | null;
+  /** How many times a worker has started it (a restart may resume a job). */
+  attempts: number;
+  cancelRequested: boolean;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface JobProgress {
+  percentage?: number;
+  message?: string;
+  eta?: Date | null;
+  bytesLoaded?: number;
+  bytesTotal?: number;
+}
+
+export interface JobRepo {
+  create(j: { kind: JobKind; userId: number }): Promise<JobRow>;
+  get(id: number): Promise<JobRow | undefined>;
+  /** Atomically takes the oldest queued job of these kinds (queued → running, attempts + 1). */
+  claimNext(kinds: JobKind[]): Promise<JobRow | undefined>;
+  /** Records progress of a running job; the percentage never goes down. */
+  progress(id: number, p: JobProgress): Promise<void>;
+  /** Ends a queued or running job; undefined if it had already ended. */
+  finish(id: number, end: { state: "complete" | "error" | "cancelled"; errorMessage?: string; detailedError?: string }): Promise<JobRow | undefined>;
+  /** A queued job is cancelled at once; a running one is flagged for its worker. */
+  requestCancel(id: number): Promise<JobRow | undefined>;
+  /**
+   * After a restart: running jobs go back to the queue (to be resumed) while they have been
+   * started fewer than `maxAttempts` times, and fail with `message` otherwise.
+   */
+  recoverInterrupted(maxAttempts: number, message: string): Promise<{ resumed: number[]; failed: number[] }>;
+  delete(id: number): Promise<boolean>;
+}
+
+export interface ImagePackage {
+  name: string;
+  version: string;
+  arch: string;
+}
+
+export interface ImageRow extends Timestamps {
+  id: number;
+  userId: number;
+  bundleId: number;
+  templateId: number;
+  distributionId: number;
+  jobId: number;
+  /** Container format id (domain/formats.ts). */
+  formatId: number;
+  compress: boolean;
+  /** Exec-form entrypoint as JSON text (`["/bin/sh"]`), or null. */
+  entrypoint: string | null;
+  name: string;
+  version: string | null;
+  /** 1, 2, ... per template. */
+  revision: number;
+  /** The downloadable file (compressed images only), once complete. */
+  fileName: string | null;
+  fileSize: number | null;
+  fileDigest: string | null;
+  /** The image in the blob store (OCI manifest digest), once complete; what publication pushes. */
+  manifestDigest: string | null;
+  /** Sum of the uncompressed layers. */
+  installedSize: number | null;
+  /** Every package in the image, once complete. */
+  packages: ImagePackage[] | null;
+}
+export type NewImage = Omit<ImageRow, "id" | "created" | "lastModified" | "revision" | "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages">;
+
+export interface ImageRepo {
+  /** Creates the image with the next revision of its template. */
+  create(i: NewImage): Promise<ImageRow>;
+  get(userId: number, templateId: number, id: number): Promise<ImageRow | undefined>;
+  /** By id alone: for workers, never for requests. */
+  getById(id: number): Promise<ImageRow | undefined>;
+  getByJob(jobId: number): Promise<ImageRow | undefined>;
+  listByTemplate(userId: number, templateId: number): Promise<ImageRow[]>;
+  listByUser(userId: number): Promise<ImageRow[]>;
+  update(id: number, patch: Partial<Pick<ImageRow, "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages">>): Promise<ImageRow | undefined>;
+  /** Deletes the image, its job and its publications (and their jobs). */
+  delete(userId: number, id: number): Promise<boolean>;
+  /** Blob digests any image still needs (download files and manifests). */
+  referencedBlobs(): Promise<string[]>;
+}
+
+export interface PublicationRow extends Timestamps {
+  id: number;
+  userId: number;
+  imageId: number;
+  /** The cloud account used (its row may since have been deleted). */
+  accountId: number;
+  formatId: number;
+  namespace: string;
+  repository: string;
+  tag: string;
+  jobId: number;
+  /** `host/namespace/repository@sha256:...`, once done. */
+  cloudId: string | null;
+  /** `host/namespace/repository:tag`, once done. */
+  registeringName: string | null;
+  /** The registry host the account pointed at when this was published. */
+  registry: string;
+}
+export type NewPublication = Omit<PublicationRow, "id" | "created" | "lastModified" | "cloudId" | "registeringName">;
+
+export interface PublicationRepo {
+  create(p: NewPublication): Promise<PublicationRow>;
+  get(userId: number, imageId: number, id: number): Promise<PublicationRow | undefined>;
+  getById(id: number): Promise<PublicationRow | undefined>;
+  getByJob(jobId: number): Promise<PublicationRow | undefined>;
+  listByImage(userId: number, imageId: number): Promise<PublicationRow[]>;
+  listByUser(userId: number): Promise<PublicationRow[]>;
+  update(id: number, patch: Partial<Pick<PublicationRow, "cloudId" | "registeringName">>): Promise<PublicationRow | undefined>;
+  /** Deletes the publication and its job. */
+  delete(userId: number, id: number): Promise<boolean>;
+  /** Repositories this account completed pushes to on `registry` (sources for cross-repository mounts). */
+  pushedRepositories(accountId: number, registry: string): Promise<string[]>;
+}
+
 /** The whole store: the repositories plus lifecycle. */
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
@@ -239,6 +378,9 @@ export interface Store {
   readonly cloudAccounts: CloudAccountRepo;
   readonly templates: TemplateRepo;
   readonly downloadKeys: DownloadKeyRepo;
+  readonly jobs: JobRepo;
+  readonly images: ImageRepo;
+  readonly publications: PublicationRepo;
   /** Runs `fn` in one transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: Omit<Store, "transaction" | "close" | "dialect">) => Promise<T>): Promise<T>;
   close(): Promise<void>;

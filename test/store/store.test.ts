@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isKilnError } from "../../src/domain/errors.js";
 import type { ErrorKind } from "../../src/domain/errors.js";
 import { SORTABLE_FIELDS, openStore } from "../../src/store/store.js";
+import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import type { ListFamily } from "../../src/store/store.js";
 import type { ArtifactKind, ArtifactRow, BundleRow, NewArtifact, NewBundle, NewUser, Store, UserRow } from "../../src/store/types.js";
 import { childStoreKit } from "./child-process.js";
@@ -116,7 +117,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       });
       await withSecondStore(async () => undefined);
       const rows = await database.query("SELECT name FROM kiln_migration ORDER BY name");
-      expect(rows.map((r) => r.name)).toEqual(["001-initial"]);
+      expect(rows.map((r) => r.name)).toEqual(Object.keys(MIGRATIONS));
       expect(await store.users.getByLogin(user.login)).toEqual(user);
     });
 
@@ -129,7 +130,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
         expect(await second.users.get(user.id)).toEqual(user);
         await Promise.all(stores.map((s) => s.close()));
         const rows = await fresh.query("SELECT name FROM kiln_migration ORDER BY name");
-        expect(rows.map((r) => r.name)).toEqual(["001-initial"]);
+        expect(rows.map((r) => r.name)).toEqual(Object.keys(MIGRATIONS));
       } finally {
         await fresh.drop();
       }
@@ -152,7 +153,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
         const outputs = await Promise.all([0, 1, 2, 3].map(() => kit.run(script, [fresh.options.dataDir, startAt])));
         expect(outputs.map((o) => o.stdout.trim())).toEqual(Array(4).fill('{"items":[],"total":0}'));
         const rows = await fresh.query("SELECT name FROM kiln_migration ORDER BY name");
-        expect(rows.map((r) => r.name)).toEqual(["001-initial"]);
+        expect(rows.map((r) => r.name)).toEqual(Object.keys(MIGRATIONS));
       } finally {
         await kit.dispose();
         await fresh.drop();
@@ -680,6 +681,100 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       expect(await store.downloadKeys.peek(`${user.id}-fresh`, "artifact:90", new Date(t0))).toBeUndefined();
       expect(await store.downloadKeys.peek(`${user.id}-fresh3`, "image:90", new Date(t0))).toBeDefined();
       expect(await store.downloadKeys.deleteForTarget("artifact:90")).toBe(0);
+    });
+  });
+
+  describe("jobs", () => {
+    it("claims each queued job once, oldest first, and only grows its percentage", async () => {
+      const u = await newUser();
+      const a = await store.jobs.create({ kind: "generate", userId: u.id });
+      const b = await store.jobs.create({ kind: "generate", userId: u.id });
+      expect(a.state).toBe("queued");
+      const claims = await Promise.all([store.jobs.claimNext(["generate"]), store.jobs.claimNext(["generate"]), store.jobs.claimNext(["generate"])]);
+      const ids = claims.filter((c) => c !== undefined).map((c) => c!.id);
+      expect(ids.sort()).toEqual([a.id, b.id].sort());
+      expect(claims.filter((c) => c !== undefined).every((c) => c!.state === "running" && c!.attempts === 1)).toBe(true);
+      await store.jobs.progress(a.id, { percentage: 40, message: "unpacking" });
+      await store.jobs.progress(a.id, { percentage: 25, message: "writing layers" });
+      const j = (await store.jobs.get(a.id))!;
+      expect(j.percentage).toBe(40);
+      expect(j.message).toBe("writing layers");
+      const done = await store.jobs.finish(a.id, { state: "complete" });
+      expect(done).toMatchObject({ state: "complete", percentage: 100 });
+      expect(await store.jobs.finish(a.id, { state: "error", errorMessage: "late" })).toBeUndefined();
+      await store.jobs.progress(a.id, { percentage: 10 });
+      expect((await store.jobs.get(a.id))!.state).toBe("complete");
+      expect(await store.jobs.claimNext(["publish"])).toBeUndefined();
+    });
+
+    it("cancels a queued job at once and flags a running one", async () => {
+      const u = await newUser();
+      const q = await store.jobs.create({ kind: "publish", userId: u.id });
+      expect((await store.jobs.requestCancel(q.id))!.state).toBe("cancelled");
+      const r = await store.jobs.create({ kind: "publish", userId: u.id });
+      await store.jobs.claimNext(["publish"]);
+      const flagged = (await store.jobs.requestCancel(r.id))!;
+      expect(flagged.state).toBe("running");
+      expect(flagged.cancelRequested).toBe(true);
+    });
+
+    it("resumes interrupted jobs after a restart, and fails them after too many attempts", async () => {
+      const u = await newUser();
+      const j = await store.jobs.create({ kind: "generate", userId: u.id });
+      expect((await store.jobs.claimNext(["generate"]))!.id).toBe(j.id);
+      let rec = await store.jobs.recoverInterrupted(2, "interrupted by a restart");
+      expect(rec.resumed).toContain(j.id);
+      expect((await store.jobs.get(j.id))!.state).toBe("queued");
+      // Other tests' jobs share the queue: claim until this one is running again.
+      for (let c = await store.jobs.claimNext(["generate"]); c && c.id !== j.id; c = await store.jobs.claimNext(["generate"]));
+      rec = await store.jobs.recoverInterrupted(2, "interrupted by a restart");
+      expect(rec.failed).toContain(j.id);
+      expect(await store.jobs.get(j.id)).toMatchObject({ state: "error", errorMessage: "interrupted by a restart" });
+    });
+  });
+
+  describe("images and publications", () => {
+    it("numbers revisions per template, records results, and deletes with jobs and publications", async () => {
+      const u = await newUser();
+      const b = await store.bundles.create(bundleFields(u.id));
+      const [dist] = await store.distributions.sync([{ name: "Debian", version: "12", arch: "x86_64" }]);
+      const t = await store.templates.create({ userId: u.id, bundleId: b.id, distributionId: dist!.id });
+      const make = async () => {
+        const job = await store.jobs.create({ kind: "generate", userId: u.id });
+        return store.images.create({ userId: u.id, bundleId: b.id, templateId: t.id, distributionId: dist!.id, jobId: job.id, formatId: 1, compress: true, entrypoint: '["/bin/sh"]', name: "nginx", version: "1.0" });
+      };
+      const i1 = await make();
+      const i2 = await make();
+      expect([i1.revision, i2.revision]).toEqual([1, 2]);
+      const updated = await store.images.update(i1.id, { fileName: "nginx-1.0-docker.tar.gz", fileSize: 1234, fileDigest: "sha256:" + "a".repeat(64), manifestDigest: "sha256:" + "b".repeat(64), packages: [{ name: "libc6", version: "2.36-9", arch: "amd64" }] });
+      expect(updated).toMatchObject({ fileSize: 1234, packages: [{ name: "libc6", version: "2.36-9", arch: "amd64" }] });
+      expect(await store.images.referencedBlobs()).toEqual(expect.arrayContaining(["sha256:" + "a".repeat(64), "sha256:" + "b".repeat(64)]));
+      expect(await store.images.getByJob(i1.jobId)).toMatchObject({ id: i1.id });
+
+      const other = await newUser();
+      expect(await store.images.get(other.id, t.id, i1.id)).toBeUndefined();
+      expect(await store.images.listByTemplate(u.id, t.id)).toHaveLength(2);
+
+      const acct = await store.cloudAccounts.create({ userId: u.id, name: "hub", type: "docker", url: "http://127.0.0.1:5000", login: "u", secretEnc: "v1:x:y:z" });
+      const pjob = await store.jobs.create({ kind: "publish", userId: u.id });
+      const p = await store.publications.create({ userId: u.id, imageId: i1.id, accountId: acct.id, formatId: 1, namespace: "team", repository: "nginx", tag: "1.0", registry: "127.0.0.1:5000", jobId: pjob.id });
+      expect(await store.publications.pushedRepositories(acct.id, "127.0.0.1:5000")).toEqual([]);
+      await store.jobs.claimNext(["publish"]);
+      await store.jobs.finish(pjob.id, { state: "complete" });
+      await store.publications.update(p.id, { cloudId: "127.0.0.1:5000/team/nginx@sha256:" + "c".repeat(64), registeringName: "127.0.0.1:5000/team/nginx:1.0" });
+      expect(await store.publications.pushedRepositories(acct.id, "127.0.0.1:5000")).toEqual(["team/nginx"]);
+      expect(await store.publications.get(other.id, i1.id, p.id)).toBeUndefined();
+      expect(await store.publications.listByUser(u.id)).toHaveLength(1);
+
+      expect(await store.images.delete(other.id, i1.id)).toBe(false);
+      expect(await store.images.delete(u.id, i1.id)).toBe(true);
+      expect(await store.images.getById(i1.id)).toBeUndefined();
+      expect(await store.publications.getById(p.id)).toBeUndefined();
+      expect(await store.jobs.get(i1.jobId)).toBeUndefined();
+      expect(await store.jobs.get(pjob.id)).toBeUndefined();
+      // Deleting the template takes the remaining image with it.
+      await store.templates.delete(u.id, b.id, t.id);
+      expect(await store.images.getById(i2.id)).toBeUndefined();
     });
   });
 

@@ -9,6 +9,7 @@ import { Migrator, sql } from "kysely";
 import type { Kysely, Migration, MigrationResultSet } from "kysely";
 import { KilnError } from "../../domain/errors.js";
 import { initial } from "./001-initial.js";
+import { images } from "./002-images.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -22,6 +23,7 @@ export interface KilnMigration {
 /** Every migration, by name; the Migrator sorts names and runs the pending ones in order. */
 export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "001-initial": initial,
+  "002-images": images,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */
