@@ -34,6 +34,7 @@ export interface LocalCopy {
   fromCache: boolean;
 }
 
+/** How a {@link Mirror} reaches its server and where it caches what it fetched. */
 export interface MirrorOptions {
   cacheDir: string;
   fetch?: typeof fetch;
@@ -198,7 +199,7 @@ export class Mirror {
         if (signal?.aborted) throw abortError(signal);
         if (attempt >= ATTEMPTS || !isTransient(err)) {
           if (isKilnError(err)) throw err;
-          throw new KilnError("repositoryFailed", `cannot reach ${redactUrl(url)}: ${describe(err)}`, { cause: err });
+          throw new KilnError("repositoryFailed", `cannot reach ${redactUrl(url)}: ${errorReason(err)}`, { cause: err });
         }
         await sleep(BACKOFF_MS[attempt - 1] ?? 1000, signal);
       }
@@ -242,7 +243,7 @@ export class Mirror {
         if (!st.isFile()) return undefined;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
-        throw new KilnError("repositoryFailed", `cannot read ${options.what} at ${file}: ${describe(err)}`, { cause: err });
+        throw new KilnError("repositoryFailed", `cannot read ${options.what} at ${file}: ${errorReason(err)}`, { cause: err });
       }
       return { path: file, fromCache: true };
     }
@@ -298,7 +299,7 @@ export class Mirror {
       await rm(tmp, { force: true });
       if (options.signal?.aborted) throw abortError(options.signal);
       if (isKilnError(err)) throw err;
-      throw new KilnError("repositoryFailed", `cannot download ${options.what} from ${redactUrl(url)}: ${describe(err)}`, { cause: err });
+      throw new KilnError("repositoryFailed", `cannot download ${options.what} from ${redactUrl(url)}: ${errorReason(err)}`, { cause: err });
     }
   }
 
@@ -343,7 +344,7 @@ export function checkExpected(expect: Expected, sha256: string, size: number, wh
 }
 
 /** A short reason for a low-level error (undici hides the useful part in `cause`). */
-export function describe(err: unknown): string {
+export function errorReason(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = err.cause as (Error & { code?: string }) | undefined;
   if (cause instanceof Error) return `${err.message} (${cause.code ?? cause.message})`;

@@ -18,10 +18,11 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { KilnError, isKilnError } from "../domain/errors.js";
 import { parseParagraphs } from "./control.js";
-import { checkExpected, describe, type Expected } from "./mirror.js";
+import { checkExpected, errorReason, type Expected } from "./mirror.js";
 import { packageFromParagraph } from "./package.js";
 import type { BinaryPackage } from "./types.js";
 
+/** How an index file is compressed (from its name: `.xz`, `.gz`, or neither). */
 export type Compression = "xz" | "gz" | "none";
 
 /** The part of lzma-native Kiln uses (the package ships no types). */
@@ -105,7 +106,7 @@ async function inflate(file: string, compression: Compression, expect: Expected,
     // A hash mismatch explains a broken stream better than the decompressor's complaint.
     const whole = await hashFile(file);
     checkExpected(expect, whole.sha256, whole.size, what);
-    throw new KilnError("repositoryFailed", `${what} cannot be read: ${describe(err)}`, { cause: err });
+    throw new KilnError("repositoryFailed", `${what} cannot be read: ${errorReason(err)}`, { cause: err });
   }
   checkExpected(expect, hasher.hash.digest("hex"), hasher.bytes, what);
   return Buffer.concat(collector.chunks, collector.bytes).toString("utf8");

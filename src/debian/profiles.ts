@@ -8,8 +8,10 @@
 import type { BinaryPackage } from "./types.js";
 import { compareVersions } from "./version.js";
 
+/** The base set an image starts from (`--profile`). */
 export type Profile = "minbase" | "none";
 
+/** Every profile, `minbase` (the default) first. */
 export const PROFILES: readonly Profile[] = ["minbase", "none"];
 
 /** Whether a string names a profile (for validating user input). */

@@ -11,7 +11,7 @@ import { pipeline } from "node:stream/promises";
 import type { BlobStore, Digest } from "../blobs/blob-store.js";
 import { KilnError, isKilnError } from "../domain/errors.js";
 import { debianArch, type DistributionConfig } from "../server/config.js";
-import { Mirror, describe, isTransient, type LocalCopy } from "./mirror.js";
+import { Mirror, errorReason, isTransient, type LocalCopy } from "./mirror.js";
 import { compressionOf, loadPackagesIndex } from "./packages-index.js";
 import { packageLabel, unsafeFilenameReason } from "./package.js";
 import { parseRelease, type ParsedRelease, type ReleaseInfo } from "./release.js";
@@ -29,6 +29,7 @@ export interface RepositoryProgress {
   fromCache: boolean;
 }
 
+/** Options of {@link openRepository}. */
 export interface OpenRepositoryOptions {
   /** Directory for index caches (under `KILN_DATA_DIR`); shared by every distribution. */
   cacheDir: string;
@@ -42,6 +43,7 @@ export interface OpenRepositoryOptions {
   now?: Date;
 }
 
+/** Options of {@link Repository.fetchDebs}. */
 export interface FetchDebsOptions {
   /** Downloads running at once; 4 by default. */
   concurrency?: number;
@@ -265,7 +267,7 @@ async function fetchDeb(mirror: Mirror, debs: BlobStore, pkg: BinaryPackage, dig
       if (isKilnError(err, "tooLarge")) throw debError("integrityFailed", pkg, mirror, `size mismatch, the download exceeds the ${pkg.size} bytes of the index`, err);
       if (attempt < ATTEMPTS && isTransient(err)) continue;
       if (isKilnError(err)) throw debError("repositoryFailed", pkg, mirror, err.message, err);
-      throw debError("repositoryFailed", pkg, mirror, `download failed: ${describe(err)}`, err);
+      throw debError("repositoryFailed", pkg, mirror, `download failed: ${errorReason(err)}`, err);
     }
   }
 }
