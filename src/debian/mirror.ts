@@ -168,7 +168,7 @@ export class Mirror {
   private localPath(rel: string): string {
     const full = path.resolve(this.root!, rel);
     if (full !== this.root && !full.startsWith(this.root!.endsWith(path.sep) ? this.root! : this.root! + path.sep)) {
-      throw new KilnError("unsafeArchive", `refusing ${rel}: it is outside the mirror ${this.label}`);
+      throw new KilnError("repositoryFailed", `refusing ${rel}: it is outside the mirror ${this.label}`);
     }
     return full;
   }

@@ -151,6 +151,10 @@ export async function verifyDetached(data: Uint8Array, signature: Uint8Array, ke
  */
 export async function unverifiedCleartext(document: string): Promise<string> {
   if (!document.startsWith("-----BEGIN PGP SIGNED MESSAGE-----")) return document;
-  const message = await openpgp.readCleartextMessage({ cleartextMessage: document });
-  return message.getText();
+  try {
+    const message = await openpgp.readCleartextMessage({ cleartextMessage: document });
+    return message.getText();
+  } catch (err) {
+    throw new KilnError("repositoryFailed", `InRelease is not a readable clearsigned message: ${(err as Error).message}`, { cause: err });
+  }
 }

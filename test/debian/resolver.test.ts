@@ -209,6 +209,24 @@ describe("conflicts and breaks", () => {
   });
 });
 
+describe("the search bound", () => {
+  it("gives up after a bounded number of attempts on a hopeless search, naming the first problem", () => {
+    // 2^16 combinations of alternatives, none of which can live with zz: chronological
+    // backtracking would try them all.
+    const u: BinaryPackage[] = [];
+    const groups: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      groups.push(`c${i} | d${i}`);
+      u.push(pkg(`c${i}`, "1"), pkg(`d${i}`, "1"));
+    }
+    u.push(pkg("app", "1", { Depends: [...groups, "zz"].join(", ") }), pkg("zz", "1", { Conflicts: "c0, d0" }));
+    const started = performance.now();
+    const message = failure(u, ["app"]);
+    expect(message).toBe("gave up after 20000 attempts to find a consistent set of packages; first problem: cannot install app: app 1 depends on zz; zz 1 conflicts with c0 1 (required by app 1)");
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+});
+
 describe("architectures", () => {
   it("uses packages of the image's architecture and all, and says when a name exists only for another", () => {
     const u = [pkg("app", "1", { Depends: "data, lib32" }), pkg("data", "1", { Architecture: "all" }), pkg("lib32", "1", { Architecture: "i386" })];
