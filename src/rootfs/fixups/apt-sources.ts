@@ -7,6 +7,7 @@
  * them no file is written.
  */
 import { KilnError } from "../../domain/errors.js";
+import { DEBIAN_ARCHIVE_KEYRING, type DistributionConfig } from "../../server/config.js";
 import type { Fixup, FixupContext } from "../types.js";
 import type { AptSource, FixupOptions } from "./options.js";
 import { EntrySet } from "./tree.js";
@@ -31,6 +32,20 @@ export function formatAptSources(sources: readonly AptSource[]): string {
       return text;
     })
     .join("\n");
+}
+
+/**
+ * The source apt inside the image should use for a configured distribution: its mirror, suite and
+ * components; Debian's archive keyring (which debian-archive-keyring installs at the same path in
+ * the image) when the distribution is verified with it, `Trusted: yes` only for `keyring: none`.
+ * A `file://` mirror means nothing inside a container: the builder should pass a public mirror
+ * instead (or no sources) for those.
+ */
+export function aptSourceFor(dist: Pick<DistributionConfig, "mirror" | "suite" | "components" | "keyring">): AptSource {
+  const source: AptSource = { uri: dist.mirror, suites: [dist.suite], components: [...dist.components] };
+  if (dist.keyring === "none") source.trusted = true;
+  else if (dist.keyring === DEBIAN_ARCHIVE_KEYRING) source.signedBy = DEBIAN_ARCHIVE_KEYRING;
+  return source;
 }
 
 /** The apt sources fix-up. */

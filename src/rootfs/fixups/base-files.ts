@@ -50,13 +50,10 @@ const FROM_DEFAULTS: ReadonlyArray<[string, string]> = [
 const LOCAL_DIRS = ["usr/local", "usr/local/share", "usr/local/share/man", "usr/local/bin", "usr/local/games", "usr/local/lib", "usr/local/include", "usr/local/sbin", "usr/local/src", "usr/local/etc"];
 
 /** Replaces a directory by a symlink (base-files' `migrate_directory`), moving its content. */
-function migrateDirectory(ctx: FixupContext, set: EntrySet, removals: string[], dir: string, target: string): void {
+function migrateDirectory(ctx: FixupContext, set: EntrySet, dir: string, target: string): void {
   const cur = ctx.fs.lstat(dir);
   if (cur?.type === "symlink") return;
-  if (cur?.type === "dir") {
-    const dest = target.replace(/^\//, "");
-    if (ctx.fs.readdir(dir).length > 0) removals.push(...moveTree(ctx.fs, set, dir, set.realDir(dest)));
-  }
+  if (cur?.type === "dir" && ctx.fs.readdir(dir).length > 0) moveTree(ctx.fs, set, dir, set.realDir(target.replace(/^\//, "")));
   set.symlink(dir, target);
 }
 
@@ -68,7 +65,6 @@ export function baseFilesFixup(): Fixup {
     async apply(ctx: FixupContext) {
       const fs = ctx.fs;
       const set = new EntrySet(fs);
-      const removals: string[] = [];
       const hasBaseFiles = ctx.packages.some((p) => p.pkg.name === "base-files") || fs.lstat("usr/share/base-files") !== undefined;
 
       // debootstrap: first_stage_install and setup_dselect_method.
@@ -97,8 +93,8 @@ export function baseFilesFixup(): Fixup {
         }
         if (fs.lstat("var/spool/mail")?.type !== "symlink") set.symlink("var/spool/mail", "../mail");
         if (!fs.stat("run/lock")) set.dir("run/lock", 0o1777);
-        migrateDirectory(ctx, set, removals, "var/run", "/run");
-        migrateDirectory(ctx, set, removals, "var/lock", "/run/lock");
+        migrateDirectory(ctx, set, "var/run", "/run");
+        migrateDirectory(ctx, set, "var/lock", "/run/lock");
         const staff = fs.lstat("etc/staff-group-for-usr-local") ? await groupId(fs, "staff") : undefined;
         for (const dir of LOCAL_DIRS) {
           if (staff !== undefined) set.dir(dir, 0o2775, 0, staff);
@@ -120,8 +116,7 @@ export function baseFilesFixup(): Fixup {
           set.add({ path: "usr/share/info/dir", type: "file", mode: 0o644, uid: infoDir.uid, gid: infoDir.gid, content: infoDir.content! });
         }
       }
-      const result = set.result();
-      return removals.length > 0 ? { ...result, remove: [...(result.remove ?? []), ...removals].sort() } : result;
+      return set.result();
     },
   };
 }

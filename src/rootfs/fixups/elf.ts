@@ -96,10 +96,12 @@ export function contentSource(ref: ContentRef): ByteSource {
   };
 }
 
+/** `e_type` of shared objects (and PIE executables). */
 export const ET_DYN = 3;
+/** `e_machine` of i386. */
 export const EM_386 = 3;
+/** `e_machine` of x86-64 (and x32). */
 export const EM_X86_64 = 62;
-export const EM_AARCH64 = 183;
 
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;

@@ -70,7 +70,7 @@ import { tzdataFixup } from "./tzdata.js";
 export type { AptSource, FixupOptions } from "./options.js";
 export { accountsFixup } from "./accounts.js";
 export { alternativesFixup } from "./alternatives.js";
-export { aptSourcesFixup } from "./apt-sources.js";
+export { aptSourceFor, aptSourcesFixup } from "./apt-sources.js";
 export { baseFilesFixup } from "./base-files.js";
 export { binShFixup } from "./bin-sh.js";
 export { dpkgDatabaseFixup } from "./dpkg-database.js";
@@ -91,7 +91,7 @@ export { tzdataFixup } from "./tzdata.js";
 export function bookwormFixups(options: FixupOptions = {}): Fixup[] {
   return [
     mergedUsrFixup(),
-    accountsFixup(),
+    accountsFixup(options),
     baseFilesFixup(),
     loginFilesFixup(),
     nsswitchFixup(),

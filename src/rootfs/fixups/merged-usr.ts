@@ -23,10 +23,9 @@ const MULTILIB = ["lib32", "lib64", "libx32", "libo32"];
 
 /**
  * Moves everything under `from` to `to` (a directory that exists or is created), as entries of
- * `set`; the caller removes `from`'s children. Directories merge; any other clash is an error.
+ * `set`, and removes `from`'s children. Directories merge; any other clash is an error.
  */
-export function moveTree(fs: RootfsView, set: EntrySet, from: string, to: string): string[] {
-  const children = fs.readdir(from).map((n) => joinPath(from, n));
+export function moveTree(fs: RootfsView, set: EntrySet, from: string, to: string): void {
   for (const e of walkTree(fs, from)) {
     const rel = e.path.slice(from.length + 1);
     const dest = joinPath(to, rel);
@@ -42,7 +41,7 @@ export function moveTree(fs: RootfsView, set: EntrySet, from: string, to: string
     }
     set.add(moved);
   }
-  return children;
+  for (const name of fs.readdir(from)) set.remove(joinPath(from, name));
 }
 
 function sameNode(a: FsEntry, b: FsEntry): boolean {
@@ -56,7 +55,6 @@ export function mergedUsrFixup(): Fixup {
     replaces: "debootstrap merge_usr and libc6 preinst (lib64 link)",
     async apply(ctx: FixupContext) {
       const set = new EntrySet(ctx.fs);
-      const removals: string[] = [];
       const wanted = [...ALWAYS];
       for (const d of MULTILIB) {
         const usr = ctx.fs.lstat(`usr/${d}`);
@@ -76,11 +74,10 @@ export function mergedUsrFixup(): Fixup {
         const usr = ctx.fs.lstat(target);
         if (!usr) set.dir(target);
         else if (usr.type !== "dir") throw new KilnError("buildFailed", `/${target} is a ${usr.type}, not a directory`);
-        if (cur?.type === "dir") removals.push(...moveTree(ctx.fs, set, d, target));
+        if (cur?.type === "dir") moveTree(ctx.fs, set, d, target);
         set.add({ path: d, type: "symlink", mode: 0o777, uid: 0, gid: 0, linkname: target });
       }
-      const result = set.result();
-      return removals.length > 0 ? { ...result, remove: [...(result.remove ?? []), ...removals].sort() } : result;
+      return set.result();
     },
   };
 }

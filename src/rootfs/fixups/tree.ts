@@ -167,16 +167,14 @@ export class EntrySet {
     return this.add(symlinkEntry(path, target));
   }
 
-  /** Removes a path of the tree (and anything under it). */
+  /**
+   * Removes a path of the tree (and anything under it). The builder applies removals before
+   * entries, so a directory's children can be removed and the directory replaced by a link.
+   */
   remove(path: string): void {
     const real = this.realTarget(path);
     this.removed.add(real);
     for (const k of [...this.byPath.keys()]) if (k === real || k.startsWith(`${real}/`)) this.byPath.delete(k);
-  }
-
-  /** The entry this set holds for a real path, if any. */
-  pending(realPath: string): FsEntry | undefined {
-    return this.byPath.get(realPath);
   }
 
   /** The fix-up result: entries with parents before children, then the removals. */

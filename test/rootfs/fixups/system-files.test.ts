@@ -8,7 +8,8 @@ import { lstatSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { accountsFixup, shadowFor } from "../../../src/rootfs/fixups/accounts.js";
-import { aptSourcesFixup, formatAptSources } from "../../../src/rootfs/fixups/apt-sources.js";
+import { aptSourceFor, aptSourcesFixup, formatAptSources } from "../../../src/rootfs/fixups/apt-sources.js";
+import { DEFAULT_DISTRIBUTIONS } from "../../../src/server/config.js";
 import { baseFilesFixup } from "../../../src/rootfs/fixups/base-files.js";
 import { loginFilesFixup } from "../../../src/rootfs/fixups/login.js";
 import { mergedUsrFixup } from "../../../src/rootfs/fixups/merged-usr.js";
@@ -71,6 +72,25 @@ describe("accounts", () => {
     const r2 = await accountsFixup().apply({ ...syntheticContext([syntheticPackage({ name: "base-passwd" })]), fs: new DirView(noShadow) });
     expect(r2.entries.map((e) => e.path).sort()).toEqual(["etc/group", "etc/passwd"]);
     expect(await entryText(r2.entries.find((e) => e.path === "etc/passwd"))).toBe(PASSWD_MASTER);
+  });
+});
+
+describe("accounts other postinsts create", () => {
+  test("are reported, not invented; accounts base-passwd already has need nothing", async () => {
+    const root = tree({ "usr/share/base-passwd/passwd.master": PASSWD_MASTER, "usr/share/base-passwd/group.master": GROUP_MASTER, etc: { dir: true } });
+    const warnings: string[] = [];
+    const packages = [
+      syntheticPackage({ name: "passwd", members: { postinst: "#!/bin/sh\nif ! getent group shadow | grep -q '^shadow:[^:]*:42'; then\n  groupadd -g 42 shadow || exit 1\nfi\n" } }),
+      syntheticPackage({ name: "food", members: { postinst: "#!/bin/sh\nadduser --system --group --home /var/lib/food --shell /usr/sbin/nologin food\nuseradd -r -g daemon -d /srv -s /bin/false -- fooworker\n" } }),
+      syntheticPackage({ name: "sysd", members: { postinst: "#!/bin/sh\nsystemd-sysusers sysd.conf\naddgroup --system $GROUP\n" } }),
+    ];
+    await runFixups(root, [accountsFixup({ warn: (m) => warnings.push(m) })], syntheticContext(packages));
+    expect(warnings).toEqual([
+      "food postinst line 2: adduser would create food; Kiln does not create accounts, add them to the image yourself",
+      "food postinst line 3: useradd would create fooworker; Kiln does not create accounts, add them to the image yourself",
+      "sysd postinst line 3: account creation not replayed (unknown variable $GROUP): addgroup --system $GROUP",
+      "sysd postinst line 2: systemd-sysusers not replayed; create its accounts in /etc/passwd and /etc/group",
+    ]);
   });
 });
 
@@ -137,6 +157,11 @@ describe("small postinst files", () => {
     const root = tree({ "etc/apt": { dir: true } });
     const none = await aptSourcesFixup().apply({ ...syntheticContext(), fs: new DirView(root) });
     expect(none.entries).toEqual([]);
+    expect(aptSourceFor({ ...DEFAULT_DISTRIBUTIONS[0]! })).toEqual({ uri: "http://deb.debian.org/debian/", suites: ["bookworm"], components: ["main"], signedBy: "/usr/share/keyrings/debian-archive-keyring.gpg" });
+    expect(aptSourceFor({ mirror: "http://127.0.0.1:8099/", suite: "bookworm", components: ["main"], keyring: "none" })).toMatchObject({ trusted: true });
+    const one = await aptSourcesFixup({ aptSources: [aptSourceFor({ mirror: "http://127.0.0.1:8099/", suite: "bookworm", components: ["main", "contrib"], keyring: "none" })] }).apply({ ...syntheticContext(), fs: new DirView(root) });
+    expect(one.entries.map((e) => [e.path, e.mode])).toEqual([["etc/apt/sources.list.d", 0o755], ["etc/apt/sources.list.d/debian.sources", 0o644]]);
+    expect(await entryText(one.entries[1])).toBe("Types: deb\nURIs: http://127.0.0.1:8099/\nSuites: bookworm\nComponents: main contrib\nTrusted: yes\n");
   });
 });
 
