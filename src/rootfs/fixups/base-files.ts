@@ -19,8 +19,9 @@
  * - copies `info.dir` to `/usr/share/info/dir` (0644) when `/usr/share/info` exists;
  * - links `/etc/dpkg/origins/default -> debian`.
  *
- * debootstrap's own steps kept here: `/etc/fstab` ("# UNCONFIGURED FSTAB FOR BASE SYSTEM"),
- * `/var/lib/dpkg/cmethopt` ("apt apt", the dselect access method), and `/tmp` with mode 1777.
+ * debootstrap's own steps kept here: `/tmp` with mode 1777 (always), and for a base system
+ * `/etc/fstab` ("# UNCONFIGURED FSTAB FOR BASE SYSTEM") and, with apt, `/var/lib/dpkg/cmethopt`
+ * ("apt apt", the dselect access method).
  * Group ids (mail, utmp, staff) come from `/etc/group`, so this runs after the accounts fix-up.
  */
 import type { Fixup, FixupContext, RootfsView } from "../types.js";
@@ -67,12 +68,12 @@ export function baseFilesFixup(): Fixup {
       const set = new EntrySet(fs);
       const hasBaseFiles = ctx.packages.some((p) => p.pkg.name === "base-files") || fs.lstat("usr/share/base-files") !== undefined;
 
-      // debootstrap: first_stage_install and setup_dselect_method.
-      if (!fs.lstat("etc/fstab")) set.file("etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n");
-      set.file("var/lib/dpkg/cmethopt", "apt apt\n");
+      // debootstrap: first_stage_install and setup_dselect_method, for a base system with apt.
       set.dir("tmp", 0o1777);
+      if (ctx.packages.some((p) => p.pkg.name === "apt")) set.file("var/lib/dpkg/cmethopt", "apt apt\n");
 
       if (hasBaseFiles) {
+        if (!fs.lstat("etc/fstab")) set.file("etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n");
         if (!fs.lstat("etc/dpkg/origins/default") && fs.lstat("etc/dpkg/origins/debian")) set.symlink("etc/dpkg/origins/default", "debian");
         for (const [src, dest] of FROM_DEFAULTS) {
           const from = regularFile(fs, `usr/share/base-files/${src}`);

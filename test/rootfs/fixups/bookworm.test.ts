@@ -4,13 +4,14 @@
  * dpkg-query, apt and the shell inside a chroot of the result.
  */
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bookwormFixups } from "../../../src/rootfs/fixups/index.js";
 import { MIRROR_DIR } from "../../helpers/global-setup.js";
 import { DirView, entryBytes, runFixups, syntheticContext } from "./dir-view.js";
-import { debootstrapReference, debootstrapTree, minbaseTree } from "./minbase.js";
+import { debootstrapReference, debootstrapTree, extractPackages, minbaseTree } from "./minbase.js";
 
 const cleanup: string[] = [];
 let root: string;
@@ -159,5 +160,27 @@ exec chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONT
       "verify: clean",
       "",
     ]);
+  });
+});
+
+describe("a package set without the base system (--profile none: jq and its libraries)", () => {
+  test("the fix-ups cope: no accounts or PAM to make, a dpkg database and an ld.so.cache that work", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-jq-"));
+    cleanup.push(dir);
+    const packages = extractPackages(dir, ["gcc-12-base", "libgcc-s1", "libc6", "libonig5", "libjq1", "jq"]);
+    const warned: string[] = [];
+    await runFixups(dir, bookwormFixups({ warn: (m) => warned.push(m) }), syntheticContext(packages));
+    expect(warned).toEqual([]);
+    expect(existsSync(path.join(dir, "etc/passwd"))).toBe(false);
+    expect(existsSync(path.join(dir, "etc/pam.d"))).toBe(false);
+    const status = execFileSync("dpkg-query", [`--admindir=${path.join(dir, "var/lib/dpkg")}`, "-W", "-f", "${binary:Package} ${Status}\\n"]).toString();
+    expect(status.split("\n").filter(Boolean).sort()).toEqual(["gcc-12-base:amd64 install ok installed", "jq install ok installed", "libc6:amd64 install ok installed", "libgcc-s1:amd64 install ok installed", "libjq1:amd64 install ok installed", "libonig5:amd64 install ok installed"]);
+    expect(execFileSync("dpkg", ["--root", dir, "--verify"]).toString()).toBe("");
+    const libs = execFileSync("ldconfig", ["-r", dir, "-p"]).toString();
+    expect(libs).toContain("libjq.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libjq.so.1");
+    expect(libs).toContain("libonig.so.5 (libc6,x86-64) => /lib/x86_64-linux-gnu/libonig.so.5");
+    // Without a shell the image still runs its one program through the dynamic linker.
+    const out = execFileSync("chroot", [dir, "/usr/bin/jq", "-n", "1+1"]).toString();
+    expect(out).toBe("2\n");
   });
 });
