@@ -17,11 +17,14 @@ import path from "node:path";
 import { Duplex, PassThrough, type Readable, type Writable } from "node:stream";
 import { createGunzip, gunzipSync } from "node:zlib";
 import bz2 from "unbzip2-stream";
-import * as zstd from "zstd-napi/binding.js";
+import type * as ZstdBinding from "zstd-napi/binding.js";
 
 const require = createRequire(import.meta.url);
 // lzma-native ships no type declarations; this is the one function Kiln uses.
-const lzma = require("lzma-native") as { createDecompressor(): Duplex };
+const lzma = require("lzma-native") as { createDecompressor(options?: { synchronous?: boolean }): Duplex };
+// zstd-napi's low-level binding is a native module re-exported from CommonJS: Node's ESM loader
+// sees no named exports in it, so it is required (its declarations still type it).
+const zstd = require("zstd-napi/binding") as typeof ZstdBinding;
 
 /** How a member of a `.deb` is compressed. */
 export type DebCompression = "gzip" | "xz" | "zstd" | "bzip2" | "none";
@@ -276,7 +279,8 @@ export async function decodeBounded(compression: Exclude<DebCompression, "bzip2"
       }
     }
     case "xz": {
-      const dec = lzma.createDecompressor();
+      // Synchronous: a control member is a few KiB, less work than handing it to a thread.
+      const dec = lzma.createDecompressor({ synchronous: true });
       const out: Buffer[] = [];
       let total = 0;
       let failure: Error | undefined;

@@ -14,8 +14,7 @@
  *         manifest.json  control fields and members, entries with metadata, offsets, md5
  */
 import { randomBytes, createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../domain/errors.js";
 import { openDeb, sha256File, type DebPackage, type XzDecoder } from "../debian/deb.js";
@@ -145,6 +144,66 @@ async function readManifest(dir: string, sha256: string): Promise<ManifestFile |
 }
 
 /**
+ * The sequential writer of a content file. Tar entries arrive in pieces of every size; copying
+ * them into 1 MiB buffers (two, so one fills while the other is written) makes a few large
+ * writes out of thousands of small ones.
+ */
+class ContentSink {
+  private static readonly SIZE = 1 << 20;
+  private buffers = [Buffer.allocUnsafe(ContentSink.SIZE), Buffer.allocUnsafe(ContentSink.SIZE)];
+  private pending: Array<Promise<unknown>> = [Promise.resolve(), Promise.resolve()];
+  private current = 0;
+  private used = 0;
+  private position = 0;
+
+  private constructor(private readonly fh: FileHandle) {}
+
+  static async create(file: string): Promise<ContentSink> {
+    return new ContentSink(await open(file, "wx"));
+  }
+
+  /** Queues `chunk`; resolves once it is safe to pass the next one. */
+  async append(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const n = chunk.copy(this.buffers[this.current]!, this.used, off);
+      this.used += n;
+      off += n;
+      if (this.used === ContentSink.SIZE) await this.flush();
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.used === 0) return;
+    const i = this.current;
+    const at = this.position;
+    const len = this.used;
+    this.pending[i] = this.fh.write(this.buffers[i]!, 0, len, at);
+    this.position += len;
+    this.current = 1 - i;
+    this.used = 0;
+    // Wait for the other buffer's write before filling it again.
+    await this.pending[this.current];
+  }
+
+  /** Writes what is left and closes the file. */
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+      await Promise.all(this.pending);
+    } finally {
+      await this.fh.close();
+    }
+  }
+
+  /** Closes the file without caring what was written (the caller deletes it). */
+  async abandon(): Promise<void> {
+    await Promise.allSettled(this.pending);
+    await this.fh.close().catch(() => undefined);
+  }
+}
+
+/**
  * Streams the data member of `deb` into a new content file and manifest under `dir`, checking
  * every name on the way. Throws `unsafeArchive` for a hostile entry, leaving nothing behind.
  */
@@ -154,9 +213,7 @@ async function extract(deb: DebPackage, sha256: string, dir: string, options: Un
   const tag = `${process.pid}-${randomBytes(6).toString("hex")}`;
   const tmpContent = path.join(dir, `content.tmp-${tag}`);
   const tmpManifest = path.join(dir, `manifest.json.tmp-${tag}`);
-  const out = createWriteStream(tmpContent, { highWaterMark: 1 << 20 });
-  const outError = new Promise<never>((_, reject) => out.once("error", reject));
-  outError.catch(() => undefined);
+  const out = await ContentSink.create(tmpContent);
   const entries: ManifestEntry[] = [];
   const shipped = new Map<string, ManifestEntry>();
   let offset = 0;
@@ -197,7 +254,7 @@ async function extract(deb: DebPackage, sha256: string, dir: string, options: Un
         for await (const chunk of e.body) {
           md5.update(chunk);
           n += chunk.length;
-          if (!out.write(chunk)) await Promise.race([new Promise<void>((resolve) => out.once("drain", () => resolve())), outError]);
+          await out.append(chunk);
         }
         if (n !== e.size) throw new KilnError("badRequest", `${deb.path}: entry ${JSON.stringify(e.name)} holds ${n} bytes, its header says ${e.size}`);
         entry.size = n;
@@ -208,7 +265,7 @@ async function extract(deb: DebPackage, sha256: string, dir: string, options: Un
       entries.push(entry);
       shipped.set(p, entry);
     }
-    await Promise.race([new Promise<void>((resolve) => out.end(resolve)), outError]);
+    await out.close();
     const manifest: ManifestFile = {
       format: MANIFEST_FORMAT,
       sha256,
@@ -226,7 +283,7 @@ async function extract(deb: DebPackage, sha256: string, dir: string, options: Un
     await rename(tmpManifest, path.join(dir, "manifest.json"));
     return manifest;
   } catch (err) {
-    out.destroy();
+    await out.abandon();
     await unlink(tmpContent).catch(() => undefined);
     await unlink(tmpManifest).catch(() => undefined);
     throw err;
