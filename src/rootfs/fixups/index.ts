@@ -15,7 +15,7 @@
  * | debootstrap `merge_usr`, libc6 preinst | `bin sbin lib lib64 -> usr/...` | **merged-usr** |
  * | debootstrap | `/etc/fstab` "UNCONFIGURED FSTAB", `var/lib/dpkg/cmethopt` | **base-files** |
  * | debootstrap | `/etc/hostname`, `/etc/resolv.conf` copied from the build host | not made: the container runtime bind-mounts them, and the build host's names must not leak into images |
- * | debootstrap | `/dev` nodes and links, `/proc` and `/sys` mounts, `/etc/mtab` cleanup | not made: the runtime provides `/dev`, `/proc`, `/sys`; device nodes in a layer break rootless unpacking |
+ * | debootstrap | `/dev` nodes and links, `/proc` and `/sys` mounts, `/etc/mtab` cleanup | not made: the runtime provides `/dev`, `/proc`, `/sys`; device nodes in a layer break rootless unpacking; no `/etc/mtab` (debootstrap leaves none either, util-linux reads `/proc/self/mountinfo`) |
  * | debootstrap | `ldconfig` in the target; `/etc/localtime -> .../UTC` | **ldconfig**; tzdata replaces the link (**tzdata**) |
  * | debootstrap | `policy-rc.d`, fake `start-stop-daemon` | not needed: removed at the end, nothing is started |
  * | debootstrap | `/etc/apt/sources.list` for the mirror | **apt-sources** (`debian.sources`), when the builder passes sources |
