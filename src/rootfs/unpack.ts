@@ -362,6 +362,7 @@ export async function unpackPackages(
     for (let i = 0; i < sources.length; i++) {
       while (results[i] === undefined) await new Promise<void>((resolve) => slotFreed.push(resolve));
       const u = await results[i]!;
+      if (options.signal?.aborted) throw new KilnError("cancelled", "unpacking was cancelled");
       const installed = rootfs.install(u, sources[i]!.pkg ?? describeUnpacked(u));
       done.push(u);
       options.onInstalled?.(installed, u);

@@ -56,6 +56,7 @@ describe("unpacking one package", () => {
         { path: "usr/share/demo/abs-link", type: "symlink", target: "/etc/os-release" },
         { path: "usr/share/demo/rel-link", type: "symlink", target: "../../../../../outside" },
         { path: "usr/share/demo/hard", type: "hardlink", target: "usr/share/demo/readme" },
+        { path: `usr/share/demo/${"long-name-".repeat(15)}end`, content: "long" },
       ],
     });
     const fs = merged();
@@ -80,6 +81,8 @@ describe("unpacking one package", () => {
     expect(await text(fs, "usr/share/demo/hard")).toBe("read me\n");
     expect(await text(fs, "usr/share/demo/readme")).toBe("read me\n");
     expect(fs.stat(link.path)).toMatchObject({ type: "file", path: link.path });
+    // Past tar's 100-byte name field (dpkg-deb writes a GNU long name).
+    expect(await text(fs, `usr/share/demo/${"long-name-".repeat(15)}end`)).toBe("long");
 
     const listed = fs.installedPackages()[0]!;
     expect(listed.pkg).toMatchObject({ name: "demo", version: "1.0", architecture: "amd64" });
@@ -284,6 +287,21 @@ describe("many packages at once", () => {
     expect(fs.installedPackages().map((p) => p.pkg.name)).toEqual(["p0", "p1", "p2"]);
     expect(fileLists(fs).p0).not.toContain("/etc/winner");
     expect(fileLists(fs).p1).not.toContain("/etc/winner");
+  });
+
+  it("stops when cancelled, after the package being recorded", async () => {
+    const fs = merged();
+    const debs = ["c1", "c2", "c3"].map((name) => deb({ name, files: [{ path: `opt/${name}`, content: name }] }));
+    const abort = new AbortController();
+    const err = await thrown(() =>
+      unpackPackages(
+        fs,
+        debs.map((d) => ({ deb: d })),
+        { ...opts, signal: abort.signal, onInstalled: () => abort.abort() },
+      ),
+    );
+    expect(isKilnError(err, "cancelled")).toBe(true);
+    expect(fs.installedPackages().map((p) => p.pkg.name)).toEqual(["c1"]);
   });
 
   it("stops at the first failure, keeping what was recorded before it", async () => {
