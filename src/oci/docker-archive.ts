@@ -4,7 +4,9 @@
  *
  *   <config hex>.json     the image config blob, byte for byte
  *   <diffId hex>.tar      each layer, *uncompressed* (the gzip blob inflated on the fly, its
- *                         sha256 checked against the diffId at the end of the stream)
+ *                         sha256 checked against the diffId at the end of the stream) — or, with
+ *                         `layers: "gzip"`, <digest hex>.tar.gz: the layer blob as stored (both
+ *                         `docker load` and skopeo inflate compressed layer files themselves)
  *   manifest.json         [{"Config": "<config hex>.json", "RepoTags": [...], "Layers": [...]}]
  *
  * Entries are written by the deterministic tar writer (sorted names, which also puts
@@ -29,12 +31,21 @@ import type { BuiltImage, Layer } from "./types.js";
 export interface DockerArchiveOptions {
   /** `name:tag` references `docker load` tags the image with; a name without a tag gets `:latest`. */
   repoTags?: string[];
+  /**
+   * `tar` (default): layers as uncompressed tars, as `docker save` writes them. `gzip`: layers as
+   * the compressed blobs already in the store — no inflating and recompressing, which is what
+   * makes a regenerated image file quick to write.
+   */
+  layers?: "tar" | "gzip";
   signal?: AbortSignal;
 }
 
 /** Options of {@link writeDockerArchiveGzip}. */
 export interface DockerArchiveGzipOptions extends DockerArchiveOptions {
-  /** 1..9, default {@link DEFAULT_GZIP_LEVEL}. */
+  /**
+   * 1..9, default {@link DEFAULT_GZIP_LEVEL}; 0 stores (deflate "stored" blocks), for archives
+   * whose layers are already compressed, where recompressing gains nothing and costs seconds.
+   */
   gzipLevel?: number;
   /**
    * How many gzip members are compressed at once on the thread pool (default 4, libuv's pool
@@ -91,21 +102,23 @@ function inflatedLayer(blobs: BlobStore, layer: Layer): Readable {
 }
 
 /** The archive's members, for the tar writer. */
-function archiveEntries(image: BuiltImage, blobs: BlobStore, repoTags: string[]): FsEntry[] {
+function archiveEntries(image: BuiltImage, blobs: BlobStore, repoTags: string[], compressed: boolean): FsEntry[] {
   const file = (path: string, size: number, open: () => Readable): FsEntry => ({ path, type: "file", mode: 0o644, uid: 0, gid: 0, content: { size, open } });
   const configName = `${image.configDigest.slice(7)}.json`;
-  const layerNames = image.layers.map((l) => `${l.diffId.slice(7)}.tar`);
+  const layerName = (l: Layer): string => (compressed ? `${l.digest.slice(7)}.tar.gz` : `${l.diffId.slice(7)}.tar`);
+  const layerNames = image.layers.map(layerName);
   const manifest = canonicalBytes([{ Config: configName, Layers: layerNames, RepoTags: repoTags }]);
   const entries: FsEntry[] = [
     file(configName, image.config.length, () => Readable.from([image.config])),
     file("manifest.json", manifest.length, () => Readable.from([manifest])),
   ];
   // The same diffId twice (two identical layers) is one file listed twice, as docker save does.
-  const seen = new Set<Digest>();
+  const seen = new Set<string>();
   for (const l of image.layers) {
-    if (seen.has(l.diffId)) continue;
-    seen.add(l.diffId);
-    entries.push(file(`${l.diffId.slice(7)}.tar`, l.uncompressedSize, () => inflatedLayer(blobs, l)));
+    const name = layerName(l);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    entries.push(compressed ? file(name, l.size, () => blobs.openVerified(l.digest, l.size)) : file(name, l.uncompressedSize, () => inflatedLayer(blobs, l)));
   }
   return entries;
 }
@@ -124,7 +137,7 @@ function archiveClock(image: BuiltImage): Date {
 /** The archive's tar stream, in fixed-size chunks. */
 function archiveChunks(image: BuiltImage, blobs: BlobStore, options: DockerArchiveOptions): AsyncGenerator<Buffer, void, undefined> {
   const repoTags = (options.repoTags ?? []).map(normaliseRepoTag);
-  return tarChunks(archiveEntries(image, blobs, repoTags), { clock: archiveClock(image), signal: options.signal });
+  return tarChunks(archiveEntries(image, blobs, repoTags, options.layers === "gzip"), { clock: archiveClock(image), signal: options.signal });
 }
 
 /**
@@ -137,7 +150,7 @@ export async function writeDockerArchive(out: Writable, image: BuiltImage, blobs
 
 const gzipMember = (data: Buffer, level: number): Promise<Buffer> =>
   new Promise((resolve, reject) =>
-    gzipCallback(data, gzipOptions(level), (err, result) => {
+    gzipCallback(data, level === 0 ? { ...gzipOptions(1), level: 0 } : gzipOptions(level), (err, result) => {
       if (err) return reject(err);
       result[9] = GZIP_OS_BYTE;
       resolve(result);
@@ -187,13 +200,13 @@ async function* parallelGzip(chunks: AsyncIterable<Buffer>, level: number, paral
  */
 export async function writeDockerArchiveGzip(out: Writable, image: BuiltImage, blobs: BlobStore, options: DockerArchiveGzipOptions = {}): Promise<void> {
   const level = options.gzipLevel ?? DEFAULT_GZIP_LEVEL;
-  gzipOptions(level);
+  if (level !== 0) gzipOptions(level);
   const parallelism = options.parallelism ?? 4;
   if (!Number.isInteger(parallelism) || parallelism < 0) fail("badRequest", `parallelism ${parallelism} is not a count`);
   const signalOpt = options.signal ? { signal: options.signal } : {};
   const chunks = archiveChunks(image, blobs, options);
   if (parallelism === 0) {
-    await pipeline(Readable.from(chunks, { objectMode: false }), createGzip(gzipOptions(level)), new GzipOsByte(), out, signalOpt);
+    await pipeline(Readable.from(chunks, { objectMode: false }), createGzip(level === 0 ? { ...gzipOptions(1), level: 0 } : gzipOptions(level)), new GzipOsByte(), out, signalOpt);
   } else {
     await pipeline(Readable.from(parallelGzip(chunks, level, parallelism), { objectMode: false }), out, signalOpt);
   }
