@@ -540,7 +540,7 @@ export class Rootfs implements RootfsView {
         return true;
       }
       if (existing.type === "dir" || (existing.type === "symlink" && this.linksToDir(real))) return true;
-      throw new KilnError("buildFailed", `${name}: trying to overwrite ${this.describeOwned(existing)} '${list}' with a directory`);
+      throw new KilnError("buildFailed", `${name}: trying to overwrite ${describe(existing)} '${list}'${this.ownedBy(existing)} with a directory`);
     }
 
     const node: Node = { type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, owner: name, listed: list };
@@ -569,7 +569,7 @@ export class Rootfs implements RootfsView {
     if (existing) {
       if (existing.type === "dir") {
         if (e.type === "symlink") return true;
-        throw new KilnError("buildFailed", `${name}: trying to overwrite directory '${list}' ${this.ownedBy(existing)}with nondirectory`);
+        throw new KilnError("buildFailed", `${name}: trying to overwrite directory '${list}'${this.ownedBy(existing)} with nondirectory`);
       }
       if (!this.mayOverwrite(record, existing, list)) return false;
     }
@@ -577,12 +577,10 @@ export class Rootfs implements RootfsView {
     return true;
   }
 
-  private describeOwned(node: Node): string {
-    return `${describe(node)}${node.owner === ROOTFS_OWNER ? "" : ` of ${node.owner}`}`;
-  }
-
+  /** ` in package foo`, ` of <fixup:bar>`, or nothing for the tree's own nodes. */
   private ownedBy(node: Node): string {
-    return this.byName.has(node.owner) ? `in package ${node.owner} ` : "";
+    if (this.byName.has(node.owner)) return ` in package ${node.owner}`;
+    return node.owner === ROOTFS_OWNER ? "" : ` of ${node.owner}`;
   }
 
   /**

@@ -231,9 +231,9 @@ describe("overwrites between packages", () => {
     // dpkg-deb archives the directory before its child, so the clash shows on the directory.
     const e1 = await thrown(() => install(fs, deb({ name: "wantsdir", replaces: "hasfile", files: [{ path: "opt/x/child", content: "c" }] })));
     expect(isKilnError(e1, "buildFailed")).toBe(true);
-    expect(e1.message).toBe("wantsdir: trying to overwrite file of hasfile '/opt/x' with a directory");
+    expect(e1.message).toBe("wantsdir: trying to overwrite file '/opt/x' in package hasfile with a directory");
     const e2 = await thrown(() => install(fs, deb({ name: "wantsdir2", files: [{ path: "opt/x", type: "dir" }] })));
-    expect(e2.message).toBe("wantsdir2: trying to overwrite file of hasfile '/opt/x' with a directory");
+    expect(e2.message).toBe("wantsdir2: trying to overwrite file '/opt/x' in package hasfile with a directory");
     const e3 = await thrown(() => install(fs, deb({ name: "wantsfile", replaces: "hasfile", files: [{ path: "opt/y", content: "f" }] })));
     expect(e3.message).toBe("wantsfile: trying to overwrite directory '/opt/y' in package hasfile with nondirectory");
     expect(snapshot(fs)).toEqual(before);
