@@ -178,12 +178,23 @@ class ContentSink {
     const i = this.current;
     const at = this.position;
     const len = this.used;
-    this.pending[i] = this.fh.write(this.buffers[i]!, 0, len, at);
+    const write = this.writeAll(this.buffers[i]!, len, at);
+    // Awaited later (before the buffer is reused, or at close); a failure must not count as unhandled meanwhile.
+    write.catch(() => undefined);
+    this.pending[i] = write;
     this.position += len;
     this.current = 1 - i;
     this.used = 0;
     // Wait for the other buffer's write before filling it again.
     await this.pending[this.current];
+  }
+
+  private async writeAll(buf: Buffer, len: number, at: number): Promise<void> {
+    for (let off = 0; off < len; ) {
+      const { bytesWritten } = await this.fh.write(buf, off, len - off, at + off);
+      if (bytesWritten <= 0) throw new Error("the content file stopped taking bytes");
+      off += bytesWritten;
+    }
   }
 
   /** Writes what is left and closes the file. */
