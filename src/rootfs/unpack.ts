@@ -231,6 +231,9 @@ async function extract(deb: DebPackage, sha256: string, dir: string, options: Un
   try {
     for await (const e of deb.dataEntries({ xz: options.xz ?? "auto" })) {
       if (options.signal?.aborted) throw new KilnError("cancelled", `unpacking ${pkgName} was cancelled`);
+      // tar-stream decodes names as UTF-8; a byte that is not becomes U+FFFD, and two different
+      // names could then meet on one path. Debian's names are UTF-8: anything else is refused.
+      if (e.name.includes("\uFFFD") || e.linkname?.includes("\uFFFD")) throw unsafe(pkgName, e.name, "has a name or link target that is not valid UTF-8");
       let p: string;
       try {
         p = normaliseArchivePath(e.name);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isKilnError } from "../../src/domain/errors.js";
 import { MERGED_USR_DIRS, Rootfs } from "../../src/rootfs/rootfs.js";
 import { unpackPackages } from "../../src/rootfs/unpack.js";
-import { buildRawDeb, removeDir, tempDir, type RawTarEntry } from "../fixtures/debs.js";
+import { buildRawDeb, makeTar, removeDir, tempDir, type RawTarEntry } from "../fixtures/debs.js";
 import { snapshot, thrown } from "./helpers.js";
 
 let dir: string;
@@ -114,7 +114,36 @@ const cases: Case[] = [
   },
 ];
 
+/** Rewrites one byte of a tar header's name field (in place) and fixes the header checksum. */
+function patchTarName(tarBytes: Buffer, name: string, index: number, byte: number): Buffer {
+  for (let h = 0; h + 512 <= tarBytes.length; h += 512) {
+    if (tarBytes.toString("latin1", h, h + name.length) !== name || tarBytes[h + name.length] !== 0) continue;
+    tarBytes[h + index] = byte;
+    tarBytes.fill(0x20, h + 148, h + 156);
+    let sum = 0;
+    for (let i = h; i < h + 512; i++) sum += tarBytes[i]!;
+    tarBytes.write(`${sum.toString(8).padStart(6, "0")}\0 `, h + 148, "latin1");
+    return tarBytes;
+  }
+  throw new Error(`no header named ${name}`);
+}
+
 describe("hostile archives", () => {
+  it("refuses a name that is not valid UTF-8", async () => {
+    const fs = await baseTree();
+    const before = snapshot(fs);
+    const name = "./usr/aXb";
+    const data = patchTarName(await makeTar([...dirs, { name, content: "x" }]), name, 7, 0xff);
+    const file = await buildRawDeb(
+      { control: { name: "evil" }, entries: [], members: (m) => [m[0]!, m[1]!, { name: "data.tar", data }] },
+      path.join(dir, "latin.deb"),
+    );
+    const err = await thrown(() => unpackPackages(fs, [{ deb: file }], { cacheDir }));
+    expect(isKilnError(err, "unsafeArchive"), String(err)).toBe(true);
+    expect(err.message).toMatch(/^evil: entry ".*" has a name or link target that is not valid UTF-8$/);
+    expect(snapshot(fs)).toEqual(before);
+  });
+
   for (const c of cases) {
     it(`refuses ${c.title}`, async () => {
       const fs = await baseTree();
