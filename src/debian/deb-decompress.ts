@@ -53,7 +53,7 @@ export function compressionOf(memberName: string, base: "control.tar" | "data.ta
 const programs = new Map<string, string | null>();
 
 /** The absolute path of a program on `PATH`, looked up once; null when there is none. */
-function findProgram(name: string): string | null {
+export function findProgram(name: string): string | null {
   const known = programs.get(name);
   if (known !== undefined) return known;
   let found: string | null = null;

@@ -13,9 +13,11 @@ import { KilnError } from "../domain/errors.js";
 import { ArFormatError, readArMembers, type ArMember } from "./deb-ar.js";
 import { parseControlParagraph } from "./deb-control.js";
 import { compressionOf, createDecoder, decodeBounded, TooLargeError, type DebCompression, type XzDecoder } from "./deb-decompress.js";
+import { xzUncompressedSize, type XzLanes } from "./deb-xz-lanes.js";
 import type { Paragraph } from "./types.js";
 
 export type { DebCompression, XzDecoder } from "./deb-decompress.js";
+export { XzLanes } from "./deb-xz-lanes.js";
 
 /** Control archives are a few KiB (packed or not); anything past this is not a package but an attack. */
 const MAX_CONTROL_BYTES = 16 << 20;
@@ -28,6 +30,8 @@ export interface DebTarMember {
   /** Byte range of the (compressed) member in the `.deb`. */
   offset: number;
   size: number;
+  /** Decoded size, when the member is a single xz stream (read from its index, nothing decoded). */
+  uncompressedSize?: number;
 }
 
 /** The kinds of tar entries a data member may hold (anything else is refused). */
@@ -62,6 +66,8 @@ export interface DebDataEntry {
 /** Options for streaming the data member. */
 export interface DataStreamOptions {
   xz?: XzDecoder;
+  /** Long-lived xz processes to decode with instead of starting one (see {@link XzLanes}). */
+  lanes?: XzLanes;
 }
 
 /** An opened `.deb`: its control information read, its data member ready to stream. */
@@ -114,7 +120,12 @@ function memberStream(file: string, member: DebTarMember, chunk: number): Readab
 }
 
 /** The member's decompressed bytes; errors are `KilnError`s naming the file and member. */
-function decompressedStream(file: string, member: DebTarMember, xz: XzDecoder): Readable {
+function decompressedStream(file: string, member: DebTarMember, options: DataStreamOptions): Readable {
+  const xz = options.xz ?? "auto";
+  if (member.compression === "xz" && member.uncompressedSize !== undefined && options.lanes && xz !== "native") {
+    const fromLane = options.lanes.decode(file, member.offset, member.size, member.uncompressedSize);
+    if (fromLane) return fromLane;
+  }
   let decoder;
   try {
     decoder = createDecoder(member.compression, xz);
@@ -287,6 +298,10 @@ async function readDeb(file: string, fh: FileHandle): Promise<DebPackage> {
   if (!dataAr) throw malformed(file, "no data.tar member");
   const controlMember = tarMember(file, controlAr, "control.tar");
   const dataMember = tarMember(file, dataAr, "data.tar");
+  if (dataMember.compression === "xz") {
+    const n = await xzUncompressedSize(fh, dataMember.offset, dataMember.size);
+    if (n !== undefined) dataMember.uncompressedSize = n;
+  }
   const { control, files } = await readControl(file, fh, controlMember);
   const stamp = first.mtime || controlAr.mtime;
 
@@ -299,8 +314,8 @@ async function readDeb(file: string, fh: FileHandle): Promise<DebPackage> {
     date: new Date(stamp * 1000),
     controlMember,
     dataMember,
-    openDataTar: (options = {}) => decompressedStream(file, dataMember, options.xz ?? "auto"),
-    dataEntries: (options = {}) => tarEntries(file, dataMember, decompressedStream(file, dataMember, options.xz ?? "auto")),
+    openDataTar: (options = {}) => decompressedStream(file, dataMember, options),
+    dataEntries: (options = {}) => tarEntries(file, dataMember, decompressedStream(file, dataMember, options)),
     sha256: () => sha256File(file),
   };
 }

@@ -17,7 +17,7 @@ import { randomBytes, createHash } from "node:crypto";
 import { mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../domain/errors.js";
-import { openDeb, sha256File, type DebPackage, type XzDecoder } from "../debian/deb.js";
+import { openDeb, sha256File, XzLanes, type DebPackage, type XzDecoder } from "../debian/deb.js";
 import { ControlParagraph } from "../debian/deb-control.js";
 import { binaryPackageFromControl } from "../debian/deb-package.js";
 import type { BinaryPackage, Paragraph } from "../debian/types.js";
@@ -98,6 +98,8 @@ export interface UnpackOptions {
   /** Decompress even when a manifest exists (the fresh result replaces it). */
   noCache?: boolean;
   xz?: XzDecoder;
+  /** Shared xz processes ({@link unpackPackages} makes its own). */
+  lanes?: XzLanes;
   signal?: AbortSignal;
 }
 
@@ -229,7 +231,7 @@ async function extract(deb: DebPackage, sha256: string, dir: string, options: Un
   const shipped = new Map<string, ManifestEntry>();
   let offset = 0;
   try {
-    for await (const e of deb.dataEntries({ xz: options.xz ?? "auto" })) {
+    for await (const e of deb.dataEntries({ xz: options.xz ?? "auto", ...(options.lanes ? { lanes: options.lanes } : {}) })) {
       if (options.signal?.aborted) throw new KilnError("cancelled", `unpacking ${pkgName} was cancelled`);
       // tar-stream decodes names as UTF-8; a byte that is not becomes U+FFFD, and two different
       // names could then meet on one path. Debian's names are UTF-8: anything else is refused.
@@ -350,6 +352,21 @@ export async function unpackPackages(
   options: UnpackOptions & { concurrency?: number; onInstalled?: (pkg: InstalledPackage, unpacked: UnpackedPackage) => void },
 ): Promise<UnpackedPackage[]> {
   const concurrency = Math.max(1, options.concurrency ?? 2);
+  // One xz process per decompression slot for the whole run, instead of one per package.
+  const lanes = options.lanes ?? (options.xz === "native" ? undefined : XzLanes.create(concurrency));
+  try {
+    return await unpackInOrder(rootfs, sources, { ...options, ...(lanes ? { lanes } : {}) }, concurrency);
+  } finally {
+    if (lanes !== options.lanes) lanes?.close();
+  }
+}
+
+async function unpackInOrder(
+  rootfs: Rootfs,
+  sources: readonly PackageSource[],
+  options: UnpackOptions & { onInstalled?: (pkg: InstalledPackage, unpacked: UnpackedPackage) => void },
+  concurrency: number,
+): Promise<UnpackedPackage[]> {
   const results: Array<Promise<UnpackedPackage>> = new Array(sources.length);
   let next = 0;
   let failed = false;
