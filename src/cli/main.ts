@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { isKilnError } from "../domain/errors.js";
+import { registerBuild } from "./build.js";
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -21,6 +22,8 @@ export async function main(argv: string[]): Promise<number> {
       const { serve } = await import("../server/serve.js");
       await serve();
     });
+
+  registerBuild(program);
 
   try {
     await program.parseAsync(argv);

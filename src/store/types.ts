@@ -286,6 +286,8 @@ export interface ImagePackage {
   name: string;
   version: string;
   arch: string;
+  /** Where it came from: the distribution's repository, or the bundle's own `.deb` files. */
+  origin?: "distribution" | "bundle";
 }
 
 export interface ImageRow extends Timestamps {

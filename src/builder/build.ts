@@ -1,0 +1,230 @@
+/**
+ * The image builder: repository → resolver → downloads → virtual rootfs → fix-ups → layers →
+ * image, with a layer cache so that unchanged inputs cost nothing the second time.
+ *
+ *   1. Read the distribution's (verified) index; resolve the profile, the asked packages and the
+ *      local `.deb` files with their dependencies.
+ *   2. Fetch missing `.deb` files (verified against the signed index) into the deb store.
+ *   3. Record every package into a {@link Rootfs}, in install order. A package already unpacked
+ *      once (same sha256) is read from its manifest: nothing is decompressed twice.
+ *   4. Group packages into layers (layers.ts) and snapshot each group's entries: their cache keys
+ *      are hashes of exactly what they would contain.
+ *   5. Apply the fix-ups that replace package scripts — only when their layer (or a layer built on
+ *      top of the finished tree) is not cached. The fix-up layer holds what they wrote, and
+ *      whiteouts for what they removed from the package layers.
+ *   6. Write the layers that are not cached (concurrently: gzip runs on libuv's thread pool),
+ *      then the image config and manifests.
+ */
+import path from "node:path";
+import { createHash } from "node:crypto";
+import { KilnError } from "../domain/errors.js";
+import { openRepository } from "../debian/repository.js";
+import { resolvePackages } from "../debian/resolver.js";
+import { selectProfile } from "../debian/profiles.js";
+import type { BinaryPackage } from "../debian/types.js";
+import { buildClock } from "../oci/clock.js";
+import { assembleImage } from "../oci/image.js";
+import { LayerCache } from "../oci/layer-cache.js";
+import { layerFormat, writeLayer } from "../oci/layer.js";
+import type { Layer } from "../oci/types.js";
+import { MERGED_USR_DIRS, ROOTFS_OWNER, Rootfs } from "../rootfs/rootfs.js";
+import { bookwormFixups } from "../rootfs/fixups/index.js";
+import { aptSourceFor } from "../rootfs/fixups/apt-sources.js";
+import { bufferContent, type FsEntry } from "../rootfs/types.js";
+import { describeUnpacked, extractPackage, unpackPackages, type PackageSource } from "../rootfs/unpack.js";
+import { debianArch, ociArch } from "../server/config.js";
+import { groupDescription, groupPackages, layerKey, type PackageGroup } from "./layers.js";
+import type { BuildPhase, BuildRequest, BuildResult, BuilderDeps } from "./types.js";
+
+/** Bump when a fix-up's output may change for the same packages (cached fix-up layers are then rebuilt). */
+export const FIXUPS_VERSION = 1;
+
+/** Share of the whole build each phase accounts for, for a progress bar that only moves forward. */
+const PHASES: Record<BuildPhase, [number, number]> = {
+  resolving: [0, 0.05],
+  downloading: [0.05, 0.25],
+  unpacking: [0.25, 0.55],
+  configuring: [0.55, 0.6],
+  "writing layers": [0.6, 0.97],
+  "writing image": [0.97, 1],
+};
+
+class Progress {
+  private best = 0;
+  constructor(private readonly report: BuildRequest["onProgress"]) {}
+  set(phase: BuildPhase, message: string, within = 0): void {
+    const [a, b] = PHASES[phase];
+    this.best = Math.max(this.best, a + (b - a) * Math.max(0, Math.min(1, within)));
+    this.report?.({ phase, message, fraction: this.best });
+  }
+}
+
+function checkCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new KilnError("cancelled", "the build was cancelled", { cause: signal.reason });
+}
+
+const hex = (s: string): string => createHash("sha256").update(s).digest("hex");
+
+/** Builds an image; see the module comment for the steps. */
+export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<BuildResult> {
+  const { signal } = req;
+  const progress = new Progress(req.onProgress);
+  const arch = debianArch(req.distribution.arch);
+  const cacheDir = path.join(deps.dataDir, "cache");
+
+  // 1. Index and resolution.
+  progress.set("resolving", `reading the package index of ${req.distribution.suite}`);
+  const repo = await openRepository(req.distribution, { cacheDir: path.join(cacheDir, "repos"), debs: deps.debs, ...(signal ? { signal } : {}) });
+  checkCancelled(signal);
+  const local = await Promise.all(
+    (req.localDebs ?? []).map(async (deb) => {
+      const unpacked = await extractPackage({ deb }, { cacheDir, ...(req.noCache ? { noCache: true } : {}), ...(signal ? { signal } : {}) });
+      return { deb, pkg: describeUnpacked(unpacked), sha256: unpacked.sha256 };
+    }),
+  );
+  const localByName = new Map<string, (typeof local)[number]>();
+  for (const l of local) {
+    if (localByName.has(l.pkg.name)) throw new KilnError("buildFailed", `two local packages are named ${l.pkg.name}`);
+    localByName.set(l.pkg.name, l);
+  }
+  progress.set("resolving", "resolving dependencies", 0.5);
+  const profileNames = selectProfile(req.profile, repo.packages, arch);
+  const packages = resolvePackages(repo.packages, { names: [...profileNames, ...(req.packages ?? [])], localDebs: local.map((l) => l.pkg), arch });
+  const base = new Set(req.profile === "none" ? [] : resolvePackages(repo.packages, { names: profileNames, arch }).map((p) => p.name));
+  const isLocal = (p: BinaryPackage): boolean => localByName.get(p.name)?.pkg === p;
+
+  // 2. Downloads.
+  const remote = packages.filter((p) => !isLocal(p));
+  progress.set("downloading", `downloading ${remote.length} packages`);
+  const digests = await repo.fetchDebs(remote, {
+    ...(signal ? { signal } : {}),
+    onProgress: (done, total) => progress.set("downloading", `downloading ${done}/${total} packages`, done / Math.max(1, total)),
+  });
+  checkCancelled(signal);
+
+  // 3. The package tree.
+  const rootfs = new Rootfs({ usrMerge: MERGED_USR_DIRS, fileConflicts: "refuse" });
+  const sources: PackageSource[] = packages.map((p) => {
+    const l = localByName.get(p.name);
+    if (l && l.pkg === p) return { deb: l.deb, pkg: p, sha256: l.sha256 };
+    const digest = digests.get(p);
+    if (!digest) throw new KilnError("internal", `package ${p.name} was not downloaded`);
+    return { deb: deps.debs.path(digest), pkg: p, sha256: digest.slice(7) };
+  });
+  let installed = 0;
+  progress.set("unpacking", `unpacking ${packages.length} packages`);
+  const unpacked = await unpackPackages(rootfs, sources, {
+    cacheDir,
+    concurrency: 2,
+    ...(req.noCache ? { noCache: true } : {}),
+    ...(signal ? { signal } : {}),
+    onInstalled: (pkg) => {
+      installed++;
+      progress.set("unpacking", `unpacking ${installed}/${packages.length} packages (${pkg.pkg.name})`, installed / packages.length);
+    },
+  });
+  checkCancelled(signal);
+  const clock = req.clock ?? buildClock({ sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, candidates: unpacked.map((u) => u.date) });
+
+  // 4. Groups and their keys, from the tree as the packages left it.
+  const format = layerFormat();
+  const shaOf = new Map(sources.map((s) => [s.pkg!.name, s.sha256!]));
+  const groups = groupPackages(packages, base, new Set(packages.filter(isLocal).map((p) => p.name)));
+  const packageLayers = groups.map((g: PackageGroup) => {
+    const entries = rootfs.entries((owner) => g.names.has(owner));
+    const key = layerKey({ kind: `packages ${g.tier}/${g.bucket}`, format, clock, sources: g.packages.map((p) => `${p.name} ${shaOf.get(p.name)}`), entries });
+    return { createdBy: groupDescription(g), entries, key };
+  });
+  // Every path the package layers hold, to know what the fix-ups take away from them.
+  const below = new Map<string, FsEntry["type"]>();
+  for (const l of packageLayers) for (const e of l.entries) below.set(e.path, e.type);
+
+  const aptSources = /^https?:\/\//.test(req.distribution.mirror) ? [aptSourceFor(req.distribution)] : [];
+  const fixupKey = hex(
+    JSON.stringify({ v: FIXUPS_VERSION, format, clock: clock.toISOString(), arch, aptSources, packages: packages.map((p) => `${p.name} ${shaOf.get(p.name)}`) }),
+  );
+  const extraKeys = (req.extraLayers ?? []).map((x, i) => (x.cacheKey ? hex(`extra ${i} ${x.cacheKey} ${fixupKey} ${packageLayers.map((l) => l.key).join(",")}`) : undefined));
+
+  const cache = new LayerCache(path.join(cacheDir, "layers"), deps.blobs);
+  const cached = async (key: string | undefined): Promise<Layer | undefined> => (key === undefined || req.noCache ? undefined : cache.get(key));
+  const fixupCached = await cached(fixupKey);
+  const extraCached = await Promise.all(extraKeys.map((k) => cached(k)));
+
+  // 5. Fix-ups, when something needs the finished tree.
+  let fixupEntries: FsEntry[] | undefined;
+  const warnings: string[] = [];
+  if (!fixupCached || extraCached.some((l) => l === undefined)) {
+    progress.set("configuring", "configuring (replacing package scripts)");
+    const fixups = bookwormFixups({ aptSources, warn: (m) => warnings.push(m) });
+    for (const [i, f] of fixups.entries()) {
+      checkCancelled(signal);
+      const result = await f.apply({ packages: rootfs.installedPackages(), fs: rootfs, arch, clock });
+      rootfs.applyFixup(f.name, result);
+      progress.set("configuring", `configuring: ${f.name}`, (i + 1) / fixups.length);
+    }
+    fixupEntries = rootfs.entries((owner) => owner === ROOTFS_OWNER || owner.startsWith("<fixup:"));
+    // What the fix-ups removed, or turned from a directory into something else, is hidden from the
+    // package layers below by whiteouts in their layer: `.wh.<name>` (OCI image-spec, layer.md).
+    const whiteouts: FsEntry[] = [];
+    let hidden: string | undefined;
+    for (const p of [...below.keys()].sort()) {
+      if (hidden !== undefined && p.startsWith(`${hidden}/`)) continue;
+      const now = rootfs.lstat(p);
+      if (now && (now.type === "dir") === (below.get(p) === "dir")) continue;
+      hidden = p;
+      const slash = p.lastIndexOf("/");
+      whiteouts.push({ path: `${p.slice(0, slash + 1)}.wh.${p.slice(slash + 1)}`, type: "file", mode: 0o644, uid: 0, gid: 0, content: bufferContent("") });
+    }
+    fixupEntries = [...fixupEntries, ...whiteouts];
+  }
+
+  // 6. Layers: reuse or write.
+  const toWrite: Array<{ index: number; key: string | undefined; createdBy: string; entries: () => Promise<FsEntry[]> }> = [];
+  const layers: Array<Layer | undefined> = [];
+  const plan: Array<{ key: string | undefined; createdBy: string; entries: () => Promise<FsEntry[]> }> = [
+    ...packageLayers.map((l) => ({ key: l.key as string | undefined, createdBy: l.createdBy, entries: async () => l.entries })),
+    { key: fixupKey, createdBy: "kiln: configuration (users and groups, alternatives, dpkg database, ld.so.cache, ...)", entries: async () => fixupEntries! },
+    ...(req.extraLayers ?? []).map((x, i) => ({ key: extraKeys[i], createdBy: x.createdBy, entries: () => x.entries(rootfs) })),
+  ];
+  for (const [index, item] of plan.entries()) {
+    const hit = index === packageLayers.length ? fixupCached : index > packageLayers.length ? extraCached[index - packageLayers.length - 1] : await cached(item.key);
+    layers.push(hit);
+    if (!hit) toWrite.push({ index, ...item });
+  }
+  let written = 0;
+  progress.set("writing layers", toWrite.length === 0 ? "all layers are cached" : `writing ${toWrite.length} layers`);
+  const lstat = (p: string): FsEntry | undefined => rootfs.lstat(p);
+  await runLimited(toWrite, 3, async (w) => {
+    checkCancelled(signal);
+    const entries = await w.entries();
+    const layer = await writeLayer(entries, deps.blobs, { clock, createdBy: w.createdBy, ancestors: lstat, ...(signal ? { signal } : {}) });
+    if (w.key !== undefined) await cache.put(w.key, layer);
+    layers[w.index] = layer;
+    written++;
+    progress.set("writing layers", `writing layers ${written}/${toWrite.length}`, written / toWrite.length);
+  });
+  checkCancelled(signal);
+
+  progress.set("writing image", "writing the image config and manifests");
+  const image = await assembleImage(layers as Layer[], { architecture: ociArch(req.distribution.arch), config: req.config, clock, blobs: deps.blobs });
+  progress.set("writing image", "done", 1);
+  return { image, packages, clock, layersReused: plan.length - toWrite.length, layersWritten: toWrite.length, warnings };
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; the first failure stops new starts and is thrown. */
+async function runLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
+}

@@ -1,0 +1,74 @@
+/**
+ * The image builder's contract: what `kiln build` and the generation jobs ask for, and what they
+ * get back. The builder resolves packages from a distribution's repository, unpacks them into a
+ * virtual rootfs, applies the fix-ups that replace package scripts, and writes a reproducible
+ * OCI image into the blob store.
+ */
+import type { BlobStore } from "../blobs/blob-store.js";
+import type { BinaryPackage } from "../debian/types.js";
+import type { BuiltImage, ContainerConfig } from "../oci/types.js";
+import type { FsEntry, RootfsView } from "../rootfs/types.js";
+import type { DistributionConfig } from "../server/config.js";
+
+/** A layer on top of the packages (the bundle's files), computed once the package tree exists. */
+export interface ExtraLayer {
+  /** One line for the image history. */
+  createdBy: string;
+  /**
+   * What the layer's content depends on besides the tree below it (e.g. artifact digests and
+   * settings); with it, an unchanged layer is reused from the layer cache.
+   */
+  cacheKey?: string;
+  /** The layer's entries; `view` is the finished package tree (for users, groups, existing dirs). */
+  entries(view: RootfsView): Promise<FsEntry[]>;
+}
+
+export type BuildPhase = "resolving" | "downloading" | "unpacking" | "configuring" | "writing layers" | "writing image";
+
+export interface BuildProgress {
+  phase: BuildPhase;
+  /** A line for a user: `downloading 12/88 packages`. */
+  message: string;
+  /** Overall progress of the build, 0–1, never decreasing. */
+  fraction: number;
+}
+
+export interface BuildRequest {
+  distribution: DistributionConfig;
+  /** `minbase`: Priority required + apt (debootstrap --variant=minbase); `none`: only what is asked. */
+  profile: "minbase" | "none";
+  /** More packages by name (`jq`, `libfoo (>= 2)`). */
+  packages?: string[];
+  /** Local `.deb` files to install (bundle packages, `--deb`); their dependencies come from the repository. */
+  localDebs?: string[];
+  extraLayers?: ExtraLayer[];
+  /** Entrypoint, Cmd, Env, User, WorkingDir, Labels of the image config. */
+  config: ContainerConfig;
+  /** The one clock of every timestamp; default `SOURCE_DATE_EPOCH`, else the newest package's date. */
+  clock?: Date;
+  /** Rebuild every layer (downloaded packages are still reused). */
+  noCache?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: BuildProgress) => void;
+}
+
+export interface BuildResult {
+  image: BuiltImage;
+  /** Every package in the image, in install order. */
+  packages: BinaryPackage[];
+  clock: Date;
+  /** Layers taken from the cache vs written in this build. */
+  layersReused: number;
+  layersWritten: number;
+  /** Package-script actions Kiln saw but could not replay (for the build log). */
+  warnings: string[];
+}
+
+export interface BuilderDeps {
+  /** KILN_DATA_DIR: caches live under it (`cache/`). */
+  dataDir: string;
+  /** Where layers, configs and manifests go. */
+  blobs: BlobStore;
+  /** Where downloaded `.deb` files go (content-addressed). */
+  debs: BlobStore;
+}
