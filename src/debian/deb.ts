@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import tar from "tar-stream";
 import { KilnError } from "../domain/errors.js";
 import { ArFormatError, readArMembers, type ArMember } from "./deb-ar.js";
-import { parseControlParagraph } from "./deb-control.js";
+import { parseParagraph } from "./control.js";
 import { compressionOf, createDecoder, decodeBounded, TooLargeError, type DebCompression, type XzDecoder } from "./deb-decompress.js";
 import { xzUncompressedSize, type XzLanes } from "./deb-xz-lanes.js";
 import type { Paragraph } from "./types.js";
@@ -234,7 +234,7 @@ async function readControl(file: string, fh: FileHandle, member: DebTarMember): 
   files.delete("control");
   let control: Paragraph;
   try {
-    control = parseControlParagraph(controlBytes.toString("utf8"));
+    control = parseParagraph(controlBytes.toString("utf8"), { comments: true });
   } catch (err) {
     throw malformed(file, `bad control file: ${(err as Error).message}`, err);
   }

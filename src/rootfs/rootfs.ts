@@ -24,7 +24,7 @@
  *   leads to the root itself (`/`, `/.`, `.`) is refused.
  */
 import { KilnError } from "../domain/errors.js";
-import { debVersionSatisfies } from "../debian/deb-version.js";
+import { satisfiesVersion } from "../debian/version.js";
 import type { BinaryPackage } from "../debian/types.js";
 import { baseName, joinPath, listPath, normaliseArchivePath, normaliseViewPath, parentPath, UnsafePathError } from "./paths.js";
 import type { ContentRef, FsEntry, InstalledPackage, NodeType, RootfsView } from "./types.js";
@@ -609,7 +609,7 @@ export class Rootfs implements RootfsView {
 /** Whether `pkg`'s Replaces names `installed` with a satisfied version relation (dpkg's `does_replace`). */
 function replacesPackage(pkg: BinaryPackage, installed: BinaryPackage): boolean {
   return pkg.replaces.some((group) =>
-    group.some((r) => r.name === installed.name && debVersionSatisfies(installed.version, r.op, r.version)),
+    group.some((r) => r.name === installed.name && (r.op === undefined || satisfiesVersion(installed.version, r.op, r.version!))),
   );
 }
 

@@ -18,8 +18,8 @@ import { mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle
 import path from "node:path";
 import { KilnError } from "../domain/errors.js";
 import { openDeb, sha256File, XzLanes, type DebPackage, type XzDecoder } from "../debian/deb.js";
-import { ControlParagraph } from "../debian/deb-control.js";
-import { binaryPackageFromControl } from "../debian/deb-package.js";
+import { makeParagraph } from "../debian/control.js";
+import { packageFromParagraph } from "../debian/package.js";
 import type { BinaryPackage, Paragraph } from "../debian/types.js";
 import { ContentFile, type RangeContent } from "./content.js";
 import { normaliseArchivePath, UnsafePathError } from "./paths.js";
@@ -119,7 +119,7 @@ function fromManifest(m: ManifestFile, debPath: string, dir: string, fromCache: 
     sha256: m.sha256,
     debPath,
     debSize: m.debSize,
-    control: new ControlParagraph(m.control),
+    control: makeParagraph(m.control),
     controlFiles: new Map(Object.entries(m.controlFiles).map(([k, v]) => [k, Buffer.from(v, "base64")])),
     date: new Date(m.date * 1000),
     entries,
@@ -327,16 +327,31 @@ export async function extractPackage(source: PackageSource, options: UnpackOptio
 /** The package an unpacked `.deb` describes, when the caller has no index entry for it. */
 export function describeUnpacked(u: UnpackedPackage): BinaryPackage {
   try {
-    return binaryPackageFromControl(u.control, { sha256: u.sha256, size: u.debSize });
+    // A local .deb has no index entry: its own sha256 and size stand in for the index's fields
+    // (the dpkg status file leaves those index-only fields out).
+    const fields = u.control.fields.filter(([k]) => !/^(size|sha256|filename)$/i.test(k));
+    return packageFromParagraph(makeParagraph([...fields, ["Size", String(u.debSize)], ["SHA256", u.sha256]]), { eager: true });
   } catch (err) {
     throw new KilnError("badRequest", `${u.debPath}: ${(err as Error).message}`, { cause: err });
   }
 }
 
+/**
+ * The package a tree records: described by the `.deb`'s own control file, as dpkg records it
+ * (an index may shorten the description), after checking it is the package the index named.
+ */
+function recordedPackage(source: PackageSource, u: UnpackedPackage): BinaryPackage {
+  const pkg = describeUnpacked(u);
+  if (source.pkg && (source.pkg.name !== pkg.name || source.pkg.version !== pkg.version || source.pkg.architecture !== pkg.architecture)) {
+    throw new KilnError("integrityFailed", `${source.deb} holds ${pkg.name} ${pkg.version} (${pkg.architecture}), but the index describes ${source.pkg.name} ${source.pkg.version} (${source.pkg.architecture})`);
+  }
+  return pkg;
+}
+
 /** Unpacks one package into `rootfs` (see {@link unpackPackages}). */
 export async function unpackPackage(rootfs: Rootfs, source: PackageSource, options: UnpackOptions): Promise<InstalledPackage> {
   const u = await extractPackage(source, options);
-  return rootfs.install(u, source.pkg ?? describeUnpacked(u));
+  return rootfs.install(u, recordedPackage(source, u));
 }
 
 /**
@@ -394,7 +409,7 @@ async function unpackInOrder(
       while (results[i] === undefined) await new Promise<void>((resolve) => slotFreed.push(resolve));
       const u = await results[i]!;
       if (options.signal?.aborted) throw new KilnError("cancelled", "unpacking was cancelled");
-      const installed = rootfs.install(u, sources[i]!.pkg ?? describeUnpacked(u));
+      const installed = rootfs.install(u, recordedPackage(sources[i]!, u));
       done.push(u);
       options.onInstalled?.(installed, u);
     }
