@@ -15,7 +15,7 @@ import { resolvePackages } from "../../src/debian/resolver.js";
 import type { DistributionConfig } from "../../src/server/config.js";
 import { removeDir, tempDir } from "../fixtures/debs.js";
 import { MIRROR_DIR, ROOT } from "../helpers/global-setup.js";
-import { MirrorServer } from "./mirror-server.js";
+import { MirrorServer } from "../helpers/mirror-server.js";
 
 const MINBASE = readFileSync(path.join(ROOT, "tools/minbase-bookworm.txt"), "utf8").split("\n").filter(Boolean).sort();
 const INDEX = readFileSync(path.join(MIRROR_DIR, "dists/bookworm/main/binary-amd64/Packages"), "utf8");

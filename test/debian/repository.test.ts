@@ -15,7 +15,7 @@ import { loadKeyring, verifyClearsigned } from "../../src/debian/signature.js";
 import { isKilnError, type ErrorKind } from "../../src/domain/errors.js";
 import type { DistributionConfig } from "../../src/server/config.js";
 import { removeDir, tempDir, type DebSpec } from "../fixtures/debs.js";
-import { MirrorServer } from "./mirror-server.js";
+import { MirrorServer } from "../helpers/mirror-server.js";
 import { buildRepo, dropKey, makeKey, poolFiles, signRelease, writeRelease, type TestKey } from "./test-repo.js";
 
 const MAIN: DebSpec[] = [
