@@ -10,6 +10,7 @@ import type { ApiContext, Call, HandlerMap } from "../server/app.js";
 import { authorizeDownload, issueDownloadKey, sendFile } from "../server/downloads.js";
 import { parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
+import { deleteImagesOf } from "./images.js";
 import type { ArtifactRepo, ArtifactRow, BundleRow, NewArtifact, NewBundle, UserRow } from "../store/types.js";
 import { artifactTrees, artifactWire, bundleWire, distributionFacts, distributionWire, restrictionWire, uris, type Wire } from "./representations.js";
 import { checkFileName, optionalBoolean, optionalInstallPath, optionalString, parseArtifactParams, requiredString } from "./values.js";
@@ -180,9 +181,7 @@ function findInTrees(trees: Wire[], id: number): Wire | undefined {
 async function collectBlobs(ctx: ApiContext, digests: Array<string | null>): Promise<void> {
   const candidates = digests.filter((d): d is string => !!d);
   if (candidates.length === 0) return;
-  const referenced = new Set(await ctx.store.artifacts.referencedBlobs());
-  const extra = ctx.services?.referencedBlobs as (() => Promise<string[]>) | undefined;
-  if (extra) for (const d of await extra()) referenced.add(d);
+  const referenced = new Set([...(await ctx.store.artifacts.referencedBlobs()), ...(await ctx.store.images.referencedBlobs())]);
   for (const d of new Set(candidates)) {
     if (!referenced.has(d) && /^sha256:[0-9a-f]{64}$/.test(d)) await ctx.blobs.delete(d as `sha256:${string}`).catch(() => undefined);
   }
@@ -258,8 +257,8 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
       const u = ownerOf(call);
       const b = await loadBundle(ctx, u, req);
       const rows = await ctx.store.artifacts.listAll(b.id);
-      const beforeDelete = ctx.services?.beforeBundleDelete as ((bundleId: number) => Promise<void>) | undefined;
-      if (beforeDelete) await beforeDelete(b.id);
+      const templates = await ctx.store.templates.list(u.id, b.id, {});
+      await deleteImagesOf(ctx, u, templates.items);
       await ctx.store.bundles.delete(u.id, b.id);
       await collectBlobs(ctx, rows.map((r) => r.blobDigest));
       return sendNoContent(reply);

@@ -9,6 +9,7 @@ import type { CatalogEntry } from "../server/distributions.js";
 import { parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import type { BundleRow, TemplateRow, UserRow } from "../store/types.js";
+import { deleteImagesOf, templateImages } from "./images.js";
 import { loadBundle } from "./library.js";
 import { distributionFacts, targetFormatWire, templateWire, uris, type Wire } from "./representations.js";
 
@@ -59,10 +60,7 @@ export function templateHandlers(ctx: ApiContext): HandlerMap {
     if (!dist) fail("notFound", `the distribution of container template ${id} is no longer offered`);
     return { t, dist };
   }
-  const imagesOf = async (u: UserRow, bundle: BundleRow, t: TemplateRow): Promise<Wire[]> => {
-    const fn = ctx.services?.templateImages as ((u: UserRow, b: BundleRow, t: TemplateRow) => Promise<Wire[]>) | undefined;
-    return fn ? fn(u, bundle, t) : [];
-  };
+  const imagesOf = (u: UserRow, _bundle: BundleRow, t: TemplateRow): Promise<Wire[]> => templateImages(ctx, u, t);
   const lastModifiedOf = (t: TemplateRow, bundle: BundleRow, images: Wire[]): Date => {
     let last = t.lastModified > bundle.lastModified ? t.lastModified : bundle.lastModified;
     for (const i of images) if (i.lastModified instanceof Date && i.lastModified > last) last = i.lastModified;
@@ -107,8 +105,7 @@ export function templateHandlers(ctx: ApiContext): HandlerMap {
       const u = ownerOf(call);
       const bundle = await loadBundle(ctx, u, req);
       const { t } = await load(u, bundle, (req.params as Record<string, string>).tid);
-      const before = ctx.services?.beforeTemplateDelete as ((t: TemplateRow) => Promise<void>) | undefined;
-      if (before) await before(t);
+      await deleteImagesOf(ctx, u, [t]);
       await ctx.store.templates.delete(u.id, bundle.id, t.id);
       return sendNoContent(reply);
     },

@@ -10,11 +10,12 @@ import type { BlobStore } from "../blobs/blob-store.js";
 import type { Store, UserRow } from "../store/types.js";
 import { Authenticator, unauthorized, type Principal } from "./auth.js";
 import type { KilnConfig } from "./config.js";
-import { loadEndpoints, type EndpointSpec } from "./endpoints.js";
+import { EXTENSION_ENDPOINTS, loadEndpoints, type EndpointSpec } from "./endpoints.js";
 import { sendBody } from "./http.js";
 import type { SecretBox } from "./secrets.js";
 import type { DistributionCatalog } from "./distributions.js";
 import { apiHandlers } from "../api/index.js";
+import type { JobRunner } from "../jobs/runner.js";
 
 /** What the app is built from. */
 export interface AppDeps {
@@ -25,8 +26,8 @@ export interface AppDeps {
   catalog: DistributionCatalog;
   /** Pino options, `false` for silence (tests); defaults to JSON logs at `config.logLevel`. */
   logger?: boolean | Record<string, unknown>;
-  /** Extra services later issues plug in (job queue, publisher); handlers read them from the context. */
-  services?: Record<string, unknown>;
+  /** The job runner (generation, publication); absent in apps that only serve metadata. */
+  jobs?: JobRunner;
 }
 
 /** What a handler gets besides the request and reply. */
@@ -145,7 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => renderError(req, reply, 404, "NotFound", `no endpoint ${req.method} ${requestUri(req)}`));
 
   const handlers = apiHandlers(ctx);
-  for (const spec of endpoints) {
+  for (const spec of [...endpoints, ...EXTENSION_ENDPOINTS]) {
     const handler = handlers[spec.operationId];
     if (!handler) continue;
     app.route({

@@ -65,6 +65,25 @@ export function loadEndpoints(file = `${SPEC_DIR}endpoints.tsv`): EndpointSpec[]
   });
 }
 
+/**
+ * Endpoints Kiln serves beyond UForge's table, because objects it returns link to them:
+ * an image's `pkgsUri` answers the list of packages in the image.
+ */
+export const EXTENSION_ENDPOINTS: EndpointSpec[] = [
+  {
+    category: "Containers",
+    operationId: "containerTemplateImagePkgs_getAll",
+    method: "GET",
+    path: "/users/{uid}/mysoftware/{msid}/templates/{tid}/images/{tiid}/pkgs",
+    route: "/api/users/:uid/mysoftware/:msid/templates/:tid/images/:tiid/pkgs",
+    auth: true,
+    entitlements: ["appliance_create"],
+    requestRoot: undefined,
+    responseRoot: "imagePkgs",
+    queryParams: [],
+  },
+];
+
 /** Every entitlement named in the table: what the administrator holds. */
 export function allEntitlements(endpoints: EndpointSpec[]): string[] {
   return [...new Set(endpoints.flatMap((e) => e.entitlements))].sort();

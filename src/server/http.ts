@@ -82,6 +82,13 @@ export interface ObjectAnswer {
   status?: number;
   location?: string;
   lastModified?: Date;
+  /** Fields that change on every answer (one-time keys): left out of the digest, so ETags stay stable. */
+  volatile?: readonly string[];
+  /**
+   * Fields Kiln adds to the JSON representation only, where uforge.xsd has no element for them
+   * (XML bodies must validate against the schema).
+   */
+  jsonExtra?: Record<string, unknown>;
 }
 
 /**
@@ -89,8 +96,10 @@ export interface ObjectAnswer {
  * representations build their objects in a fixed key order, so `JSON.stringify` is canonical
  * enough here and much cheaper than a second trip through the codec.
  */
-export function objectDigest(root: string, value: Record<string, unknown>): string {
-  return createHash("sha256").update(root).update(JSON.stringify({ ...value, digest: undefined })).digest("hex");
+export function objectDigest(root: string, value: Record<string, unknown>, volatile: readonly string[] = []): string {
+  const stable: Record<string, unknown> = { ...value, digest: undefined };
+  for (const k of volatile) stable[k] = undefined;
+  return createHash("sha256").update(root).update(JSON.stringify(stable)).digest("hex");
 }
 
 let lastDate = { second: -1, text: "" };
@@ -122,7 +131,7 @@ function notModified(req: FastifyRequest, etag: string, lastModified: Date | und
  * answers `304` (no body) when the client's copy is current.
  */
 export function sendObject(req: FastifyRequest, reply: FastifyReply, root: string, value: Record<string, unknown>, answer: ObjectAnswer = {}): FastifyReply {
-  const digest = objectDigest(root, value);
+  const digest = objectDigest(root, value, answer.volatile);
   const etag = `"${digest}"`;
   const lastModified = answer.lastModified ?? (value.lastModified instanceof Date ? value.lastModified : undefined);
   reply.header("ETag", etag);
@@ -132,10 +141,15 @@ export function sendObject(req: FastifyRequest, reply: FastifyReply, root: strin
   }
   if (answer.location) reply.header("Location", answer.location);
   const format = responseFormat(req);
+  let body = encode(root, { ...value, digest }, format);
+  if (format === "json" && answer.jsonExtra) {
+    const extra = JSON.stringify(answer.jsonExtra).slice(1, -1);
+    if (extra) body = body === "{}" ? `{${extra}}` : `{${extra},${body.slice(1)}`;
+  }
   return reply
     .code(answer.status ?? 200)
     .type(CONTENT_TYPES[format])
-    .send(encode(root, { ...value, digest }, format));
+    .send(body);
 }
 
 /** A list answer (`containerTemplates`, ...): no digest of its own, never cached by ETag. */

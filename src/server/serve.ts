@@ -15,6 +15,8 @@ import { DistributionCatalog } from "./distributions.js";
 import { allEntitlements, loadEndpoints } from "./endpoints.js";
 import { generatePassword, hashPassword } from "./passwords.js";
 import { SecretBox } from "./secrets.js";
+import { JobRunner } from "../jobs/runner.js";
+import { generationHandler } from "../jobs/generate.js";
 
 export interface Runtime {
   config: KilnConfig;
@@ -41,7 +43,10 @@ export async function ensureAdmin(store: Store, config: KilnConfig, announce: (l
 }
 
 /** Opens everything the server needs (also used by tests and benchmarks). */
-export async function openRuntime(config: KilnConfig, options: { logger?: AppDeps["logger"]; announce?: (line: string) => void } = {}): Promise<Runtime> {
+export async function openRuntime(
+  config: KilnConfig,
+  options: { logger?: AppDeps["logger"]; announce?: (line: string) => void; startJobs?: boolean } = {},
+): Promise<Runtime> {
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
   try {
@@ -50,14 +55,26 @@ export async function openRuntime(config: KilnConfig, options: { logger?: AppDep
     const debs = BlobStore.open(path.join(config.dataDir, "cache", "debs"));
     const catalog = await DistributionCatalog.open(store, config.distributions, { dataDir: config.dataDir, debs });
     const secrets = SecretBox.fromConfig(config.secretKey, config.dataDir);
-    const deps: AppDeps = { config, store, blobs, secrets, catalog, ...(options.logger === undefined ? {} : { logger: options.logger }) };
-    const app = await buildApp(deps);
+    // The runner logs through the app's logger, which exists once the app is built.
+    let app: FastifyInstance | undefined;
+    const jobs = new JobRunner({
+      log: { info: (o, m) => app?.log.info(o, m), error: (o, m) => app?.log.error(o, m) },
+      store,
+      dataDir: config.dataDir,
+      handlers: { generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir }) },
+      concurrency: { generate: config.buildConcurrency },
+    });
+    const deps: AppDeps = { config, store, blobs, secrets, catalog, jobs, ...(options.logger === undefined ? {} : { logger: options.logger }) };
+    app = await buildApp(deps);
+    if (options.startJobs !== false) await jobs.start();
+    const built = app;
     return {
       config,
       deps,
-      app,
+      app: built,
       close: async () => {
-        await app.close();
+        await built.close();
+        await jobs.stop();
         await store.close();
       },
     };

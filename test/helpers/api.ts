@@ -43,8 +43,9 @@ export function kilnYaml(mirror = `file://${MIRROR_DIR}/`): string {
   ].join("\n");
 }
 
-export async function startTestServer(options: { env?: Record<string, string>; yaml?: string; databaseUrl?: string } = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), "kiln-api-"));
+export async function startTestServer(options: { env?: Record<string, string>; yaml?: string; databaseUrl?: string; dataDir?: string } = {}): Promise<TestServer> {
+  // A given directory outlives the server (restart tests); a fresh one is removed at close.
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), "kiln-api-"));
   const configFile = path.join(dataDir, "kiln.yaml");
   writeFileSync(configFile, options.yaml ?? kilnYaml());
   const config = loadConfig({
@@ -69,6 +70,7 @@ export async function startTestServer(options: { env?: Record<string, string>; y
       return res;
     },
     async createUser(login, password = `${login}-password`) {
+      if (await rt.deps.store.users.getByLogin(login)) return password;
       const res = await server.request({
         method: "POST",
         url: "/api/users",
@@ -81,7 +83,7 @@ export async function startTestServer(options: { env?: Record<string, string>; y
     },
     async close() {
       await rt.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
   return server;

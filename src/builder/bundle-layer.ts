@@ -1,0 +1,424 @@
+/**
+ * A software bundle as image content: its `.deb` packages (installed with the distribution's
+ * packages) and everything else as one layer on top — files copied, archives unpacked, folders
+ * with their children, owners, rights and symlinks applied.
+ *
+ * Where an artifact lands: its `installLocation` (a directory), else the bundle's
+ * `defaultInstallLocation`, else `/opt/<bundle name>`; a nested artifact without its own location
+ * lands in its folder. Archive entries that would leave their install directory (`..`, absolute
+ * names, links pointing outside, hard links to unknown paths) fail the build with a message
+ * naming the archive and the entry.
+ */
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Readable, Transform, type TransformCallback } from "node:stream";
+import { createGunzip } from "node:zlib";
+import tar from "tar-stream";
+import yauzl from "yauzl";
+import type { BlobStore, Digest } from "../blobs/blob-store.js";
+import { KilnError } from "../domain/errors.js";
+import { createDecoder, type DebCompression } from "../debian/deb-decompress.js";
+import { ContentFile } from "../rootfs/content.js";
+import { UnsafePathError, normaliseArchivePath, parentPath } from "../rootfs/paths.js";
+import type { ContentRef, FsEntry, RootfsView } from "../rootfs/types.js";
+import type { ArtifactRow, BundleRow } from "../store/types.js";
+import type { ExtraLayer } from "./types.js";
+import { parseArtifactParams } from "../api/values.js";
+
+export interface BundlePlan {
+  /** `.deb` artifacts to install with the distribution's packages (blob digests). */
+  debs: Array<{ name: string; digest: Digest }>;
+  /** The layer with every other artifact, or undefined when there is none. */
+  layer: ExtraLayer | undefined;
+}
+
+export interface BundlePlanOptions {
+  bundle: BundleRow;
+  artifacts: ArtifactRow[];
+  blobs: BlobStore;
+  /** Scratch space for unpacked archive contents (the job's temporary directory). */
+  workDir: string;
+  /** OpenShift: group 0 owns the install locations and may write them (arbitrary user ids). */
+  groupWritable: boolean;
+}
+
+type ArchiveKind = "tar" | "tar.gz" | "tar.bz2" | "tar.xz" | "tar.zst" | "zip" | "gz";
+
+/** The archive type a file name announces, for `extract=true`. */
+export function archiveKind(name: string): ArchiveKind | undefined {
+  const n = name.toLowerCase();
+  if (n.endsWith(".tar")) return "tar";
+  if (n.endsWith(".tar.gz") || n.endsWith(".tgz")) return "tar.gz";
+  if (n.endsWith(".tar.bz2") || n.endsWith(".tbz2") || n.endsWith(".tbz")) return "tar.bz2";
+  if (n.endsWith(".tar.xz") || n.endsWith(".txz")) return "tar.xz";
+  if (n.endsWith(".tar.zst") || n.endsWith(".tzst")) return "tar.zst";
+  if (n.endsWith(".zip")) return "zip";
+  if (n.endsWith(".gz")) return "gz";
+  return undefined;
+}
+
+function isDeb(a: ArtifactRow): boolean {
+  return a.kind === "file" && (a.tag === "ospkg" || (a.origName ?? a.name).toLowerCase().endsWith(".deb"));
+}
+
+/** Splits a bundle into packages to install and the layer of everything else. */
+export function planBundle(options: BundlePlanOptions): BundlePlan {
+  const { bundle, artifacts } = options;
+  const missing = artifacts.filter((a) => a.kind === "file" && !a.blobDigest);
+  if (missing.length > 0) {
+    throw new KilnError("buildFailed", `artifact ${missing[0]!.name} of bundle ${bundle.name} has no uploaded file: upload it before generating`);
+  }
+  const debs = artifacts.filter((a) => a.parentId === null && isDeb(a) && a.install).map((a) => ({ name: a.origName ?? a.name, digest: a.blobDigest as Digest }));
+  const debIds = new Set(artifacts.filter((a) => a.parentId === null && isDeb(a) && a.install).map((a) => a.id));
+  const rest = artifacts.filter((a) => !debIds.has(a.id));
+  if (rest.length === 0) return { debs, layer: undefined };
+  const keyMaterial = JSON.stringify({
+    v: 1,
+    name: bundle.name,
+    defaultInstallLocation: bundle.defaultInstallLocation,
+    groupWritable: options.groupWritable,
+    artifacts: rest.map((a) => [a.id, a.parentId, a.position, a.kind, a.tag, a.name, a.origName, a.installLocation, a.extract, a.params, a.blobDigest]),
+  });
+  return {
+    debs,
+    layer: {
+      createdBy: `bundle ${bundle.name}${bundle.version ? ` ${bundle.version}` : ""}`,
+      cacheKey: createHash("sha256").update(keyMaterial).digest("hex"),
+      entries: (view) => new BundleLayerBuilder(options, view).build(rest),
+    },
+  };
+}
+
+interface Ids {
+  users: Map<string, number>;
+  groups: Map<string, number>;
+}
+
+function readIds(view: RootfsView, file: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const entry = view.stat(file);
+  if (!entry || entry.type !== "file") return Promise.resolve(out);
+  return view.readFile(file).then((buf) => {
+    for (const line of buf.toString("utf8").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 3 && f[0] && /^\d+$/.test(f[2]!)) out.set(f[0], Number(f[2]));
+    }
+    return out;
+  });
+}
+
+/** Copies a stream into the content file while counting, so each file is a range of it. */
+class Appender {
+  private offset = 0;
+  private readonly out: ReturnType<typeof createWriteStream>;
+  readonly file: ContentFile;
+  constructor(readonly filePath: string) {
+    this.out = createWriteStream(filePath);
+    this.file = new ContentFile(filePath);
+  }
+  async append(source: Readable, what: string): Promise<ContentRef> {
+    const start = this.offset;
+    let n = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb: TransformCallback) {
+        n += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    await pipeline(source, counter, async (src: AsyncIterable<Buffer>) => {
+      for await (const chunk of src) {
+        if (!this.out.write(chunk)) await new Promise<void>((r) => this.out.once("drain", () => r()));
+      }
+    }).catch((err: unknown) => {
+      throw new KilnError("buildFailed", `cannot read ${what}: ${(err as Error).message}`, { cause: err });
+    });
+    this.offset += n;
+    return this.file.range(start, n);
+  }
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => this.out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  }
+}
+
+class BundleLayerBuilder {
+  private readonly entries = new Map<string, FsEntry>();
+  private ids: Ids | undefined;
+  private appender: Appender | undefined;
+
+  constructor(
+    private readonly options: BundlePlanOptions,
+    private readonly view: RootfsView,
+  ) {}
+
+  async build(artifacts: ArtifactRow[]): Promise<FsEntry[]> {
+    this.ids = { users: await readIds(this.view, "etc/passwd"), groups: await readIds(this.view, "etc/group") };
+    const byParent = new Map<number | null, ArtifactRow[]>();
+    for (const a of artifacts) {
+      const list = byParent.get(a.parentId) ?? [];
+      list.push(a);
+      byParent.set(a.parentId, list);
+    }
+    const bundle = this.options.bundle;
+    const defaultDir = bundle.defaultInstallLocation ?? `/opt/${safeName(bundle.name)}`;
+    try {
+      const visit = async (parent: number | null, dir: string): Promise<void> => {
+        for (const a of (byParent.get(parent) ?? []).sort((x, y) => x.position - y.position || x.id - y.id)) {
+          const base = a.installLocation ?? dir;
+          await this.add(a, rel(base), async (created) => visit(a.id, `/${created}`));
+        }
+      };
+      await visit(null, defaultDir);
+    } finally {
+      await this.appender?.close();
+    }
+    if (this.options.groupWritable) {
+      // OpenShift runs images as an arbitrary user id in group 0: the group gets the owner's rights.
+      for (const e of this.entries.values()) {
+        if (e.type === "symlink") continue;
+        e.gid = 0;
+        e.mode = (e.mode & ~0o070) | ((e.mode & 0o700) >> 3);
+      }
+    }
+    return [...this.entries.values()];
+  }
+
+  private content(): Appender {
+    this.appender ??= new Appender(path.join(this.options.workDir, `bundle-content-${process.pid}-${Date.now()}`));
+    return this.appender;
+  }
+
+  /** Adds one artifact under `dir`; `children` adds a folder's children inside it. */
+  private async add(a: ArtifactRow, dir: string, children: (created: string) => Promise<void>): Promise<void> {
+    const { params } = parseArtifactParams(a.params ?? undefined, `artifact ${a.name}: params`);
+    const owner = params.ownerGroup ? this.owner(params.ownerGroup, a.name) : undefined;
+    const before = new Set(this.entries.keys());
+    let target: string;
+    if (a.kind === "folder") {
+      target = join(dir, a.name);
+      this.dir(target, params.rights ? parseInt(params.rights, 8) : 0o755, true);
+      await children(target);
+    } else {
+      const fileName = a.origName ?? a.name;
+      const kind = a.extract ? archiveKind(fileName) : undefined;
+      const digest = a.blobDigest as Digest;
+      if (kind === undefined) {
+        target = join(dir, fileName);
+        this.parents(target);
+        const info = await this.options.blobs.stat(digest);
+        if (!info) throw new KilnError("buildFailed", `the file of artifact ${a.name} is missing from the blob store`);
+        this.entries.set(target, {
+          path: target,
+          type: "file",
+          mode: params.rights ? parseInt(params.rights, 8) : 0o644,
+          uid: 0,
+          gid: 0,
+          content: { size: info.size, open: () => this.options.blobs.open(digest) },
+        });
+      } else {
+        target = kind === "gz" ? join(dir, fileName.replace(/\.gz$/i, "")) : dir;
+        if (kind === "gz") {
+          this.parents(target);
+          const ref = await this.content().append(this.options.blobs.open(digest).pipe(createGunzip()), fileName);
+          this.entries.set(target, { path: target, type: "file", mode: params.rights ? parseInt(params.rights, 8) : 0o644, uid: 0, gid: 0, content: ref });
+        } else {
+          this.dir(target, params.rights ? parseInt(params.rights, 8) : 0o755, params.rights !== undefined);
+          if (kind === "zip") await this.extractZip(fileName, digest, target);
+          else await this.extractTar(fileName, kind, digest, target);
+        }
+      }
+    }
+    if (owner) {
+      for (const [p, e] of this.entries) if (!before.has(p) || p === target) Object.assign(e, owner);
+    }
+    if (params.symlink) {
+      const link = rel(params.symlink);
+      if (link === target) throw new KilnError("buildFailed", `artifact ${a.name}: its symlink ${params.symlink} is the artifact itself`);
+      this.parents(link);
+      this.entries.set(link, { path: link, type: "symlink", mode: 0o777, uid: 0, gid: 0, linkname: `/${target}` });
+    }
+  }
+
+  private owner(spec: string, artifact: string): { uid: number; gid: number } {
+    const [user, group] = spec.split(":") as [string, string | undefined];
+    const uid = /^\d+$/.test(user) ? Number(user) : this.ids!.users.get(user);
+    if (uid === undefined) throw new KilnError("buildFailed", `artifact ${artifact}: user "${user}" does not exist in the image (ownerGroup ${spec})`);
+    let gid: number | undefined;
+    if (group === undefined) gid = this.ids!.groups.get(user) ?? 0;
+    else gid = /^\d+$/.test(group) ? Number(group) : this.ids!.groups.get(group);
+    if (gid === undefined) throw new KilnError("buildFailed", `artifact ${artifact}: group "${group}" does not exist in the image (ownerGroup ${spec})`);
+    return { uid, gid };
+  }
+
+  /** A directory of the layer; parents keep the base image's metadata where they exist there. */
+  private dir(p: string, mode: number, force: boolean): void {
+    if (p === "") return;
+    this.parents(p);
+    const existing = this.entries.get(p);
+    if (existing && existing.type === "dir" && !force) return;
+    const base = this.view.lstat(p);
+    if (base && base.type !== "dir" && !(base.type === "symlink")) {
+      throw new KilnError("buildFailed", `the bundle needs a directory at /${p}, but the image has a ${base.type} there`);
+    }
+    this.entries.set(p, force || !base || base.type !== "dir" ? { path: p, type: "dir", mode, uid: 0, gid: 0 } : { ...base, path: p });
+  }
+
+  private parents(p: string): void {
+    const parent = parentPath(p);
+    if (parent !== "" && !this.entries.has(parent)) this.dir(parent, 0o755, false);
+  }
+
+  /** Checks an archive entry and returns its path inside the layer. */
+  private entryPath(archive: string, root: string, name: string): string {
+    let relName: string;
+    try {
+      relName = normaliseArchivePath(name);
+    } catch (err) {
+      if (err instanceof UnsafePathError) throw new KilnError("unsafeArchive", `archive ${archive}: entry ${name} ${err.message}; refusing to unpack it`);
+      throw err;
+    }
+    return relName === "" ? root : join(root, relName);
+  }
+
+  /** A symlink target must stay inside the install directory once resolved from where it sits. */
+  private checkLink(archive: string, root: string, at: string, name: string, target: string): void {
+    if (target.startsWith("/")) throw new KilnError("unsafeArchive", `archive ${archive}: symlink ${name} points to the absolute path ${target}; refusing to unpack it`);
+    const parts = parentPath(at).split("/").filter(Boolean);
+    for (const part of target.split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part === "..") parts.pop();
+      else parts.push(part);
+    }
+    const resolved = parts.join("/");
+    if (!(resolved === root || resolved.startsWith(`${root}/`))) {
+      throw new KilnError("unsafeArchive", `archive ${archive}: symlink ${name} -> ${target} points outside its install directory; refusing to unpack it`);
+    }
+  }
+
+  /** Refuses writing through a symlink the same archive created. */
+  private checkParents(archive: string, root: string, at: string, name: string): void {
+    for (let p = parentPath(at); p !== "" && p !== root; p = parentPath(p)) {
+      if (this.entries.get(p)?.type === "symlink") throw new KilnError("unsafeArchive", `archive ${archive}: entry ${name} would be written through the symlink /${p}; refusing to unpack it`);
+    }
+  }
+
+  private async extractTar(archive: string, kind: Exclude<ArchiveKind, "zip" | "gz">, digest: Digest, root: string): Promise<void> {
+    const compression: DebCompression = kind === "tar" ? "none" : kind === "tar.gz" ? "gzip" : kind === "tar.bz2" ? "bzip2" : kind === "tar.xz" ? "xz" : "zstd";
+    const decoder = createDecoder(compression).stream;
+    const extract = tar.extract();
+    const done = pipeline(this.options.blobs.open(digest), decoder, extract).catch((err: unknown) => {
+      throw err instanceof KilnError ? err : new KilnError("buildFailed", `cannot unpack archive ${archive}: ${(err as Error).message}`, { cause: err });
+    });
+    const seen = new Set<string>();
+    try {
+      for await (const entry of extract) {
+        const h = entry.header;
+        const at = this.entryPath(archive, root, h.name);
+        this.checkParents(archive, root, at, h.name);
+        const mode = (h.mode ?? 0o644) & 0o7777;
+        const owner = { uid: 0, gid: 0 };
+        switch (h.type) {
+          case "directory":
+            this.dir(at, mode, true);
+            entry.resume();
+            break;
+          case "file":
+          case "contiguous-file": {
+            this.parents(at);
+            const ref = await this.content().append(entry as unknown as Readable, `${archive}: ${h.name}`);
+            this.entries.set(at, { path: at, type: "file", mode, ...owner, content: ref });
+            break;
+          }
+          case "symlink":
+            this.checkLink(archive, root, at, h.name, h.linkname ?? "");
+            this.parents(at);
+            this.entries.set(at, { path: at, type: "symlink", mode: 0o777, ...owner, linkname: h.linkname ?? "" });
+            entry.resume();
+            break;
+          case "link": {
+            const linkTarget = this.entryPath(archive, root, h.linkname ?? "");
+            if (!seen.has(linkTarget) || this.entries.get(linkTarget)?.type !== "file") {
+              throw new KilnError("unsafeArchive", `archive ${archive}: hard link ${h.name} points to ${h.linkname}, which is not a file earlier in the archive; refusing to unpack it`);
+            }
+            this.parents(at);
+            this.entries.set(at, { path: at, type: "hardlink", mode, ...owner, linkname: linkTarget });
+            entry.resume();
+            break;
+          }
+          default:
+            // Devices and fifos have no place in an application bundle.
+            entry.resume();
+            throw new KilnError("unsafeArchive", `archive ${archive}: entry ${h.name} is a ${h.type}; bundles may hold files, directories and links only`);
+        }
+        seen.add(at);
+      }
+      await done;
+    } catch (err) {
+      extract.destroy();
+      await done.catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async extractZip(archive: string, digest: Digest, root: string): Promise<void> {
+    const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+      yauzl.open(this.options.blobs.path(digest), { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false }, (err, z) => (err ? reject(err) : resolve(z!))),
+    ).catch((err: unknown) => {
+      throw new KilnError("buildFailed", `cannot read zip archive ${archive}: ${(err as Error).message}`, { cause: err });
+    });
+    try {
+      for (;;) {
+        const entry = await new Promise<yauzl.Entry | undefined>((resolve, reject) => {
+          zip.once("entry", resolve);
+          zip.once("end", () => resolve(undefined));
+          zip.once("error", reject);
+          zip.readEntry();
+        });
+        zip.removeAllListeners("entry").removeAllListeners("end").removeAllListeners("error");
+        if (!entry) break;
+        const name = entry.fileName;
+        const at = this.entryPath(archive, root, name);
+        this.checkParents(archive, root, at, name);
+        const unixMode = (entry.externalFileAttributes >>> 16) & 0xffff;
+        const fileType = unixMode & 0o170000;
+        const perm = unixMode & 0o7777;
+        if (name.endsWith("/") || fileType === 0o040000) {
+          this.dir(at, perm || 0o755, true);
+          continue;
+        }
+        const stream = await new Promise<Readable>((resolve, reject) => zip.openReadStream(entry, (err, s) => (err ? reject(err) : resolve(s!))));
+        if (fileType === 0o120000) {
+          const chunks: Buffer[] = [];
+          for await (const c of stream) chunks.push(c as Buffer);
+          const linkname = Buffer.concat(chunks).toString("utf8");
+          this.checkLink(archive, root, at, name, linkname);
+          this.parents(at);
+          this.entries.set(at, { path: at, type: "symlink", mode: 0o777, uid: 0, gid: 0, linkname });
+          continue;
+        }
+        this.parents(at);
+        const ref = await this.content().append(stream, `${archive}: ${name}`);
+        this.entries.set(at, { path: at, type: "file", mode: perm || 0o644, uid: 0, gid: 0, content: ref });
+      }
+    } finally {
+      zip.close();
+    }
+  }
+}
+
+/** `/opt/hello` → `opt/hello` (locations were checked when they were stored). */
+function rel(p: string): string {
+  return p.split("/").filter((s) => s !== "" && s !== ".").join("/");
+}
+
+function join(dir: string, name: string): string {
+  return dir === "" ? name : `${dir}/${name}`;
+}
+
+function safeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._+-]/g, "_") || "bundle";
+}
+
+// Readable is re-exported for tests that build archives in memory.
+export { Readable };

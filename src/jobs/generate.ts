@@ -1,0 +1,111 @@
+/**
+ * The generation job: a container template's distribution (minbase profile) plus its bundle —
+ * `.deb` artifacts installed with their dependencies, everything else in a layer on top — built
+ * into an image in the blob store; then, for a compressed image, the gzip-compressed
+ * docker-archive users download. The image row learns its file only once the file is complete.
+ */
+import { BlobStore } from "../blobs/blob-store.js";
+import { buildImage } from "../builder/build.js";
+import { planBundle } from "../builder/bundle-layer.js";
+import type { BuildProgress } from "../builder/types.js";
+import { KilnError } from "../domain/errors.js";
+import { formatById } from "../domain/formats.js";
+import { writeDockerArchiveGzip } from "../oci/docker-archive.js";
+import type { ContainerConfig } from "../oci/types.js";
+import type { DistributionCatalog } from "../server/distributions.js";
+import type { Store } from "../store/types.js";
+import { imageFileName, registeringName } from "../api/images.js";
+import type { JobHandler } from "./runner.js";
+
+export interface GenerationDeps {
+  store: Store;
+  blobs: BlobStore;
+  debs: BlobStore;
+  catalog: DistributionCatalog;
+  dataDir: string;
+}
+
+/** The user id OpenShift-style images declare (any non-root id works; OpenShift picks its own). */
+export const ARBITRARY_USER = "1001:0";
+
+/** How the overall percentage is shared between building and writing the downloadable file. */
+const BUILD_SHARE = 0.85;
+
+export function generationHandler(deps: GenerationDeps): JobHandler {
+  return async (job, ctx) => {
+    const { store } = deps;
+    const img = await store.images.getByJob(job.id);
+    if (!img) throw new KilnError("notFound", "the image of this job was deleted");
+    const bundle = await store.bundles.get(img.userId, img.bundleId);
+    const template = bundle ? await store.templates.get(img.userId, bundle.id, img.templateId) : undefined;
+    if (!bundle || !template) throw new KilnError("notFound", "the template or bundle of this image was deleted");
+    const dist = deps.catalog.get(img.distributionId);
+    if (!dist) throw new KilnError("unknownDistribution", `distribution ${img.distributionId} is no longer offered by this server`);
+    const format = formatById(img.formatId)!;
+    ctx.progress({ percentage: 0, message: "preparing the bundle" });
+
+    const workDir = await ctx.tempDir();
+    const plan = planBundle({ bundle, artifacts: await store.artifacts.listAll(bundle.id), blobs: deps.blobs, workDir, groupWritable: format.arbitraryUser });
+    const config: ContainerConfig = {
+      Labels: {
+        "org.opencontainers.image.title": bundle.name,
+        ...(bundle.version ? { "org.opencontainers.image.version": bundle.version } : {}),
+        ...(bundle.description ? { "org.opencontainers.image.description": bundle.description } : {}),
+      },
+    };
+    if (img.entrypoint) config.Entrypoint = JSON.parse(img.entrypoint) as string[];
+    else config.Cmd = ["/bin/bash"];
+    if (format.arbitraryUser) config.User = ARBITRARY_USER;
+
+    const onProgress = (p: BuildProgress): void => ctx.progress({ percentage: p.fraction * BUILD_SHARE * 100, message: p.message });
+    const result = await buildImage(
+      {
+        distribution: dist.config,
+        profile: "minbase",
+        localDebs: plan.debs.map((d) => deps.blobs.path(d.digest)),
+        extraLayers: plan.layer ? [plan.layer] : [],
+        config,
+        signal: ctx.signal,
+        onProgress,
+      },
+      { dataDir: deps.dataDir, blobs: deps.blobs, debs: deps.debs },
+    );
+    const localNames = new Set<string>();
+    for (const p of result.packages) if (p.filename === undefined) localNames.add(p.name);
+    const packages = result.packages.map((p) => ({ name: p.name, version: p.version, arch: p.architecture, origin: localNames.has(p.name) ? ("bundle" as const) : ("distribution" as const) }));
+    const installedSize = result.image.layers.reduce((n, l) => n + l.uncompressedSize, 0);
+
+    let file: { digest: string; size: number } | undefined;
+    if (img.compress) {
+      ctx.progress({ percentage: BUILD_SHARE * 100, message: "compressing the image file" });
+      const writer = deps.blobs.ingest();
+      try {
+        let written = 0;
+        const total = installedSize || 1;
+        writer.on("data", () => undefined);
+        const counting = new (await import("node:stream")).Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            written += chunk.length;
+            ctx.progress({ percentage: (BUILD_SHARE + (1 - BUILD_SHARE) * Math.min(1, written / (total * 0.45))) * 100 });
+            cb(null, chunk);
+          },
+        });
+        const { pipeline } = await import("node:stream/promises");
+        const done = pipeline(counting, writer);
+        await writeDockerArchiveGzip(counting, result.image, deps.blobs, { repoTags: [registeringName(img)], signal: ctx.signal });
+        await done;
+        const blob = await writer.commit();
+        file = { digest: blob.digest, size: blob.size };
+      } finally {
+        await writer.cancel();
+      }
+    }
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    await store.images.update(img.id, {
+      manifestDigest: result.image.manifestDigest,
+      installedSize,
+      packages,
+      ...(file ? { fileName: imageFileName(img), fileSize: file.size, fileDigest: file.digest } : {}),
+    });
+  };
+}

@@ -1,0 +1,315 @@
+/**
+ * Generation through the UForge API (flow steps 6–8): a bundle with an archive and a `.deb`,
+ * generated as a Docker image, followed to complete, downloaded once with its one-time key, read
+ * back by skopeo and umoci, and run in a chroot. Then the ways it can go wrong.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildDeb, makeTar, tempDir } from "../fixtures/debs.js";
+import { errorMessage, startTestServer, xmlField, type TestServer } from "../helpers/api.js";
+
+const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
+const XML = { "content-type": "application/xml" };
+const JSONH = { "content-type": "application/json", accept: "application/json" };
+let server: TestServer;
+let work: string;
+
+interface Status {
+  percentage: number;
+  message?: string;
+  complete: boolean;
+  error: boolean;
+  cancelled: boolean;
+  errorMessage?: string;
+  detailedErrorMsg?: string;
+}
+
+async function api<T = Record<string, unknown>>(method: "GET" | "POST" | "PUT" | "DELETE", url: string, body?: unknown): Promise<{ status: number; json: T; res: Awaited<ReturnType<TestServer["request"]>> }> {
+  const res = await server.request({ method, url: url.startsWith("/api/") ? url : `/api/${url}`, user: "alice", headers: JSONH, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
+  return { status: res.statusCode, json: (res.body ? res.json() : {}) as T, res };
+}
+
+async function upload(artifactUri: string, name: string, bytes: Buffer): Promise<void> {
+  const res = await server.request({ method: "POST", url: `/api/${artifactUri}/bin/${name}`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: bytes });
+  expect(res.statusCode, res.body).toBe(200);
+}
+
+/** A bundle with the given artifacts (name, settings, bytes) and a Debian 12 template. */
+async function bundleWith(name: string, artifacts: Array<{ name: string; fields?: Record<string, unknown>; bytes: Buffer }>, rule?: string): Promise<{ bundleUri: string; templateUri: string }> {
+  const b = await api<{ uri: string; bundleRestriction: { uri: string } }>("POST", "users/alice/mysoftware", { name, version: "1.0" });
+  expect(b.status).toBe(201);
+  for (const a of artifacts) {
+    const created = await api<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: a.name, ...a.fields });
+    expect(created.status, JSON.stringify(created.json)).toBe(201);
+    await upload(created.json.uri, a.name, a.bytes);
+  }
+  if (rule) expect((await api("PUT", b.json.bundleRestriction.uri, { restrictionRule: rule })).status).toBe(200);
+  const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { name: "Debian", version: "12", arch: "x86_64" } });
+  expect(t.status, JSON.stringify(t.json)).toBe(201);
+  return { bundleUri: b.json.uri, templateUri: t.json.uri };
+}
+
+async function generate(templateUri: string, image: Record<string, unknown>): Promise<{ uri: string; statusUri: string }> {
+  const r = await api<{ uri: string; statusUri: string }>("POST", `${templateUri}/images`, image);
+  expect(r.status, JSON.stringify(r.json)).toBe(201);
+  expect(r.res.headers.location).toBe(`/api/${r.json.uri}`);
+  return r.json;
+}
+
+/** Polls the status until it ends; checks on the way that the percentage never goes down. */
+async function waitFor(statusUri: string, until: (s: Status) => boolean = (s) => s.complete || s.error || s.cancelled, timeoutMs = 120_000): Promise<Status> {
+  const started = Date.now();
+  let last = 0;
+  for (;;) {
+    const s = (await api<Status>("GET", statusUri)).json;
+    expect(s.percentage).toBeGreaterThanOrEqual(last);
+    last = s.percentage;
+    if (until(s)) return s;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting on ${statusUri}: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function tarGz(entries: Parameters<typeof makeTar>[0]): Promise<Buffer> {
+  return gzipSync(await makeTar(entries));
+}
+
+beforeAll(async () => {
+  work = tempDir("kiln-gen-");
+  server = await startTestServer();
+  await server.createUser("alice");
+});
+afterAll(async () => {
+  await server?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("generating a Docker image through the API", () => {
+  let imageUri: string;
+  let fileName: string;
+  let download: Buffer;
+
+  it("builds the bundle on Debian 12 and reports progress to complete", async () => {
+    const hello = await tarGz([
+      { name: "bin/", type: "directory", mode: 0o755 },
+      { name: "bin/hello", content: '#!/bin/sh\necho "hello from $(cat /opt/hello/share/greeting) and $(hello-jq)"\n', mode: 0o755 },
+      { name: "share/greeting", content: "the bundle" },
+    ]);
+    const debDir = path.join(work, "debs");
+    mkdirSync(debDir, { recursive: true });
+    const deb = buildDeb(
+      { name: "hello-jq", version: "1.0", arch: "all", depends: "jq", files: [{ path: "usr/bin/hello-jq", content: "#!/bin/sh\necho '{\"a\":\"jq\"}' | jq -r .a\n", mode: 0o755 }] },
+      debDir,
+    );
+    const { templateUri } = await bundleWith("hello", [
+      { name: "hello.tar.gz", fields: { extract: true, installLocation: "/opt/hello" }, bytes: hello },
+      { name: "hello-jq_1.0_all.deb", fields: { install: true, tag: "ospkg" }, bytes: execFileSync("cat", [deb]) },
+      { name: "motd.txt", fields: { installLocation: "/etc/hello", params: "rights=0640;ownerGroup=root:adm" }, bytes: Buffer.from("welcome\n") },
+    ]);
+    const ticket = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: true, entrypoint: '["/opt/hello/bin/hello"]' });
+    imageUri = ticket.uri;
+    const seen = new Set<string>();
+    const final = await waitFor(ticket.statusUri, (s) => {
+      if (s.message) seen.add(s.message.replace(/\d+\/\d+.*/, "n/m"));
+      return s.complete || s.error || s.cancelled;
+    });
+    expect(final.error ? final.detailedErrorMsg : "").toBe("");
+    expect(final).toMatchObject({ complete: true, percentage: 100 });
+    expect([...seen].some((m) => /downloading|unpacking/.test(m))).toBe(true);
+    expect([...seen].some((m) => /layers/.test(m))).toBe(true);
+  });
+
+  it("describes the image, lists its packages, and hands out a one-time download key", async () => {
+    const img = (await api<Record<string, unknown>>("GET", imageUri)).json;
+    expect(img).toMatchObject({ name: "hello", version: "1.0", revision: 1, compress: true, fileName: "hello-1.0-docker.tar.gz", distributionName: "Debian 12 x86_64", entrypoint: '["/opt/hello/bin/hello"]', registeringName: "hello:1.0" });
+    expect(img.targetFormat).toMatchObject({ name: "Docker" });
+    expect(img.sha256sum).toMatch(/^[0-9a-f]{64}$/);
+    expect(img.downloadKey).toMatch(/^[\w-]{22,}$/);
+    expect(String(img.downloadUri)).toContain(`/downloads/hello-1.0-docker.tar.gz?downloadId=${img.downloadKey as string}`);
+    fileName = img.fileName as string;
+    // The XML form validates against the schema (the request helper checks it).
+    const xml = await server.request({ method: "GET", url: `/api/${imageUri}`, user: "alice" });
+    expect(xml.statusCode).toBe(200);
+    expect(xmlField(xml.body, "fullName")).toBe("hello:1.0");
+
+    const pkgs = (await api<{ total: number; imagePkgs: Array<{ native_from_distribution: boolean; pkg: { name: string; version: string; arch: string } }> }>("GET", String(img.pkgsUri))).json;
+    const names = pkgs.imagePkgs.map((p) => p.pkg.name);
+    expect(names).toEqual(expect.arrayContaining(["bash", "libc6", "jq", "libjq1", "libonig5", "hello-jq"]));
+    expect(pkgs.total).toBe(88 + 4);
+    expect(pkgs.imagePkgs.find((p) => p.pkg.name === "hello-jq")).toMatchObject({ native_from_distribution: false, pkg: { version: "1.0", arch: "all" } });
+    expect(pkgs.imagePkgs.find((p) => p.pkg.name === "jq")!.native_from_distribution).toBe(true);
+
+    // Without credentials, the key works once.
+    const url = `/api/${String(img.downloadUri)}`;
+    const head = await server.request({ method: "HEAD", url });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers["content-length"]).toBe(String(img.fileSize));
+    const first = await server.request({ method: "GET", url });
+    expect(first.statusCode).toBe(200);
+    expect(first.headers["content-disposition"]).toContain(`filename="${fileName}"`);
+    expect(first.headers.etag).toBe(`"${img.sha256sum as string}"`);
+    expect(first.headers["accept-ranges"]).toBe("bytes");
+    download = first.rawPayload;
+    expect(download.length).toBe(img.fileSize);
+    const second = await server.request({ method: "GET", url });
+    expect(second.statusCode).toBe(401);
+    expect(errorMessage(second)).toMatch(/already used or expired/);
+  });
+
+  it("is a docker-archive that skopeo and umoci read, and its entrypoint runs", () => {
+    const dir = path.join(work, "dl");
+    mkdirSync(dir, { recursive: true });
+    const gz = path.join(dir, fileName);
+    writeFileSync(gz, download);
+    execFileSync("gunzip", ["-f", gz]);
+    const tar = gz.replace(/\.gz$/, "");
+    const layout = path.join(dir, "oci");
+    execFileSync("skopeo", ["copy", `docker-archive:${tar}`, `oci:${layout}:hello`], { stdio: "pipe" });
+    const bundle = path.join(dir, "bundle");
+    execFileSync("umoci", ["unpack", "--image", `${layout}:hello`, bundle], { stdio: "pipe" });
+    const config = JSON.parse(execFileSync("skopeo", ["inspect", "--config", `oci:${layout}:hello`], { encoding: "utf8" })) as { config: { Entrypoint: string[] } };
+    expect(config.config.Entrypoint).toEqual(["/opt/hello/bin/hello"]);
+    const out = execFileSync("/usr/sbin/chroot", [path.join(bundle, "rootfs"), ...config.config.Entrypoint], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" } });
+    expect(out).toBe("hello from the bundle and jq\n");
+    const motd = execFileSync("chroot", [path.join(bundle, "rootfs"), "stat", "-c", "%a %U %G", "/etc/hello/motd.txt"], { encoding: "utf8" });
+    expect(motd).toBe("640 root adm\n");
+  });
+
+  it("serves byte ranges, and two requests with one key get the file once", async () => {
+    const img = (await api<{ downloadUri: string; fileSize: number }>("GET", imageUri)).json;
+    const url = `/api/${img.downloadUri}`;
+    const [a, b] = await Promise.all([server.request({ method: "GET", url }), server.request({ method: "GET", url })]);
+    expect([a.statusCode, b.statusCode].sort()).toEqual([200, 401]);
+    const range = await server.request({ method: "GET", url: `/api/${imageUri}/downloads/${fileName}`, user: "alice", headers: { range: "bytes=10-29" } });
+    expect(range.statusCode).toBe(206);
+    expect(range.rawPayload.equals(download.subarray(10, 30))).toBe(true);
+    const beyond = await server.request({ method: "GET", url: `/api/${imageUri}/downloads/${fileName}`, user: "alice", headers: { range: `bytes=${img.fileSize}-` } });
+    expect(beyond.statusCode).toBe(416);
+    const wrongName = await server.request({ method: "GET", url: `/api/${imageUri}/downloads/other.tar.gz`, user: "alice" });
+    expect(wrongName.statusCode).toBe(404);
+  });
+
+  it("regenerates after a bundle change reusing the cached base layers", async () => {
+    const img = (await api<{ parentUri: string }>("GET", imageUri)).json;
+    const again = await generate(img.parentUri, { targetFormat: { name: "Docker" }, compress: true, entrypoint: '["/opt/hello/bin/hello"]' });
+    const s = await waitFor(again.statusUri);
+    expect(s.complete).toBe(true);
+    const second = (await api<{ revision: number }>("GET", again.uri)).json;
+    expect(second.revision).toBe(2);
+  });
+});
+
+describe("OpenShift images", () => {
+  it("run as an arbitrary non-root user: group 0 owns and may write the install locations", async () => {
+    const app = await tarGz([{ name: "run.sh", content: "#!/bin/sh\nid -u\n", mode: 0o750 }]);
+    const { templateUri } = await bundleWith("ocp-app", [{ name: "app.tar.gz", fields: { extract: true }, bytes: app }]);
+    const t = await generate(templateUri, { targetFormat: { name: "OpenShift" }, compress: true, entrypoint: '["/opt/ocp-app/run.sh"]' });
+    expect((await waitFor(t.statusUri)).complete).toBe(true);
+    const img = (await api<{ downloadUri: string; fileName: string }>("GET", t.uri)).json;
+    expect(img.fileName).toBe("ocp-app-1.0-openshift.tar.gz");
+    const dir = path.join(work, "ocp");
+    mkdirSync(dir, { recursive: true });
+    const dl = await server.request({ method: "GET", url: `/api/${img.downloadUri}` });
+    writeFileSync(path.join(dir, "img.tar.gz"), dl.rawPayload);
+    execFileSync("gunzip", ["-f", path.join(dir, "img.tar.gz")]);
+    execFileSync("skopeo", ["copy", `docker-archive:${path.join(dir, "img.tar")}`, `oci:${path.join(dir, "oci")}:x`], { stdio: "pipe" });
+    const config = JSON.parse(execFileSync("skopeo", ["inspect", "--config", `oci:${path.join(dir, "oci")}:x`], { encoding: "utf8" })) as { config: { User: string } };
+    expect(config.config.User).toBe("1001:0");
+    execFileSync("umoci", ["unpack", "--image", `${path.join(dir, "oci")}:x`, path.join(dir, "bundle")], { stdio: "pipe" });
+    const rootfs = path.join(dir, "bundle", "rootfs");
+    const stat = execFileSync("/usr/sbin/chroot", [rootfs, "stat", "-c", "%a %g", "/opt/ocp-app", "/opt/ocp-app/run.sh"], { encoding: "utf8" });
+    expect(stat).toBe("775 0\n770 0\n");
+    // An arbitrary uid in group 0 can run it and write next to it.
+    const out = execFileSync("/usr/sbin/chroot", ["--userspec=123456:0", rootfs, "/bin/sh", "-c", "/opt/ocp-app/run.sh && touch /opt/ocp-app/state && echo wrote"], { encoding: "utf8" });
+    expect(out).toBe("123456\nwrote\n");
+  });
+});
+
+describe("what can go wrong", () => {
+  it("refuses a format the restriction rule excludes, an unknown format and a bad entrypoint", async () => {
+    const { templateUri } = await bundleWith("only-openshift", [{ name: "a.txt", bytes: Buffer.from("a") }], "TargetFormat#name=OpenShift");
+    let r = await api("POST", `${templateUri}/images`, { targetFormat: { name: "Docker" }, compress: true });
+    expect(r.status).toBe(400);
+    expect(errorMessage(r.res)).toMatch(/restriction rule .*excludes Docker/);
+    r = await api("POST", `${templateUri}/images`, { targetFormat: { name: "VMware" } });
+    expect(r.status).toBe(400);
+    expect(errorMessage(r.res)).toMatch(/unknown target format "VMware"/);
+    r = await api("POST", `${templateUri}/images`, { targetFormat: { name: "OpenShift" }, entrypoint: "/bin/sh -c true" });
+    expect(r.status).toBe(400);
+    expect(errorMessage(r.res)).toMatch(/JSON array of strings/);
+    const list = await api<{ total: number }>("GET", "users/alice/images");
+    const before = list.json.total;
+    r = await api("POST", `${templateUri}/images`, { targetFormat: { name: "OpenShift" }, entrypoint: '["/bin/true", 3]' });
+    expect(r.status).toBe(400);
+    expect((await api<{ total: number }>("GET", "users/alice/images")).json.total).toBe(before);
+  });
+
+  it("fails the build, naming the entry, for an archive holding ../etc/passwd", async () => {
+    const evil = await tarGz([{ name: "../etc/passwd", content: "root::0:0::/:/bin/sh\n" }]);
+    const { templateUri } = await bundleWith("evil", [{ name: "evil.tar.gz", fields: { extract: true, installLocation: "/opt/evil" }, bytes: evil }]);
+    const t = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: true });
+    const s = await waitFor(t.statusUri);
+    expect(s.error).toBe(true);
+    expect(s.errorMessage).toMatch(/evil\.tar\.gz: entry \.\.\/etc\/passwd has a '\.\.' component/);
+    const dl = await server.request({ method: "GET", url: `/api/${t.uri}/downloads`, user: "alice" });
+    expect(dl.statusCode).toBe(409);
+  });
+
+  it("refuses to download an uncompressed image, and one still generating", async () => {
+    const { templateUri } = await bundleWith("plain", [{ name: "a.txt", bytes: Buffer.from("a") }]);
+    const t = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: false });
+    const early = await server.request({ method: "GET", url: `/api/${t.uri}/downloads`, user: "alice" });
+    expect(early.statusCode).toBe(400);
+    expect(errorMessage(early)).toMatch(/without compress=true/);
+    await waitFor(t.statusUri);
+    const t2 = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: true });
+    const during = await server.request({ method: "GET", url: `/api/${t2.uri}/downloads`, user: "alice" });
+    expect([409, 200]).toContain(during.statusCode); // 200 only if it was already done
+    if (during.statusCode === 409) expect(errorMessage(during)).toMatch(/still generating/);
+    await waitFor(t2.statusUri);
+  });
+
+  it("cancels a running build within 2 s and removes its temporary files", async () => {
+    // Incompressible bytes make the bundle layer slow to gzip: the build is caught running.
+    const big = randomBytes(96 * 1024 * 1024);
+    const { templateUri } = await bundleWith("cancel-me", [{ name: "big.bin", bytes: big }]);
+    const t = await generate(templateUri, { targetFormat: { name: "OpenShift" }, compress: true });
+    await waitFor(t.statusUri, (s) => (s.message ?? "").includes("layers") || s.complete || s.error);
+    const started = Date.now();
+    const res = await api<Status>("DELETE", t.statusUri);
+    const elapsed = Date.now() - started;
+    expect(res.status, JSON.stringify(res.json)).toBe(200);
+    expect(res.json.cancelled).toBe(true);
+    expect(elapsed).toBeLessThan(2000);
+    const tmp = path.join(server.config.dataDir, "tmp", "jobs");
+    expect(existsSync(tmp) ? readdirSync(tmp) : []).toEqual([]);
+    const dl = await server.request({ method: "GET", url: `/api/${t.uri}/downloads`, user: "alice" });
+    expect(dl.statusCode).toBe(409);
+  });
+
+  it("deletes an image and its file, and answers 404 afterwards", async () => {
+    const { templateUri } = await bundleWith("deleteme", [{ name: "a.txt", bytes: Buffer.from("bye") }]);
+    const t = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: true });
+    await waitFor(t.statusUri);
+    const img = (await api<{ sha256sum: string }>("GET", t.uri)).json;
+    const file = server.rt.deps.blobs.path(`sha256:${img.sha256sum}`);
+    expect(existsSync(file)).toBe(true);
+    expect((await api("DELETE", t.uri)).status).toBe(204);
+    expect((await api("GET", t.uri)).status).toBe(404);
+    expect((await server.request({ method: "GET", url: `/api/${t.uri}/downloads`, user: "alice" })).statusCode).toBe(404);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it("lists every image and status of the user", async () => {
+    const images = await api<{ total: number; images: Array<{ uri: string }> }>("GET", "users/alice/images");
+    const statuses = await api<{ total: number; statuses: Array<{ complete: boolean }> }>("GET", "users/alice/images/status");
+    expect(images.json.total).toBeGreaterThan(3);
+    expect(statuses.json.total).toBe(images.json.total);
+    const xml = await server.request({ method: "GET", url: "/api/users/alice/images/status", user: "alice" });
+    expect(xml.statusCode).toBe(200);
+  });
+});
