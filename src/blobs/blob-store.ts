@@ -19,6 +19,7 @@ export interface BlobInfo {
 }
 
 export interface IngestedBlob extends BlobInfo {
+  /** md5 (hex) of the bytes; empty when the writer was opened with `md5: false`. */
   md5: string;
 }
 
@@ -49,7 +50,7 @@ function keyOf(digest: Digest): string {
  */
 export class BlobWriter extends Writable {
   private readonly sha256: Hash = createHash("sha256");
-  private readonly md5: Hash = createHash("md5");
+  private readonly md5: Hash | undefined;
   private written = 0;
   private state: "open" | "committed" | "cancelled" = "open";
   private cancelling: Promise<void> | undefined;
@@ -60,9 +61,11 @@ export class BlobWriter extends Writable {
   constructor(
     private readonly driver: StorageDriver,
     private readonly maxSize: number | undefined,
+    withMd5 = true,
   ) {
     // Not destroyed on finish: the bytes must stay until commit() or cancel() decides.
     super({ highWaterMark: 1 << 20, autoDestroy: false });
+    this.md5 = withMd5 ? createHash("md5") : undefined;
     this.ready = driver.temp().then((t) => {
       this.target = t.stream;
       this.tempKey = t.tempKey;
@@ -86,7 +89,7 @@ export class BlobWriter extends Writable {
           return cb(new KilnError("tooLarge", `the upload exceeds the limit of ${this.maxSize} bytes`));
         }
         this.sha256.update(chunk);
-        this.md5.update(chunk);
+        this.md5?.update(chunk);
         if (this.target!.write(chunk)) cb();
         else this.target!.once("drain", () => cb());
       },
@@ -124,7 +127,7 @@ export class BlobWriter extends Writable {
       this.target!.once("error", reject);
     });
     const digest = `sha256:${this.sha256.digest("hex")}` as Digest;
-    const md5 = this.md5.digest("hex");
+    const md5 = this.md5?.digest("hex") ?? "";
     try {
       if (expect.size !== undefined && expect.size !== this.written) {
         throw new KilnError("integrityFailed", `size mismatch: expected ${expect.size} bytes, got ${this.written}`);
@@ -195,9 +198,12 @@ export class BlobStore {
     return new BlobStore(new FsDriver(root));
   }
 
-  /** Starts a streaming write. `maxSize` turns larger inputs into a `413` error. */
-  ingest(options: { maxSize?: number } = {}): BlobWriter {
-    return new BlobWriter(this.driver, options.maxSize);
+  /**
+   * Starts a streaming write. `maxSize` turns larger inputs into a `413` error; `md5: false`
+   * skips the md5 that uploads report (content addressing needs only sha256).
+   */
+  ingest(options: { maxSize?: number; md5?: boolean } = {}): BlobWriter {
+    return new BlobWriter(this.driver, options.maxSize, options.md5 ?? true);
   }
 
   /** Streams `source` into the store and commits it. */

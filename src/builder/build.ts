@@ -32,8 +32,9 @@ import { bookwormFixups } from "../rootfs/fixups/index.js";
 import { aptSourceFor } from "../rootfs/fixups/apt-sources.js";
 import { bufferContent, type FsEntry } from "../rootfs/types.js";
 import { describeUnpacked, extractPackage, unpackPackages, type PackageSource } from "../rootfs/unpack.js";
+import { readDebDate } from "../debian/deb.js";
 import { debianArch, ociArch } from "../server/config.js";
-import { groupDescription, groupPackages, layerKey, type PackageGroup } from "./layers.js";
+import { groupDescription, groupPackages, layerKey } from "./layers.js";
 import type { BuildPhase, BuildRequest, BuildResult, BuilderDeps } from "./types.js";
 
 /** Bump when a fix-up's output may change for the same packages (cached fix-up layers are then rebuilt). */
@@ -90,7 +91,7 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
   progress.set("resolving", "resolving dependencies", 0.5);
   const profileNames = selectProfile(req.profile, repo.packages, arch);
   const packages = resolvePackages(repo.packages, { names: [...profileNames, ...(req.packages ?? [])], localDebs: local.map((l) => l.pkg), arch });
-  const base = new Set(req.profile === "none" ? [] : resolvePackages(repo.packages, { names: profileNames, arch }).map((p) => p.name));
+  const base = req.profile === "none" ? [] : resolvePackages(repo.packages, { names: profileNames, arch });
   const isLocal = (p: BinaryPackage): boolean => localByName.get(p.name)?.pkg === p;
 
   // 2. Downloads.
@@ -102,8 +103,7 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
   });
   checkCancelled(signal);
 
-  // 3. The package tree.
-  const rootfs = new Rootfs({ usrMerge: MERGED_USR_DIRS, fileConflicts: "refuse" });
+  // 3. The one clock (known before unpacking: layers are written while packages still unpack).
   const sources: PackageSource[] = packages.map((p) => {
     const l = localByName.get(p.name);
     if (l && l.pkg === p) return { deb: l.deb, pkg: p, sha256: l.sha256 };
@@ -111,9 +111,32 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
     if (!digest) throw new KilnError("internal", `package ${p.name} was not downloaded`);
     return { deb: deps.debs.path(digest), pkg: p, sha256: digest.slice(7) };
   });
+  const clock =
+    req.clock ??
+    buildClock({ sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, candidates: await Promise.all(sources.map((s) => readDebDate(s.deb))) });
+  const format = layerFormat();
+  const shaOf = new Map(sources.map((s) => [s.pkg!.name, s.sha256!]));
+  const cache = new LayerCache(path.join(cacheDir, "layers"), deps.blobs);
+  const cached = async (key: string | undefined): Promise<Layer | undefined> => (key === undefined || req.noCache ? undefined : cache.get(key));
+  const writes = new LayerWriter(deps, cache, { clock, signal });
+
+  // 4. The package tree, and each group's layer as soon as its content is final: all its
+  //    packages are in, and so is every package that may take files over from them (Replaces —
+  //    without it, a second package shipping a path fails the build).
+  const rootfs = new Rootfs({ usrMerge: MERGED_USR_DIRS, fileConflicts: "refuse" });
+  const groups = groupPackages(packages, base, new Set(packages.filter(isLocal).map((p) => p.name)));
+  const waitsFor = groups.map((g) => new Set([...g.names, ...packages.filter((p) => replacesAny(p, g.packages)).map((p) => p.name)]));
+  const packageLayers: Array<{ createdBy: string; entries: FsEntry[]; key: string; layer: Promise<Layer> } | undefined> = groups.map(() => undefined);
+  const settle = (i: number): void => {
+    const g = groups[i]!;
+    const entries = rootfs.entries((owner) => g.names.has(owner));
+    const key = layerKey({ kind: `packages ${g.tier}/${g.bucket}`, format, clock, sources: g.packages.map((p) => `${p.name} ${shaOf.get(p.name)}`), entries });
+    const createdBy = groupDescription(g);
+    packageLayers[i] = { createdBy, entries, key, layer: cached(key).then((hit) => hit ?? writes.write(key, createdBy, entries)) };
+  };
   let installed = 0;
   progress.set("unpacking", `unpacking ${packages.length} packages`);
-  const unpacked = await unpackPackages(rootfs, sources, {
+  await unpackPackages(rootfs, sources, {
     cacheDir,
     concurrency: 2,
     ...(req.noCache ? { noCache: true } : {}),
@@ -121,32 +144,27 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
     onInstalled: (pkg) => {
       installed++;
       progress.set("unpacking", `unpacking ${installed}/${packages.length} packages (${pkg.pkg.name})`, installed / packages.length);
+      waitsFor.forEach((w, i) => {
+        if (w.delete(pkg.pkg.name) && w.size === 0) settle(i);
+      });
     },
+  }).catch(async (err: unknown) => {
+    writes.abort();
+    await Promise.allSettled(packageLayers.map((l) => l?.layer));
+    throw err;
   });
   checkCancelled(signal);
-  const clock = req.clock ?? buildClock({ sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, candidates: unpacked.map((u) => u.date) });
-
-  // 4. Groups and their keys, from the tree as the packages left it.
-  const format = layerFormat();
-  const shaOf = new Map(sources.map((s) => [s.pkg!.name, s.sha256!]));
-  const groups = groupPackages(packages, base, new Set(packages.filter(isLocal).map((p) => p.name)));
-  const packageLayers = groups.map((g: PackageGroup) => {
-    const entries = rootfs.entries((owner) => g.names.has(owner));
-    const key = layerKey({ kind: `packages ${g.tier}/${g.bucket}`, format, clock, sources: g.packages.map((p) => `${p.name} ${shaOf.get(p.name)}`), entries });
-    return { createdBy: groupDescription(g), entries, key };
-  });
+  groups.forEach((_, i) => packageLayers[i] ?? settle(i));
+  const settled = packageLayers as Array<NonNullable<(typeof packageLayers)[number]>>;
   // Every path the package layers hold, to know what the fix-ups take away from them.
   const below = new Map<string, FsEntry["type"]>();
-  for (const l of packageLayers) for (const e of l.entries) below.set(e.path, e.type);
+  for (const l of settled) for (const e of l.entries) below.set(e.path, e.type);
 
   const aptSources = /^https?:\/\//.test(req.distribution.mirror) ? [aptSourceFor(req.distribution)] : [];
   const fixupKey = hex(
     JSON.stringify({ v: FIXUPS_VERSION, format, clock: clock.toISOString(), arch, aptSources, packages: packages.map((p) => `${p.name} ${shaOf.get(p.name)}`) }),
   );
-  const extraKeys = (req.extraLayers ?? []).map((x, i) => (x.cacheKey ? hex(`extra ${i} ${x.cacheKey} ${fixupKey} ${packageLayers.map((l) => l.key).join(",")}`) : undefined));
-
-  const cache = new LayerCache(path.join(cacheDir, "layers"), deps.blobs);
-  const cached = async (key: string | undefined): Promise<Layer | undefined> => (key === undefined || req.noCache ? undefined : cache.get(key));
+  const extraKeys = (req.extraLayers ?? []).map((x, i) => (x.cacheKey ? hex(`extra ${i} ${x.cacheKey} ${fixupKey} ${settled.map((l) => l.key).join(",")}`) : undefined));
   const fixupCached = await cached(fixupKey);
   const extraCached = await Promise.all(extraKeys.map((k) => cached(k)));
 
@@ -178,53 +196,82 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
     fixupEntries = [...fixupEntries, ...whiteouts];
   }
 
-  // 6. Layers: reuse or write.
-  const toWrite: Array<{ index: number; key: string | undefined; createdBy: string; entries: () => Promise<FsEntry[]> }> = [];
-  const layers: Array<Layer | undefined> = [];
-  const plan: Array<{ key: string | undefined; createdBy: string; entries: () => Promise<FsEntry[]> }> = [
-    ...packageLayers.map((l) => ({ key: l.key as string | undefined, createdBy: l.createdBy, entries: async () => l.entries })),
-    { key: fixupKey, createdBy: "kiln: configuration (users and groups, alternatives, dpkg database, ld.so.cache, ...)", entries: async () => fixupEntries! },
-    ...(req.extraLayers ?? []).map((x, i) => ({ key: extraKeys[i], createdBy: x.createdBy, entries: () => x.entries(rootfs) })),
+  // 6. The layers on top, then every write finished.
+  progress.set("writing layers", "writing layers");
+  const top: Array<Promise<Layer>> = [
+    fixupCached ? Promise.resolve(fixupCached) : writes.write(fixupKey, FIXUP_HISTORY, fixupEntries!),
+    ...(req.extraLayers ?? []).map(async (x, i) => extraCached[i] ?? writes.write(extraKeys[i], x.createdBy, await x.entries(rootfs), (p) => rootfs.lstat(p))),
   ];
-  for (const [index, item] of plan.entries()) {
-    const hit = index === packageLayers.length ? fixupCached : index > packageLayers.length ? extraCached[index - packageLayers.length - 1] : await cached(item.key);
-    layers.push(hit);
-    if (!hit) toWrite.push({ index, ...item });
+  let layers: Layer[];
+  try {
+    layers = await Promise.all([...settled.map((l) => l.layer), ...top]);
+  } catch (err) {
+    writes.abort();
+    await Promise.allSettled([...settled.map((l) => l.layer), ...top]);
+    throw err;
   }
-  let written = 0;
-  progress.set("writing layers", toWrite.length === 0 ? "all layers are cached" : `writing ${toWrite.length} layers`);
-  const lstat = (p: string): FsEntry | undefined => rootfs.lstat(p);
-  await runLimited(toWrite, 3, async (w) => {
-    checkCancelled(signal);
-    const entries = await w.entries();
-    const layer = await writeLayer(entries, deps.blobs, { clock, createdBy: w.createdBy, ancestors: lstat, ...(signal ? { signal } : {}) });
-    if (w.key !== undefined) await cache.put(w.key, layer);
-    layers[w.index] = layer;
-    written++;
-    progress.set("writing layers", `writing layers ${written}/${toWrite.length}`, written / toWrite.length);
-  });
   checkCancelled(signal);
+  const layersWritten = writes.count;
 
   progress.set("writing image", "writing the image config and manifests");
-  const image = await assembleImage(layers as Layer[], { architecture: ociArch(req.distribution.arch), config: req.config, clock, blobs: deps.blobs });
+  const image = await assembleImage(layers, { architecture: ociArch(req.distribution.arch), config: req.config, clock, blobs: deps.blobs });
   progress.set("writing image", "done", 1);
-  return { image, packages, clock, layersReused: plan.length - toWrite.length, layersWritten: toWrite.length, warnings };
+  return { image, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings };
 }
 
-/** Runs `fn` over `items` with at most `limit` at once; the first failure stops new starts and is thrown. */
-async function runLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= err;
-      }
+const FIXUP_HISTORY = "kiln: configuration (users and groups, alternatives, dpkg database, ld.so.cache, ...)";
+
+/** Does `p` declare that it replaces (may take files over from) one of `pkgs`? */
+function replacesAny(p: BinaryPackage, pkgs: readonly BinaryPackage[]): boolean {
+  if (p.replaces.length === 0) return false;
+  const names = new Set<string>();
+  for (const q of pkgs) {
+    if (q === p) continue;
+    names.add(q.name);
+    for (const v of q.provides) names.add(v.name);
+  }
+  return p.replaces.some((group) => group.some((r) => names.has(r.name)));
+}
+
+/**
+ * Writes layers, at most {@link LayerWriter.LIMIT} at once (gzip runs on libuv's thread pool),
+ * records each in the cache, and counts them. `abort()` cancels what is in flight.
+ */
+class LayerWriter {
+  static readonly LIMIT = 3;
+  count = 0;
+  private running = 0;
+  private readonly queue: Array<() => void> = [];
+  private readonly controller = new AbortController();
+
+  constructor(
+    private readonly deps: BuilderDeps,
+    private readonly cache: LayerCache,
+    private readonly options: { clock: Date; signal: AbortSignal | undefined },
+  ) {
+    options.signal?.addEventListener("abort", () => this.abort(), { once: true });
+  }
+
+  abort(): void {
+    if (!this.controller.signal.aborted) this.controller.abort(new KilnError("cancelled", "the build was cancelled"));
+  }
+
+  /**
+   * `ancestors` resolves parents missing from `entries`; package and fix-up layers list theirs
+   * (Rootfs.entries includes them), since the tree keeps changing while their writes are queued.
+   */
+  async write(key: string | undefined, createdBy: string, entries: readonly FsEntry[], ancestors?: (p: string) => FsEntry | undefined): Promise<Layer> {
+    if (this.running >= LayerWriter.LIMIT) await new Promise<void>((resolve) => this.queue.push(resolve));
+    this.running++;
+    try {
+      checkCancelled(this.controller.signal);
+      const layer = await writeLayer(entries, this.deps.blobs, { clock: this.options.clock, createdBy, signal: this.controller.signal, ...(ancestors ? { ancestors } : {}) });
+      if (key !== undefined) await this.cache.put(key, layer);
+      this.count++;
+      return layer;
+    } finally {
+      this.running--;
+      this.queue.shift()?.();
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure;
+  }
 }

@@ -5,8 +5,12 @@
  * - three tiers — the packages the profile alone brings (the base system, identical for every
  *   image of that profile on that distribution), the other packages from the distribution, and
  *   the bundle's own `.deb` files;
- * - within a tier, a package always lands in the same bucket: `sha256(name) mod buckets`, so one
- *   package upgrade rebuilds one layer, not the tier;
+ * - the base tier is cut, in the base system's own install order, into runs of about equal
+ *   installed size: every image of a profile and distribution gets the same base layers whatever
+ *   else it holds, one package upgrade rebuilds one layer, and the first runs are complete early
+ *   in an install, so their layers are written while later packages still unpack;
+ * - the other tiers are split by `sha256(name) mod buckets`, which keeps a package in the same
+ *   layer whatever else is asked for;
  * - at most {@link MAX_PACKAGE_LAYERS} package layers (5 + 2 + 1), plus the fix-up layer; empty
  *   buckets make no layer.
  */
@@ -34,15 +38,35 @@ function bucketOf(name: string, buckets: number): number {
 }
 
 /**
- * Splits the packages (in install order) into groups; `base` holds the names the profile alone
- * resolves to, `local` the names of local `.deb` files. Groups come out base first, then extra,
- * then local, each by bucket — the layer order of the image.
+ * Cuts the base system (in its install order) into {@link TIER_BUCKETS}.base runs of about equal
+ * installed size; returns each name's run.
  */
-export function groupPackages(packages: readonly BinaryPackage[], base: ReadonlySet<string>, local: ReadonlySet<string>): PackageGroup[] {
+function baseRuns(base: readonly BinaryPackage[]): Map<string, number> {
+  const runs = new Map<string, number>();
+  const weight = (p: BinaryPackage): number => Math.max(1, p.installedSizeKiB ?? 1);
+  const total = base.reduce((n, p) => n + weight(p), 0);
+  let seen = 0;
+  for (const p of base) {
+    // The run a package falls in is decided by where its middle lies in the cumulative size.
+    const mid = seen + weight(p) / 2;
+    runs.set(p.name, Math.min(TIER_BUCKETS.base - 1, Math.floor((mid / total) * TIER_BUCKETS.base)));
+    seen += weight(p);
+  }
+  return runs;
+}
+
+/**
+ * Splits the packages (in install order) into groups; `base` is the base system in its own
+ * install order (what the profile alone resolves to), `local` the names of local `.deb` files.
+ * Groups come out base first, then extra, then local, each by bucket — the layer order of the
+ * image.
+ */
+export function groupPackages(packages: readonly BinaryPackage[], base: readonly BinaryPackage[], local: ReadonlySet<string>): PackageGroup[] {
+  const runs = baseRuns(base);
   const groups = new Map<string, PackageGroup>();
   for (const p of packages) {
-    const tier: Tier = local.has(p.name) ? "local" : base.has(p.name) ? "base" : "extra";
-    const bucket = bucketOf(p.name, TIER_BUCKETS[tier]);
+    const tier: Tier = local.has(p.name) ? "local" : runs.has(p.name) ? "base" : "extra";
+    const bucket = tier === "base" ? runs.get(p.name)! : bucketOf(p.name, TIER_BUCKETS[tier]);
     const key = `${tier}/${bucket}`;
     let g = groups.get(key);
     if (!g) {

@@ -265,6 +265,27 @@ export async function openDeb(file: string): Promise<DebPackage> {
   }
 }
 
+/**
+ * The package's build date (the ar mtime of `debian-binary`, else of `control.tar`) from the
+ * archive headers alone: what the build clock needs before anything is unpacked.
+ */
+export async function readDebDate(file: string): Promise<Date> {
+  const fh = await open(file, "r");
+  try {
+    let members: ArMember[];
+    try {
+      members = await readArMembers(fh, (await fh.stat()).size);
+    } catch (err) {
+      if (err instanceof ArFormatError) throw malformed(file, err.message, err);
+      throw err;
+    }
+    const stamp = members[0]?.mtime || members[1]?.mtime || 0;
+    return new Date(stamp * 1000);
+  } finally {
+    await fh.close();
+  }
+}
+
 async function readDeb(file: string, fh: FileHandle): Promise<DebPackage> {
   const size = (await fh.stat()).size;
   let members: ArMember[];

@@ -231,17 +231,11 @@ function debError(kind: "integrityFailed" | "repositoryFailed", pkg: BinaryPacka
 }
 
 /**
- * Streams a `.deb` into the store, published only if it has the expected digest and size.
- *
- * Why not `debs.put()`: `BlobWriter` is a Writable with Node's default `autoDestroy`, so once it
- * emits `finish` Node destroys it and its `_destroy` cancels the write under `commit()` ("blob
- * writer already cancelled", or ENOENT on its temp file). Until the blob store turns
- * `autoDestroy` off itself we do it on our writer; that changes nothing once it is fixed.
+ * Streams a `.deb` into the store, published only if it has the expected digest and size (a
+ * longer download is cut off at the announced size).
  */
 async function storeVerified(debs: BlobStore, source: Readable, digest: Digest, size: number | undefined): Promise<void> {
-  const writer = debs.ingest(size !== undefined ? { maxSize: size } : {});
-  const state = (writer as unknown as { _writableState?: { autoDestroy?: boolean } })._writableState;
-  if (state?.autoDestroy) state.autoDestroy = false;
+  const writer = debs.ingest({ md5: false, ...(size !== undefined ? { maxSize: size } : {}) });
   try {
     await pipeline(source, writer);
     await writer.commit({ digest, ...(size !== undefined ? { size } : {}) });

@@ -1,21 +1,12 @@
 /**
- * How the OCI writer puts bytes into the blob store.
- *
- * Why this exists: `BlobWriter` (src/blobs/blob-store.ts) is a Writable with Node's default
- * `autoDestroy: true`, so the moment it emits `finish` Node destroys it, and its `_destroy`
- * cancels the still-open write — `commit()` then fails ("blob writer already cancelled") or races
- * the deletion of its own temp file (ENOENT on chmod). `BlobStore.put()` hits the same trap. Until
- * the blob store passes `autoDestroy: false` itself, we switch it off on each writer we create;
- * that changes nothing once the store is fixed.
+ * How the OCI writer puts bytes into the blob store: without the md5 uploads need (images are
+ * addressed by sha256 only, and md5 over every layer is measurable CPU).
  */
 import type { BlobStore, BlobWriter, IngestedBlob } from "../blobs/blob-store.js";
 
 /** A blob writer that can be ended and then committed. Destroy it (or let a pipeline) when done. */
 export function ingestBlob(blobs: BlobStore): BlobWriter {
-  const writer = blobs.ingest();
-  const state = (writer as unknown as { _writableState?: { autoDestroy?: boolean } })._writableState;
-  if (state?.autoDestroy) state.autoDestroy = false;
-  return writer;
+  return blobs.ingest({ md5: false });
 }
 
 /** Stores a small in-memory blob (a config or a manifest). */

@@ -422,6 +422,9 @@ function abortError(signal: AbortSignal): KilnError {
  * size; a stream that errs, or delivers more or fewer bytes, fails the archive naming the path.
  * Memory use is a few chunks, whatever the size of the archive.
  */
+/** Files up to this size are read in one piece when their content allows it. */
+const SMALL_FILE = 256 * 1024;
+
 export async function* tarChunks(entries: readonly FsEntry[], options: TarOptions): AsyncGenerator<Buffer, void, undefined> {
   const mtime = tarMtime(options.clock);
   const plan = planTar(entries, options);
@@ -434,8 +437,24 @@ export async function* tarChunks(entries: readonly FsEntry[], options: TarOption
     if (signal?.aborted) throw abortError(signal);
     out.write(encodeHeader(t, mtime));
     if (t.type === "file") {
-      const declared = t.entry.content!.size;
+      const content = t.entry.content!;
+      const declared = content.size;
       yield* drain();
+      if (content.read && declared <= SMALL_FILE) {
+        // Small files in one read: no stream per file (most files of a system are small).
+        let buf: Buffer;
+        try {
+          buf = await content.read();
+        } catch (err) {
+          throw new KilnError("buildFailed", `cannot read the content of ${JSON.stringify(t.path)}`, { cause: err });
+        }
+        if (buf.length !== declared) fail("buildFailed", `the content of ${JSON.stringify(t.path)} has ${buf.length} bytes, but ${declared} were declared`);
+        out.write(buf);
+        const padSmall = (BLOCK - (declared % BLOCK)) % BLOCK;
+        if (padSmall) out.zeros(padSmall);
+        yield* drain();
+        continue;
+      }
       // Opened even when empty: the ref must still prove it holds what it declared.
       let stream: Readable;
       try {

@@ -69,6 +69,30 @@ export class RangeContent implements ContentRef {
     if (this.size === 0) return Readable.from([], { objectMode: false });
     return new RangeReader(this.file, this.offset, this.size);
   }
+
+  /** The bytes in one read (for small files; large ones should stream). */
+  read(): Promise<Buffer> {
+    return this.readAt(0, this.size);
+  }
+
+  /** `length` bytes from `offset` within this file's range (fewer at its end). */
+  async readAt(offset: number, length: number): Promise<Buffer> {
+    const want = Math.max(0, Math.min(length, this.size - offset));
+    const buf = Buffer.allocUnsafe(want);
+    if (want === 0) return buf;
+    const fd = await this.file.acquire();
+    try {
+      let done = 0;
+      while (done < want) {
+        const n = await new Promise<number>((resolve, reject) => read(fd, buf, done, want - done, this.offset + offset + done, (err, k) => (err ? reject(err) : resolve(k))));
+        if (n === 0) throw new Error(`${this.file.path}: content ends ${want - done} bytes early`);
+        done += n;
+      }
+      return buf;
+    } finally {
+      this.file.release();
+    }
+  }
 }
 
 class RangeReader extends Readable {

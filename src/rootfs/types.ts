@@ -13,6 +13,13 @@ export interface ContentRef {
   readonly md5?: string;
   /** A fresh stream of exactly `size` bytes. */
   open(): Readable;
+  /**
+   * The whole content at once, where that is cheap (a small file): the tar writer uses it for
+   * small files to skip a stream per file, which is most of the cost of writing thousands of them.
+   */
+  read?(): Promise<Buffer>;
+  /** `length` bytes from `offset` (fewer at the end), where random access is cheap (ELF headers). */
+  readAt?(offset: number, length: number): Promise<Buffer>;
 }
 
 /** One entry of a filesystem tree. */
@@ -35,7 +42,7 @@ export interface FsEntry {
 /** A ContentRef over an in-memory buffer (fix-up outputs: passwd, dpkg status, ...). */
 export function bufferContent(data: Buffer | string): ContentRef {
   const buf = typeof data === "string" ? Buffer.from(data) : data;
-  return { size: buf.length, open: () => NodeReadable.from([buf], { objectMode: false }) };
+  return { size: buf.length, open: () => NodeReadable.from([buf], { objectMode: false }), read: async () => buf };
 }
 
 /** A package as unpacked into a rootfs: what the dpkg database and the fix-ups need to know. */

@@ -43,6 +43,9 @@ const RETAINED_PREFIX = 512 << 10;
  * the file's first {@link RETAINED_PREFIX} bytes; a read further back reopens the stream.
  */
 export function contentSource(ref: ContentRef): ByteSource {
+  const readAt = ref.readAt?.bind(ref);
+  // Random access when the content offers it: a library's headers, not its whole body.
+  if (readAt) return { size: ref.size, read: (offset, length) => readAt(offset, Math.min(length, ref.size - offset)), close: () => undefined };
   let stream: Readable | undefined;
   let iter: AsyncIterator<Buffer> | undefined;
   let chunk: Buffer = Buffer.alloc(0);
