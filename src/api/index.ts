@@ -6,12 +6,13 @@ import type { ApiContext, HandlerMap } from "../server/app.js";
 import { accountHandlers } from "./accounts.js";
 import { distributionHandlers } from "./distributions.js";
 import { imageHandlers } from "./images.js";
+import { publishHandlers } from "./publish.js";
 import { libraryHandlers } from "./library.js";
 import { templateHandlers } from "./templates.js";
 import { userHandlers } from "./users.js";
 
 export function apiHandlers(ctx: ApiContext): HandlerMap {
-  const maps: HandlerMap[] = [userHandlers(ctx), libraryHandlers(ctx), accountHandlers(ctx), distributionHandlers(ctx), templateHandlers(ctx), imageHandlers(ctx)];
+  const maps: HandlerMap[] = [userHandlers(ctx), libraryHandlers(ctx), accountHandlers(ctx), distributionHandlers(ctx), templateHandlers(ctx), imageHandlers(ctx), publishHandlers(ctx)];
   const out: HandlerMap = {};
   for (const m of maps) {
     for (const [id, h] of Object.entries(m)) {

@@ -17,6 +17,7 @@ import { generatePassword, hashPassword } from "./passwords.js";
 import { SecretBox } from "./secrets.js";
 import { JobRunner } from "../jobs/runner.js";
 import { generationHandler } from "../jobs/generate.js";
+import { publicationHandler } from "../jobs/publish.js";
 
 export interface Runtime {
   config: KilnConfig;
@@ -61,8 +62,12 @@ export async function openRuntime(
       log: { info: (o, m) => app?.log.info(o, m), error: (o, m) => app?.log.error(o, m) },
       store,
       dataDir: config.dataDir,
-      handlers: { generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir }) },
-      concurrency: { generate: config.buildConcurrency },
+      handlers: {
+        generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir }),
+        publish: publicationHandler({ store, blobs, secrets }),
+      },
+      // Pushes wait on the network more than on the CPU: a few may run beside the builds.
+      concurrency: { generate: config.buildConcurrency, publish: 3 },
     });
     const deps: AppDeps = { config, store, blobs, secrets, catalog, jobs, ...(options.logger === undefined ? {} : { logger: options.logger }) };
     app = await buildApp(deps);
