@@ -356,17 +356,47 @@ describe("from a bundle file to a published image", () => {
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    await new Promise<void>((resolve) => {
+    const progressing = new Promise<void>((resolve) => {
       child.stderr.on("data", (d: Buffer) => {
         stderr += d.toString();
         if (/^\[\s*\d+%\]/m.test(stderr)) resolve();
       });
     });
+    await Promise.race([progressing, exited.then((code) => expect.fail(`kiln exited (${code}) before any progress:\n${stderr}${stdout}`))]);
     child.kill("SIGINT");
     expect(await exited, stderr + stdout).toBe(130);
     expect(stderr).toMatch(/Cancelling the build\.\.\.\nCancelled the build\.\n$/);
     const id = Number(/Generating image (\d+)/.exec(stderr)![1]);
     expect((await ok(["image", "status", "--id", String(id)])).stdout.trim()).toBe(`image ${id}: cancelled`);
+    await ok(["image", "delete", "--id", String(id)]);
+  });
+  it("on a terminal, Ctrl-C asks before cancelling; no leaves the build running", async () => {
+    // `script` gives the command a pseudo-terminal; ETX written to it is the user's Ctrl-C.
+    const command = `${process.execPath} ${KILN} image generate --template ${templateId} --format OpenShift --no-compress --wait`;
+    const child = spawn("script", ["-qefc", command, "/dev/null"], { cwd: work, env: { ...baseEnv(), TERM: "xterm" }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const waiters: Array<() => void> = [];
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      for (const w of waiters.splice(0)) w();
+    });
+    const seen = (re: RegExp): Promise<void> =>
+      Promise.race([
+        exited.then((code) => expect.fail(`script exited (${code}) before ${re}:\n${out}`)),
+        new Promise<void>((resolve) => {
+          const check = (): void => (re.test(out) ? resolve() : void waiters.push(check));
+          check();
+        }),
+      ]);
+    await seen(/\d+% \|/);
+    child.stdin.write("\x03");
+    await seen(/Cancel the build\? \[y\/N\]/);
+    child.stdin.write("n\r");
+    expect(await exited, out).toBe(0);
+    expect(out, JSON.stringify(out)).toMatch(/Detached: the build goes on\. Follow it with: kiln image status --id (\d+)/);
+    const id = Number(/--id (\d+)/.exec(out.slice(out.indexOf("Detached")))![1]);
+    expect((await sdk.images.status(await sdk.images.find(id))).cancelled).not.toBe(true);
     await ok(["image", "delete", "--id", String(id)]);
   });
 });
