@@ -28,6 +28,11 @@ function failureLine(err: unknown): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `kiln image list | head -1`: a reader that stops early is not an error.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
   const program = new Command();
   program
     .name("kiln")
