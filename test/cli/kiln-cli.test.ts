@@ -14,7 +14,7 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnClient } from "../../src/sdk/index.js";
-import { makeTar, tempDir } from "../fixtures/debs.js";
+import { buildDeb, makeTar, tempDir } from "../fixtures/debs.js";
 import { startTestServer, type TestServer } from "../helpers/api.js";
 import { ROOT } from "../helpers/global-setup.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
@@ -402,6 +402,21 @@ describe("from a bundle file to a published image", () => {
 });
 
 describe("what goes wrong, said in one line", () => {
+  it("a build that fails ends --wait with exit 1 and the build's error", async () => {
+    const dir = path.join(work, "broken-deb");
+    mkdirSync(dir, { recursive: true });
+    const deb = buildDeb({ name: "needs-nothing-real", version: "1.0", arch: "all", depends: "no-such-package-anywhere" }, dir);
+    writeFileSync(path.join(dir, "bundle.yml"), `name: broken-deb\nversion: "1"\nfiles:\n  - name: ${path.basename(deb)}\n    source: ${path.basename(deb)}\n    tag: ospkg\n    install: true\n`);
+    const created = await ok(["bundle", "create", "--file", path.join(dir, "bundle.yml"), "--json"]);
+    const bundleId = (JSON.parse(created.stdout) as { dbId: number }).dbId;
+    const t = await ok(["template", "create", "--bundle", String(bundleId), "--os", "Debian 12 x86_64", "--json"]);
+    const templateId = (JSON.parse(t.stdout) as { dbId: number }).dbId;
+    const r = await kiln(["image", "generate", "--template", String(templateId), "--wait"]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(oneLine(r)).toMatch(/^kiln: the build failed: .*no-such-package-anywhere/);
+    await ok(["bundle", "delete", "--id", String(bundleId)]);
+  });
+
   it("unknown ids exit 1 with the server's message", async () => {
     for (const [args, message] of [
       [["bundle", "info", "--id", "999"], "kiln: no software bundle 999"],
@@ -451,6 +466,13 @@ describe("help and completion", () => {
       expect(h.stdout, args.join(" ")).toMatch(/Examples?:\n  /);
       expect(h.stdout).toMatch(/--profile <name>|--url <url>/);
     }
+  });
+
+  it("is importable as the package's typed client", async () => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["--input-type=module", "-e", 'const m = await import("kiln"); console.log(typeof m.KilnClient, typeof m.KilnApiError, Object.keys(m.OPERATIONS).length)'], { cwd: ROOT }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    expect(out.trim()).toBe("function function 67");
   });
 
   it("prints a bash completion that completes commands, subcommands and options", async () => {
