@@ -15,7 +15,10 @@ import type { ContainerConfig } from "../oci/types.js";
 import type { DistributionCatalog } from "../server/distributions.js";
 import type { Store } from "../store/types.js";
 import { imageFileName, registeringName } from "../api/images.js";
-import type { JobHandler } from "./runner.js";
+import type { JobContext, JobHandler } from "./runner.js";
+import type { BuiltImage } from "../oci/types.js";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 
 export interface GenerationDeps {
   store: Store;
@@ -30,6 +33,33 @@ export const ARBITRARY_USER = "1001:0";
 
 /** How the overall percentage is shared between building and writing the downloadable file. */
 const BUILD_SHARE = 0.85;
+
+/**
+ * The downloadable file: a docker-archive whose layers are the stored gzip blobs, in a gzip
+ * stream that stores rather than deflates (the layers inside are compressed already; deflating
+ * them again costs seconds and gains nothing). Streamed into the blob store with its sha256.
+ */
+async function writeImageFile(blobs: BlobStore, image: BuiltImage, tag: string, ctx: JobContext): Promise<{ digest: string; size: number }> {
+  const total = image.layers.reduce((n, l) => n + l.size, 0) || 1;
+  let written = 0;
+  const counting = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      written += chunk.length;
+      ctx.progress({ percentage: (BUILD_SHARE + (1 - BUILD_SHARE) * Math.min(1, written / total)) * 100 });
+      cb(null, chunk);
+    },
+  });
+  const writer = blobs.ingest({ md5: false });
+  try {
+    const done = pipeline(counting, writer);
+    await writeDockerArchiveGzip(counting, image, blobs, { repoTags: [tag], layers: "gzip", gzipLevel: 0, signal: ctx.signal });
+    await done;
+    const blob = await writer.commit();
+    return { digest: blob.digest, size: blob.size };
+  } finally {
+    await writer.cancel();
+  }
+}
 
 export function generationHandler(deps: GenerationDeps): JobHandler {
   return async (job, ctx) => {
@@ -77,28 +107,8 @@ export function generationHandler(deps: GenerationDeps): JobHandler {
 
     let file: { digest: string; size: number } | undefined;
     if (img.compress) {
-      ctx.progress({ percentage: BUILD_SHARE * 100, message: "compressing the image file" });
-      const writer = deps.blobs.ingest();
-      try {
-        let written = 0;
-        const total = installedSize || 1;
-        writer.on("data", () => undefined);
-        const counting = new (await import("node:stream")).Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            written += chunk.length;
-            ctx.progress({ percentage: (BUILD_SHARE + (1 - BUILD_SHARE) * Math.min(1, written / (total * 0.45))) * 100 });
-            cb(null, chunk);
-          },
-        });
-        const { pipeline } = await import("node:stream/promises");
-        const done = pipeline(counting, writer);
-        await writeDockerArchiveGzip(counting, result.image, deps.blobs, { repoTags: [registeringName(img)], signal: ctx.signal });
-        await done;
-        const blob = await writer.commit();
-        file = { digest: blob.digest, size: blob.size };
-      } finally {
-        await writer.cancel();
-      }
+      ctx.progress({ percentage: BUILD_SHARE * 100, message: "writing the image file" });
+      file = await writeImageFile(deps.blobs, result.image, registeringName(img), ctx);
     }
     if (ctx.signal.aborted) throw ctx.signal.reason;
     await store.images.update(img.id, {
