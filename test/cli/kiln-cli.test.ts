@@ -91,10 +91,11 @@ beforeAll(async () => {
   // The software: an archive with the program, a folder of configuration (with a subfolder), a licence.
   const src = path.join(work, "project", "src");
   mkdirSync(path.join(src, "conf", "sub"), { recursive: true });
-  const program = "#!/bin/sh\ncat /etc/hello/conf/greeting.txt /etc/hello/conf/sub/deep.txt /usr/share/doc/hello/NOTES.txt\nstat -c '%a %n' /etc/hello/conf/app.conf\n";
+  const program = "#!/bin/sh\ncat /etc/hello/conf/greeting.txt /etc/hello/conf/sub/deep.txt /usr/share/doc/hello/NOTES.txt\nstat -c '%a %n' /etc/hello/conf/app.conf\nstat -c '%s %n' /etc/hello/conf/empty.flag\n";
   writeFileSync(path.join(src, "hello.tar.gz"), gzipSync(await makeTar([{ name: "bin/", type: "directory" }, { name: "bin/hello", content: program, mode: 0o755 }])));
   writeFileSync(path.join(src, "conf", "app.conf"), "level=debug\n");
   writeFileSync(path.join(src, "conf", "greeting.txt"), "hello from the folder\n");
+  writeFileSync(path.join(src, "conf", "empty.flag"), "");
   writeFileSync(path.join(src, "conf", "sub", "deep.txt"), "and from its subfolder\n");
   writeFileSync(path.join(work, "project", "LICENSE"), "MIT\n");
 });
@@ -162,6 +163,27 @@ describe("logging in", () => {
     expect(list.stdout).toMatch(/No bundles yet/);
   });
 
+  it("reads a password typed on a terminal without echoing it", async () => {
+    const command = `${process.execPath} ${KILN} login --url ${url} --user alice --password-stdin --profile typed`;
+    const child = spawn("script", ["-qefc", command, "/dev/null"], { cwd: work, env: baseEnv(), stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    // Typed once the prompt is there, as a person would.
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (out.includes("password: ")) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 20);
+    });
+    child.stdin.write(`${PASSWORD}\r`);
+    expect(await exited, out).toBe(0);
+    expect(out).toMatch(/Logged in to .* as alice; saved as profile "typed"/);
+    expect(out).not.toContain(PASSWORD);
+  });
+
   it("logs in with an API key pair into a named profile; the environment overrides a profile", async () => {
     const key = await sdk.apiKeys.create({ name: "cli" });
     await ok(["login", "--url", `${url}/api/`, "--user", "alice", "--api-key", key.publicKey!, "--secret-stdin", "--profile", "ci"], { input: key.secretKey! });
@@ -213,7 +235,7 @@ describe("bundle files", () => {
     const yml = path.join(work, "project", "bundle.yml");
     writeFileSync(yml, bundleYaml());
     const r = await ok(["bundle", "validate", "--file", yml]);
-    expect(r.stdout).toMatch(/^OK: the bundle file .*bundle\.yml is valid \(hello 1\.0, 5 files,/);
+    expect(r.stdout).toMatch(/^OK: the bundle file .*bundle\.yml is valid \(hello 1\.0, 6 files,/);
     const json = path.join(work, "project", "bundle.json");
     writeFileSync(json, JSON.stringify({ name: "j", version: "1", files: [{ name: "app.conf", source: "src/conf/app.conf", tag: "softwarefile", symlink: "/usr/bin/app" }] }));
     await ok(["bundle", "validate", "--file", json]);
@@ -229,7 +251,7 @@ describe("from a bundle file to a published image", () => {
 
   it("creates the bundle, uploading a folder, an archive and a URL", async () => {
     const r = await ok(["bundle", "create", "--file", "project/bundle.yml"]);
-    const m = /^Created bundle (\d+) "hello" 1\.0 with 5 files$/m.exec(r.stdout);
+    const m = /^Created bundle (\d+) "hello" 1\.0 with 6 files$/m.exec(r.stdout);
     expect(m, r.stdout).not.toBeNull();
     bundleId = Number(m![1]);
     // Not a terminal: one plain progress line per upload, no bar.
@@ -246,9 +268,10 @@ describe("from a bundle file to a published image", () => {
     const [archive, folder, notes] = info.softwareArtifacts;
     expect(archive).toMatchObject({ name: "hello.tar.gz", type: "file", extract: true, uploaded: true });
     expect(folder).toMatchObject({ name: "conf", type: "folder", installLocation: "/etc/hello" });
-    expect(folder!.subSoftwareArtifacts!.map((a) => a.name)).toEqual(["app.conf", "greeting.txt", "sub"]);
+    expect(folder!.subSoftwareArtifacts!.map((a) => a.name)).toEqual(["app.conf", "empty.flag", "greeting.txt", "sub"]);
     expect(folder!.subSoftwareArtifacts![0]).toMatchObject({ params: "ownerGroup=root:root;rights=0640", uploaded: true });
-    expect(folder!.subSoftwareArtifacts![2]).toMatchObject({ type: "folder", subSoftwareArtifacts: [{ name: "deep.txt" }] });
+    expect(folder!.subSoftwareArtifacts![1]).toMatchObject({ name: "empty.flag", uploaded: true, size: 0 });
+    expect(folder!.subSoftwareArtifacts![3]).toMatchObject({ type: "folder", subSoftwareArtifacts: [{ name: "deep.txt" }] });
     expect(notes).toMatchObject({ name: "NOTES.txt", uploaded: true, installLocation: "/usr/share/doc/hello" });
     const table = (await ok(["bundle", "list"])).stdout;
     expect(table).toMatch(/^ID\s+NAME\s+VERSION/);
@@ -317,7 +340,7 @@ describe("from a bundle file to a published image", () => {
     execFileSync("skopeo", ["copy", `docker-archive:${path.join(dir, "image.tar")}`, `oci:${path.join(dir, "oci")}:hello`], { stdio: "pipe" });
     execFileSync("umoci", ["unpack", "--image", `${path.join(dir, "oci")}:hello`, path.join(dir, "bundle")], { stdio: "pipe" });
     const output = execFileSync("/usr/sbin/chroot", [path.join(dir, "bundle", "rootfs"), "/opt/hello/bin/hello"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" } });
-    expect(output).toBe("hello from the folder\nand from its subfolder\nnotes from a URL\n640 /etc/hello/conf/app.conf\n");
+    expect(output).toBe("hello from the folder\nand from its subfolder\nnotes from a URL\n640 /etc/hello/conf/app.conf\n0 /etc/hello/conf/empty.flag\n");
   });
 
   it("adds a registry account with the password on standard input", async () => {
