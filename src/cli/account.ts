@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import type { AnyCredAccount, CredAccountDocker, CredAccountOpenShift } from "../sdk/index.js";
-import { addCommonOptions, positiveInt, withClient, type CommonOptions } from "./context.js";
+import { addCommonOptions, examples, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { UsageError } from "./errors.js";
 import { printJson, say, table } from "./output.js";
 import { readSecret } from "./secret-input.js";
@@ -79,6 +79,7 @@ Examples:
     });
 
   addCommonOptions(account.command("list").description("list your registry accounts"))
+    .addHelpText("after", examples("kiln account list"))
     .action(async (opts: CommonOptions, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const list = await client.accounts.list();
@@ -90,6 +91,7 @@ Examples:
 
   addCommonOptions(account.command("delete").description("delete a registry account"))
     .requiredOption("--id <id>", "the account's id", positiveInt)
+    .addHelpText("after", examples("kiln account delete --id 2"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         await client.accounts.delete(opts.id);

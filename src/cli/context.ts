@@ -18,6 +18,11 @@ export function addCommonOptions(cmd: Command): Command {
   return cmd.option("--profile <name>", "the saved profile to use (default: $KILN_PROFILE, else \"default\")").option("--json", "print the API's JSON instead of a table (for scripts)");
 }
 
+/** The "Examples:" block of a command's help. */
+export function examples(...lines: string[]): string {
+  return `\nExample${lines.length > 1 ? "s" : ""}:\n${lines.map((l) => `  ${l}`).join("\n")}`;
+}
+
 /** A positive integer option value (`--id 12`). */
 export function positiveInt(value: string): number {
   if (!/^[1-9][0-9]{0,15}$/.test(value.trim())) throw new InvalidArgumentError("expected a positive integer id");

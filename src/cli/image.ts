@@ -11,7 +11,7 @@ import type { Command } from "commander";
 import { parseEntrypoint } from "../domain/entrypoint.js";
 import { isKilnError } from "../domain/errors.js";
 import type { Image, PublishImage } from "../sdk/index.js";
-import { addCommonOptions, debugEnabled, positiveInt, withClient, type CommonOptions } from "./context.js";
+import { addCommonOptions, debugEnabled, examples, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { UsageError } from "./errors.js";
 import { followJob } from "./follow.js";
 import { bytes, details, idIn, note, printJson, say, statusText, table } from "./output.js";
@@ -116,6 +116,7 @@ Examples:
 
   addCommonOptions(image.command("info").description("show an image"))
     .requiredOption("--id <id>", "the image's id", positiveInt)
+    .addHelpText("after", examples("kiln image info --id 5", "kiln image info --id 5 --json | jq -r .downloadUri"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const img = await client.images.get(await client.images.find(opts.id));
@@ -143,6 +144,7 @@ Examples:
 
   addCommonOptions(image.command("status").description("show the generation status of an image"))
     .requiredOption("--id <id>", "the image's id", positiveInt)
+    .addHelpText("after", examples("kiln image status --id 5", "kiln image status --id 5 --json | jq .percentage"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const status = await client.images.status(await client.images.find(opts.id));
@@ -154,6 +156,7 @@ Examples:
 
   addCommonOptions(image.command("cancel").description("cancel a generation in progress"))
     .requiredOption("--id <id>", "the image's id", positiveInt)
+    .addHelpText("after", examples("kiln image cancel --id 5"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const status = await client.images.cancel(await client.images.find(opts.id));
@@ -164,6 +167,7 @@ Examples:
 
   addCommonOptions(image.command("delete").description("delete an image (a generation in progress is cancelled)"))
     .requiredOption("--id <id>", "the image's id", positiveInt)
+    .addHelpText("after", examples("kiln image delete --id 5"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         await client.images.delete(await client.images.find(opts.id));
@@ -173,6 +177,7 @@ Examples:
 
   addCommonOptions(image.command("pkgs").description("list the packages in an image"))
     .requiredOption("--id <id>", "the image's id", positiveInt)
+    .addHelpText("after", examples("kiln image pkgs --id 5", "kiln image pkgs --id 5 --json | jq -r '.imagePkgs[].pkg.name'"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const pkgs = await client.images.packages(await client.images.find(opts.id));

@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { KilnApiError, KilnClient } from "../sdk/index.js";
-import { debugEnabled } from "./context.js";
+import { debugEnabled, examples } from "./context.js";
 import { UsageError } from "./errors.js";
 import { printJson, say } from "./output.js";
 import { configPath, profileName, removeProfile, saveProfile, type Profile } from "./profiles.js";
@@ -85,6 +85,7 @@ Examples:
     .command("logout")
     .description("forget a saved profile")
     .option("--profile <name>", "the profile to forget (default: $KILN_PROFILE, else \"default\")")
+    .addHelpText("after", examples("kiln logout", "kiln logout --profile ci"))
     .action(async (opts: { profile?: string }) => {
       const name = profileName(opts.profile);
       if (!(await removeProfile(name))) throw new UsageError(`no profile "${name}" in ${configPath()}`);

@@ -11,6 +11,7 @@ import { registerBuild } from "./build.js";
 import { registerBundle } from "./bundle.js";
 import { BundleFileError } from "./bundle-file.js";
 import { registerCompletion } from "./completion.js";
+import { examples } from "./context.js";
 import { CliExit, UsageError } from "./errors.js";
 import { registerImage } from "./image.js";
 import { registerLogin } from "./login.js";
@@ -27,12 +28,8 @@ function failureLine(err: unknown): string {
   return String(err);
 }
 
-export async function main(argv: string[]): Promise<number> {
-  // `kiln image list | head -1`: a reader that stops early is not an error.
-  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(0);
-    throw err;
-  });
+/** The whole command tree (also walked by the completion scripts and the help tests). */
+export function createProgram(): Command {
   const program = new Command();
   program
     .name("kiln")
@@ -60,6 +57,7 @@ KILN_PASSWORD override the profile. Exit status: 0 success, 1 failure, 2 bad usa
   program
     .command("serve")
     .description("run the Kiln API server (configured by KILN_* environment variables and kiln.yaml)")
+    .addHelpText("after", examples("kiln serve", "KILN_HOST=0.0.0.0 KILN_PORT=8080 KILN_DATA_DIR=/var/lib/kiln kiln serve"))
     .action(async () => {
       const { serve } = await import("../server/serve.js");
       await serve();
@@ -74,7 +72,16 @@ KILN_PASSWORD override the profile. Exit status: 0 success, 1 failure, 2 bad usa
   registerAccount(program);
   registerOs(program);
   registerCompletion(program);
+  return program;
+}
 
+export async function main(argv: string[]): Promise<number> {
+  // `kiln image list | head -1`: a reader that stops early is not an error.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
+  const program = createProgram();
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : 0;

@@ -3,7 +3,7 @@
  * publication is known by its id; its place is found in the user's list of published images.
  */
 import type { Command } from "commander";
-import { addCommonOptions, debugEnabled, positiveInt, withClient, type CommonOptions } from "./context.js";
+import { addCommonOptions, debugEnabled, examples, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { whereTo } from "./image.js";
 import { details, idIn, note, printJson, say, statusText, table } from "./output.js";
 
@@ -21,6 +21,7 @@ Examples:
     );
 
   addCommonOptions(publish.command("list").description("list your published images"))
+    .addHelpText("after", examples("kiln publish list", "kiln publish list --json | jq -r '.publishImages[].cloudId'"))
     .action(async (opts: CommonOptions, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const list = await client.publications.list();
@@ -32,6 +33,7 @@ Examples:
 
   addCommonOptions(publish.command("status").description("show the status of a publication"))
     .requiredOption("--id <id>", "the publication's id", positiveInt)
+    .addHelpText("after", examples("kiln publish status --id 7"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const p = await client.publications.find(opts.id);
@@ -44,6 +46,7 @@ Examples:
 
   addCommonOptions(publish.command("cancel").description("cancel a publication in progress"))
     .requiredOption("--id <id>", "the publication's id", positiveInt)
+    .addHelpText("after", examples("kiln publish cancel --id 7"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const status = await client.publications.cancel(await client.publications.find(opts.id));
@@ -54,6 +57,7 @@ Examples:
 
   addCommonOptions(publish.command("delete").description("delete a publication (and its tag, where the registry allows it)"))
     .requiredOption("--id <id>", "the publication's id", positiveInt)
+    .addHelpText("after", examples("kiln publish delete --id 7"))
     .action(async (opts: CommonOptions & { id: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         await client.publications.delete(await client.publications.find(opts.id));

@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import type { ContainerTemplate, KilnClient } from "../sdk/index.js";
-import { addCommonOptions, positiveInt, withClient, type CommonOptions } from "./context.js";
+import { addCommonOptions, examples, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { details, idIn, printJson, say, statusText, table } from "./output.js";
 
 function osLabel(t: ContainerTemplate): string {
@@ -60,6 +60,7 @@ Examples:
 
   addCommonOptions(template.command("list").description("list container templates (of every bundle, or of one)"))
     .option("--bundle <id>", "only this bundle's templates", positiveInt)
+    .addHelpText("after", examples("kiln template list", "kiln template list --bundle 3 --json"))
     .action(async (opts: CommonOptions & { bundle?: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const templates = await allTemplates(client, opts.bundle);
@@ -71,6 +72,7 @@ Examples:
 
   addCommonOptions(template.command("info").description("show a container template, its formats and its images"))
     .requiredOption("--id <id>", "the template's id", positiveInt)
+    .addHelpText("after", examples("kiln template info --id 4"))
     .option("--bundle <id>", "the template's bundle (found by searching when not given)", positiveInt)
     .action(async (opts: CommonOptions & { id: number; bundle?: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
@@ -85,6 +87,7 @@ Examples:
 
   addCommonOptions(template.command("delete").description("delete a container template and its images"))
     .requiredOption("--id <id>", "the template's id", positiveInt)
+    .addHelpText("after", examples("kiln template delete --id 4"))
     .option("--bundle <id>", "the template's bundle (found by searching when not given)", positiveInt)
     .action(async (opts: CommonOptions & { id: number; bundle?: number }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {

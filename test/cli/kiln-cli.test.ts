@@ -351,6 +351,13 @@ describe("from a bundle file to a published image", () => {
     expect((await ok(["account", "list"])).stdout).toMatch(new RegExp(`^${accountId}\\s+local\\s+docker\\s+${registry.url.replace(/[.]/g, "\\.")}\\s+alice$`, "m"));
     const noSecret = await kiln(["account", "create", "--type", "docker", "--name", "x", "--endpoint", registry.url, "--login", "alice"]);
     expect(noSecret.code).toBe(2);
+    // OpenShift: a registry URL and a token, from the environment this time.
+    const ocp = await ok(["account", "create", "--type", "openshift", "--name", "ocp", "--registry", "https://registry.apps.example.com", "--json"], { env: { KILN_REGISTRY_TOKEN: "sha256~token" } });
+    const acct = JSON.parse(ocp.stdout) as { dbId: number; xsiType: string; registryUrl: string; token?: string };
+    expect(acct).toMatchObject({ xsiType: "CredAccountOpenShift", registryUrl: "https://registry.apps.example.com" });
+    expect(acct.token).toBeUndefined();
+    expect((await ok(["account", "list"])).stdout).toMatch(new RegExp(`^${acct.dbId}\\s+ocp\\s+openshift\\s+https://registry\\.apps\\.example\\.com\\s+-$`, "m"));
+    await ok(["account", "delete", "--id", String(acct.dbId)]);
   });
 
   it("publishes with --wait; the registry has the image", async () => {
