@@ -9,7 +9,6 @@ import { KilnApiError } from "../sdk/index.js";
 import { registerAccount } from "./account.js";
 import { registerBuild } from "./build.js";
 import { registerBundle } from "./bundle.js";
-import { BundleFileError } from "./bundle-file.js";
 import { registerCompletion } from "./completion.js";
 import { examples } from "./context.js";
 import { CliExit, UsageError } from "./errors.js";
@@ -99,6 +98,6 @@ export async function main(argv: string[]): Promise<number> {
     // One line: a message that draws a caret on more lines (restriction rules) keeps its first.
     else process.stderr.write(`kiln: ${failureLine(err).split("\n")[0]!.trim()}\n`);
     if (err instanceof UsageError && !debug) process.stderr.write("(add --help for usage)\n");
-    return err instanceof UsageError ? 2 : err instanceof BundleFileError ? 1 : 1;
+    return err instanceof UsageError ? 2 : 1;
   }
 }
