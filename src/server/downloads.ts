@@ -4,7 +4,7 @@
  * and the one-time download keys that open a download without credentials.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { fail } from "../domain/errors.js";
@@ -117,5 +117,53 @@ export function sendFile(req: FastifyRequest, reply: FastifyReply, file: Downloa
   } else reply.code(200);
   // Fastify's HEAD route keeps our Content-Length only when the payload is a stream.
   if (req.method === "HEAD" || length === 0) return reply.send(Readable.from([]));
-  return reply.send(createReadStream(file.path, { start, end, highWaterMark: 1 << 20 }));
+  // The bytes bypass Fastify's payload handling: a Readable piped into the socket reaches about
+  // 0.6× of what nginx's sendfile does here; big reads handed straight to the socket, a few in
+  // flight, keep up with it (bench/generate-api.mjs).
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
+  void copyRange(res, file.path, start, end).catch((err: unknown) => {
+    req.log.warn({ err: (err as Error).message }, "download interrupted");
+    res.destroy();
+  });
+  return reply;
+}
+
+const IO_BUFFER = 2 << 20;
+
+/**
+ * Writes bytes `start..end` of a file to a response in large reads. Each read gets a fresh buffer
+ * (the socket may still hold the previous ones); waiting for `drain` bounds what is queued.
+ */
+async function copyRange(res: import("node:http").ServerResponse, file: string, start: number, end: number): Promise<void> {
+  const fh = await open(file, "r");
+  let closed = false;
+  const onClose = (): void => {
+    closed = true;
+  };
+  res.once("close", onClose);
+  try {
+    for (let pos = start; pos <= end && !closed; ) {
+      const buf = Buffer.allocUnsafe(Math.min(IO_BUFFER, end - pos + 1));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) throw new Error(`${file} is shorter than expected`);
+      pos += bytesRead;
+      if (!res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead)) && !closed) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.on("drain", done);
+          res.on("close", done);
+        });
+      }
+    }
+    if (!closed) res.end();
+  } finally {
+    res.off("close", onClose);
+    await fh.close();
+  }
 }
