@@ -5,7 +5,10 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import * as openpgp from "openpgp";
+import type * as openpgp from "openpgp";
+
+/** openpgp is large: loaded on first use, so builds from an unsigned local mirror never pay for it. */
+const pgp = (): Promise<typeof openpgp> => import("openpgp");
 import { KilnError } from "../domain/errors.js";
 
 /** The public keys of a keyring file (or directory of them), with where they came from. */
@@ -25,12 +28,12 @@ const keyringCache = new Map<string, { stamp: string; keyring: Promise<Keyring> 
 async function readKeyFile(file: string): Promise<openpgp.Key[]> {
   const bytes = await readFile(file);
   const head = bytes.subarray(0, 64).toString("latin1");
-  if (head.includes("-----BEGIN PGP")) return openpgp.readKeys({ armoredKeys: bytes.toString("utf8") });
+  if (head.includes("-----BEGIN PGP")) return (await pgp()).readKeys({ armoredKeys: bytes.toString("utf8") });
   // GnuPG's own keybox format is not OpenPGP; apt cannot read it either.
   if (bytes.length >= 12 && bytes.subarray(8, 12).toString("latin1") === "KBXf") {
     throw new Error("it is a GnuPG keybox, not an OpenPGP keyring (export it with gpg --export)");
   }
-  return openpgp.readKeys({ binaryKeys: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
+  return (await pgp()).readKeys({ binaryKeys: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
 }
 
 /**
@@ -107,13 +110,13 @@ async function firstGoodSignature(
 export async function verifyClearsigned(document: string, keyring: Keyring, what: string): Promise<VerifiedText> {
   let message;
   try {
-    message = await openpgp.readCleartextMessage({ cleartextMessage: document });
+    message = await (await pgp()).readCleartextMessage({ cleartextMessage: document });
   } catch (err) {
     throw new KilnError("integrityFailed", `${what} is not a clearsigned OpenPGP message: ${(err as Error).message}`, { cause: err });
   }
   let result;
   try {
-    result = await openpgp.verify({ message, verificationKeys: keyring.keys });
+    result = await (await pgp()).verify({ message, verificationKeys: keyring.keys });
   } catch (err) {
     throw new KilnError("integrityFailed", `${what} cannot be verified: ${(err as Error).message}`, { cause: err });
   }
@@ -130,15 +133,15 @@ export async function verifyDetached(data: Uint8Array, signature: Uint8Array, ke
   try {
     const head = Buffer.from(signature.subarray(0, 64)).toString("latin1");
     sig = head.includes("-----BEGIN PGP")
-      ? await openpgp.readSignature({ armoredSignature: Buffer.from(signature).toString("utf8") })
-      : await openpgp.readSignature({ binarySignature: signature });
+      ? await (await pgp()).readSignature({ armoredSignature: Buffer.from(signature).toString("utf8") })
+      : await (await pgp()).readSignature({ binarySignature: signature });
   } catch (err) {
     throw new KilnError("integrityFailed", `${what}: the detached signature cannot be read: ${(err as Error).message}`, { cause: err });
   }
   let result;
   try {
-    const message = await openpgp.createMessage({ binary: data });
-    result = await openpgp.verify({ message, signature: sig, verificationKeys: keyring.keys, format: "binary" });
+    const message = await (await pgp()).createMessage({ binary: data });
+    result = await (await pgp()).verify({ message, signature: sig, verificationKeys: keyring.keys, format: "binary" });
   } catch (err) {
     throw new KilnError("integrityFailed", `${what} cannot be verified: ${(err as Error).message}`, { cause: err });
   }
@@ -152,7 +155,7 @@ export async function verifyDetached(data: Uint8Array, signature: Uint8Array, ke
 export async function unverifiedCleartext(document: string): Promise<string> {
   if (!document.startsWith("-----BEGIN PGP SIGNED MESSAGE-----")) return document;
   try {
-    const message = await openpgp.readCleartextMessage({ cleartextMessage: document });
+    const message = await (await pgp()).readCleartextMessage({ cleartextMessage: document });
     return message.getText();
   } catch (err) {
     throw new KilnError("repositoryFailed", `InRelease is not a readable clearsigned message: ${(err as Error).message}`, { cause: err });

@@ -1,0 +1,86 @@
+/**
+ * What `kiln build` does once its options are parsed (see build.ts for the command itself).
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import { PassThrough } from "node:stream";
+import { BlobStore } from "../blobs/blob-store.js";
+import { buildImage } from "../builder/build.js";
+import type { BuildProgress } from "../builder/types.js";
+import { parseEntrypoint } from "../domain/entrypoint.js";
+import { KilnError, fail } from "../domain/errors.js";
+import { writeDockerArchive, writeDockerArchiveGzip } from "../oci/docker-archive.js";
+import { writeOciLayout } from "../oci/layout.js";
+import type { ContainerConfig } from "../oci/types.js";
+import { distributionLabel, loadConfig } from "../server/config.js";
+import { progressReporter } from "./progress.js";
+
+import type { BuildOptions } from "./build.js";
+
+export async function runBuild(opts: BuildOptions): Promise<void> {
+  if (!opts.oci === !opts.dockerArchive) fail("badRequest", "give exactly one output: --oci DIR or --docker-archive FILE");
+  if (opts.profile !== "minbase" && opts.profile !== "none") fail("badRequest", `--profile must be minbase or none, not "${opts.profile}"`);
+  const config = loadConfig(process.env, opts.config ? { configFile: opts.config } : {});
+  const dist = config.distributions.find((d) => distributionLabel(d).toLowerCase() === opts.os.trim().replace(/\s+/g, " ").toLowerCase());
+  if (!dist) fail("badRequest", `no distribution "${opts.os}" in ${config.configFile ?? "the default configuration"}; offered: ${config.distributions.map(distributionLabel).join(", ")}`);
+  const containerConfig: ContainerConfig = {};
+  if (opts.entrypoint !== undefined) containerConfig.Entrypoint = parseEntrypoint(opts.entrypoint);
+  else containerConfig.Cmd = ["/bin/sh"];
+  const packages = (opts.packages ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const blobs = BlobStore.open(path.join(config.dataDir, "blobs"));
+  const debs = BlobStore.open(path.join(config.dataDir, "cache", "debs"));
+
+  const started = Date.now();
+  const reporter = opts.quiet ? undefined : progressReporter(process.stderr);
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort(new KilnError("cancelled", "interrupted"));
+  process.once("SIGINT", onSignal);
+  try {
+    const result = await buildImage(
+      {
+        distribution: dist,
+        profile: opts.profile,
+        packages,
+        localDebs: opts.deb.map((d) => path.resolve(d)),
+        config: containerConfig,
+        noCache: !opts.cache,
+        signal: controller.signal,
+        ...(reporter ? { onProgress: (p: BuildProgress) => reporter.update(p.fraction, p.message) } : {}),
+      },
+      { dataDir: config.dataDir, blobs, debs },
+    );
+    reporter?.update(1, "writing the output");
+    if (opts.oci) {
+      await writeOciLayout(path.resolve(opts.oci), result.image, blobs, opts.tag ? { tag: opts.tag } : {});
+    } else {
+      const file = path.resolve(opts.dockerArchive!);
+      const tmp = `${file}.tmp-${process.pid}`;
+      await mkdir(path.dirname(file), { recursive: true });
+      try {
+        const out = createWriteStream(tmp);
+        const repoTags = opts.tag ? [opts.tag] : [];
+        const through = new PassThrough();
+        const done = pipeline(through, out);
+        if (/\.(tar\.gz|tgz)$/.test(file)) await writeDockerArchiveGzip(through, result.image, blobs, { repoTags, layers: "gzip", gzipLevel: 0 });
+        else await writeDockerArchive(through, result.image, blobs, { repoTags });
+        await done;
+        await rename(tmp, file);
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    }
+    reporter?.done();
+    for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+    const seconds = ((Date.now() - started) / 1000).toFixed(2);
+    process.stdout.write(
+      `${result.image.manifestDigest}  ${result.packages.length} packages, ${result.image.layers.length} layers (${result.layersReused} cached, ${result.layersWritten} written) in ${seconds} s\n`,
+    );
+  } catch (err) {
+    reporter?.done();
+    throw err;
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+  }
+}
