@@ -5,7 +5,7 @@
  * - three tiers — the packages the profile alone brings (the base system, identical for every
  *   image of that profile on that distribution), the other packages from the distribution, and
  *   the bundle's own `.deb` files;
- * - the base tier is cut, in the base system's own install order, into runs of about equal
+ * - the base tier is cut, in the base system's own install order, into runs of decreasing
  *   installed size: every image of a profile and distribution gets the same base layers whatever
  *   else it holds, one package upgrade rebuilds one layer, and the first runs are complete early
  *   in an install, so their layers are written while later packages still unpack;
@@ -38,9 +38,13 @@ function bucketOf(name: string, buckets: number): number {
 }
 
 /**
- * Cuts the base system (in its install order) into {@link TIER_BUCKETS}.base runs of about equal
- * installed size; returns each name's run.
+ * Where the base system's runs end, as fractions of its installed size. The runs shrink along
+ * the install order: the last one is complete only when unpacking ends, and its layer is what a
+ * build waits for after that — a small last run keeps that tail short.
  */
+const BASE_CUTS = [0.3, 0.55, 0.75, 0.9, 1] as const;
+
+/** Cuts the base system (in its install order) into runs (see {@link BASE_CUTS}); returns each name's run. */
 function baseRuns(base: readonly BinaryPackage[]): Map<string, number> {
   const runs = new Map<string, number>();
   const weight = (p: BinaryPackage): number => Math.max(1, p.installedSizeKiB ?? 1);
@@ -48,8 +52,9 @@ function baseRuns(base: readonly BinaryPackage[]): Map<string, number> {
   let seen = 0;
   for (const p of base) {
     // The run a package falls in is decided by where its middle lies in the cumulative size.
-    const mid = seen + weight(p) / 2;
-    runs.set(p.name, Math.min(TIER_BUCKETS.base - 1, Math.floor((mid / total) * TIER_BUCKETS.base)));
+    const mid = (seen + weight(p) / 2) / total;
+    const run = BASE_CUTS.findIndex((cut) => mid < cut);
+    runs.set(p.name, run < 0 ? BASE_CUTS.length - 1 : run);
     seen += weight(p);
   }
   return runs;
