@@ -172,8 +172,10 @@ export class VerifyingStream extends Transform {
   constructor(
     private readonly expectDigest: string,
     private readonly expectSize: number | undefined,
+    /** How messages name the bytes (`blob sha256:…` by default). */
+    private readonly what = `blob ${expectDigest}`,
   ) {
-    super();
+    super({ highWaterMark: 1 << 20 });
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.hash.update(chunk);
@@ -182,9 +184,9 @@ export class VerifyingStream extends Transform {
   }
   override _flush(cb: TransformCallback): void {
     const got = `sha256:${this.hash.digest("hex")}`;
-    if (got !== this.expectDigest) return cb(new KilnError("integrityFailed", `blob ${this.expectDigest} is corrupt (read ${got})`));
+    if (got !== this.expectDigest) return cb(new KilnError("integrityFailed", `${this.what} is corrupt: its bytes hash to ${got}, not ${this.expectDigest}`));
     if (this.expectSize !== undefined && this.seen !== this.expectSize) {
-      return cb(new KilnError("integrityFailed", `blob ${this.expectDigest} has ${this.seen} bytes, expected ${this.expectSize}`));
+      return cb(new KilnError("integrityFailed", `${this.what} has ${this.seen} bytes, expected ${this.expectSize}`));
     }
     cb();
   }

@@ -15,11 +15,10 @@
  * `<id>/json`, `<id>/VERSION` and `repositories` files are not written: Docker ≥ 1.10 and skopeo
  * only read `manifest.json`.
  */
-import { createHash } from "node:crypto";
-import { Readable, Transform, type TransformCallback, type Writable } from "node:stream";
+import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip, gzip as gzipCallback } from "node:zlib";
-import type { BlobStore, Digest } from "../blobs/blob-store.js";
+import { VerifyingStream, type BlobStore } from "../blobs/blob-store.js";
 import { KilnError, fail } from "../domain/errors.js";
 import type { FsEntry } from "../rootfs/types.js";
 import { canonicalBytes } from "./canonical-json.js";
@@ -70,29 +69,9 @@ export function normaliseRepoTag(ref: string): string {
   return ref.indexOf(":", lastSlash + 1) >= 0 ? ref : `${ref}:latest`;
 }
 
-/** Inflates a layer blob and fails at the end if the tar's sha256 or size is not the layer's. */
-class DiffIdCheck extends Transform {
-  private readonly hash = createHash("sha256");
-  private seen = 0;
-  constructor(private readonly layer: Layer) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.seen += chunk.length;
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    const got = `sha256:${this.hash.digest("hex")}`;
-    if (got !== this.layer.diffId || this.seen !== this.layer.uncompressedSize) {
-      return cb(new KilnError("integrityFailed", `layer ${this.layer.digest} inflates to ${got} (${this.seen} bytes), expected ${this.layer.diffId} (${this.layer.uncompressedSize} bytes)`));
-    }
-    cb();
-  }
-}
-
 function inflatedLayer(blobs: BlobStore, layer: Layer): Readable {
-  const check = new DiffIdCheck(layer);
+  // The inflated tar must be exactly the layer's diffId: checked at the end of the stream.
+  const check = new VerifyingStream(layer.diffId, layer.uncompressedSize, `layer ${layer.digest} (inflated)`);
   const source = blobs.openVerified(layer.digest, layer.size);
   const gunzip = createGunzip({ chunkSize: 256 << 10 });
   void pipeline(source, gunzip, check).catch((err: unknown) => {

@@ -98,6 +98,23 @@ function withStatementCache(db: Database.Database): SqliteDatabase {
   };
 }
 
+/**
+ * Switching a fresh database to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY at
+ * once (without its busy handler) when another process is opening the same file: retry for up
+ * to the busy timeout. better-sqlite3 is synchronous, so the wait is too (Atomics.wait).
+ */
+function whileBusy<T>(fn: () => T): T {
+  const deadline = Date.now() + SQLITE_BUSY_TIMEOUT_MS;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      return fn();
+    } catch (err) {
+      if ((err as { code?: string }).code !== "SQLITE_BUSY" || Date.now() > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, delay);
+    }
+  }
+}
+
 function connect(options: StoreOptions): Connection {
   if (options.databaseUrl === undefined) {
     mkdirSync(options.dataDir, { recursive: true });
@@ -106,7 +123,7 @@ function connect(options: StoreOptions): Connection {
     // WAL: readers do not block the writer; NORMAL sync is durable across crashes of the process
     // in WAL mode (only a power loss can drop the last commits). Foreign keys are off by default
     // in SQLite and every cascade here depends on them.
-    db.pragma("journal_mode = WAL");
+    whileBusy(() => db.pragma("journal_mode = WAL"));
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
     db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);

@@ -10,28 +10,16 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb, makeTar, tempDir } from "../fixtures/debs.js";
-import { errorMessage, startTestServer, xmlField, type TestServer } from "../helpers/api.js";
+import { errorMessage, jsonClient, startTestServer, xmlField, type JsonStatus, type TestServer } from "../helpers/api.js";
 
 const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
 const XML = { "content-type": "application/xml" };
-const JSONH = { "content-type": "application/json", accept: "application/json" };
 let server: TestServer;
+const api: ReturnType<typeof jsonClient>["api"] = (...args) => jsonClient(server, "alice").api(...args);
+const waitFor: ReturnType<typeof jsonClient>["waitFor"] = (...args) => jsonClient(server, "alice").waitFor(...args);
 let work: string;
 
-interface Status {
-  percentage: number;
-  message?: string;
-  complete: boolean;
-  error: boolean;
-  cancelled: boolean;
-  errorMessage?: string;
-  detailedErrorMsg?: string;
-}
 
-async function api<T = Record<string, unknown>>(method: "GET" | "POST" | "PUT" | "DELETE", url: string, body?: unknown): Promise<{ status: number; json: T; res: Awaited<ReturnType<TestServer["request"]>> }> {
-  const res = await server.request({ method, url: url.startsWith("/api/") ? url : `/api/${url}`, user: "alice", headers: JSONH, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
-  return { status: res.statusCode, json: (res.body ? res.json() : {}) as T, res };
-}
 
 async function upload(artifactUri: string, name: string, bytes: Buffer): Promise<void> {
   const res = await server.request({ method: "POST", url: `/api/${artifactUri}/bin/${name}`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: bytes });
@@ -60,19 +48,6 @@ async function generate(templateUri: string, image: Record<string, unknown>): Pr
   return r.json;
 }
 
-/** Polls the status until it ends; checks on the way that the percentage never goes down. */
-async function waitFor(statusUri: string, until: (s: Status) => boolean = (s) => s.complete || s.error || s.cancelled, timeoutMs = 120_000): Promise<Status> {
-  const started = Date.now();
-  let last = 0;
-  for (;;) {
-    const s = (await api<Status>("GET", statusUri)).json;
-    expect(s.percentage).toBeGreaterThanOrEqual(last);
-    last = s.percentage;
-    if (until(s)) return s;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting on ${statusUri}: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function tarGz(entries: Parameters<typeof makeTar>[0]): Promise<Buffer> {
   return gzipSync(await makeTar(entries));
@@ -280,7 +255,7 @@ describe("what can go wrong", () => {
     const t = await generate(templateUri, { targetFormat: { name: "OpenShift" }, compress: true });
     await waitFor(t.statusUri, (s) => (s.message ?? "").includes("layers") || s.complete || s.error);
     const started = Date.now();
-    const res = await api<Status>("DELETE", t.statusUri);
+    const res = await api<JsonStatus>("DELETE", t.statusUri);
     const elapsed = Date.now() - started;
     expect(res.status, JSON.stringify(res.json)).toBe(200);
     expect(res.json.cancelled).toBe(true);

@@ -8,49 +8,24 @@ import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTar, tempDir } from "../fixtures/debs.js";
-import { errorMessage, startTestServer, type TestServer } from "../helpers/api.js";
+import { errorMessage, jsonClient, startTestServer, type JsonStatus, type TestServer } from "../helpers/api.js";
 import { startProxy, startRegistry, type TestProxy, type TestRegistry } from "../helpers/registry.js";
 import { gzipSync } from "node:zlib";
 
 const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
 const XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"';
-const JSONH = { "content-type": "application/json", accept: "application/json" };
 const REGISTRY_PASSWORD = "registry-secret-pw";
 let server: TestServer;
+const api: ReturnType<typeof jsonClient>["api"] = (...args) => jsonClient(server, "alice").api(...args);
+const waitFor: ReturnType<typeof jsonClient>["waitFor"] = (...args) => jsonClient(server, "alice").waitFor(...args);
 let registry: TestRegistry;
 let proxy: TestProxy;
 let work: string;
 let imageUri: string;
 let accountUri: string;
 
-interface Status {
-  percentage: number;
-  message?: string;
-  complete: boolean;
-  error: boolean;
-  cancelled: boolean;
-  errorMessage?: string;
-  detailedErrorMsg?: string;
-  bytesLoaded?: number;
-  bytesTotal?: number;
-}
 
-async function api<T = Record<string, unknown>>(method: "GET" | "POST" | "PUT" | "DELETE", url: string, body?: unknown): Promise<{ status: number; json: T; res: Awaited<ReturnType<TestServer["request"]>> }> {
-  const res = await server.request({ method, url: `/api/${url}`, user: "alice", headers: JSONH, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
-  return { status: res.statusCode, json: (res.body ? res.json() : {}) as T, res };
-}
 
-async function waitFor(statusUri: string, until: (s: Status) => boolean = (s) => s.complete || s.error || s.cancelled): Promise<Status> {
-  let last = 0;
-  for (const started = Date.now(); ; ) {
-    const s = (await api<Status>("GET", statusUri)).json;
-    expect(s.percentage).toBeGreaterThanOrEqual(last);
-    last = s.percentage;
-    if (until(s)) return s;
-    if (Date.now() - started > 120_000) throw new Error(`timeout: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function account(name: string, endpointUrl: string, password: string): Promise<string> {
   const r = await api<{ uri: string }>("POST", "users/alice/accounts", { xsiType: "CredAccountDocker", name, endpointUrl, login: "alice", password });
@@ -150,7 +125,7 @@ describe("publishing to a registry", () => {
   it("lists the user's published images and statuses", async () => {
     const list = await api<{ total: number; publishImages: Array<{ tagName: string }> }>("GET", "users/alice/pimages");
     expect(list.json.publishImages.map((p) => p.tagName).sort()).toEqual(["1.0", "1.0", "latest"]);
-    const statuses = await api<{ total: number; statuses: Status[] }>("GET", "users/alice/pimages/status");
+    const statuses = await api<{ total: number; statuses: JsonStatus[] }>("GET", "users/alice/pimages/status");
     expect(statuses.json.statuses.every((s) => s.complete)).toBe(true);
     const xml = await server.request({ method: "GET", url: "/api/users/alice/pimages", user: "alice" });
     expect(xml.statusCode).toBe(200);
@@ -188,7 +163,7 @@ describe("publication errors", () => {
       const pub = (await api<{ uri: string; statusUri: string }>("GET", res.headers.location!.slice(5))).json;
       await waitFor(pub.statusUri, (s) => (s.bytesLoaded ?? 0) > 0 || s.complete || s.error);
       const started = Date.now();
-      const c = await api<Status>("DELETE", `${pub.uri}/cancel`);
+      const c = await api<JsonStatus>("DELETE", `${pub.uri}/cancel`);
       expect(c.status, JSON.stringify(c.json)).toBe(200);
       expect(c.json.cancelled).toBe(true);
       expect(Date.now() - started).toBeLessThan(2000);

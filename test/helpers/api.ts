@@ -100,3 +100,46 @@ export function xmlField(body: string, tag: string): string | undefined {
   const m = new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(body);
   return m?.[1];
 }
+
+/** An OpStatus as the JSON representation gives it. */
+export interface JsonStatus {
+  percentage: number;
+  message?: string;
+  complete: boolean;
+  error: boolean;
+  cancelled: boolean;
+  errorMessage?: string;
+  detailedErrorMsg?: string;
+  bytesLoaded?: number;
+  bytesTotal?: number;
+}
+
+type Method = "GET" | "POST" | "PUT" | "DELETE";
+
+/** A JSON client for one user of a test server, and a status poller. */
+export function jsonClient(server: TestServer, user: string) {
+  async function api<T = Record<string, unknown>>(method: Method, url: string, body?: unknown): Promise<{ status: number; json: T; res: LightMyRequestResponse }> {
+    const res = await server.request({
+      method,
+      url: url.startsWith("/api/") ? url : `/api/${url}`,
+      user,
+      headers: { "content-type": "application/json", accept: "application/json" },
+      ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+    });
+    return { status: res.statusCode, json: (res.body ? res.json() : {}) as T, res };
+  }
+  /** Polls a status until `until` holds (default: it ended), checking that the percentage never goes down. */
+  async function waitFor(statusUri: string, until: (s: JsonStatus) => boolean = (s) => s.complete || s.error || s.cancelled, timeoutMs = 120_000): Promise<JsonStatus> {
+    const started = Date.now();
+    let last = 0;
+    for (;;) {
+      const s = (await api<JsonStatus>("GET", statusUri)).json;
+      if (s.percentage < last) throw new Error(`the percentage of ${statusUri} went down from ${last} to ${s.percentage}`);
+      last = s.percentage;
+      if (until(s)) return s;
+      if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting on ${statusUri}: ${JSON.stringify(s)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { api, waitFor };
+}
