@@ -5,12 +5,13 @@
 //   npm run build && node bench/api-template.mjs [seconds=10]
 //
 // Kiln runs with its defaults (SQLite in a temporary data directory, HTTP Basic auth on every
-// request); the bare route does no auth, no database and no encoding. Goal: Kiln ≥ 0.5× the bare
-// route's requests/s.
+// request); the bare route does no auth, no database and no encoding. autocannon runs in a child
+// process. Goal: Kiln ≥ 0.5× the bare route's requests/s.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import Fastify from "fastify";
 import { loadConfig } from "../dist/server/config.js";
 import { openRuntime } from "../dist/server/serve.js";
@@ -49,10 +50,24 @@ bare.get(url, (_req, reply) => reply.type(contentType).send(bytes));
 await bare.listen({ host: "127.0.0.1", port: 0 });
 const barePort = bare.server.address().port;
 
-async function run(name, port, headers) {
-  const r = await autocannon({ url: `http://127.0.0.1:${port}${url}`, connections: 64, duration: seconds, headers });
-  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
-  return { name, rps: r.requests.average, p99: r.latency.p99, total: r.requests.total };
+// autocannon runs in its own process: the load generator must not share the servers' event loop.
+const AUTOCANNON = fileURLToPath(new URL("../node_modules/.bin/autocannon", import.meta.url));
+function run(name, port, headers) {
+  const args = ["-j", "-c", "64", "-d", String(seconds), ...Object.entries(headers).flatMap(([k, v]) => ["-H", `${k}=${v}`]), `http://127.0.0.1:${port}${url}`];
+  return new Promise((resolve, reject) => {
+    const child = spawn(AUTOCANNON, args, { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", () => {
+      try {
+        const r = JSON.parse(out);
+        if (r.non2xx > 0 || r.errors > 0) return reject(new Error(`${name}: ${r.non2xx} non-2xx answers, ${r.errors} errors`));
+        resolve({ name, rps: r.requests.average, p99: r.latency.p99, total: r.requests.total });
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
 }
 
 // Warm up both, then measure.

@@ -11,7 +11,7 @@ import type { Store, UserRow } from "../store/types.js";
 import { Authenticator, unauthorized, type Principal } from "./auth.js";
 import type { KilnConfig } from "./config.js";
 import { EXTENSION_ENDPOINTS, loadEndpoints, type EndpointSpec } from "./endpoints.js";
-import { sendBody } from "./http.js";
+import { REPRESENTATION, responseFormat, sendBody, sendRepresentation, type Representation } from "./http.js";
 import type { SecretBox } from "./secrets.js";
 import type { DistributionCatalog } from "./distributions.js";
 import { apiHandlers } from "../api/index.js";
@@ -146,20 +146,56 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => renderError(req, reply, 404, "NotFound", `no endpoint ${req.method} ${requestUri(req)}`));
 
   const handlers = apiHandlers(ctx);
+  const answers = new AnswerCache(deps.store);
   for (const spec of [...endpoints, ...EXTENSION_ENDPOINTS]) {
     const handler = handlers[spec.operationId];
     if (!handler) continue;
+    const cacheable = CACHEABLE.has(spec.operationId);
     app.route({
       method: spec.method,
       url: spec.route,
       handler: async (req, reply) => {
         const call = await authorize(ctx, spec, req);
-        return handler(req, reply, call);
+        if (cacheable && call.principal) return answers.serve(req, reply, call.principal.user.id, () => handler(req, reply, call));
+        try {
+          return await handler(req, reply, call);
+        } finally {
+          // A request that may have changed something makes every kept answer stale, including
+          // state outside the store (the distributions' active flags, ...).
+          if (spec.method !== "GET") deps.store.bump();
+        }
       },
     });
   }
 
   return app;
+}
+
+/**
+ * Object GETs whose answers may be kept: they hand out no one-time keys. An answer is reused
+ * for the same user, URL and format only while the store has seen no write since it was made.
+ */
+const CACHEABLE = new Set(["containerTemplate_get", "mySoftware_get", "cloudAccount_get", "user_get", "os_get", "apiKey_getAll"]);
+const ANSWER_CACHE_SIZE = 5000;
+
+class AnswerCache {
+  private readonly entries = new Map<string, { generation: number; representation: Representation }>();
+  constructor(private readonly store: Store) {}
+
+  async serve(req: FastifyRequest, reply: FastifyReply, userId: number, compute: () => Promise<unknown>): Promise<unknown> {
+    const key = `${userId} ${responseFormat(req)} ${req.url}`;
+    const kept = this.entries.get(key);
+    if (kept && kept.generation === this.store.generation) return sendRepresentation(req, reply, kept.representation);
+    const generation = this.store.generation;
+    const result = await compute();
+    const made = (req as FastifyRequest & { [REPRESENTATION]?: Representation })[REPRESENTATION];
+    // Only an answer computed entirely without a write in between may be kept.
+    if (made && generation === this.store.generation) {
+      if (this.entries.size >= ANSWER_CACHE_SIZE) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(key, { generation, representation: made });
+    }
+    return result;
+  }
 }
 
 /** Authentication, the `{uid}` scope and entitlements, in that order. */

@@ -65,8 +65,17 @@ class VerifiedCredentials {
   }
 }
 
+/** At most this many logins are remembered (by Authorization header). */
+const LOGIN_CACHE_SIZE = 1000;
+
 export class Authenticator {
   private readonly verified = new VerifiedCredentials();
+  /**
+   * Who an Authorization header identified, while the store has not changed since: any write
+   * (a password, a user disabled, ...) moves `store.generation` and so forgets every entry. Saves
+   * the user lookup that every request would otherwise make.
+   */
+  private readonly logins = new Map<string, { principal: Principal; generation: number }>();
 
   constructor(
     private readonly store: Store,
@@ -79,7 +88,17 @@ export class Authenticator {
    */
   async identify(req: FastifyRequest): Promise<Principal | undefined> {
     const header = req.headers.authorization;
-    if (header !== undefined) return this.basic(header);
+    if (header !== undefined) {
+      // Keyed by a hash: the credentials themselves are not kept.
+      const key = createHash("sha256").update(header).digest("base64");
+      const known = this.logins.get(key);
+      if (known && known.generation === this.store.generation) return known.principal;
+      const generation = this.store.generation;
+      const principal = await this.basic(header);
+      if (this.logins.size >= LOGIN_CACHE_SIZE) this.logins.delete(this.logins.keys().next().value!);
+      this.logins.set(key, { principal, generation });
+      return principal;
+    }
     if (req.url.includes("apiKey=")) return this.apiKey(req);
     return undefined;
   }

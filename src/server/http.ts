@@ -91,6 +91,25 @@ export interface ObjectAnswer {
   jsonExtra?: Record<string, unknown>;
 }
 
+/** An answer as sent, kept so that the same request can be answered again without recomputing it. */
+export interface Representation {
+  etag: string;
+  lastModified: string | undefined;
+  contentType: string;
+  body: string;
+}
+
+/** Where sendObject leaves the representation it sent (for the router's answer cache). */
+export const REPRESENTATION = Symbol("kiln.representation");
+
+/** Answers a GET from a kept representation, with the same caching semantics as sendObject. */
+export function sendRepresentation(req: FastifyRequest, reply: FastifyReply, r: Representation): FastifyReply {
+  reply.header("ETag", r.etag);
+  if (r.lastModified) reply.header("Last-Modified", r.lastModified);
+  if (notModified(req, r.etag, r.lastModified ? new Date(r.lastModified) : undefined)) return reply.code(304).send();
+  return reply.code(200).type(r.contentType).send(r.body);
+}
+
 /**
  * The `digest` of an object: sha256 of its JSON form without the digest itself. The wire
  * representations build their objects in a fixed key order, so `JSON.stringify` is canonical
@@ -145,6 +164,14 @@ export function sendObject(req: FastifyRequest, reply: FastifyReply, root: strin
   if (format === "json" && answer.jsonExtra) {
     const extra = JSON.stringify(answer.jsonExtra).slice(1, -1);
     if (extra) body = body === "{}" ? `{${extra}}` : `{${extra},${body.slice(1)}`;
+  }
+  if ((answer.status ?? 200) === 200 && !answer.volatile?.length) {
+    (req as FastifyRequest & { [REPRESENTATION]?: Representation })[REPRESENTATION] = {
+      etag,
+      lastModified: lastModified ? httpDate(lastModified) : undefined,
+      contentType: CONTENT_TYPES[format],
+      body,
+    };
   }
   return reply
     .code(answer.status ?? 200)

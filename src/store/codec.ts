@@ -62,9 +62,10 @@ export function translateDbError(err: unknown): unknown {
  * Wraps every method of a repository so that database errors leave the store already
  * translated: callers handle `KilnError`s only, whichever database is underneath.
  */
-export function translatingErrors<T extends object>(repo: T): T {
+export function translatingErrors<T extends object>(repo: T, onWrite?: () => void): T {
   const wrapped = {} as Record<string, unknown>;
   for (const [name, value] of Object.entries(repo)) {
+    const writes = onWrite !== undefined && !READ_METHOD.test(name);
     wrapped[name] =
       typeof value === "function"
         ? async (...args: unknown[]) => {
@@ -72,9 +73,15 @@ export function translatingErrors<T extends object>(repo: T): T {
               return await (value as (...a: unknown[]) => Promise<unknown>).apply(repo, args);
             } catch (err) {
               throw translateDbError(err);
+            } finally {
+              // After the write, whatever its outcome: a reader that saw the old state is then stale.
+              if (writes) onWrite();
             }
           }
         : value;
   }
   return wrapped as T;
 }
+
+/** Repository methods that only read (everything else may change the database). */
+const READ_METHOD = /^(get|list|peek|referenced|pushed)/;

@@ -45,7 +45,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-type Repositories = Omit<Store, "transaction" | "close" | "dialect">;
+type Repositories = Omit<Store, "transaction" | "close" | "dialect" | "generation" | "bump">;
 
 interface Connection {
   dialect: StoreDialect;
@@ -146,19 +146,20 @@ function connect(options: StoreOptions): Connection {
   return { dialect: "postgres", kysely: new PostgresDialect({ pool }) };
 }
 
-function repositories(ctx: RepoContext): Repositories {
+function repositories(ctx: RepoContext, onWrite: () => void): Repositories {
+  const wrap = <T extends object>(repo: T): T => translatingErrors(repo, onWrite);
   return {
-    users: translatingErrors(userRepo(ctx)),
-    apiKeys: translatingErrors(apiKeyRepo(ctx)),
-    distributions: translatingErrors(distributionRepo(ctx)),
-    bundles: translatingErrors(bundleRepo(ctx)),
-    artifacts: translatingErrors(artifactRepo(ctx)),
-    cloudAccounts: translatingErrors(cloudAccountRepo(ctx)),
-    templates: translatingErrors(templateRepo(ctx)),
-    downloadKeys: translatingErrors(downloadKeyRepo(ctx)),
-    jobs: translatingErrors(jobRepo(ctx)),
-    images: translatingErrors(imageRepo(ctx)),
-    publications: translatingErrors(publicationRepo(ctx)),
+    users: wrap(userRepo(ctx)),
+    apiKeys: wrap(apiKeyRepo(ctx)),
+    distributions: wrap(distributionRepo(ctx)),
+    bundles: wrap(bundleRepo(ctx)),
+    artifacts: wrap(artifactRepo(ctx)),
+    cloudAccounts: wrap(cloudAccountRepo(ctx)),
+    templates: wrap(templateRepo(ctx)),
+    downloadKeys: wrap(downloadKeyRepo(ctx)),
+    jobs: wrap(jobRepo(ctx)),
+    images: wrap(imageRepo(ctx)),
+    publications: wrap(publicationRepo(ctx)),
   };
 }
 
@@ -193,14 +194,24 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   }
 
   let closing: Promise<void> | undefined;
+  let generation = 0;
+  const bump = (): void => {
+    generation++;
+  };
   return {
     dialect,
-    ...repositories({ db, now }),
+    ...repositories({ db, now }, bump),
+    get generation() {
+      return generation;
+    },
+    bump,
     async transaction(fn) {
       try {
-        return await db.transaction().execute((tx) => fn(repositories({ db: tx, now })));
+        return await db.transaction().execute((tx) => fn(repositories({ db: tx, now }, bump)));
       } catch (err) {
         throw translateDbError(err);
+      } finally {
+        bump();
       }
     },
     close() {

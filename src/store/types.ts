@@ -383,7 +383,14 @@ export interface Store {
   readonly jobs: JobRepo;
   readonly images: ImageRepo;
   readonly publications: PublicationRepo;
+  /**
+   * A counter that moves after every write through this store (and every `bump()`): anything
+   * derived from reads — a cached answer, a cached login — is current only while it has not moved.
+   */
+  readonly generation: number;
+  /** Marks derived state stale (for changes made outside the store, e.g. in-memory configuration). */
+  bump(): void;
   /** Runs `fn` in one transaction, with repositories bound to it. */
-  transaction<T>(fn: (tx: Omit<Store, "transaction" | "close" | "dialect">) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Omit<Store, "transaction" | "close" | "dialect" | "generation" | "bump">) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

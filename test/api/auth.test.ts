@@ -135,3 +135,42 @@ describe("secrets in logs", () => {
     }
   });
 });
+
+describe("remembered logins and answers", () => {
+  it("forget a login as soon as the user changes", async () => {
+    await server.createUser("carol", "carol-password-1");
+    const as = (pw: string) => server.request({ method: "GET", url: "/api/users/carol", headers: { authorization: basic("carol", pw) } });
+    expect((await as("carol-password-1")).statusCode).toBe(200);
+    expect((await as("carol-password-1")).statusCode).toBe(200); // answered from memory now
+    const changed = await server.request({
+      method: "PUT",
+      url: "/api/users/carol",
+      headers: { authorization: basic("carol", "carol-password-1"), "content-type": "application/json" },
+      payload: JSON.stringify({ password: "carol-password-2" }),
+    });
+    expect(changed.statusCode).toBe(200);
+    expect((await as("carol-password-1")).statusCode).toBe(401);
+    expect((await as("carol-password-2")).statusCode).toBe(200);
+    const carol = (await server.rt.deps.store.users.getByLogin("carol"))!;
+    await server.rt.deps.store.users.update(carol.id, { active: false });
+    const disabled = await as("carol-password-2");
+    expect(disabled.statusCode).toBe(401);
+    expect(errorMessage(disabled)).toMatch(/disabled/);
+  });
+
+  it("never serve a kept answer after the object changed", async () => {
+    const b = await server.request({ method: "POST", url: "/api/users/alice/mysoftware", headers: { authorization: basic("alice", "alice-secret-pw"), "content-type": "application/json", accept: "application/json" }, payload: JSON.stringify({ name: "cached", version: "1" }) });
+    const uri = (b.json() as { uri: string }).uri;
+    const get = () => server.request({ method: "GET", url: `/api/${uri}`, headers: { authorization: basic("alice", "alice-secret-pw"), accept: "application/json" } });
+    const first = await get();
+    const second = await get();
+    expect(second.body).toBe(first.body);
+    expect(second.headers.etag).toBe(first.headers.etag);
+    await server.request({ method: "PUT", url: `/api/${uri}`, headers: { authorization: basic("alice", "alice-secret-pw"), "content-type": "application/json" }, payload: JSON.stringify({ description: "now described" }) });
+    const third = await get();
+    expect((third.json() as { description: string }).description).toBe("now described");
+    expect(third.headers.etag).not.toBe(first.headers.etag);
+    // A kept answer still honours conditional requests.
+    expect((await server.request({ method: "GET", url: `/api/${uri}`, headers: { authorization: basic("alice", "alice-secret-pw"), accept: "application/json", "if-none-match": third.headers.etag as string } })).statusCode).toBe(304);
+  });
+});
