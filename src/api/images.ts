@@ -10,7 +10,7 @@ import { evaluateRule, parseRestrictionRule } from "../domain/restriction.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
 import type { CatalogEntry } from "../server/distributions.js";
 import { authorizeDownload, issueDownloadKey, sendFile } from "../server/downloads.js";
-import { parseId, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
+import { criteriaPage, parseId, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import type { BundleRow, ImageRow, JobRow, TemplateRow, UserRow } from "../store/types.js";
 import { loadBundle } from "./library.js";
 import { distributionFacts, imageFormatWire, targetFormatWire, uris, type Wire } from "./representations.js";
@@ -298,7 +298,8 @@ export function imageHandlers(ctx: ApiContext): HandlerMap {
         const job = await ctx.store.jobs.get(img.jobId);
         if (job) wires.push(imageWire(ctx, u.login, img, job).wire);
       }
-      return sendList(req, reply, "images", { total: wires.length, images: wires });
+      const page = criteriaPage(req, wires, IMAGE_SORT, (w) => `${w.name as string} ${w.version as string} ${w.fullName as string}`);
+      return sendList(req, reply, "images", { total: page.total, images: page.items });
     },
 
     async userMachineImageStatus_get(req, reply, call) {
@@ -309,10 +310,15 @@ export function imageHandlers(ctx: ApiContext): HandlerMap {
         const base = imageUri(u.login, img);
         if (job) statuses.push(statusWire(job, `${base}/status`, base));
       }
-      return sendList(req, reply, "statuses", { total: statuses.length, statuses });
+      const page = criteriaPage(req, statuses, STATUS_SORT, (w) => String(w.message ?? ""));
+      return sendList(req, reply, "statuses", { total: page.total, statuses: page.items });
     },
   };
 }
+
+/** What image and status lists may be ordered by (fields of their wire objects). */
+export const IMAGE_SORT = ["dbId", "name", "version", "revision", "created", "lastModified"] as const;
+export const STATUS_SORT = ["dbId", "percentage", "created", "lastModified"] as const;
 
 async function downloadImage(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, call: Call, fileName: string | undefined): Promise<unknown> {
   const uid = (req.params as Params).uid!;

@@ -8,7 +8,7 @@ import { allowsDistribution, parseRestrictionRule } from "../domain/restriction.
 import { CONTAINER_FORMATS, formatFacts } from "../domain/formats.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
 import { authorizeDownload, issueDownloadKey, sendFile } from "../server/downloads.js";
-import { parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
+import { criteriaPage, parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import { deleteImagesOf } from "./images.js";
 import type { ArtifactRepo, ArtifactRow, BundleRow, NewArtifact, NewBundle, UserRow } from "../store/types.js";
@@ -307,7 +307,8 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
       let trees = artifactTrees(u.login, b.id, rows);
       const filename = (req.query as Record<string, string>).filename;
       if (filename) trees = rows.filter((r) => r.name === filename || r.origName === filename).map((r) => findInTrees(trees, r.id)!);
-      return sendList(req, reply, "softwareArtifacts", { total: trees.length, softwareArtifacts: trees });
+      const page = criteriaPage(req, trees, ["dbId", "name", "created", "lastModified", "size"], (w) => String(w.name ?? ""));
+      return sendList(req, reply, "softwareArtifacts", { total: page.total, softwareArtifacts: page.items });
     },
 
     async mySoftwareArtifact_add(req, reply, call) {

@@ -10,9 +10,9 @@ import { accountCredentials, repositoryOf } from "../jobs/publish.js";
 import { RegistryClient } from "../registry/client.js";
 import { assertTag, normaliseRepository, parseRegistryEndpoint } from "../registry/names.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
-import { parseId, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
+import { criteriaPage, parseId, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import type { CloudAccountRow, ImageRow, JobRow, PublicationRow, UserRow } from "../store/types.js";
-import { imageWire, loadImage, statusWire } from "./images.js";
+import { IMAGE_SORT, STATUS_SORT, imageWire, loadImage, statusWire } from "./images.js";
 import { accountWire, uris, type Wire } from "./representations.js";
 import { requiredString } from "./values.js";
 
@@ -198,7 +198,8 @@ export function publishHandlers(ctx: ApiContext): HandlerMap {
       for (const p of await userPublications(u)) {
         items.push(publicationWire(ctx, u.login, p.img, p.imgJob, p.pub, p.job, await ctx.store.cloudAccounts.get(u.id, p.pub.accountId)).wire);
       }
-      return sendList(req, reply, "publishImages", { total: items.length, publishImages: items });
+      const page = criteriaPage(req, items, [...IMAGE_SORT, "repositoryName", "tagName"], (w) => `${w.namespace as string}/${w.repositoryName as string}:${w.tagName as string}`);
+      return sendList(req, reply, "publishImages", { total: page.total, publishImages: page.items });
     },
 
     async userMachineImagePublishedStatus_getAll(req, reply, call) {
@@ -207,7 +208,8 @@ export function publishHandlers(ctx: ApiContext): HandlerMap {
         const base = pubUri(u.login, p.img, p.pub.id);
         return statusWire(p.job, `${base}/status`, base);
       });
-      return sendList(req, reply, "statuses", { total: statuses.length, statuses });
+      const page = criteriaPage(req, statuses, STATUS_SORT, (w) => String(w.message ?? ""));
+      return sendList(req, reply, "statuses", { total: page.total, statuses: page.items });
     },
   };
 }

@@ -98,7 +98,7 @@ export function userHandlers(ctx: ApiContext): HandlerMap {
 
     async apiKey_getAll(req, reply, call) {
       const u = owner(call);
-      const page = await ctx.store.apiKeys.list(u.id, {});
+      const page = await ctx.store.apiKeys.list(u.id, parseCriteria(req.query as Record<string, string>, SORTABLE_FIELDS.apiKeys));
       return sendList(req, reply, "apiKeyPairs", { total: page.total, apiKeyPairs: page.items.map((k) => apiKeyWire(u.login, k)) });
     },
 

@@ -273,3 +273,15 @@ export function pageOf<T>(items: T[], c: ListCriteria, text: (t: T) => string, s
   out = out.slice(offset, c.count === undefined ? undefined : offset + c.count);
   return { items: out, total };
 }
+
+/**
+ * Search criteria over a list computed in memory (images, statuses, publications, artifact
+ * trees): `query` matches `text`, `orderBy` one of `sortable` (fields of the wire objects).
+ */
+export function criteriaPage(req: FastifyRequest, items: Array<Record<string, unknown>>, sortable: readonly string[], text: (w: Record<string, unknown>) => string): { items: Array<Record<string, unknown>>; total: number } {
+  const c = parseCriteria(req.query as Query, sortable);
+  return pageOf(items, c, text, (w, field) => {
+    const v = w[field];
+    return v instanceof Date ? v.getTime() : typeof v === "number" || typeof v === "string" ? v : "";
+  });
+}

@@ -286,5 +286,14 @@ describe("what can go wrong", () => {
     expect(statuses.json.total).toBe(images.json.total);
     const xml = await server.request({ method: "GET", url: "/api/users/alice/images/status", user: "alice" });
     expect(xml.statusCode).toBe(200);
+    // Search criteria apply to these lists too.
+    const page = await api<{ total: number; images: Array<{ dbId: number; name: string }> }>("GET", "users/alice/images?orderBy=dbId&descending=true&count=2&offset=1");
+    expect(page.json.total).toBe(images.json.total);
+    expect(page.json.images).toHaveLength(2);
+    const ids = images.json.images.map((i) => (i as unknown as { dbId: number }).dbId).sort((a, b) => b - a);
+    expect(page.json.images.map((i) => i.dbId)).toEqual(ids.slice(1, 3));
+    const named = await api<{ total: number; images: Array<{ name: string }> }>("GET", "users/alice/images?query=hello");
+    expect(named.json.images.every((i) => i.name.includes("hello"))).toBe(true);
+    expect((await api("GET", "users/alice/images?orderBy=secret")).status).toBe(400);
   });
 });
