@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { fail } from "../domain/errors.js";
 import { parseEntrypoint } from "../domain/entrypoint.js";
 import { formatById, formatByName, type ContainerFormat } from "../domain/formats.js";
+import { imageFileName, registeringName } from "../domain/image-names.js";
 import { evaluateRule, parseRestrictionRule } from "../domain/restriction.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
 import type { CatalogEntry } from "../server/distributions.js";
@@ -24,28 +25,6 @@ function ownerOf(call: Call): UserRow {
 }
 
 const imageUri = (login: string, i: Pick<ImageRow, "bundleId" | "templateId" | "id">): string => `${uris.template(login, i.bundleId, i.templateId)}/images/${i.id}`;
-
-/** A docker reference component: lower case, `[a-z0-9._-]`, starting with a letter or digit. */
-function referenceName(s: string): string {
-  const n = s.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+/, "").replace(/[._-]+$/, "");
-  return n || "image";
-}
-
-function tagOf(version: string | null): string {
-  const t = (version ?? "latest").replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^[.-]+/, "").slice(0, 128);
-  return t || "latest";
-}
-
-/** The name `docker load` gives the image: `hello:1.0`. */
-export function registeringName(img: Pick<ImageRow, "name" | "version">): string {
-  return `${referenceName(img.name)}:${tagOf(img.version)}`;
-}
-
-/** `hello-1.0-docker.tar.gz`. */
-export function imageFileName(img: Pick<ImageRow, "name" | "version" | "formatId">): string {
-  const format = formatById(img.formatId)!;
-  return `${referenceName(img.name)}-${tagOf(img.version)}-${format.imageFormat}.tar.gz`;
-}
 
 /** An OpStatus for a job. */
 export function statusWire(job: JobRow, uri: string, parentUri: string): Wire {

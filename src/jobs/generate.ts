@@ -14,7 +14,7 @@ import { writeDockerArchiveGzip } from "../oci/docker-archive.js";
 import type { ContainerConfig } from "../oci/types.js";
 import type { DistributionCatalog } from "../server/distributions.js";
 import type { Store } from "../store/types.js";
-import { imageFileName, registeringName } from "../api/images.js";
+import { imageFileName, registeringName } from "../domain/image-names.js";
 import type { JobContext, JobHandler } from "./runner.js";
 import type { BuiltImage } from "../oci/types.js";
 import { Transform } from "node:stream";
@@ -100,9 +100,8 @@ export function generationHandler(deps: GenerationDeps): JobHandler {
       },
       { dataDir: deps.dataDir, blobs: deps.blobs, debs: deps.debs },
     );
-    const localNames = new Set<string>();
-    for (const p of result.packages) if (p.filename === undefined) localNames.add(p.name);
-    const packages = result.packages.map((p) => ({ name: p.name, version: p.version, arch: p.architecture, origin: localNames.has(p.name) ? ("bundle" as const) : ("distribution" as const) }));
+    // A package without an index Filename came from the bundle's own .deb files.
+    const packages = result.packages.map((p) => ({ name: p.name, version: p.version, arch: p.architecture, origin: p.filename === undefined ? ("bundle" as const) : ("distribution" as const) }));
     const installedSize = result.image.layers.reduce((n, l) => n + l.uncompressedSize, 0);
 
     let file: { digest: string; size: number } | undefined;
