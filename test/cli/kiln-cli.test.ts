@@ -402,7 +402,9 @@ describe("from a bundle file to a published image", () => {
   });
   it("on a terminal, Ctrl-C asks before cancelling; no leaves the build running", async () => {
     // `script` gives the command a pseudo-terminal; ETX written to it is the user's Ctrl-C.
-    const command = `${process.execPath} ${KILN} image generate --template ${templateId} --format OpenShift --no-compress --wait`;
+    // `exec`: without it the shell `script` starts stays in the foreground group, gets the same
+    // SIGINT, and dies of it once kiln has exited — turning kiln's 0 into script's 130.
+    const command = `exec ${process.execPath} ${KILN} image generate --template ${templateId} --format OpenShift --no-compress --wait`;
     const child = spawn("script", ["-qefc", command, "/dev/null"], { cwd: work, env: { ...baseEnv(), TERM: "xterm" }, stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
