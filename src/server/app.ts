@@ -4,7 +4,7 @@
  * same app over the real configuration.
  */
 import { randomBytes } from "node:crypto";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { KilnError, fail } from "../domain/errors.js";
 import type { BlobStore } from "../blobs/blob-store.js";
 import type { Store, UserRow } from "../store/types.js";
@@ -111,7 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (typeof given === "string" && /^[\w.-]{1,64}$/.test(given)) return given;
       return `${instance}-${(++seq).toString(36)}`;
     },
-    requestIdLogLabel: "requestId",
+    logController: new LogController({ requestIdLogLabel: "requestId" }),
     // Object bodies are read (bounded) by the handlers; uploads stream. See the parser below.
     bodyLimit: 64 * 1024 ** 4,
     routerOptions: { ignoreTrailingSlash: true },
