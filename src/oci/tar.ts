@@ -430,49 +430,83 @@ export async function* tarChunks(entries: readonly FsEntry[], options: TarOption
   const plan = planTar(entries, options);
   const signal = options.signal;
   const out = new Chunker();
-  const drain = function* (): Generator<Buffer> {
-    while (out.full.length > 0) yield out.full.shift()!;
-  };
-  for (const t of plan) {
+  let i = 0;
+  for (;;) {
     if (signal?.aborted) throw abortError(signal);
-    out.write(encodeHeader(t, mtime));
-    if (t.type === "file") {
-      const content = t.entry.content!;
-      const declared = content.size;
-      yield* drain();
-      if (content.read && declared <= SMALL_FILE) {
-        // Small files in one read: no stream per file (most files of a system are small).
-        let buf: Buffer;
-        try {
-          buf = await content.read();
-        } catch (err) {
-          throw new KilnError("buildFailed", `cannot read the content of ${JSON.stringify(t.path)}`, { cause: err });
-        }
-        if (buf.length !== declared) fail("buildFailed", `the content of ${JSON.stringify(t.path)} has ${buf.length} bytes, but ${declared} were declared`);
-        out.write(buf);
-        const padSmall = (BLOCK - (declared % BLOCK)) % BLOCK;
-        if (padSmall) out.zeros(padSmall);
-        yield* drain();
-        continue;
-      }
-      // Opened even when empty: the ref must still prove it holds what it declared.
-      let stream: Readable;
-      try {
-        stream = t.entry.content!.open();
-      } catch (err) {
-        throw new KilnError("buildFailed", `cannot open the content of ${JSON.stringify(t.path)}`, { cause: err });
-      }
-      const got = yield* copyContent(stream, t.path, declared, out, signal);
-      if (got !== declared) fail("buildFailed", `the content of ${JSON.stringify(t.path)} has ${got} bytes, but ${declared} were declared`);
-      const pad = (BLOCK - (declared % BLOCK)) % BLOCK;
-      if (pad) out.zeros(pad);
+    i = packWithoutWaiting(plan, i, out, mtime);
+    if (out.full.length > 0) {
+      while (out.full.length > 0) yield out.full.shift()!;
+      continue;
     }
-    yield* drain();
+    if (i >= plan.length) break;
+    // Entry i is a file whose bytes must be waited for.
+    const t = plan[i++]!;
+    out.write(encodeHeader(t, mtime));
+    while (out.full.length > 0) yield out.full.shift()!;
+    const content = t.entry.content!;
+    const declared = content.size;
+    if (content.read && declared <= SMALL_FILE) {
+      // Small files in one read: no stream per file (most files of a system are small).
+      let buf: Buffer;
+      try {
+        buf = await content.read();
+      } catch (err) {
+        throw new KilnError("buildFailed", `cannot read the content of ${JSON.stringify(t.path)}`, { cause: err });
+      }
+      writeContent(out, t, buf);
+      continue;
+    }
+    // Opened even when empty: the ref must still prove it holds what it declared.
+    let stream: Readable;
+    try {
+      stream = content.open();
+    } catch (err) {
+      throw new KilnError("buildFailed", `cannot open the content of ${JSON.stringify(t.path)}`, { cause: err });
+    }
+    const got = yield* copyContent(stream, t.path, declared, out, signal);
+    if (got !== declared) fail("buildFailed", `the content of ${JSON.stringify(t.path)} has ${got} bytes, but ${declared} were declared`);
+    const pad = (BLOCK - (declared % BLOCK)) % BLOCK;
+    if (pad) out.zeros(pad);
   }
   out.zeros(2 * BLOCK);
-  yield* drain();
+  while (out.full.length > 0) yield out.full.shift()!;
   const rest = out.rest();
   if (rest) yield rest;
+}
+
+/**
+ * Writes entries from `plan[i]` on for as long as none needs waiting (everything but files, and
+ * files whose content can be read at once) and no chunk is full; answers the next index. Most of
+ * a system's entries go through here, many per turn of the generator.
+ */
+function packWithoutWaiting(plan: readonly TarEntry[], i: number, out: Chunker, mtime: number): number {
+  while (i < plan.length && out.full.length === 0) {
+    const t = plan[i]!;
+    let buf: Buffer | undefined;
+    if (t.type === "file") {
+      const content = t.entry.content!;
+      if (!content.readSync || content.size > SMALL_FILE) return i;
+      try {
+        buf = content.readSync();
+      } catch (err) {
+        throw new KilnError("buildFailed", `cannot read the content of ${JSON.stringify(t.path)}`, { cause: err });
+      }
+      if (buf === undefined) return i;
+    }
+    out.write(encodeHeader(t, mtime));
+    if (buf) writeContent(out, t, buf);
+    i++;
+  }
+  return i;
+}
+
+/** A small file's bytes and padding, checked against the size its header declared. */
+function writeContent(out: Chunker, t: TarEntry, buf: Buffer): void {
+  const declared = t.entry.content!.size;
+  if (buf.length !== declared) fail("buildFailed", `the content of ${JSON.stringify(t.path)} has ${buf.length} bytes, but ${declared} were declared`);
+  out.write(buf);
+  const pad = (BLOCK - (declared % BLOCK)) % BLOCK;
+  if (pad) out.zeros(pad);
 }
 
 async function* copyContent(stream: Readable, path: string, declared: number, out: Chunker, signal: AbortSignal | undefined): AsyncGenerator<Buffer, number, undefined> {

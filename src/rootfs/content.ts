@@ -3,7 +3,7 @@
  * byte range of it. Opening a range does not open the file again: thousands of small files are
  * read through one descriptor per package, closed again after a short idle time.
  */
-import { close, open, read, readSync } from "node:fs";
+import { close, openSync, read, readSync } from "node:fs";
 import { Readable } from "node:stream";
 import type { ContentRef } from "./types.js";
 
@@ -16,7 +16,7 @@ const SYNC_READ = 256 << 10;
 
 /** A package's content file, shared by all the ranges in it. */
 export class ContentFile {
-  private fd: Promise<number> | undefined;
+  private fd: number | undefined;
   private users = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -27,24 +27,32 @@ export class ContentFile {
     return new RangeContent(this, offset, size, md5);
   }
 
-  /** @internal Hands out the shared descriptor, opening it if needed; pair with {@link release}. */
-  acquire(): Promise<number> {
-    this.users++;
+  /**
+   * @internal Hands out the shared descriptor, opening it if needed; pair with {@link release}.
+   * Opened synchronously: a local open costs microseconds, less than a trip through the pool.
+   */
+  acquireSync(): number {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (!this.fd) {
-      this.fd = new Promise((resolve, reject) => open(this.path, "r", (err, fd) => (err ? reject(err) : resolve(fd))));
-      // A failed open is reported to the reader that asked; the next one tries again.
-      this.fd.catch(() => (this.fd = undefined));
-    }
+    this.fd ??= openSync(this.path, "r");
+    this.users++;
     return this.fd;
+  }
+
+  /** @internal {@link acquireSync}, failing as a rejection. */
+  acquire(): Promise<number> {
+    try {
+      return Promise.resolve(this.acquireSync());
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
   /** @internal */
   release(): void {
-    if (--this.users > 0 || !this.fd) return;
+    if (--this.users > 0 || this.fd === undefined) return;
     this.timer = setTimeout(() => this.closeNow(), IDLE_CLOSE_MS);
     this.timer.unref();
   }
@@ -53,7 +61,7 @@ export class ContentFile {
     const fd = this.fd;
     this.fd = undefined;
     this.timer = undefined;
-    fd?.then((n) => close(n, () => undefined), () => undefined);
+    if (fd !== undefined) close(fd, () => undefined);
   }
 }
 
@@ -77,6 +85,20 @@ export class RangeContent implements ContentRef {
     return this.readAt(0, this.size);
   }
 
+  /** The bytes at once when the range is small (see {@link SYNC_READ}); `undefined` otherwise. */
+  readSync(): Buffer | undefined {
+    if (this.size > SYNC_READ) return undefined;
+    const buf = Buffer.allocUnsafe(this.size);
+    if (this.size === 0) return buf;
+    const fd = this.file.acquireSync();
+    try {
+      readFully(fd, buf, this.offset, this.file.path);
+      return buf;
+    } finally {
+      this.file.release();
+    }
+  }
+
   /** `length` bytes from `offset` within this file's range (fewer at its end). */
   async readAt(offset: number, length: number): Promise<Buffer> {
     const want = Math.max(0, Math.min(length, this.size - offset));
@@ -86,13 +108,7 @@ export class RangeContent implements ContentRef {
     try {
       let done = 0;
       if (want <= SYNC_READ) {
-        // Small ranges were written moments ago and sit in the page cache: a direct read costs a
-        // few microseconds, where a trip through libuv's pool queues behind the layers' gzip work.
-        while (done < want) {
-          const n = readSync(fd, buf, done, want - done, this.offset + offset + done);
-          if (n === 0) throw new Error(`${this.file.path}: content ends ${want - done} bytes early`);
-          done += n;
-        }
+        readFully(fd, buf, this.offset + offset, this.file.path);
         return buf;
       }
       while (done < want) {
@@ -160,5 +176,15 @@ class RangeReader extends Readable {
     if (this.released) return;
     this.released = true;
     this.file.release();
+  }
+}
+
+/** Fills `buf` from `position` (small page-cached ranges: a few microseconds each). */
+function readFully(fd: number, buf: Buffer, position: number, file: string): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) throw new Error(`${file}: content ends ${buf.length - done} bytes early`);
+    done += n;
   }
 }

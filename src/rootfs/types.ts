@@ -18,6 +18,12 @@ export interface ContentRef {
    * small files to skip a stream per file, which is most of the cost of writing thousands of them.
    */
   read?(): Promise<Buffer>;
+  /**
+   * The whole content at once without waiting, or `undefined` when that would mean waiting (a
+   * large file, a stream): bytes in memory, or a small range of a file that was just written.
+   * The tar writer packs runs of such files without going back to the event loop.
+   */
+  readSync?(): Buffer | undefined;
   /** `length` bytes from `offset` (fewer at the end), where random access is cheap (ELF headers). */
   readAt?(offset: number, length: number): Promise<Buffer>;
 }
@@ -42,7 +48,7 @@ export interface FsEntry {
 /** A ContentRef over an in-memory buffer (fix-up outputs: passwd, dpkg status, ...). */
 export function bufferContent(data: Buffer | string): ContentRef {
   const buf = typeof data === "string" ? Buffer.from(data) : data;
-  return { size: buf.length, open: () => NodeReadable.from([buf], { objectMode: false }), read: async () => buf };
+  return { size: buf.length, open: () => NodeReadable.from([buf], { objectMode: false }), read: async () => buf, readSync: () => buf };
 }
 
 /** A package as unpacked into a rootfs: what the dpkg database and the fix-ups need to know. */

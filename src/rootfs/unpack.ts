@@ -17,7 +17,7 @@ import { randomBytes, createHash } from "node:crypto";
 import { mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../domain/errors.js";
-import { openDeb, sha256File, XzLanes, type DebPackage, type XzDecoder } from "../debian/deb.js";
+import { openDeb, sha256File, XzLanes, type DebDataEntry, type DebPackage, type XzDecoder } from "../debian/deb.js";
 import { makeParagraph } from "../debian/control.js";
 import { packageFromParagraph } from "../debian/package.js";
 import type { BinaryPackage, Paragraph } from "../debian/types.js";
@@ -217,6 +217,59 @@ class ContentSink {
 }
 
 /**
+ * An entry's manifest record, its name and links checked (everything but a file's bytes).
+ * Kept apart from {@link extract}'s loop, as {@link copyBody} is: small functions are optimised
+ * once, where one large loop body was recompiled at every new shape of input.
+ */
+function manifestEntry(e: DebDataEntry, pkgName: string, shipped: ReadonlyMap<string, ManifestEntry>): ManifestEntry {
+  // tar-stream decodes names as UTF-8; a byte that is not becomes U+FFFD, and two different
+  // names could then meet on one path. Debian's names are UTF-8: anything else is refused.
+  if (e.name.includes("\uFFFD") || e.linkname?.includes("\uFFFD")) throw unsafe(pkgName, e.name, "has a name or link target that is not valid UTF-8");
+  let p: string;
+  try {
+    p = normaliseArchivePath(e.name);
+  } catch (err) {
+    if (err instanceof UnsafePathError) throw unsafe(pkgName, e.name, err.message);
+    throw err;
+  }
+  const entry: ManifestEntry = { path: p, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid };
+  if (e.type === "symlink") {
+    if (!e.linkname) throw unsafe(pkgName, e.name, "is a symlink without a target");
+    if (e.linkname.includes("\0")) throw unsafe(pkgName, e.name, "has a symlink target with a NUL byte");
+    entry.linkname = e.linkname;
+  } else if (e.type === "hardlink") {
+    let target: string;
+    try {
+      target = normaliseArchivePath(e.linkname ?? "");
+    } catch (err) {
+      if (err instanceof UnsafePathError) throw unsafe(pkgName, e.name, `is a hard link whose target ${err.message}`);
+      throw err;
+    }
+    const first = shipped.get(target);
+    if (!first) throw unsafe(pkgName, e.name, `is a hard link to ${JSON.stringify(e.linkname)}, which is not earlier in the package`);
+    if (first.type !== "file" && first.type !== "hardlink") throw unsafe(pkgName, e.name, `is a hard link to ${JSON.stringify(e.linkname)}, which is not a regular file`);
+    // Links to links point at the first file, so the tree only ever resolves one step.
+    entry.linkname = first.type === "hardlink" ? first.linkname! : target;
+  } else if (e.type === "char" || e.type === "block") {
+    entry.devmajor = e.devmajor ?? 0;
+    entry.devminor = e.devminor ?? 0;
+  }
+  return entry;
+}
+
+/** A file's bytes appended to the content file; answers how many there were and their md5. */
+async function copyBody(e: DebDataEntry, out: ContentSink): Promise<{ size: number; md5: string }> {
+  const md5 = createHash("md5");
+  let size = 0;
+  for await (const chunk of e.body) {
+    md5.update(chunk);
+    size += chunk.length;
+    await out.append(chunk);
+  }
+  return { size, md5: md5.digest("hex") };
+}
+
+/**
  * Streams the data member of `deb` into a new content file and manifest under `dir`, checking
  * every name on the way. Throws `unsafeArchive` for a hostile entry, leaving nothing behind.
  */
@@ -233,53 +286,17 @@ async function extract(deb: DebPackage, sha256: string, dir: string, options: Un
   try {
     for await (const e of deb.dataEntries({ xz: options.xz ?? "auto", ...(options.lanes ? { lanes: options.lanes } : {}) })) {
       if (options.signal?.aborted) throw new KilnError("cancelled", `unpacking ${pkgName} was cancelled`);
-      // tar-stream decodes names as UTF-8; a byte that is not becomes U+FFFD, and two different
-      // names could then meet on one path. Debian's names are UTF-8: anything else is refused.
-      if (e.name.includes("\uFFFD") || e.linkname?.includes("\uFFFD")) throw unsafe(pkgName, e.name, "has a name or link target that is not valid UTF-8");
-      let p: string;
-      try {
-        p = normaliseArchivePath(e.name);
-      } catch (err) {
-        if (err instanceof UnsafePathError) throw unsafe(pkgName, e.name, err.message);
-        throw err;
-      }
-      const entry: ManifestEntry = { path: p, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid };
-      if (e.type === "symlink") {
-        if (!e.linkname) throw unsafe(pkgName, e.name, "is a symlink without a target");
-        if (e.linkname.includes("\0")) throw unsafe(pkgName, e.name, "has a symlink target with a NUL byte");
-        entry.linkname = e.linkname;
-      } else if (e.type === "hardlink") {
-        let target: string;
-        try {
-          target = normaliseArchivePath(e.linkname ?? "");
-        } catch (err) {
-          if (err instanceof UnsafePathError) throw unsafe(pkgName, e.name, `is a hard link whose target ${err.message}`);
-          throw err;
-        }
-        const first = shipped.get(target);
-        if (!first) throw unsafe(pkgName, e.name, `is a hard link to ${JSON.stringify(e.linkname)}, which is not earlier in the package`);
-        if (first.type !== "file" && first.type !== "hardlink") throw unsafe(pkgName, e.name, `is a hard link to ${JSON.stringify(e.linkname)}, which is not a regular file`);
-        // Links to links point at the first file, so the tree only ever resolves one step.
-        entry.linkname = first.type === "hardlink" ? first.linkname! : target;
-      } else if (e.type === "char" || e.type === "block") {
-        entry.devmajor = e.devmajor ?? 0;
-        entry.devminor = e.devminor ?? 0;
-      } else if (e.type === "file") {
-        const md5 = createHash("md5");
-        let n = 0;
-        for await (const chunk of e.body) {
-          md5.update(chunk);
-          n += chunk.length;
-          await out.append(chunk);
-        }
-        if (n !== e.size) throw new KilnError("badRequest", `${deb.path}: entry ${JSON.stringify(e.name)} holds ${n} bytes, its header says ${e.size}`);
-        entry.size = n;
+      const entry = manifestEntry(e, pkgName, shipped);
+      if (e.type === "file") {
+        const { size, md5 } = await copyBody(e, out);
+        if (size !== e.size) throw new KilnError("badRequest", `${deb.path}: entry ${JSON.stringify(e.name)} holds ${size} bytes, its header says ${e.size}`);
+        entry.size = size;
         entry.offset = offset;
-        entry.md5 = md5.digest("hex");
-        offset += n;
+        entry.md5 = md5;
+        offset += size;
       }
       entries.push(entry);
-      shipped.set(p, entry);
+      shipped.set(entry.path, entry);
     }
     await out.close();
     const manifest: ManifestFile = {
