@@ -110,13 +110,11 @@ describe("fetching the minbase packages", () => {
       expect(`sha256:${onDisk}`).toBe(digests.get(pkg));
     }
     // The warm path a rebuild takes: revalidate the Release, resolve, find every .deb stored.
-    const started = performance.now();
+    // (How fast it is, is measured by bench/build-minbase.mjs: the warm rebuild.)
     const warm = await openRepository(d, { cacheDir, debs: blobs });
     const again = resolvePackages(warm.packages, { names: selectProfile("minbase", warm.packages, warm.arch), arch: warm.arch });
     const warmDigests = await warm.fetchDebs(again);
-    const ms = performance.now() - started;
     expect(server.debRequests().length - before).toBe(88);
     expect([...warmDigests.values()].sort()).toEqual([...digests.values()].sort());
-    expect(ms).toBeLessThan(1000);
   });
 });
