@@ -516,9 +516,26 @@ describe("help and completion", () => {
     expect(complete(["kiln", "image", "generate", "--fo"])).toEqual(["--format"]);
     expect(complete(["kiln", "image", "generate", "--format", ""]).sort()).toEqual(["Docker", "OpenShift"]);
     expect(complete(["kiln", "completion", "z"])).toEqual(["zsh"]);
+  });
+
+  it("prints a zsh completion that a real zsh completes commands, subcommands, options and values with", async () => {
     const zsh = (await ok(["completion", "zsh"])).stdout;
     expect(zsh).toMatch(/^#compdef kiln\n/);
-    expect(zsh).toContain("'download:download an image'\\''s file (a partial download is resumed)'");
-    expect(zsh).toMatch(/compdef _kiln kiln/);
+    const script = path.join(work, "_kiln.zsh");
+    writeFileSync(script, zsh);
+    const typed = ["kiln ima", "kiln image gen", "kiln image generate --tem", "kiln image generate --format Op", "kiln completion z", "kiln publish can", `kiln bundle create --file ${script.slice(0, -3)}`, "kiln nosuch"];
+    const lines = await new Promise<string[]>((resolve, reject) =>
+      execFile("zsh", ["-f", path.join(ROOT, "test/helpers/zsh-complete.zsh"), script, ...typed], { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout.split("\n").slice(0, typed.length)))),
+    );
+    expect(lines).toEqual([
+      "kiln image ",
+      "kiln image generate ",
+      "kiln image generate --template ",
+      "kiln image generate --format OpenShift ",
+      "kiln completion zsh ",
+      "kiln publish cancel ",
+      `kiln bundle create --file ${script} `,
+      "kiln nosuch",
+    ]);
   });
 });
