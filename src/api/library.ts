@@ -11,7 +11,7 @@ import { authorizeDownload, issueDownloadKey, sendFile } from "../server/downloa
 import { criteriaPage, parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import { deleteImagesOf } from "./images.js";
-import type { ArtifactRepo, ArtifactRow, BundleRow, NewArtifact, NewBundle, UserRow } from "../store/types.js";
+import type { ArtifactRepo, ArtifactRow, BootType, BundleRow, NewArtifact, NewBundle, UserRow } from "../store/types.js";
 import { artifactTrees, artifactWire, bundleWire, distributionFacts, distributionWire, restrictionWire, uris, type Wire } from "./representations.js";
 import { checkFileName, optionalBoolean, optionalInstallPath, optionalString, parseArtifactParams, requiredString } from "./values.js";
 import type { Readable } from "node:stream";
@@ -85,6 +85,20 @@ function artifactFields(value: Wire, creating: boolean): Partial<NewArtifact> {
     if (!["softwarefile", "ospkg", "bootscript"].includes(tag)) fail("invalidField", `softwareArtifact.tag must be softwarefile, ospkg or bootscript, got "${tag}"`);
     out.tag = tag;
   }
+  // A BootScript (xsi:type) is the bootscript tag with when and in which order it runs.
+  if (value.xsiType === "BootScript") {
+    if (out.tag !== undefined && out.tag !== "bootscript") fail("invalidField", `a BootScript must be tagged bootscript, not ${out.tag}`);
+    out.tag = "bootscript";
+    if (typeof value.bootOrder === "number") {
+      if (value.bootOrder < 0) fail("invalidField", `softwareArtifact.bootOrder must be 0 or more, got ${value.bootOrder}`);
+      out.bootOrder = value.bootOrder;
+    }
+    if (typeof value.bootType === "string") out.bootType = value.bootType as BootType;
+  } else if (out.tag !== undefined && out.tag !== "bootscript") {
+    // No longer a boot script: when and in which order no longer mean anything.
+    out.bootOrder = null;
+    out.bootType = null;
+  }
   for (const f of ["fullName", "version", "release", "arch"] as const) {
     const v = optionalString(value, "softwareArtifact", f, 255);
     if (v !== undefined) out[f] = v;
@@ -100,10 +114,11 @@ function artifactFields(value: Wire, creating: boolean): Partial<NewArtifact> {
   return out;
 }
 
-function checkArtifactRules(a: Pick<ArtifactRow, "kind" | "tag" | "params" | "extract" | "install">, nested: boolean): void {
+function checkArtifactRules(a: Pick<ArtifactRow, "kind" | "tag" | "params" | "extract" | "install" | "bootOrder" | "bootType">, nested: boolean): void {
   if (a.kind === "folder" && (a.tag === "ospkg" || a.tag === "bootscript")) fail("invalidField", `a folder cannot be tagged ${a.tag}`);
   if (nested && (a.tag === "ospkg" || a.tag === "bootscript")) fail("invalidField", `an artifact tagged ${a.tag} must be at the first level of the bundle`);
   if (a.params && a.tag && a.tag !== "softwarefile") fail("invalidField", "ownerGroup, rights and symlink (params) apply only to softwarefile artifacts");
+  if ((a.bootOrder !== null || a.bootType !== null) && a.tag !== "bootscript") fail("invalidField", "bootOrder and bootType apply only to bootscript artifacts");
 }
 
 function newArtifact(bundleId: number, parentId: number | null, fields: Partial<NewArtifact>): NewArtifact {
@@ -127,6 +142,8 @@ function newArtifact(bundleId: number, parentId: number | null, fields: Partial<
     size: null,
     md5: null,
     uploadedTime: null,
+    bootOrder: fields.bootOrder ?? null,
+    bootType: fields.bootType ?? null,
   };
 }
 

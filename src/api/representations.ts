@@ -163,6 +163,7 @@ export function artifactWire(login: string, msid: number, a: ArtifactRow, childr
     params: a.params ?? undefined,
     subSoftwareArtifacts: a.kind === "folder" ? (children ?? []) : undefined,
     subSoftwareArtifactUri: a.kind === "folder" ? `${uri}/subsoftwareartifacts` : undefined,
+    ...(a.tag === "bootscript" ? { xsiType: "BootScript", bootOrder: a.bootOrder ?? undefined, bootType: a.bootType ?? undefined } : {}),
     ...extra,
   };
 }

@@ -35,7 +35,7 @@ import YAML from "yaml";
 import { checkImagePath, parseArtifactParams } from "../api/values.js";
 import { isKilnError } from "../domain/errors.js";
 import { parseRestrictionRule } from "../domain/restriction.js";
-import type { MySoftware, SoftwareArtifact } from "../sdk/index.js";
+import type { BootScript, MySoftware, SoftwareArtifact } from "../sdk/index.js";
 
 /** A mistake in a bundle file; `message` names the file and the place. */
 export class BundleFileError extends Error {
@@ -184,6 +184,12 @@ function artifactBody(c: Checker, f: Obj, label: string, kind: "file" | "folder"
   if (install !== undefined) body.install = install;
   if (f.bootOrder !== undefined && !(typeof f.bootOrder === "number" && Number.isInteger(f.bootOrder) && f.bootOrder >= 0)) c.fail(label, "[bootOrder] must be a whole number");
   if (f.bootType !== undefined && !BOOT_TYPES.includes(f.bootType as string)) c.fail(label, "[bootType] must be firstboot or everyboot");
+  if (tag === "bootscript") {
+    const boot = body as BootScript;
+    boot.xsiType = "BootScript";
+    if (f.bootOrder !== undefined) boot.bootOrder = f.bootOrder as number;
+    if (f.bootType !== undefined) boot.bootType = f.bootType as BootScript["bootType"];
+  }
   const parts: string[] = [];
   for (const key of ["ownerGroup", "rights", "symlink"] as const) {
     const v = c.string(f, key, label);

@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import type { Command } from "commander";
-import type { KilnClient, MySoftware, SoftwareArtifact } from "../sdk/index.js";
+import type { BootScript, KilnClient, MySoftware, SoftwareArtifact } from "../sdk/index.js";
 import { addCommonOptions, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { CliExit } from "./errors.js";
 import { loadBundleFile, type BundlePlan, type PlannedArtifact } from "./bundle-file.js";
@@ -107,7 +107,9 @@ Examples:
         const lines: string[] = [];
         const walk = (items: SoftwareArtifact[], depth: number): void => {
           for (const a of items) {
-            const flags = [a.tag && a.tag !== "softwarefile" ? a.tag : "", a.extract ? "extract" : "", a.install ? "install" : "", a.params ?? ""].filter(Boolean).join(", ");
+            const boot = a.xsiType === "BootScript" ? (a as BootScript) : undefined;
+            const when = boot ? [boot.bootType ?? "", boot.bootOrder !== undefined ? `order ${boot.bootOrder}` : ""].filter(Boolean).join(" ") : "";
+            const flags = [a.tag && a.tag !== "softwarefile" ? a.tag : "", when, a.extract ? "extract" : "", a.install ? "install" : "", a.params ?? ""].filter(Boolean).join(", ");
             const where = a.installLocation ? ` -> ${a.installLocation}` : "";
             lines.push(`${"  ".repeat(depth + 1)}${a.type === "folder" ? `${a.name}/` : a.name}${where}${a.type === "folder" ? "" : ` (${a.uploaded ? bytes(a.size) : "not uploaded"})`}${flags ? ` [${flags}]` : ""}`);
             walk(a.subSoftwareArtifacts ?? [], depth + 1);

@@ -31,6 +31,8 @@ export type TargetPlatform = Json<wire.TargetPlatform>;
 export type MySoftware = Json<wire.MySoftware>;
 export type BundleRestriction = Json<wire.BundleRestriction>;
 export type SoftwareArtifact = Json<wire.SoftwareArtifact>;
+/** A software artifact tagged `bootscript`, with when (`bootType`) and in which order (`bootOrder`) it runs. */
+export type BootScript = Json<wire.BootScript>;
 export type ContainerTemplate = Json<wire.ContainerTemplate>;
 export type OpStatus = Json<wire.OpStatus>;
 export type ImagePkg = Json<wire.ImagePkg>;

@@ -95,6 +95,8 @@ export interface ArtifactsTable {
   size: NullableInt8;
   md5: string | null;
   uploaded_time: NullableInt8;
+  boot_order: number | null;
+  boot_type: string | null;
   created: Int8;
   last_modified: Int8;
 }

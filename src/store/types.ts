@@ -110,7 +110,14 @@ export interface ArtifactRow extends Timestamps {
   size: number | null;
   md5: string | null;
   uploadedTime: Date | null;
+  /** Boot scripts only: the order among them (from 0). */
+  bootOrder: number | null;
+  /** Boot scripts only: run once on the first start, or at every start. */
+  bootType: BootType | null;
 }
+/** When a boot script runs (UForge's `BootScript.bootType`). */
+export type BootType = "firstboot" | "everyboot";
+export const BOOT_TYPES: readonly BootType[] = ["firstboot", "everyboot"];
 export type NewArtifact = Omit<ArtifactRow, "id" | "created" | "lastModified" | "position">;
 
 export type CloudAccountType = "docker" | "openshift";

@@ -71,6 +71,61 @@ describe("search criteria", () => {
   });
 });
 
+describe("boot scripts", () => {
+  it("keep bootOrder and bootType as a BootScript, through reads, updates and clones", async () => {
+    const id = await createBundle("with-boot");
+    const url = `/api/users/alice/mysoftware/${id}/artifacts`;
+    const created = await server.request({
+      method: "POST",
+      url,
+      user: "alice",
+      headers: XML,
+      payload: `<ns0:softwareArtifact ${NS} ${XSI} xsi:type="ns0:BootScript"><name>init.sh</name><bootOrder>2</bootOrder><bootType>firstboot</bootType></ns0:softwareArtifact>`,
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.body).toContain('xsi:type="ns0:BootScript"');
+    expect(xmlField(created.body, "tag")).toBe("bootscript");
+    expect(xmlField(created.body, "bootOrder")).toBe("2");
+    expect(xmlField(created.body, "bootType")).toBe("firstboot");
+    const artifactId = Number(xmlField(created.body, "dbId"));
+
+    const json = async (u: string) => (await server.request({ method: "GET", url: u, user: "alice", headers: { accept: "application/json" } })).json() as Record<string, unknown>;
+    expect(await json(`${url}/${artifactId}`)).toMatchObject({ xsiType: "BootScript", tag: "bootscript", bootOrder: 2, bootType: "firstboot" });
+
+    const put = await server.request({ method: "PUT", url: `${url}/${artifactId}`, user: "alice", headers: { "content-type": "application/json", accept: "application/json" }, payload: JSON.stringify({ xsiType: "BootScript", bootType: "everyboot" }) });
+    expect(put.statusCode, put.body).toBe(200);
+    expect(put.json()).toMatchObject({ bootOrder: 2, bootType: "everyboot" });
+
+    const clone = await server.request({ method: "POST", url: `/api/users/alice/mysoftware/${id}/clone`, user: "alice", headers: XML, payload: `<ns0:mySoftware ${NS}><name>with-boot-copy</name></ns0:mySoftware>` });
+    expect(clone.statusCode, clone.body).toBe(201);
+    const copied = (await json(`/api/users/alice/mysoftware/${xmlField(clone.body, "dbId")}/artifacts`)) as { softwareArtifacts: Array<Record<string, unknown>> };
+    expect(copied.softwareArtifacts[0]).toMatchObject({ name: "init.sh", xsiType: "BootScript", bootOrder: 2, bootType: "everyboot" });
+
+    // Re-tagged as a plain file, it is no longer a boot script: when and in which order go.
+    const retag = await server.request({ method: "PUT", url: `${url}/${artifactId}`, user: "alice", headers: XML, payload: `<ns0:softwareArtifact ${NS}><tag>softwarefile</tag></ns0:softwareArtifact>` });
+    expect(retag.statusCode, retag.body).toBe(200);
+    expect(retag.body).not.toContain("BootScript");
+    expect(retag.body).not.toContain("bootOrder");
+  });
+
+  it("refuses a BootScript that is not a bootscript, a negative order and an unknown boot type", async () => {
+    const id = await createBundle("bad-boot");
+    const post = (body: string) => server.request({ method: "POST", url: `/api/users/alice/mysoftware/${id}/artifacts`, user: "alice", headers: XML, payload: body });
+    const bad = [
+      [`<ns0:softwareArtifact ${NS} ${XSI} xsi:type="ns0:BootScript"><name>a.sh</name><tag>ospkg</tag></ns0:softwareArtifact>`, /a BootScript must be tagged bootscript, not ospkg/],
+      [`<ns0:softwareArtifact ${NS} ${XSI} xsi:type="ns0:BootScript"><name>a.sh</name><bootOrder>-1</bootOrder></ns0:softwareArtifact>`, /bootOrder must be 0 or more, got -1/],
+      [`<ns0:softwareArtifact ${NS} ${XSI} xsi:type="ns0:BootScript"><name>a.sh</name><bootType>sometimes</bootType></ns0:softwareArtifact>`, /bootType/],
+    ] as const;
+    for (const [body, message] of bad) {
+      const res = await post(body);
+      expect(res.statusCode, res.body).toBe(400);
+      expect(errorMessage(res)).toMatch(message);
+    }
+    const list = await server.request({ method: "GET", url: `/api/users/alice/mysoftware/${id}/artifacts`, user: "alice", headers: { accept: "application/json" } });
+    expect((list.json() as { softwareArtifacts?: unknown[] }).softwareArtifacts ?? []).toEqual([]);
+  });
+});
+
 describe("clone and cascades", () => {
   it("clones a bundle with its artifact tree, and deleting a bundle removes its templates", async () => {
     const id = await createBundle("orig");

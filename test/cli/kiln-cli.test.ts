@@ -539,3 +539,17 @@ describe("help and completion", () => {
     ]);
   });
 });
+
+describe("boot scripts", () => {
+  it("keeps a bootscript's bootOrder and bootType, and shows them", async () => {
+    const dir = path.join(work, "boot");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "init.sh"), "#!/bin/sh\necho first\n");
+    writeFileSync(path.join(dir, "bundle.yml"), "name: booting\nversion: \"1\"\nfiles:\n  - name: init.sh\n    source: init.sh\n    tag: bootscript\n    bootOrder: 1\n    bootType: firstboot\n");
+    const created = JSON.parse((await ok(["bundle", "create", "--file", path.join(dir, "bundle.yml"), "--json"])).stdout) as { dbId: number };
+    const info = JSON.parse((await ok(["bundle", "info", "--id", String(created.dbId), "--json"])).stdout) as { softwareArtifacts: unknown[] };
+    expect(info.softwareArtifacts).toEqual([expect.objectContaining({ name: "init.sh", tag: "bootscript", xsiType: "BootScript", bootOrder: 1, bootType: "firstboot", uploaded: true })]);
+    expect((await ok(["bundle", "info", "--id", String(created.dbId)])).stdout).toMatch(/^ {2}init\.sh \(\d+ B\) \[bootscript, firstboot order 1\]$/m);
+    await ok(["bundle", "delete", "--id", String(created.dbId)]);
+  });
+});

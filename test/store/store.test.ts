@@ -95,6 +95,8 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       size: null,
       md5: null,
       uploadedTime: null,
+      bootOrder: null,
+      bootType: null,
       ...over,
     };
   }
@@ -390,6 +392,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       const conf = await a.create(artifactFields(source.id, etc.id, "file", "app.conf", { blobDigest: "sha256:" + "2".repeat(64), size: 10, md5: "abc", uploadedTime: new Date(Date.UTC(2023, 0, 1, 0, 0, 0, 1)) }));
       const d = await a.create(artifactFields(source.id, etc.id, "folder", "app.d"));
       await a.create(artifactFields(source.id, d.id, "file", "10-local.conf"));
+      await a.create(artifactFields(source.id, null, "file", "init.sh", { tag: "bootscript", bootOrder: 3, bootType: "everyboot" }));
       const nested = await a.create(artifactFields(source.id, d.id, "folder", "nested"));
       // Moved under a folder created after it: its id is smaller than its parent's.
       await a.update(source.id, late.id, { parentId: nested.id });
@@ -422,6 +425,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
         expect(copied, p).toEqual(original);
       }
       expect(after.get("etc/app.conf")).toMatchObject({ blobDigest: conf.blobDigest, size: 10, md5: "abc", uploadedTime: conf.uploadedTime });
+      expect(after.get("init.sh")).toMatchObject({ tag: "bootscript", bootOrder: 3, bootType: "everyboot" });
       // The source is untouched.
       expect(await tree(source.id)).toEqual(before);
       expect(await store.bundles.get(alice.id, source.id)).toEqual(source);

@@ -10,6 +10,7 @@ import type { Kysely, Migration, MigrationResultSet } from "kysely";
 import { KilnError } from "../../domain/errors.js";
 import { initial } from "./001-initial.js";
 import { images } from "./002-images.js";
+import { bootScripts } from "./003-boot-scripts.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -24,6 +25,7 @@ export interface KilnMigration {
 export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "001-initial": initial,
   "002-images": images,
+  "003-boot-scripts": bootScripts,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

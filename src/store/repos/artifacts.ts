@@ -7,7 +7,7 @@ import type { Kysely, Selectable, Updateable } from "kysely";
 import { KilnError } from "../../domain/errors.js";
 import { fromBool, fromInt8, fromMillis, toBool, toMillis } from "../codec.js";
 import type { ArtifactsTable, KilnDatabase } from "../schema.js";
-import type { ArtifactKind, ArtifactRepo, ArtifactRow, NewArtifact } from "../types.js";
+import { BOOT_TYPES, type ArtifactKind, type ArtifactRepo, type ArtifactRow, type BootType, type NewArtifact } from "../types.js";
 import { atomically, keepField } from "./context.js";
 import type { RepoContext } from "./context.js";
 
@@ -42,9 +42,16 @@ export function toArtifactRow(r: Selectable<ArtifactsTable>): ArtifactRow {
     size: r.size === null ? null : fromInt8(r.size),
     md5: r.md5,
     uploadedTime: r.uploaded_time === null ? null : fromMillis(r.uploaded_time),
+    bootOrder: r.boot_order,
+    bootType: toBootType(r.boot_type),
     created: fromMillis(r.created),
     lastModified: fromMillis(r.last_modified),
   };
+}
+
+function toBootType(t: string | null): BootType | null {
+  if (t === null || (BOOT_TYPES as readonly string[]).includes(t)) return t as BootType | null;
+  throw new KilnError("internal", `stored boot type "${t}" is unknown`);
 }
 
 /** The columns of an artifact's own fields (not its place in the tree). */
@@ -67,6 +74,8 @@ function toColumns(a: Partial<NewArtifact>): Updateable<ArtifactsTable> {
   if (a.size !== undefined) cols.size = a.size;
   if (a.md5 !== undefined) cols.md5 = a.md5;
   if (a.uploadedTime !== undefined) cols.uploaded_time = a.uploadedTime === null ? null : toMillis(a.uploadedTime);
+  if (a.bootOrder !== undefined) cols.boot_order = a.bootOrder;
+  if (a.bootType !== undefined) cols.boot_type = a.bootType;
   return cols;
 }
 
