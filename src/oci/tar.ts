@@ -430,17 +430,22 @@ export async function* tarChunks(entries: readonly FsEntry[], options: TarOption
   const plan = planTar(entries, options);
   const signal = options.signal;
   const out = new Chunker();
-  let i = 0;
+  const at = { i: 0 };
   for (;;) {
     if (signal?.aborted) throw abortError(signal);
-    i = packWithoutWaiting(plan, i, out, mtime);
-    if (out.full.length > 0) {
+    const stop = packWithoutWaiting(plan, at, out, mtime);
+    if (stop === "full") {
       while (out.full.length > 0) yield out.full.shift()!;
       continue;
     }
-    if (i >= plan.length) break;
-    // Entry i is a file whose bytes must be waited for.
-    const t = plan[i++]!;
+    if (stop === "end") break;
+    if (stop === "pause") {
+      // Reads of files not in the page cache took their time: let the event loop breathe.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      continue;
+    }
+    // The next entry is a file whose bytes must be waited for.
+    const t = plan[at.i++]!;
     out.write(encodeHeader(t, mtime));
     while (out.full.length > 0) yield out.full.shift()!;
     const content = t.entry.content!;
@@ -474,30 +479,37 @@ export async function* tarChunks(entries: readonly FsEntry[], options: TarOption
   if (rest) yield rest;
 }
 
+/** Longest run of {@link packWithoutWaiting}, in milliseconds, before the event loop gets a turn. */
+const PACK_BUDGET_MS = 10;
+
 /**
- * Writes entries from `plan[i]` on for as long as none needs waiting (everything but files, and
- * files whose content can be read at once) and no chunk is full; answers the next index. Most of
- * a system's entries go through here, many per turn of the generator.
+ * Writes entries from `plan[at.i]` on for as long as none needs waiting (everything but files,
+ * and files whose content can be read at once), no chunk is full and the time budget lasts;
+ * advances `at.i` and says why it stopped. Most of a system's entries go through here, many per
+ * turn of the generator.
  */
-function packWithoutWaiting(plan: readonly TarEntry[], i: number, out: Chunker, mtime: number): number {
-  while (i < plan.length && out.full.length === 0) {
-    const t = plan[i]!;
+function packWithoutWaiting(plan: readonly TarEntry[], at: { i: number }, out: Chunker, mtime: number): "full" | "wait" | "pause" | "end" {
+  const deadline = performance.now() + PACK_BUDGET_MS;
+  for (let n = 1; ; n++) {
+    if (out.full.length > 0) return "full";
+    if (at.i >= plan.length) return "end";
+    if (n % 32 === 0 && performance.now() > deadline) return "pause";
+    const t = plan[at.i]!;
     let buf: Buffer | undefined;
     if (t.type === "file") {
       const content = t.entry.content!;
-      if (!content.readSync || content.size > SMALL_FILE) return i;
+      if (!content.readSync || content.size > SMALL_FILE) return "wait";
       try {
         buf = content.readSync();
       } catch (err) {
         throw new KilnError("buildFailed", `cannot read the content of ${JSON.stringify(t.path)}`, { cause: err });
       }
-      if (buf === undefined) return i;
+      if (buf === undefined) return "wait";
     }
     out.write(encodeHeader(t, mtime));
     if (buf) writeContent(out, t, buf);
-    i++;
+    at.i++;
   }
-  return i;
 }
 
 /** A small file's bytes and padding, checked against the size its header declared. */

@@ -214,3 +214,53 @@ describe("tar writer refuses", () => {
     expect(((err as Error).cause as Error).message).toBe("disk on fire");
   });
 });
+
+describe("files read at once", () => {
+  const file = (p: string, bytes: Buffer, delayMs = 0): FsEntry => ({
+    path: p,
+    type: "file",
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    content: {
+      size: bytes.length,
+      open: () => Readable.from([bytes]),
+      readSync: () => {
+        // A read that takes its time, as one from a cold disk would.
+        const until = performance.now() + delayMs;
+        while (performance.now() < until);
+        return bytes;
+      },
+    },
+  });
+
+  test("are written as a stream of them would be", async () => {
+    const entries = Array.from({ length: 50 }, (_, i) => file(`f${String(i).padStart(2, "0")}`, Buffer.from(`content of ${i}\n`.repeat(i + 1))));
+    const streamed = entries.map((e) => ({ ...e, content: { size: e.content!.size, open: e.content!.open } }));
+    const tar = await tarBytes(entries);
+    expect(tar.equals(await tarBytes(streamed))).toBe(true);
+    expect((await readHeaders(tar)).map((h) => h.name)).toEqual(entries.map((e) => e.path));
+  });
+
+  test("a content that answers a different size than declared names the path", async () => {
+    const bad = file("short", Buffer.from("abc"));
+    const entries: FsEntry[] = [{ ...bad, content: { ...bad.content!, size: 5 } }];
+    await expect(collect(tarChunks(entries, { clock }))).rejects.toThrow(/the content of "short" has 3 bytes, but 5 were declared/);
+  });
+
+  test("slow reads still let the event loop run while a chunk fills", async () => {
+    // 200 reads of 1 ms, far less than a chunk: without a time budget, one unbroken 200 ms turn.
+    const entries = Array.from({ length: 200 }, (_, i) => file(`slow${String(i).padStart(3, "0")}`, Buffer.from("x"), 1));
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const tar = await tarBytes(entries);
+    ticking = false;
+    expect((await readHeaders(tar)).length).toBe(200);
+    expect(turns).toBeGreaterThanOrEqual(5);
+  });
+});
