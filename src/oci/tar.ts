@@ -416,15 +416,15 @@ function abortError(signal: AbortSignal): KilnError {
   return new KilnError("cancelled", "the layer write was cancelled", { cause: signal.reason });
 }
 
+/** Files up to this size are read in one piece when their content allows it. */
+const SMALL_FILE = 256 * 1024;
+
 /**
  * The archive as a sequence of {@link TAR_CHUNK_SIZE} buffers (the last one shorter). Content
  * streams are opened one at a time, in archive order, and must deliver exactly their declared
  * size; a stream that errs, or delivers more or fewer bytes, fails the archive naming the path.
  * Memory use is a few chunks, whatever the size of the archive.
  */
-/** Files up to this size are read in one piece when their content allows it. */
-const SMALL_FILE = 256 * 1024;
-
 export async function* tarChunks(entries: readonly FsEntry[], options: TarOptions): AsyncGenerator<Buffer, void, undefined> {
   const mtime = tarMtime(options.clock);
   const plan = planTar(entries, options);
