@@ -493,7 +493,7 @@ function packWithoutWaiting(plan: readonly TarEntry[], at: { i: number }, out: C
   for (let n = 1; ; n++) {
     if (out.full.length > 0) return "full";
     if (at.i >= plan.length) return "end";
-    if (n % 32 === 0 && performance.now() > deadline) return "pause";
+    if (n % 16 === 0 && performance.now() > deadline) return "pause";
     const t = plan[at.i]!;
     let buf: Buffer | undefined;
     if (t.type === "file") {
