@@ -11,7 +11,8 @@ import { authorizeDownload, issueDownloadKey, sendFile } from "../server/downloa
 import { criteriaPage, parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import { deleteImagesOf } from "./images.js";
-import type { ArtifactRepo, ArtifactRow, BootType, BundleRow, NewArtifact, NewBundle, UserRow } from "../store/types.js";
+import { isArtifactTag, isBootType } from "../domain/artifacts.js";
+import type { ArtifactRepo, ArtifactRow, BundleRow, NewArtifact, NewBundle, UserRow } from "../store/types.js";
 import { artifactTrees, artifactWire, bundleWire, distributionFacts, distributionWire, restrictionWire, uris, type Wire } from "./representations.js";
 import { checkFileName, optionalBoolean, optionalInstallPath, optionalString, parseArtifactParams, requiredString } from "./values.js";
 import type { Readable } from "node:stream";
@@ -82,7 +83,7 @@ function artifactFields(value: Wire, creating: boolean): Partial<NewArtifact> {
   }
   const tag = optionalString(value, "softwareArtifact", "tag", 32);
   if (tag !== undefined) {
-    if (!["softwarefile", "ospkg", "bootscript"].includes(tag)) fail("invalidField", `softwareArtifact.tag must be softwarefile, ospkg or bootscript, got "${tag}"`);
+    if (!isArtifactTag(tag)) fail("invalidField", `softwareArtifact.tag must be softwarefile, ospkg or bootscript, got "${tag}"`);
     out.tag = tag;
   }
   // A BootScript (xsi:type) is the bootscript tag with when and in which order it runs.
@@ -93,7 +94,7 @@ function artifactFields(value: Wire, creating: boolean): Partial<NewArtifact> {
       if (value.bootOrder < 0) fail("invalidField", `softwareArtifact.bootOrder must be 0 or more, got ${value.bootOrder}`);
       out.bootOrder = value.bootOrder;
     }
-    if (typeof value.bootType === "string") out.bootType = value.bootType as BootType;
+    if (isBootType(value.bootType)) out.bootType = value.bootType;
   } else if (out.tag !== undefined && out.tag !== "bootscript") {
     // No longer a boot script: when and in which order no longer mean anything.
     out.bootOrder = null;

@@ -33,6 +33,7 @@ import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import YAML from "yaml";
 import { checkImagePath, parseArtifactParams } from "../api/values.js";
+import { isArtifactTag, isBootType } from "../domain/artifacts.js";
 import { isKilnError } from "../domain/errors.js";
 import { parseRestrictionRule } from "../domain/restriction.js";
 import type { BootScript, MySoftware, SoftwareArtifact } from "../sdk/index.js";
@@ -73,8 +74,6 @@ export interface BundlePlan {
 
 type Obj = Record<string, unknown>;
 
-const TAGS = ["softwarefile", "ospkg", "bootscript"] as const;
-const BOOT_TYPES = ["firstboot", "everyboot"];
 
 function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -152,7 +151,7 @@ function checkHammrRules(c: Checker, f: Obj, where: string, level: number): void
   const label = `${where} (${name})`;
   if (f.source === undefined || f.source === null || f.source === "") c.fail(label, "there is no attribute [source]");
   const tag = f.tag;
-  if (tag !== undefined && !TAGS.includes(tag as (typeof TAGS)[number])) c.fail(label, `[tag] must be softwarefile, ospkg or bootscript, not ${JSON.stringify(tag)}`);
+  if (tag !== undefined && !isArtifactTag(tag)) c.fail(label, `[tag] must be softwarefile, ospkg or bootscript, not ${JSON.stringify(tag)}`);
   if (level > 0 && (tag === "ospkg" || tag === "bootscript")) c.fail(label, `a file tagged ${tag} must be in the first level files section`);
   if ((f.bootOrder !== undefined || f.bootType !== undefined) && tag !== "bootscript") c.fail(label, "[bootOrder] or [bootType] is set but the file is not tagged bootscript");
   if ((f.ownerGroup !== undefined || f.rights !== undefined || f.symlink !== undefined) && tag !== undefined && tag !== "softwarefile") {
@@ -183,7 +182,7 @@ function artifactBody(c: Checker, f: Obj, label: string, kind: "file" | "folder"
   const install = c.boolean(f, "install", label);
   if (install !== undefined) body.install = install;
   if (f.bootOrder !== undefined && !(typeof f.bootOrder === "number" && Number.isInteger(f.bootOrder) && f.bootOrder >= 0)) c.fail(label, "[bootOrder] must be a whole number");
-  if (f.bootType !== undefined && !BOOT_TYPES.includes(f.bootType as string)) c.fail(label, "[bootType] must be firstboot or everyboot");
+  if (f.bootType !== undefined && !isBootType(f.bootType)) c.fail(label, "[bootType] must be firstboot or everyboot");
   if (tag === "bootscript") {
     const boot = body as BootScript;
     boot.xsiType = "BootScript";

@@ -7,6 +7,8 @@
  * id, so one user can never read or change another's objects through this layer.
  */
 
+import type { BootType } from "../domain/artifacts.js";
+
 export interface Timestamps {
   created: Date;
   lastModified: Date;
@@ -115,9 +117,6 @@ export interface ArtifactRow extends Timestamps {
   /** Boot scripts only: run once on the first start, or at every start. */
   bootType: BootType | null;
 }
-/** When a boot script runs (UForge's `BootScript.bootType`). */
-export type BootType = "firstboot" | "everyboot";
-export const BOOT_TYPES: readonly BootType[] = ["firstboot", "everyboot"];
 export type NewArtifact = Omit<ArtifactRow, "id" | "created" | "lastModified" | "position">;
 
 export type CloudAccountType = "docker" | "openshift";

@@ -12,8 +12,8 @@ import { promisify } from "node:util";
 import ts from "typescript";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-/** The sources the store needs at run time (its own folder and the error catalog). */
-const SOURCES = ["src/store", "src/domain/errors.ts"];
+/** The sources the store needs at run time (its own folder and the domain it imports from). */
+const SOURCES = ["src/store", "src/domain"];
 
 async function tsFiles(rel: string): Promise<string[]> {
   if (rel.endsWith(".ts")) return [rel];

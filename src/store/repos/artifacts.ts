@@ -7,7 +7,8 @@ import type { Kysely, Selectable, Updateable } from "kysely";
 import { KilnError } from "../../domain/errors.js";
 import { fromBool, fromInt8, fromMillis, toBool, toMillis } from "../codec.js";
 import type { ArtifactsTable, KilnDatabase } from "../schema.js";
-import { BOOT_TYPES, type ArtifactKind, type ArtifactRepo, type ArtifactRow, type BootType, type NewArtifact } from "../types.js";
+import { isBootType, type BootType } from "../../domain/artifacts.js";
+import type { ArtifactKind, ArtifactRepo, ArtifactRow, NewArtifact } from "../types.js";
 import { atomically, keepField } from "./context.js";
 import type { RepoContext } from "./context.js";
 
@@ -50,7 +51,7 @@ export function toArtifactRow(r: Selectable<ArtifactsTable>): ArtifactRow {
 }
 
 function toBootType(t: string | null): BootType | null {
-  if (t === null || (BOOT_TYPES as readonly string[]).includes(t)) return t as BootType | null;
+  if (t === null || isBootType(t)) return t;
   throw new KilnError("internal", `stored boot type "${t}" is unknown`);
 }
 
