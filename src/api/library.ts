@@ -3,6 +3,7 @@
  * bytes uploaded and downloaded), and their restriction rules.
  */
 import type { FastifyRequest } from "fastify";
+import { isArtifactTag, isBootType } from "../domain/artifacts.js";
 import { fail, KilnError } from "../domain/errors.js";
 import { allowsDistribution, parseRestrictionRule } from "../domain/restriction.js";
 import { CONTAINER_FORMATS, formatFacts } from "../domain/formats.js";
@@ -11,7 +12,6 @@ import { authorizeDownload, issueDownloadKey, sendFile } from "../server/downloa
 import { criteriaPage, parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import { deleteImagesOf } from "./images.js";
-import { isArtifactTag, isBootType } from "../domain/artifacts.js";
 import type { ArtifactRepo, ArtifactRow, BundleRow, NewArtifact, NewBundle, UserRow } from "../store/types.js";
 import { artifactTrees, artifactWire, bundleWire, distributionFacts, distributionWire, restrictionWire, uris, type Wire } from "./representations.js";
 import { checkFileName, optionalBoolean, optionalInstallPath, optionalString, parseArtifactParams, requiredString } from "./values.js";

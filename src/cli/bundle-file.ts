@@ -74,7 +74,6 @@ export interface BundlePlan {
 
 type Obj = Record<string, unknown>;
 
-
 function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
@@ -187,7 +186,7 @@ function artifactBody(c: Checker, f: Obj, label: string, kind: "file" | "folder"
     const boot = body as BootScript;
     boot.xsiType = "BootScript";
     if (f.bootOrder !== undefined) boot.bootOrder = f.bootOrder as number;
-    if (f.bootType !== undefined) boot.bootType = f.bootType as BootScript["bootType"];
+    if (isBootType(f.bootType)) boot.bootType = f.bootType;
   }
   const parts: string[] = [];
   for (const key of ["ownerGroup", "rights", "symlink"] as const) {
