@@ -220,10 +220,8 @@ describe("the search bound", () => {
       u.push(pkg(`c${i}`, "1"), pkg(`d${i}`, "1"));
     }
     u.push(pkg("app", "1", { Depends: [...groups, "zz"].join(", ") }), pkg("zz", "1", { Conflicts: "c0, d0" }));
-    const started = performance.now();
     const message = failure(u, ["app"]);
     expect(message).toBe("gave up after 20000 attempts to find a consistent set of packages; first problem: cannot install app: app 1 depends on zz; zz 1 conflicts with c0 1 (required by app 1)");
-    expect(performance.now() - started).toBeLessThan(5000);
   });
 });
 

@@ -141,7 +141,7 @@ describe("writeLayer", () => {
 describe("writeLayer memory", () => {
   // Flat memory on both sides of gzip: the tar is 1 GiB and the blob still more than the allowed
   // growth (one random byte in 16 keeps the gzip near 12% while compressing fast).
-  test("writing a 1 GiB layer grows the RSS by less than 100 MB", async () => {
+  test("writing a 1 GiB layer grows the RSS by a constant, far below the layer's size", async () => {
     const size = 1 << 30;
     const block = Buffer.alloc(1 << 20, 0x61);
     const noise = randomBytes(block.length);
@@ -181,6 +181,8 @@ describe("writeLayer memory", () => {
     }
     peak = Math.max(peak, process.memoryUsage().rss);
     console.log(`1 GiB layer: ${(performance.now() - t0).toFixed(0)} ms, RSS growth ${((peak - before) / 1e6).toFixed(1)} MB`);
-    expect(peak - before).toBeLessThan(100e6);
+    // Buffers in flight and garbage V8 has not collected yet (it waits for its external-memory soft
+    // limit, longer on a busy machine): tens of MB. A writer that held the layer would grow by 1 GB.
+    expect(peak - before).toBeLessThan(200e6);
   });
 });
