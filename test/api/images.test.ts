@@ -94,8 +94,9 @@ describe("generating a Docker image through the API", () => {
     });
     expect(final.error ? final.detailedErrorMsg : "").toBe("");
     expect(final).toMatchObject({ complete: true, percentage: 100 });
+    // Polls every 100 ms catch the long phases; a short one (writing layers from a warm cache) may
+    // fall between two polls. kiln-build.test.ts checks every phase message, in order.
     expect([...seen].some((m) => /downloading|unpacking/.test(m))).toBe(true);
-    expect([...seen].some((m) => /layers/.test(m))).toBe(true);
   });
 
   it("describes the image, lists its packages, and hands out a one-time download key", async () => {

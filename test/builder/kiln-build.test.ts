@@ -38,12 +38,13 @@ function kiln(args: string[], env: Record<string, string> = {}): Promise<Run> {
   });
 }
 
-async function build(args: string[], env: Record<string, string> = {}): Promise<{ digest: string; summary: string }> {
-  const r = await kiln(["build", "-q", "--config", config, "--os", OS, ...args], env);
+/** Runs `kiln build` (quiet unless `progress`), expecting success. */
+async function build(args: string[], env: Record<string, string> = {}, progress = false): Promise<{ digest: string; summary: string; stderr: string }> {
+  const r = await kiln(["build", ...(progress ? [] : ["-q"]), "--config", config, "--os", OS, ...args], env);
   expect(r.status, `kiln build failed:\n${r.stderr}`).toBe(0);
   const m = /^(sha256:[0-9a-f]{64})\s+(.*)$/m.exec(r.stdout);
   expect(m, r.stdout).not.toBeNull();
-  return { digest: m![1]!, summary: m![2]! };
+  return { digest: m![1]!, summary: m![2]!, stderr: r.stderr };
 }
 
 /** Unpacks an OCI layout with umoci (a third-party reader) and returns the rootfs path. */
@@ -123,8 +124,16 @@ describe("kiln build", () => {
 
   it("is reproducible: a fresh data directory and --no-cache give the same bytes", async () => {
     const other = path.join(work, "minbase-again");
-    const { digest } = await build(["--no-cache", "--oci", other, "--tag", "minbase"], { KILN_DATA_DIR: path.join(work, "data-2") });
+    const { digest, stderr } = await build(["--no-cache", "--oci", other, "--tag", "minbase"], { KILN_DATA_DIR: path.join(work, "data-2") }, true);
     expect(digest).toBe(minbaseDigest);
+    // Not a terminal: a plain line for each phase, in order, with a percentage that only grows.
+    const lines = [...stderr.matchAll(/^\[\s*(\d+)%\] (.+)$/gm)].map((l) => ({ pct: Number(l[1]), message: l[2]! }));
+    const phases = ["reading the package index", "resolving dependencies", "downloading", "unpacking", "configuring", "writing layers", "writing the image config", "writing the output"];
+    const firstOf = phases.map((p) => lines.findIndex((l) => l.message.startsWith(p)));
+    expect(firstOf.every((i) => i >= 0), stderr).toBe(true);
+    expect(firstOf).toEqual([...firstOf].sort((a, b) => a - b));
+    expect(lines.map((l) => l.pct)).toEqual(lines.map((l) => l.pct).sort((a, b) => a - b));
+    expect(lines.at(-1)?.pct).toBe(100);
     expect(layersOf(other)).toEqual(layersOf(minbaseLayout()));
     for (const l of layersOf(other)) {
       const a = readFileSync(path.join(other, "blobs/sha256", l.slice(7)));
