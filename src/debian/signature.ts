@@ -6,10 +6,10 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type * as openpgp from "openpgp";
+import { KilnError } from "../domain/errors.js";
 
 /** openpgp is large: loaded on first use, so builds from an unsigned local mirror never pay for it. */
 const pgp = (): Promise<typeof openpgp> => import("openpgp");
-import { KilnError } from "../domain/errors.js";
 
 /** The public keys of a keyring file (or directory of them), with where they came from. */
 export interface Keyring {

@@ -25,7 +25,7 @@ import { jobRepo } from "./repos/jobs.js";
 import { templateRepo } from "./repos/templates.js";
 import { userRepo } from "./repos/users.js";
 import type { KilnDatabase } from "./schema.js";
-import type { Store } from "./types.js";
+import type { Store, StoreRepositories } from "./types.js";
 
 export { SORTABLE_FIELDS } from "./list.js";
 export type { ListFamily } from "./list.js";
@@ -44,8 +44,6 @@ export interface StoreOptions {
   /** The clock that stamps `created` / `lastModified` (tests pass their own). */
   now?: () => Date;
 }
-
-type Repositories = Omit<Store, "transaction" | "close" | "dialect" | "generation" | "bump">;
 
 interface Connection {
   dialect: StoreDialect;
@@ -146,7 +144,7 @@ function connect(options: StoreOptions): Connection {
   return { dialect: "postgres", kysely: new PostgresDialect({ pool }) };
 }
 
-function repositories(ctx: RepoContext, onWrite: () => void): Repositories {
+function repositories(ctx: RepoContext, onWrite: () => void): StoreRepositories {
   const wrap = <T extends object>(repo: T): T => translatingErrors(repo, onWrite);
   return {
     users: wrap(userRepo(ctx)),

@@ -397,6 +397,9 @@ export interface Store {
   /** Marks derived state stale (for changes made outside the store, e.g. in-memory configuration). */
   bump(): void;
   /** Runs `fn` in one transaction, with repositories bound to it. */
-  transaction<T>(fn: (tx: Omit<Store, "transaction" | "close" | "dialect" | "generation" | "bump">) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: StoreRepositories) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
+
+/** The repositories alone, as a transaction binds them. */
+export type StoreRepositories = Omit<Store, "transaction" | "close" | "dialect" | "generation" | "bump">;
