@@ -11,6 +11,7 @@ import type { Store, UserRow } from "../store/types.js";
 import { Authenticator, unauthorized, type Principal } from "./auth.js";
 import type { KilnConfig } from "./config.js";
 import { EXTENSION_ENDPOINTS, loadEndpoints, type EndpointSpec } from "./endpoints.js";
+import { KeptWhileUnchanged } from "./kept.js";
 import { REPRESENTATION, responseFormat, sendBody, sendRepresentation, type Representation } from "./http.js";
 import type { SecretBox } from "./secrets.js";
 import type { DistributionCatalog } from "./distributions.js";
@@ -179,21 +180,20 @@ const CACHEABLE = new Set(["containerTemplate_get", "mySoftware_get", "cloudAcco
 const ANSWER_CACHE_SIZE = 5000;
 
 class AnswerCache {
-  private readonly entries = new Map<string, { generation: number; representation: Representation }>();
-  constructor(private readonly store: Store) {}
+  private readonly kept: KeptWhileUnchanged<Representation>;
+  constructor(store: Store) {
+    this.kept = new KeptWhileUnchanged(store, ANSWER_CACHE_SIZE);
+  }
 
   async serve(req: FastifyRequest, reply: FastifyReply, userId: number, compute: () => Promise<unknown>): Promise<unknown> {
     const key = `${userId} ${responseFormat(req)} ${req.url}`;
-    const kept = this.entries.get(key);
-    if (kept && kept.generation === this.store.generation) return sendRepresentation(req, reply, kept.representation);
-    const generation = this.store.generation;
+    const kept = this.kept.get(key);
+    if (kept) return sendRepresentation(req, reply, kept);
+    const generation = this.kept.stamp();
     const result = await compute();
+    // What sendObject sent, if it sent an object that may be kept.
     const made = (req as FastifyRequest & { [REPRESENTATION]?: Representation })[REPRESENTATION];
-    // Only an answer computed entirely without a write in between may be kept.
-    if (made && generation === this.store.generation) {
-      if (this.entries.size >= ANSWER_CACHE_SIZE) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(key, { generation, representation: made });
-    }
+    if (made) this.kept.set(key, made, generation);
     return result;
   }
 }

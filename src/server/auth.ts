@@ -10,6 +10,7 @@ import type { FastifyRequest } from "fastify";
 import { KilnError } from "../domain/errors.js";
 import type { Store, UserRow } from "../store/types.js";
 import { verifyPassword } from "./passwords.js";
+import { KeptWhileUnchanged } from "./kept.js";
 import type { SecretBox } from "./secrets.js";
 
 export interface Principal {
@@ -75,12 +76,14 @@ export class Authenticator {
    * (a password, a user disabled, ...) moves `store.generation` and so forgets every entry. Saves
    * the user lookup that every request would otherwise make.
    */
-  private readonly logins = new Map<string, { principal: Principal; generation: number }>();
+  private readonly logins: KeptWhileUnchanged<Principal>;
 
   constructor(
     private readonly store: Store,
     private readonly secrets: SecretBox,
-  ) {}
+  ) {
+    this.logins = new KeptWhileUnchanged(store, LOGIN_CACHE_SIZE);
+  }
 
   /**
    * Who sent the request, if it carries credentials. Wrong credentials throw `401`; none at all
@@ -91,13 +94,7 @@ export class Authenticator {
     if (header !== undefined) {
       // Keyed by a hash: the credentials themselves are not kept.
       const key = createHash("sha256").update(header).digest("base64");
-      const known = this.logins.get(key);
-      if (known && known.generation === this.store.generation) return known.principal;
-      const generation = this.store.generation;
-      const principal = await this.basic(header);
-      if (this.logins.size >= LOGIN_CACHE_SIZE) this.logins.delete(this.logins.keys().next().value!);
-      this.logins.set(key, { principal, generation });
-      return principal;
+      return this.logins.get(key) ?? this.logins.compute(key, () => this.basic(header));
     }
     if (req.url.includes("apiKey=")) return this.apiKey(req);
     return undefined;
