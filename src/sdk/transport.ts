@@ -5,11 +5,11 @@
  * upload can declare its `Content-Length` (the server refuses an oversized upload before reading
  * it) and so that nothing is ever buffered beyond a chunk.
  */
-import { createHmac } from "node:crypto";
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
+import { signUrl } from "../domain/api-key-signature.js";
 import { KilnAbortError, KilnApiError, KilnConnectionError, redactUrl } from "./errors.js";
 import type { HttpMethod } from "./operations.js";
 import type { UForgeError } from "./types.js";
@@ -69,11 +69,12 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 /** Retried once: a keep-alive socket the server closed just as it was reused. */
 const RETRYABLE = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
 
-/** `urlencode(base64(HMAC-SHA1(secret, url)))`, appended last as `&signature=` (spec/uforge/README.md). */
-export function signUrl(urlWithApiKey: string, secret: string): string {
-  const signature = createHmac("sha1", secret).update(urlWithApiKey, "utf8").digest("base64");
-  return `${urlWithApiKey}&signature=${encodeURIComponent(signature)}`;
-}
+/**
+ * `urlencode(base64(HMAC-SHA1(secret, text)))`, appended last as `&signature=`; the text is the
+ * URL for GET and HEAD, `<METHOD> <URL>` for other methods, so that a signed URL seen by someone
+ * else cannot be replayed with another method (spec/uforge/README.md).
+ */
+export { signUrl };
 
 /** The API base of a server URL: `http://host:8080` and `http://host:8080/api/` both give `.../api`. */
 export function apiBaseOf(url: string): URL {
@@ -132,14 +133,14 @@ export class Transport {
     return u;
   }
 
-  /** The URL as it is sent: with `apiKey` and `signature` last when the client signs. */
-  private finalUrl(url: URL, anonymous: boolean): string {
+  /** The URL as it is sent: with `apiKey` and `signature` last when the client signs (for this method). */
+  private finalUrl(method: string, url: URL, anonymous: boolean): string {
     if (anonymous || this.credentials.kind !== "apiKey") return url.href;
     const u = new URL(url.href);
     u.searchParams.delete("apiKey");
     u.searchParams.delete("signature");
     u.searchParams.append("apiKey", this.credentials.publicKey);
-    return signUrl(u.href, this.credentials.secret);
+    return signUrl(u.href, this.credentials.secret, method);
   }
 
   private authHeaders(anonymous: boolean): OutgoingHttpHeaders {
@@ -166,7 +167,7 @@ export class Transport {
 
   private sendOnce(method: HttpMethod | "HEAD", url: URL, options: SendOptions): Promise<IncomingMessage> {
     const anonymous = options.anonymous === true;
-    const target = this.finalUrl(url, anonymous);
+    const target = this.finalUrl(method, url, anonymous);
     const headers: OutgoingHttpHeaders = { "user-agent": this.userAgent, ...this.authHeaders(anonymous), ...options.headers };
     const body = options.body;
     if (Buffer.isBuffer(body)) headers["content-length"] = body.length;

@@ -117,10 +117,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: 64 * 1024 ** 4,
     routerOptions: { ignoreTrailingSlash: true },
     return503OnClosing: true,
+    // Only then do X-Forwarded-Proto/-Host/-For count (API-key signatures, client addresses).
+    trustProxy: deps.config.trustProxy,
     forceCloseConnections: "idle",
   });
 
-  const auth = new Authenticator(deps.store, deps.secrets);
+  const auth = new Authenticator(deps.store, deps.secrets, { signatures: deps.config.apiKeySignatures });
   const ctx: ApiContext = { ...deps, endpoints, auth, now: () => new Date() };
 
   // Every body reaches the handler as a stream: object endpoints read it with a limit and decode

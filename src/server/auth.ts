@@ -1,12 +1,16 @@
 /**
  * Authentication: HTTP Basic, or UForge's API-key signature. The signature is
  * `urlencode(base64(HMAC-SHA1(secret, <URI up to and including apiKey=...>)))`, carried last in
- * the query as `&signature=`. UForge clients sign the full URL they call
- * (`https://host/api/...?apiKey=...`); clients behind a proxy may sign the path alone — both forms
- * are accepted, with the host taken from the request.
+ * the query as `&signature=` — bound to its method unless the operator chose UForge's scheme (see
+ * domain/api-key-signature.ts). UForge clients sign the full URL they call
+ * (`https://host/api/...?apiKey=...`), or the URL relative to the API base (`users/...`, the
+ * docs' diagram); clients behind a proxy may sign the path alone. Every form is accepted, with
+ * scheme and host taken from the request — from `X-Forwarded-Proto`/`X-Forwarded-Host` only when
+ * the request came through a proxy the operator trusts (KILN_TRUST_PROXY).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
+import { apiKeySignature, signsUrlOnly, type SignatureScheme } from "../domain/api-key-signature.js";
 import { KilnError } from "../domain/errors.js";
 import type { Store, UserRow } from "../store/types.js";
 import { verifyPassword } from "./passwords.js";
@@ -26,10 +30,35 @@ export function unauthorized(message: string): KilnError {
 
 const SIGNED_URL_RE = /^(.*[?&]apiKey=([^&#]*))&signature=([^&#]*)$/;
 
-/** Signs a URL (or path) the way UForge clients do: what the SDK and the tests use. */
-export function signUrl(urlWithApiKey: string, secret: string): string {
-  const sig = createHmac("sha1", secret).update(urlWithApiKey, "utf8").digest("base64");
-  return `${urlWithApiKey}&signature=${encodeURIComponent(sig)}`;
+export { signUrl } from "../domain/api-key-signature.js";
+
+/** Where the API lives under the server's root: what UForge clients sign relative to. */
+const API_PREFIX = "/api";
+
+/**
+ * The URL forms a client may have signed for a request whose path and query, up to the apiKey
+ * parameter, are `signedPath`: the absolute URL (with and without the scheme's default port),
+ * the path, and the path relative to `/api` (with and without its leading slash).
+ */
+export function signedUrlForms(protocol: string, host: string, signedPath: string): string[] {
+  const forms = new Set<string>();
+  const defaultPort = protocol === "https" ? ":443" : protocol === "http" ? ":80" : undefined;
+  if (host !== "") {
+    forms.add(`${protocol}://${host}${signedPath}`);
+    if (defaultPort && host.endsWith(defaultPort)) forms.add(`${protocol}://${host.slice(0, -defaultPort.length)}${signedPath}`);
+  }
+  forms.add(signedPath);
+  if (signedPath.startsWith(`${API_PREFIX}/`)) {
+    const relative = signedPath.slice(API_PREFIX.length);
+    forms.add(relative);
+    forms.add(relative.slice(1));
+  }
+  return [...forms];
+}
+
+export interface AuthenticatorOptions {
+  /** KILN_APIKEY_SIGNATURES: `kiln` (default) binds a signature to its method; `uforge` does not. */
+  signatures?: SignatureScheme;
 }
 
 /**
@@ -78,11 +107,15 @@ export class Authenticator {
    */
   private readonly logins: KeptWhileUnchanged<Principal>;
 
+  private readonly signatures: SignatureScheme;
+
   constructor(
     private readonly store: Store,
     private readonly secrets: SecretBox,
+    options: AuthenticatorOptions = {},
   ) {
     this.logins = new KeptWhileUnchanged(store, LOGIN_CACHE_SIZE);
+    this.signatures = options.signatures ?? "kiln";
   }
 
   /**
@@ -137,13 +170,21 @@ export class Authenticator {
     const key = await this.store.apiKeys.getByPublicKey(publicKey);
     if (!key) throw unauthorized("unknown or revoked API key");
     const secret = this.secrets.decrypt(key.secretEnc);
-    const host = req.headers.host ?? "";
-    const candidates = [`${req.protocol}://${host}${signedPath}`, signedPath];
-    const ok = candidates.some((c) => {
-      const expected = createHmac("sha1", secret).update(c, "utf8").digest();
+    // Fastify answers X-Forwarded-Proto / X-Forwarded-Host here only for a trusted proxy.
+    const urls = signedUrlForms(req.protocol, req.host ?? "", signedPath);
+    const matches = (text: string): boolean => {
+      const expected = apiKeySignature(secret, text);
       return expected.length === signature.length && timingSafeEqual(expected, signature);
-    });
-    if (!ok) throw unauthorized("the API key signature does not match the request");
+    };
+    const method = req.method.toUpperCase();
+    const bound = !signsUrlOnly(method);
+    const ok = urls.some((u) => matches(bound ? `${method} ${u}` : u) || (bound && this.signatures === "uforge" && matches(u)));
+    if (!ok) {
+      if (bound && urls.some(matches)) {
+        throw unauthorized(`this signature covers the URL only, which authorises GET and HEAD; for a ${method}, sign "${method} " followed by the URL up to apiKey (KILN_APIKEY_SIGNATURES in the README)`);
+      }
+      throw unauthorized("the API key signature does not match the request");
+    }
     const user = await this.store.users.get(key.userId);
     if (!user || !user.active) throw unauthorized("the API key's user is disabled");
     return { user, via: "apikey" };

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { SIGNATURE_SCHEMES, type SignatureScheme } from "../domain/api-key-signature.js";
 import { KilnError } from "../domain/errors.js";
 
 /** One distribution Kiln can build on: a Debian-style repository and how to trust it. */
@@ -34,6 +35,13 @@ export interface KilnConfig {
   buildConcurrency: number;
   downloadKeyTtlMs: number;
   logLevel: string;
+  /** KILN_APIKEY_SIGNATURES: what a signature of a non-GET request covers (see domain/api-key-signature.ts). */
+  apiKeySignatures: SignatureScheme;
+  /**
+   * KILN_TRUST_PROXY: whose `X-Forwarded-*` headers are believed — `false` (nobody, the default),
+   * `true` (any peer), or the proxies' addresses and CIDRs (`127.0.0.1,10.0.0.0/8`), in Fastify's form.
+   */
+  trustProxy: boolean | string;
   configFile: string | undefined;
   distributions: DistributionConfig[];
 }
@@ -106,6 +114,24 @@ function parseDuration(raw: string | undefined, what: string, fallbackMs: number
   if (!m) throw new KilnError("badRequest", `${what}: "${raw}" is not a duration (e.g. 600, 10m, 1h)`);
   const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
   return Number(m[1]) * mult;
+}
+
+function parseSignatureScheme(raw: string | undefined): SignatureScheme {
+  if (raw === undefined || raw === "") return "kiln";
+  const v = raw.trim().toLowerCase();
+  if (!(SIGNATURE_SCHEMES as readonly string[]).includes(v)) throw new KilnError("badRequest", `KILN_APIKEY_SIGNATURES must be ${SIGNATURE_SCHEMES.join(" or ")}, got "${raw}"`);
+  return v as SignatureScheme;
+}
+
+const ADDRESS_OR_CIDR = /^(?:[0-9.]+|[0-9a-f:.]+)(?:\/\d{1,3})?$|^(?:loopback|linklocal|uniquelocal)$/i;
+
+function parseTrustProxy(raw: string | undefined): boolean | string {
+  if (raw === undefined || raw.trim() === "" || /^(false|0|no)$/i.test(raw.trim())) return false;
+  if (/^(true|1|yes)$/i.test(raw.trim())) return true;
+  const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = list.find((s) => !ADDRESS_OR_CIDR.test(s));
+  if (bad !== undefined) throw new KilnError("badRequest", `KILN_TRUST_PROXY must be true, or proxy addresses and CIDRs separated by commas; "${bad}" is neither`);
+  return list.join(",");
 }
 
 /** Validates one `distributions:` entry of kiln.yaml and fills defaults. */
@@ -184,6 +210,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { co
     buildConcurrency: parseIntEnv(env.KILN_BUILD_CONCURRENCY, "KILN_BUILD_CONCURRENCY", Math.max(1, cpus().length), 1),
     downloadKeyTtlMs: parseDuration(env.KILN_DOWNLOAD_KEY_TTL, "KILN_DOWNLOAD_KEY_TTL", 10 * 60_000),
     logLevel: env.KILN_LOG_LEVEL || "info",
+    apiKeySignatures: parseSignatureScheme(env.KILN_APIKEY_SIGNATURES),
+    trustProxy: parseTrustProxy(env.KILN_TRUST_PROXY),
     configFile,
     distributions: configFile ? loadDistributions(configFile) : DEFAULT_DISTRIBUTIONS,
   };

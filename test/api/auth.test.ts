@@ -106,6 +106,128 @@ describe("API keys", () => {
   });
 });
 
+describe("API-key signatures bound to their method", () => {
+  let publicKey: string;
+  let secret: string;
+  const alice = { authorization: basic("alice", "alice-secret-pw") };
+
+  beforeAll(async () => {
+    const res = await server.request({ method: "POST", url: "/api/users/alice/apikeys", headers: { ...alice, "content-type": "application/xml" }, payload: `<ns0:apiKeyPair ${NS}><name>replay</name></ns0:apiKeyPair>` });
+    publicKey = xmlField(res.body, "publicKey")!;
+    secret = xmlField(res.body, "secretKey")!;
+  });
+
+  async function newBundle(): Promise<string> {
+    const res = await server.request({ method: "POST", url: "/api/users/alice/mysoftware", headers: { ...alice, "content-type": "application/json", accept: "application/json" }, payload: JSON.stringify({ name: "precious", version: "1" }) });
+    expect(res.statusCode, res.body).toBe(201);
+    return `/api/${(res.json() as { uri: string }).uri}`;
+  }
+  const keyed = (path: string): string => `${path}?apiKey=${encodeURIComponent(publicKey)}`;
+
+  it("refuses a signed GET URL replayed as DELETE or PUT: nothing is deleted or changed", async () => {
+    const bundle = await newBundle();
+    const signedGet = signUrl(keyed(bundle), secret);
+    expect((await server.request({ method: "GET", url: signedGet })).statusCode).toBe(200);
+    const replayed = await server.request({ method: "DELETE", url: signedGet });
+    expect(replayed.statusCode).toBe(401);
+    expect(errorMessage(replayed)).toMatch(/covers the URL only.*for a DELETE, sign "DELETE " followed by the URL/);
+    expect((await server.request({ method: "GET", url: bundle, headers: alice })).statusCode).toBe(200);
+
+    const signedUser = signUrl(keyed("/api/users/alice"), secret);
+    expect((await server.request({ method: "GET", url: signedUser })).statusCode).toBe(200);
+    const put = await server.request({ method: "PUT", url: signedUser, headers: { "content-type": "application/json" }, payload: JSON.stringify({ email: "mallory@example.com" }) });
+    expect(put.statusCode).toBe(401);
+    const me = await server.request({ method: "GET", url: "/api/users/alice", headers: { ...alice, accept: "application/json" } });
+    expect((me.json() as { email: string }).email).toBe("alice@example.com");
+  });
+
+  it("accepts a signature of \"<METHOD> <URL>\" for that method only", async () => {
+    const bundle = await newBundle();
+    const signedDelete = signUrl(`http://localhost:80${keyed(bundle)}`, secret, "DELETE");
+    const url = signedDelete.slice(signedDelete.indexOf("/api/"));
+    // The DELETE signature opens neither a GET nor a PUT of the same URL.
+    expect((await server.request({ method: "GET", url, headers: { host: "localhost:80" } })).statusCode).toBe(401);
+    expect((await server.request({ method: "PUT", url, headers: { host: "localhost:80", "content-type": "application/json" }, payload: "{}" })).statusCode).toBe(401);
+    expect((await server.request({ method: "DELETE", url, headers: { host: "localhost:80" } })).statusCode).toBe(204);
+    expect((await server.request({ method: "GET", url: bundle, headers: alice })).statusCode).toBe(404);
+  });
+
+  it("accepts URL-only signatures for every method when KILN_APIKEY_SIGNATURES=uforge", async () => {
+    const uforge = await startTestServer({ env: { KILN_APIKEY_SIGNATURES: "uforge" } });
+    try {
+      await uforge.createUser("alice", "alice-secret-pw");
+      const key = await uforge.request({ method: "POST", url: "/api/users/alice/apikeys", headers: { ...alice, "content-type": "application/xml" }, payload: `<ns0:apiKeyPair ${NS}/>` });
+      const [pub, sec] = [xmlField(key.body, "publicKey")!, xmlField(key.body, "secretKey")!];
+      const created = await uforge.request({ method: "POST", url: "/api/users/alice/mysoftware", headers: { ...alice, "content-type": "application/json", accept: "application/json" }, payload: JSON.stringify({ name: "b", version: "1" }) });
+      const bundle = `/api/${(created.json() as { uri: string }).uri}?apiKey=${encodeURIComponent(pub)}`;
+      // Kiln's own clients sign the method too: still accepted.
+      const put = await uforge.request({ method: "PUT", url: signUrl(bundle, sec, "PUT"), headers: { "content-type": "application/json" }, payload: JSON.stringify({ description: "d" }) });
+      expect(put.statusCode, put.body).toBe(200);
+      expect((await uforge.request({ method: "DELETE", url: signUrl(bundle, sec) })).statusCode).toBe(204);
+    } finally {
+      await uforge.close();
+    }
+  });
+
+  it("refuses an unknown KILN_APIKEY_SIGNATURES at start", async () => {
+    const { loadConfig } = await import("../../src/server/config.js");
+    expect(() => loadConfig({ KILN_APIKEY_SIGNATURES: "none" })).toThrow(/KILN_APIKEY_SIGNATURES must be kiln or uforge/);
+  });
+});
+
+describe("API-key signatures as UForge clients make them", () => {
+  let publicKey: string;
+  let secret: string;
+
+  beforeAll(async () => {
+    const res = await server.request({ method: "POST", url: "/api/users/alice/apikeys", headers: { authorization: basic("alice", "alice-secret-pw"), "content-type": "application/xml" }, payload: `<ns0:apiKeyPair ${NS}/>` });
+    publicKey = xmlField(res.body, "publicKey")!;
+    secret = xmlField(res.body, "secretKey")!;
+  });
+
+  it("accepts the signature of the URL relative to /api, with or without its leading slash", async () => {
+    for (const relative of ["users/alice/mysoftware?apiKey=", "/users/alice/mysoftware?apiKey="]) {
+      const signed = signUrl(`${relative}${encodeURIComponent(publicKey)}`, secret);
+      const url = `/api/users/alice/mysoftware${signed.slice(signed.indexOf("?"))}`;
+      const res = await server.request({ method: "GET", url });
+      expect(res.statusCode, `${relative}: ${res.body}`).toBe(200);
+    }
+    // Relative to /api means under it: the same text does not pass for another path.
+    const signed = signUrl(`users/alice/mysoftware?apiKey=${encodeURIComponent(publicKey)}`, secret);
+    expect((await server.request({ method: "GET", url: `/api/users/alice/accounts${signed.slice(signed.indexOf("?"))}` })).statusCode).toBe(401);
+  });
+
+  async function throughProxy(env: Record<string, string>, remoteAddress = "127.0.0.1"): Promise<number> {
+    const behind = await startTestServer({ env });
+    try {
+      await behind.createUser("alice", "alice-secret-pw");
+      const key = await behind.request({ method: "POST", url: "/api/users/alice/apikeys", headers: { authorization: basic("alice", "alice-secret-pw"), "content-type": "application/xml" }, payload: `<ns0:apiKeyPair ${NS}/>` });
+      const [pub, sec] = [xmlField(key.body, "publicKey")!, xmlField(key.body, "secretKey")!];
+      // The client called the public URL; the proxy (TLS ended there) forwards to Kiln on loopback.
+      const signed = signUrl(`https://kiln.example.com/api/users/alice/mysoftware?apiKey=${encodeURIComponent(pub)}`, sec, "POST");
+      const res = await behind.request({
+        method: "POST",
+        url: signed.slice(signed.indexOf("/api/")),
+        remoteAddress,
+        headers: { host: "127.0.0.1:8080", "x-forwarded-proto": "https", "x-forwarded-host": "kiln.example.com", "content-type": "application/json" },
+        payload: JSON.stringify({ name: "via-proxy", version: "1" }),
+      });
+      return res.statusCode;
+    } finally {
+      await behind.close();
+    }
+  }
+
+  it("checks a signature of the public https URL behind a TLS-terminating proxy only when KILN_TRUST_PROXY trusts it", async () => {
+    expect(await throughProxy({})).toBe(401);
+    expect(await throughProxy({ KILN_TRUST_PROXY: "true" })).toBe(201);
+    expect(await throughProxy({ KILN_TRUST_PROXY: "127.0.0.1" })).toBe(201);
+    // Headers from a peer that is not the trusted proxy are ignored.
+    expect(await throughProxy({ KILN_TRUST_PROXY: "10.0.0.1" })).toBe(401);
+    expect(await throughProxy({ KILN_TRUST_PROXY: "10.0.0.0/8" }, "10.1.2.3")).toBe(201);
+  });
+});
+
 describe("secrets in logs", () => {
   it("never writes a password, a signature or a download key to the log", async () => {
     const { loadConfig } = await import("../../src/server/config.js");

@@ -191,6 +191,10 @@ describe("logging in", () => {
     const saved = JSON.parse(readFileSync(path.join(config, "kiln", "config.json"), "utf8")) as { profiles: Record<string, Record<string, string>> };
     expect(saved.profiles.ci).toEqual({ url, user: "alice", apiKey: key.publicKey, secret: key.secretKey });
     expect((await ok(["os", "list", "--profile", "ci"])).stdout).toMatch(/Debian 12 x86_64/);
+    // Writes are signed for their method (the server refuses a URL-only signature for them).
+    const created = await ok(["account", "create", "--type", "docker", "--name", "by-key", "--endpoint", "https://registry.example.com", "--login", "alice", "--password-stdin", "--profile", "ci", "--json"], { input: "pw" });
+    const accountId = (JSON.parse(created.stdout) as { dbId: number }).dbId;
+    await ok(["account", "delete", "--id", String(accountId), "--profile", "ci"]);
     const unknownProfile = await kiln(["os", "list", "--profile", "nope"]);
     expect(unknownProfile.code).toBe(2);
     expect(unknownProfile.stderr).toMatch(/no profile "nope"/);

@@ -105,6 +105,10 @@ describe("users, keys, distributions and formats", () => {
       expect((await byKey.users.get()).loginName).toBe("alice");
       // Query parameters and the signature live together.
       expect((await byKey.bundles.list({ count: 1 })).total).toBe(0);
+      // Writes are signed with their method ("POST <URL>", "DELETE <URL>"), as the server requires.
+      const made = await byKey.bundles.create({ name: "by-key", version: "1" });
+      await byKey.bundles.delete(made.dbId!);
+      expect((await byKey.bundles.list()).total).toBe(0);
       const wrong = client({ password: undefined, apiKey: { publicKey: key.publicKey!, secret: "not-the-secret" } });
       const err = await wrong.users.get().catch((e: unknown) => e);
       wrong.close();
