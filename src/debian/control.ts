@@ -103,10 +103,16 @@ function scanFields(
   }
 }
 
-/** A field's value: the first line trimmed, then each continuation line without its first blank. */
+/**
+ * A field's value as dpkg keeps it (lib/dpkg/parse.c): blanks after the colon and at the very end
+ * of the value dropped, everything in between kept byte for byte — a multi-line value keeps the
+ * trailing blanks of its first line (libgdbm6's Description has one), each continuation line
+ * loses only its first blank.
+ */
 function cutValue(text: string, colon: number, firstLineEnd: number, valueEnd: number): string {
-  const first = text.slice(colon + 1, firstLineEnd).trim();
-  return valueEnd === firstLineEnd ? first : first + text.slice(firstLineEnd, valueEnd).replace(/\n[ \t]/g, "\n").trimEnd();
+  if (valueEnd === firstLineEnd) return text.slice(colon + 1, firstLineEnd).trim();
+  const first = text.slice(colon + 1, firstLineEnd).trimStart();
+  return (first + text.slice(firstLineEnd, valueEnd).replace(/\n[ \t]/g, "\n")).trimEnd();
 }
 
 /**

@@ -27,7 +27,7 @@ import type { Rootfs } from "./rootfs.js";
 import type { InstalledPackage, NodeType } from "./types.js";
 
 /** Bump when the manifest's meaning changes: older cache entries are then unpacked again. */
-export const MANIFEST_FORMAT = 1;
+export const MANIFEST_FORMAT = 2;
 
 /** One entry of a package's data.tar, as recorded in its manifest. */
 export interface ManifestEntry {

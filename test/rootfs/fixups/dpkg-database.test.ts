@@ -66,8 +66,8 @@ X-Custom-Field: yes
 Section: utils
 Priority: optional
 Built-Using: gcc-12 (= 12.2.0-14)
-Description: a test
- long description
+Description: a test with a trailing blank\x20
+ long description\x20\x20
  .
  more
 `,

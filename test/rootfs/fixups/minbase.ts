@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { parseParagraph } from "../../../src/debian/control.js";
 import type { BinaryPackage, MultiArch, Paragraph } from "../../../src/debian/types.js";
 import type { InstalledPackage } from "../../../src/rootfs/types.js";
 import { MIRROR_DIR, ROOT } from "../../helpers/global-setup.js";
@@ -18,23 +19,9 @@ export function minbaseNames(): string[] {
   return readFileSync(path.join(ROOT, "tools/minbase-bookworm.txt"), "utf8").split("\n").filter(Boolean);
 }
 
-/** A deb822 paragraph (continuation lines joined with "\n" without their first space). */
+/** A control paragraph, read by Kiln's own deb822 parser (what the builder uses for `.deb` files). */
 export function parseControl(text: string): Paragraph {
-  const fields: Array<[string, string]> = [];
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    if (line.startsWith(" ") || line.startsWith("\t")) {
-      const last = fields[fields.length - 1]!;
-      last[1] += `\n${line.slice(1)}`;
-      continue;
-    }
-    const colon = line.indexOf(":");
-    fields.push([line.slice(0, colon), line.slice(colon + 1).trim()]);
-  }
-  return {
-    fields,
-    get: (name: string) => fields.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1],
-  };
+  return parseParagraph(text);
 }
 
 /** The BinaryPackage fields the fix-ups use, from a control paragraph (relations left empty). */
