@@ -28,7 +28,6 @@ export function formatAptSources(sources: readonly AptSource[]): string {
       text += `Suites: ${s.suites.map((x) => checked(x, "suite")).join(" ")}\n`;
       text += `Components: ${s.components.map((x) => checked(x, "component")).join(" ")}\n`;
       if (s.signedBy !== undefined) text += `Signed-By: ${checked(s.signedBy, "keyring")}\n`;
-      if (s.trusted) text += "Trusted: yes\n";
       return text;
     })
     .join("\n");
@@ -37,14 +36,14 @@ export function formatAptSources(sources: readonly AptSource[]): string {
 /**
  * The source apt inside the image should use for a configured distribution: its mirror, suite and
  * components; Debian's archive keyring (which debian-archive-keyring installs at the same path in
- * the image) when the distribution is verified with it, `Trusted: yes` only for `keyring: none`.
+ * the image) when the distribution is verified with it. `keyring: none` (an unsigned mirror)
+ * gives no `Trusted: yes`: apt inside the image verifies that repository like any other.
  * A `file://` mirror means nothing inside a container: the builder should pass a public mirror
  * instead (or no sources) for those.
  */
 export function aptSourceFor(dist: Pick<DistributionConfig, "mirror" | "suite" | "components" | "keyring">): AptSource {
   const source: AptSource = { uri: dist.mirror, suites: [dist.suite], components: [...dist.components] };
-  if (dist.keyring === "none") source.trusted = true;
-  else if (dist.keyring === DEBIAN_ARCHIVE_KEYRING) source.signedBy = DEBIAN_ARCHIVE_KEYRING;
+  if (dist.keyring === DEBIAN_ARCHIVE_KEYRING) source.signedBy = DEBIAN_ARCHIVE_KEYRING;
   return source;
 }
 

@@ -13,11 +13,9 @@ export interface AptSource {
   components: string[];
   /** Keyring path *inside the image* (`/usr/share/keyrings/debian-archive-keyring.gpg`). */
   signedBy?: string;
-  /**
-   * Accept an unsigned repository (`Trusted: yes`): only for a local test mirror, like the
-   * `keyring: none` of kiln.yaml.
-   */
-  trusted?: boolean;
+  // No `Trusted: yes`, ever: an image must not trust an unsigned repository for ever because
+  // the build used one (kiln.yaml's `keyring: none`). apt inside the image then refuses that
+  // repository until its user says otherwise, which is the safe default.
 }
 
 /** Options of {@link bookwormFixups}. */
