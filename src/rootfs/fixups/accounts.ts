@@ -16,6 +16,12 @@
  * would. Without the passwd package (no `shadowconfig`) no shadow files are made. Skipped: the
  * `passwd-`/`group-` backups and `.pwd.lock` that the shadow tools leave behind.
  *
+ * Without base-passwd (a `--profile none` image) nothing would define `root`, and `getpwuid(0)`
+ * would fail in every program that asks who it runs as. Such an image gets the accounts
+ * distroless images have: `root` (0) and `nonroot` (65532, the uid distroless and Chainguard
+ * images run as), with homes `/root` and `/home/nonroot` (0700, owned by them), the shell
+ * `/sbin/nologin` (there may be no shell at all), and locked shadow entries.
+ *
  * Accounts other packages create in their postinst (`adduser`, `addgroup`, `useradd`,
  * `groupadd`, `systemd-sysusers`) are not invented: uids would depend on install order and on
  * the running system. Each such call naming an account the files do not have is reported through
@@ -113,6 +119,26 @@ export function gshadowFor(group: string): string {
     .join("");
 }
 
+/** The uid and gid of the unprivileged account of an image without base-passwd. */
+export const NONROOT_ID = 65532;
+
+const DISTROLESS_PASSWD = `root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${NONROOT_ID}:${NONROOT_ID}:nonroot:/home/nonroot:/sbin/nologin\n`;
+const DISTROLESS_GROUP = `root:x:0:\nnonroot:x:${NONROOT_ID}:\n`;
+
+/** The account files of an image without base-passwd (see the module comment). */
+function distrolessAccounts(set: EntrySet, fs: RootfsView, clock: Date): { passwd: string; group: string } {
+  set.file("etc/passwd", DISTROLESS_PASSWD);
+  set.file("etc/group", DISTROLESS_GROUP);
+  set.file("etc/shadow", shadowFor(DISTROLESS_PASSWD, clock), 0o640);
+  set.file("etc/gshadow", gshadowFor(DISTROLESS_GROUP), 0o640);
+  if (!fs.lstat("root")) set.dir("root", 0o700);
+  if (!fs.lstat("home/nonroot")) {
+    if (!fs.lstat("home")) set.dir("home");
+    set.dir("home/nonroot", 0o700, NONROOT_ID, NONROOT_ID);
+  }
+  return { passwd: DISTROLESS_PASSWD, group: DISTROLESS_GROUP };
+}
+
 async function hasShadowTools(ctx: FixupContext, fs: RootfsView): Promise<boolean> {
   return ctx.packages.some((p) => p.pkg.name === "passwd") || fs.stat("usr/sbin/shadowconfig") !== undefined;
 }
@@ -122,7 +148,7 @@ export function accountsFixup(options: FixupOptions = {}): Fixup {
   const warn = options.warn ?? (() => {});
   return {
     name: "accounts",
-    replaces: "base-passwd preinst/postinst (first install) and passwd postinst (shadowconfig on)",
+    replaces: "base-passwd preinst/postinst (first install) and passwd postinst (shadowconfig on); root and nonroot without base-passwd",
     async apply(ctx: FixupContext) {
       const fs = ctx.fs;
       const set = new EntrySet(fs);
@@ -143,6 +169,8 @@ export function accountsFixup(options: FixupOptions = {}): Fixup {
           set.file("etc/shadow", shadowFor(written.passwd, ctx.clock), 0o640, 0, gid);
           set.file("etc/gshadow", gshadowFor(written.group), 0o640, 0, gid);
         }
+      } else if (!fs.lstat("etc/passwd") && !fs.lstat("etc/group") && passwdMaster === undefined && !ctx.packages.some((p) => p.pkg.name === "base-passwd")) {
+        written = distrolessAccounts(set, fs, ctx.clock);
       }
       reportAccountCreations(ctx.packages, await knownAccounts(fs, written?.passwd, written?.group), warn);
       return set.result();
