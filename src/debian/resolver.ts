@@ -1,7 +1,9 @@
 /**
  * Dependency resolution: which packages of a repository (plus the user's own `.deb` files) an
  * image needs, so that every `Pre-Depends` and `Depends` is met and no `Conflicts` or `Breaks`
- * holds between two of them. Recommends are never followed (like debootstrap and apko).
+ * holds between two of them. Recommends are not followed by default (like debootstrap and apko);
+ * `recommends: true` follows them the way apt does by default: each recommendation that can be
+ * installed is, one that cannot is skipped.
  *
  * The search is depth first: the requested names in order, each followed by its dependencies
  * (Pre-Depends, then Depends, in the order written), with chronological backtracking over the
@@ -33,6 +35,8 @@ export interface ResolveRequest {
   localDebs?: BinaryPackage[];
   /** Debian architecture of the image (`amd64`); packages of other architectures (but `all`) are ignored. */
   arch: string;
+  /** Also install Recommends, as apt does unless told `--no-install-recommends`. */
+  recommends?: boolean;
 }
 
 /** Candidate attempts before the search gives up (each is cheap; real resolutions need a few hundred). */
@@ -656,6 +660,7 @@ function stronglyConnected(edges: number[][]): number[] {
  *   `cannot install app: app 1.0 depends on libfoo (>= 2) but only 1.4 is available`.
  */
 export function resolvePackages(universe: readonly BinaryPackage[], request: ResolveRequest): BinaryPackage[] {
+  if (request.recommends) return resolveWithRecommends(universe, request);
   const local = request.localDebs ?? [];
   const seen = new Set<string>();
   for (const p of local) {
@@ -676,4 +681,49 @@ export function resolvePackages(universe: readonly BinaryPackage[], request: Res
     return { group: field[0]!, from: undefined, field: "depends on", requested: text.trim() };
   });
   return new Resolver(universe, local, request.arch).run(tasks);
+}
+
+/**
+ * apt's default: the packages and their dependencies, then every Recommends of the result that is
+ * not met yet, each added as if requested when the whole still resolves (skipped when it does
+ * not, as apt skips a recommendation it cannot install), until nothing more can be added.
+ * Recommendations are taken in install order, each package's in the order written.
+ */
+function resolveWithRecommends(universe: readonly BinaryPackage[], request: ResolveRequest): BinaryPackage[] {
+  const base = { ...request, recommends: false };
+  const accepted: string[] = [];
+  const tried = new Set<string>();
+  let result = resolvePackages(universe, base);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const p of result) {
+      for (const group of p.recommends) {
+        if (metBy(result, group, request.arch)) continue;
+        const text = formatRelationGroup(group);
+        if (tried.has(text)) continue;
+        tried.add(text);
+        try {
+          result = resolvePackages(universe, { ...base, names: [...request.names, ...accepted, text] });
+          accepted.push(text);
+          changed = true;
+          break;
+        } catch (err) {
+          if (!(err instanceof KilnError) || err.kind !== "resolveFailed") throw err;
+        }
+      }
+      if (changed) break;
+    }
+  }
+  return result;
+}
+
+/** Whether a relation group is met by one of `pkgs` (by name or by what they provide). */
+function metBy(pkgs: readonly BinaryPackage[], group: readonly Relation[], native: string): boolean {
+  return group.some((rel) =>
+    pkgs.some(
+      (p) =>
+        archSatisfies(p, rel, native) &&
+        ((p.name === rel.name && versionSatisfies(p.version, rel)) || p.provides.some((v) => v.name === rel.name && providedSatisfies(v.version, rel))),
+    ),
+  );
 }

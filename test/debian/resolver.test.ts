@@ -90,6 +90,23 @@ describe("dependencies", () => {
     expect(resolve(u, ["app"])).toEqual(["base=1", "lib=1", "app=1"]);
   });
 
+  it("with recommends, adds what apt would: installable recommendations and theirs, skipping the impossible", () => {
+    const u = [
+      pkg("app", "1", { Depends: "lib", Recommends: "extra | other, gone, lib (>= 5)" }),
+      pkg("lib", "1", { Recommends: "helper" }),
+      pkg("extra", "1", { Depends: "base", Recommends: "deep" }),
+      pkg("other", "1"),
+      pkg("helper", "1", { Conflicts: "app" }),
+      pkg("deep", "1"),
+      pkg("base", "1"),
+    ];
+    const got = names(resolvePackages(u, { names: ["app"], arch: "amd64", recommends: true }));
+    // extra (first alternative) and its own recommendation deep; gone does not exist, lib 5 neither,
+    // and helper conflicts with app: skipped, as apt skips them.
+    expect(got.sort()).toEqual(["app=1", "base=1", "deep=1", "extra=1", "lib=1"]);
+    expect(resolve(u, ["app"])).toEqual(["lib=1", "app=1"]);
+  });
+
   it("keeps a dependency cycle together, in name order", () => {
     const u = [pkg("zz", "1", { Depends: "aa" }), pkg("aa", "1", { Depends: "mm" }), pkg("mm", "1", { Depends: "zz, base" }), pkg("base", "1"), pkg("top", "1", { Depends: "mm" })];
     expect(resolve(u, ["top"])).toEqual(["base=1", "aa=1", "mm=1", "zz=1", "top=1"]);
