@@ -38,7 +38,7 @@ import { groupDescription, groupPackages, layerKey } from "./layers.js";
 import type { BuildPhase, BuildRequest, BuildResult, BuilderDeps } from "./types.js";
 
 /** Bump when a fix-up's output may change for the same packages (cached fix-up layers are then rebuilt). */
-export const FIXUPS_VERSION = 1;
+export const FIXUPS_VERSION = 2;
 
 /** Share of the whole build each phase accounts for, for a progress bar that only moves forward. */
 const PHASES: Record<BuildPhase, [number, number]> = {
@@ -90,7 +90,12 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
   }
   progress.set("resolving", "resolving dependencies", 0.5);
   const profileNames = selectProfile(req.profile, repo.packages, arch);
-  const packages = resolvePackages(repo.packages, { names: [...profileNames, ...(req.packages ?? [])], localDebs: local.map((l) => l.pkg), arch });
+  const packages = resolvePackages(repo.packages, {
+    names: [...profileNames, ...(req.packages ?? [])],
+    localDebs: local.map((l) => l.pkg),
+    arch,
+    ...(req.installRecommends ? { recommends: true } : {}),
+  });
   const base = req.profile === "none" ? [] : resolvePackages(repo.packages, { names: profileNames, arch });
   const isLocal = (p: BinaryPackage): boolean => localByName.get(p.name)?.pkg === p;
 
@@ -165,14 +170,17 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
     JSON.stringify({ v: FIXUPS_VERSION, format, clock: clock.toISOString(), arch, aptSources, packages: packages.map((p) => `${p.name} ${shaOf.get(p.name)}`) }),
   );
   const extraKeys = (req.extraLayers ?? []).map((x, i) => (x.cacheKey ? hex(`extra ${i} ${x.cacheKey} ${fixupKey} ${settled.map((l) => l.key).join(",")}`) : undefined));
-  const fixupCached = await cached(fixupKey);
+  // The fix-up layer is reused only with the note that says what its fix-ups found.
+  const cachedNote = req.noCache ? undefined : parseConfiguration(await cache.note(fixupKey));
+  const fixupCached = cachedNote ? await cached(fixupKey) : undefined;
   const extraCached = await Promise.all(extraKeys.map((k) => cached(k)));
 
   // 5. Fix-ups, when something needs the finished tree.
   let fixupEntries: FsEntry[] | undefined;
-  const warnings: string[] = [];
+  let configuration = fixupCached ? cachedNote : undefined;
   if (!fixupCached || extraCached.some((l) => l === undefined)) {
     progress.set("configuring", "configuring (replacing package scripts)");
+    const warnings: string[] = [];
     const fixups = bookwormFixups({ aptSources, warn: (m) => warnings.push(m) });
     for (const [i, f] of fixups.entries()) {
       checkCancelled(signal);
@@ -180,6 +188,7 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
       rootfs.applyFixup(f.name, result);
       progress.set("configuring", `configuring: ${f.name}`, (i + 1) / fixups.length);
     }
+    configuration = { warnings, binSh: rootfs.stat("bin/sh")?.type === "file" };
     fixupEntries = rootfs.entries((owner) => owner === ROOTFS_OWNER || owner.startsWith("<fixup:"));
     // What the fix-ups removed, or turned from a directory into something else, is hidden from the
     // package layers below by whiteouts in their layer: `.wh.<name>` (OCI image-spec, layer.md).
@@ -199,7 +208,7 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
   // 6. The layers on top, then every write finished.
   progress.set("writing layers", "writing layers");
   const top: Array<Promise<Layer>> = [
-    fixupCached ? Promise.resolve(fixupCached) : writes.write(fixupKey, FIXUP_HISTORY, fixupEntries!),
+    fixupCached ? Promise.resolve(fixupCached) : writes.write(fixupKey, FIXUP_HISTORY, fixupEntries!, undefined, configuration),
     ...(req.extraLayers ?? []).map(async (x, i) => extraCached[i] ?? writes.write(extraKeys[i], x.createdBy, await x.entries(rootfs), (p) => rootfs.lstat(p))),
   ];
   let layers: Layer[];
@@ -214,9 +223,28 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
   const layersWritten = writes.count;
 
   progress.set("writing image", "writing the image config and manifests");
-  const image = await assembleImage(layers, { architecture: ociArch(req.distribution.arch), config: req.config, clock, blobs: deps.blobs });
+  const config = { ...req.config };
+  // A default command only when the image has the program: a distroless image has no /bin/sh.
+  if (req.defaultCmd && config.Entrypoint === undefined && config.Cmd === undefined && configuration!.binSh) config.Cmd = [...req.defaultCmd];
+  const image = await assembleImage(layers, { architecture: ociArch(req.distribution.arch), config, clock, blobs: deps.blobs });
   progress.set("writing image", "done", 1);
-  return { image, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings };
+  return { image, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings };
+}
+
+/** What the fix-ups found, kept with their cached layer for the builds that reuse it. */
+interface Configuration {
+  /** Actions of package scripts Kiln saw but did not replay (see FixupOptions.warn). */
+  warnings: string[];
+  /** Whether `/bin/sh` leads to a regular file in the finished tree. */
+  binSh: boolean;
+}
+
+/** A cached note, if it is a whole {@link Configuration} (else the layer is rebuilt). */
+function parseConfiguration(note: unknown): Configuration | undefined {
+  if (typeof note !== "object" || note === null) return undefined;
+  const n = note as Partial<Configuration>;
+  if (!Array.isArray(n.warnings) || !n.warnings.every((w) => typeof w === "string") || typeof n.binSh !== "boolean") return undefined;
+  return { warnings: n.warnings, binSh: n.binSh };
 }
 
 const FIXUP_HISTORY = "kiln: configuration (users and groups, alternatives, dpkg database, ld.so.cache, ...)";
@@ -260,13 +288,13 @@ class LayerWriter {
    * `ancestors` resolves parents missing from `entries`; package and fix-up layers list theirs
    * (Rootfs.entries includes them), since the tree keeps changing while their writes are queued.
    */
-  async write(key: string | undefined, createdBy: string, entries: readonly FsEntry[], ancestors?: (p: string) => FsEntry | undefined): Promise<Layer> {
+  async write(key: string | undefined, createdBy: string, entries: readonly FsEntry[], ancestors?: (p: string) => FsEntry | undefined, note?: unknown): Promise<Layer> {
     if (this.running >= LayerWriter.LIMIT) await new Promise<void>((resolve) => this.queue.push(resolve));
     this.running++;
     try {
       checkCancelled(this.controller.signal);
       const layer = await writeLayer(entries, this.deps.blobs, { clock: this.options.clock, createdBy, signal: this.controller.signal, ...(ancestors ? { ancestors } : {}) });
-      if (key !== undefined) await this.cache.put(key, layer);
+      if (key !== undefined) await this.cache.put(key, layer, note);
       this.count++;
       return layer;
     } finally {

@@ -39,11 +39,21 @@ export interface BuildRequest {
   profile: "minbase" | "none";
   /** More packages by name (`jq`, `libfoo (>= 2)`). */
   packages?: string[];
+  /**
+   * Also install Recommends (apt's default). Without it, like debootstrap and apko, only
+   * Pre-Depends and Depends are followed.
+   */
+  installRecommends?: boolean;
   /** Local `.deb` files to install (bundle packages, `--deb`); their dependencies come from the repository. */
   localDebs?: string[];
   extraLayers?: ExtraLayer[];
   /** Entrypoint, Cmd, Env, User, WorkingDir, Labels of the image config. */
   config: ContainerConfig;
+  /**
+   * The Cmd when `config` has neither Entrypoint nor Cmd — only if the finished image has its
+   * program at `/bin/sh` (`["/bin/sh"]`); an image without a shell then gets no Cmd at all.
+   */
+  defaultCmd?: ["/bin/sh", ...string[]];
   /** The one clock of every timestamp; default `SOURCE_DATE_EPOCH`, else the newest package's date. */
   clock?: Date;
   /** Rebuild every layer (downloaded packages are still reused). */

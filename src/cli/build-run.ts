@@ -27,7 +27,6 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
   if (!dist) fail("badRequest", `no distribution "${opts.os}" in ${config.configFile ?? "the default configuration"}; offered: ${config.distributions.map(distributionLabel).join(", ")}`);
   const containerConfig: ContainerConfig = {};
   if (opts.entrypoint !== undefined) containerConfig.Entrypoint = parseEntrypoint(opts.entrypoint);
-  else containerConfig.Cmd = ["/bin/sh"];
   const packages = (opts.packages ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   const blobs = BlobStore.open(path.join(config.dataDir, "blobs"));
   const debs = BlobStore.open(path.join(config.dataDir, "cache", "debs"));
@@ -45,6 +44,8 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
         packages,
         localDebs: opts.deb.map((d) => path.resolve(d)),
         config: containerConfig,
+        defaultCmd: ["/bin/sh"],
+        ...(opts.installRecommends ? { installRecommends: true } : {}),
         noCache: !opts.cache,
         signal: controller.signal,
         ...(reporter ? { onProgress: (p: BuildProgress) => reporter.update(p.fraction, p.message) } : {}),
@@ -73,6 +74,9 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
     }
     reporter?.done();
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (opts.entrypoint === undefined && !hasCmd(result.image.config)) {
+      process.stderr.write("note: the image has no /bin/sh, so it has no default command: give one when running it, or build with --entrypoint\n");
+    }
     const seconds = ((Date.now() - started) / 1000).toFixed(2);
     process.stdout.write(
       `${result.image.manifestDigest}  ${result.packages.length} packages, ${result.image.layers.length} layers (${result.layersReused} cached, ${result.layersWritten} written) in ${seconds} s\n`,
@@ -83,4 +87,10 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
   } finally {
     process.removeListener("SIGINT", onSignal);
   }
+}
+
+/** Whether an image config (JSON) declares a Cmd. */
+function hasCmd(config: Buffer): boolean {
+  const parsed = JSON.parse(config.toString("utf8")) as { config?: { Cmd?: unknown } };
+  return Array.isArray(parsed.config?.Cmd);
 }

@@ -3,7 +3,7 @@
  *
  *   kiln build --config kiln.yaml --os "Debian 12 x86_64" [--profile minbase|none]
  *              [--packages a,b] [--deb ./local.deb ...] [--entrypoint '["/bin/sh"]'] [--tag NAME]
- *              (--oci DIR | --docker-archive FILE[.tar|.tar.gz]) [--no-cache]
+ *              (--oci DIR | --docker-archive FILE[.tar|.tar.gz]) [--install-recommends] [--no-cache]
  */
 import type { Command } from "commander";
 
@@ -19,6 +19,7 @@ export interface BuildOptions {
   oci?: string;
   dockerArchive?: string;
   cache: boolean;
+  installRecommends?: boolean;
   quiet?: boolean;
 }
 
@@ -35,6 +36,7 @@ export function registerBuild(program: Command): void {
     .option("--tag <name>", "the image name:tag (OCI ref name / docker-archive RepoTags)")
     .option("--oci <dir>", "write an OCI image layout to this directory")
     .option("--docker-archive <file>", "write a docker-archive (docker load) to this file; .tar.gz compresses it")
+    .option("--install-recommends", "also install the packages' Recommends, as apt does by default (Kiln, like debootstrap, installs only Depends)")
     .option("--no-cache", "rebuild every layer (downloaded packages are still reused)")
     .option("-q, --quiet", "no progress output")
     .addHelpText(

@@ -3,7 +3,10 @@
  * clock, which {@link layerFormat}): a layer built once is reused instead of re-tarred and
  * re-compressed. Each entry is a small JSON record under `dir`, named by the sha256 of the key:
  *
- *   <dir>/<sha256(key) hex>.json   {"createdBy":..,"diffId":..,"digest":..,"key":..,"size":..,"uncompressedSize":..}
+ *   <dir>/<sha256(key) hex>.json   {"createdBy":..,"diffId":..,"digest":..,"key":..,"size":..,"uncompressedSize":..,"note":..}
+ *
+ * `note` is what the builder learnt while making the layer and needs again when it reuses it
+ * (the fix-up layer's report of package scripts): JSON, kept with the layer it describes.
  *
  * Records are published by rename, so a reader sees a whole record or none. The blob is the
  * truth: a record whose blob has left the store (garbage collection) is a miss.
@@ -43,15 +46,26 @@ export class LayerCache {
     return storedLayer(this.blobs, info);
   }
 
-  /** Records `layer` (whose blob must be in the store) under `key`, replacing any older record. */
-  async put(key: string, layer: Layer): Promise<void> {
-    const record: LayerInfo & { key: string } = {
+  /** The note recorded with the layer cached under `key` (undefined without one, or without the layer). */
+  async note(key: string): Promise<unknown> {
+    if (!(await this.get(key))) return undefined;
+    try {
+      return (JSON.parse(await readFile(this.file(key), "utf8")) as { note?: unknown }).note;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Records `layer` (whose blob must be in the store) under `key`, with an optional JSON note, replacing any older record. */
+  async put(key: string, layer: Layer, note?: unknown): Promise<void> {
+    const record: LayerInfo & { key: string; note?: unknown } = {
       createdBy: layer.createdBy,
       diffId: layer.diffId,
       digest: layer.digest,
       key,
       size: layer.size,
       uncompressedSize: layer.uncompressedSize,
+      ...(note === undefined ? {} : { note }),
     };
     await mkdir(this.dir, { recursive: true });
     const file = this.file(key);

@@ -104,6 +104,12 @@ describe("kiln build", () => {
     expect(inChroot(rootfs, "dpkg --verify && echo verified")).toBe("verified\n");
     expect(inChroot(rootfs, "ldconfig -p | grep -c 'libc.so.6 '")).toBe("1\n");
     expect(inChroot(rootfs, "id -u nobody && su -s /bin/sh nobody -c 'id -un'")).toBe("65534\nnobody\n");
+    // The build mirror is unsigned (keyring: none): the image must not trust it for ever.
+    expect(inChroot(rootfs, "cat /etc/apt/sources.list.d/debian.sources")).toBe(`Types: deb\nURIs: ${mirror.url}\nSuites: bookworm\nComponents: main\n`);
+    // No --entrypoint: the image has a shell, so it runs one by default.
+    const cfg = JSON.parse(execFileSync("skopeo", ["inspect", "--config", `oci:${minbaseLayout()}:minbase`], { encoding: "utf8" })) as { config: { Cmd?: string[]; Entrypoint?: string[] } };
+    expect(cfg.config).toMatchObject({ Cmd: ["/bin/sh"] });
+    expect(cfg.config.Entrypoint).toBeUndefined();
   });
 
   it("rebuilds from the layer cache, and skopeo reads the docker-archive", async () => {
@@ -175,6 +181,29 @@ describe("kiln build", () => {
     expect(cfg.config.Entrypoint).toEqual(["/usr/bin/jq"]);
     const ran = execFileSync("chroot", [rootfs, "/usr/bin/jq", "-n", "[1,2,3] | add"], { encoding: "utf8" });
     expect(ran).toBe("6\n");
+    // No base-passwd: root and the distroless nonroot user, so that uid 0 and 65532 have names.
+    expect(readFileSync(path.join(rootfs, "etc/passwd"), "utf8")).toBe("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n");
+    expect(readFileSync(path.join(rootfs, "etc/group"), "utf8")).toBe("root:x:0:\nnonroot:x:65532:\n");
+    expect(existsSync(path.join(rootfs, "etc/shadow"))).toBe(true);
+    // Without --entrypoint and without a shell, no default command (Cmd ["/bin/sh"] could not run).
+    const bare = path.join(work, "jq-bare");
+    const { stderr } = await build(["--profile", "none", "--packages", "jq", "--oci", bare, "--tag", "jq"], {}, true);
+    expect(stderr).toMatch(/note: the image has no \/bin\/sh, so it has no default command/);
+    const bareCfg = JSON.parse(execFileSync("skopeo", ["inspect", "--config", `oci:${bare}:jq`], { encoding: "utf8" })) as { config?: { Cmd?: string[]; Entrypoint?: string[] } };
+    expect(bareCfg.config?.Cmd).toBeUndefined();
+    expect(bareCfg.config?.Entrypoint).toBeUndefined();
+  });
+
+  it("installs Recommends only with --install-recommends", async () => {
+    const installed = async (extra: string[]): Promise<string[]> => {
+      const out = path.join(work, `libc6${extra.join("")}`);
+      await build(["--profile", "none", "--packages", "libc6", ...extra, "--oci", out, "--tag", "c"]);
+      const rootfs = unpack(out, "c");
+      return execFileSync("dpkg-query", ["--admindir", path.join(rootfs, "var/lib/dpkg"), "-W", "-f", "${Package}\n"], { encoding: "utf8" }).trim().split("\n").sort();
+    };
+    // libc6 recommends libidn2-0, which depends on libunistring2.
+    expect(await installed([])).toEqual(["gcc-12-base", "libc6", "libgcc-s1"]);
+    expect(await installed(["--install-recommends"])).toEqual(["gcc-12-base", "libc6", "libgcc-s1", "libidn2-0", "libunistring2"]);
   });
 
   it("installs a local .deb with its dependencies from the distribution", async () => {
