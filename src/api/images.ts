@@ -10,7 +10,7 @@ import { imageFileName, registeringName } from "../domain/image-names.js";
 import { evaluateRule, parseRestrictionRule } from "../domain/restriction.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
 import type { CatalogEntry } from "../server/distributions.js";
-import { authorizeDownload, issueDownloadKey, sendFile } from "../server/downloads.js";
+import { authorizeDownload, findDownload, issueDownloadKey, sendFile } from "../server/downloads.js";
 import { criteriaPage, parseId, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import type { BundleRow, ImageRow, JobRow, TemplateRow, UserRow } from "../store/types.js";
 import { loadBundle } from "./library.js";
@@ -302,23 +302,29 @@ export const STATUS_SORT = ["dbId", "percentage", "created", "lastModified"] as 
 async function downloadImage(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, call: Call, fileName: string | undefined): Promise<unknown> {
   const uid = (req.params as Params).uid!;
   // Without credentials the path names the owner; the download key must be theirs.
-  const owner = call.owner ?? (await ctx.store.users.getByLogin(uid));
-  if (!owner) fail("notFound", `no user ${uid}`);
-  const { img, job } = await loadImage(ctx, owner, req, "itid");
+  const { owner, img, job } = await findDownload(req, call.principal, async () => {
+    const owner = call.owner ?? (await ctx.store.users.getByLogin(uid));
+    if (!owner) fail("notFound", `no user ${uid}`);
+    return { owner, ...(await loadImage(ctx, owner, req, "itid")) };
+  });
   const target = `image:${img.id}`;
   await authorizeDownload(ctx.store, req, call.principal, owner, target, { consume: false });
   if (!img.compress) fail("notCompressed", `image ${img.id} was generated without compress=true: only compressed images can be downloaded (generate again with compress=true, or publish it to a registry)`);
   if (job.state === "queued" || job.state === "running") fail("notReady", `image ${img.id} is still generating (${job.percentage}%): download it once its status is complete`);
   if (job.state !== "complete" || !img.fileDigest || !img.fileName || img.fileSize === null) fail("notReady", `image ${img.id} has no file: its generation ${job.state === "cancelled" ? "was cancelled" : "failed"}`);
   if (fileName !== undefined && fileName !== img.fileName) fail("notFound", `image ${img.id} has no file named ${fileName} (its file is ${img.fileName})`);
-  // Only a request that is going to succeed uses up a one-time key.
-  await authorizeDownload(ctx.store, req, call.principal, owner, target, { consume: true });
-  return sendFile(req, reply, {
-    path: ctx.blobs.path(img.fileDigest as `sha256:${string}`),
-    size: img.fileSize,
-    sha256: img.fileDigest.slice("sha256:".length),
-    fileName: img.fileName,
-    lastModified: job.finishedAt ?? img.lastModified,
-    contentType: "application/gzip",
-  });
+  // Only an answer that sends the file uses up a one-time key.
+  return sendFile(
+    req,
+    reply,
+    {
+      path: ctx.blobs.path(img.fileDigest as `sha256:${string}`),
+      size: img.fileSize,
+      sha256: img.fileDigest.slice("sha256:".length),
+      fileName: img.fileName,
+      lastModified: job.finishedAt ?? img.lastModified,
+      contentType: "application/gzip",
+    },
+    { claim: () => authorizeDownload(ctx.store, req, call.principal, owner, target, { consume: true }) },
+  );
 }

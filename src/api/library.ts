@@ -8,7 +8,7 @@ import { fail, KilnError } from "../domain/errors.js";
 import { allowsDistribution, parseRestrictionRule } from "../domain/restriction.js";
 import { CONTAINER_FORMATS, formatFacts } from "../domain/formats.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
-import { authorizeDownload, issueDownloadKey, sendFile } from "../server/downloads.js";
+import { authorizeDownload, findDownload, issueDownloadKey, sendFile } from "../server/downloads.js";
 import { criteriaPage, parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import { deleteImagesOf } from "./images.js";
@@ -496,26 +496,33 @@ async function updateArtifact(repo: ArtifactRepo, bundleId: number, a: ArtifactR
 async function downloadArtifact(ctx: ApiContext, req: FastifyRequest, reply: import("fastify").FastifyReply, call: Call, fileName: string | undefined): Promise<unknown> {
   const uid = (req.params as Params).uid!;
   // Unauthenticated requests name their owner in the path; the download key must belong to them.
-  const owner = call.owner ?? (await ctx.store.users.getByLogin(uid));
-  if (!owner) fail("notFound", `no user ${uid}`);
-  const msid = parseId((req.params as Params).msid, "msid");
-  const said = parseId((req.params as Params).said, "said");
-  const bundle = await ctx.store.bundles.get(owner.id, msid);
-  const artifact = bundle ? await ctx.store.artifacts.get(bundle.id, said) : undefined;
-  if (!bundle || !artifact) fail("notFound", `no artifact ${said} in software bundle ${msid}`);
+  const { owner, artifact } = await findDownload(req, call.principal, async () => {
+    const owner = call.owner ?? (await ctx.store.users.getByLogin(uid));
+    if (!owner) fail("notFound", `no user ${uid}`);
+    const msid = parseId((req.params as Params).msid, "msid");
+    const said = parseId((req.params as Params).said, "said");
+    const bundle = await ctx.store.bundles.get(owner.id, msid);
+    const artifact = bundle ? await ctx.store.artifacts.get(bundle.id, said) : undefined;
+    if (!bundle || !artifact) fail("notFound", `no artifact ${said} in software bundle ${msid}`);
+    return { owner, artifact };
+  });
   const target = `artifact:${artifact.id}`;
   await authorizeDownload(ctx.store, req, call.principal, owner, target, { consume: false });
   if (artifact.kind !== "file" || !artifact.blobDigest || artifact.size === null) fail("notFound", `artifact ${artifact.id} has no uploaded file`);
   const name = artifact.origName ?? artifact.name;
   if (fileName !== undefined && fileName !== name) fail("notFound", `artifact ${artifact.id} has no file named ${fileName}`);
-  // Only a request that will succeed uses up the one-time key.
-  await authorizeDownload(ctx.store, req, call.principal, owner, target, { consume: true });
-  return sendFile(req, reply, {
-    path: ctx.blobs.path(artifact.blobDigest as `sha256:${string}`),
-    size: artifact.size,
-    sha256: artifact.blobDigest.slice(7),
-    fileName: name,
-    lastModified: artifact.uploadedTime ?? artifact.lastModified,
-    contentType: artifact.mimeType ?? "application/octet-stream",
-  });
+  // Only an answer that sends the file uses up the one-time key.
+  return sendFile(
+    req,
+    reply,
+    {
+      path: ctx.blobs.path(artifact.blobDigest as `sha256:${string}`),
+      size: artifact.size,
+      sha256: artifact.blobDigest.slice(7),
+      fileName: name,
+      lastModified: artifact.uploadedTime ?? artifact.lastModified,
+      contentType: artifact.mimeType ?? "application/octet-stream",
+    },
+    { claim: () => authorizeDownload(ctx.store, req, call.principal, owner, target, { consume: true }) },
+  );
 }

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { fail } from "../domain/errors.js";
+import { fail, isKilnError } from "../domain/errors.js";
 import type { Store, UserRow } from "../store/types.js";
 import type { Principal } from "./auth.js";
 
@@ -26,17 +26,72 @@ export function hashDownloadKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("hex");
 }
 
-/** A fresh one-time key (144 random bits) for `target`, valid for `ttlMs`. Only its hash is stored. */
+/**
+ * The keys this process handed out and may hand out again, per store and per `user target`:
+ * an object fetched again and again (a client polling an image) answers the same key until it is
+ * used or half its life is spent, instead of a new row per GET. Only the key's hash is stored;
+ * the key itself lives here, in memory, so a restart simply mints new ones.
+ */
+const issuedKeys = new WeakMap<Store, Map<string, { key: string; expiresAt: number }>>();
+const ISSUED_KEYS_KEPT = 10_000;
+
+/**
+ * A one-time key (144 random bits) for `target`, valid for `ttlMs`: the live one handed out
+ * before when it still has at least half its life left, else a new one (and the expired keys of
+ * every user are purged then). Only its hash is stored.
+ */
 export async function issueDownloadKey(store: Store, userId: number, target: string, ttlMs: number, now = new Date()): Promise<string> {
+  let issued = issuedKeys.get(store);
+  if (!issued) issuedKeys.set(store, (issued = new Map()));
+  const slot = `${userId} ${target}`;
+  const kept = issued.get(slot);
+  if (kept && kept.expiresAt - now.getTime() >= ttlMs / 2) {
+    // Still unused (another process may have consumed it)?
+    const live = await store.downloadKeys.peek(hashDownloadKey(kept.key), target, now);
+    if (live && live.userId === userId) return kept.key;
+  }
+  await store.downloadKeys.deleteExpired(now);
   const key = randomBytes(18).toString("base64url");
-  await store.downloadKeys.create({ keyHash: hashDownloadKey(key), userId, target, expiresAt: new Date(now.getTime() + ttlMs) });
+  const expiresAt = now.getTime() + ttlMs;
+  await store.downloadKeys.create({ keyHash: hashDownloadKey(key), userId, target, expiresAt: new Date(expiresAt) });
+  issued.delete(slot);
+  if (issued.size >= ISSUED_KEYS_KEPT) issued.delete(issued.keys().next().value!);
+  issued.set(slot, { key, expiresAt });
   return key;
+}
+
+const CHALLENGE = { "WWW-Authenticate": 'Basic realm="kiln", charset="UTF-8"' };
+const NO_CREDENTIALS = "authentication required: use credentials or a downloadId";
+const BAD_KEY = "the downloadId is unknown, already used or expired: ask for a new one";
+
+function downloadIdOf(req: FastifyRequest): string | undefined {
+  const raw = (req.query as Record<string, string | string[] | undefined>).downloadId;
+  if (Array.isArray(raw)) fail("invalidQuery", "downloadId is given more than once");
+  return raw === undefined || raw === "" ? undefined : raw;
+}
+
+/**
+ * Runs the lookups of a download (its owner, the object, the file). With credentials, what is
+ * missing is a `404` as anywhere else. Without, a stranger must learn nothing — which users,
+ * images and artifacts exist — before showing a valid key: no key at all, an unknown user or an
+ * unknown object answer exactly the `401` a wrong key gets.
+ */
+export async function findDownload<T>(req: FastifyRequest, principal: Principal | undefined, find: () => Promise<T>): Promise<T> {
+  if (principal) return find();
+  if (downloadIdOf(req) === undefined) fail("unauthorized", NO_CREDENTIALS, { headers: CHALLENGE });
+  try {
+    return await find();
+  } catch (err) {
+    if (isKilnError(err, "notFound") || isKilnError(err, "invalidId")) fail("unauthorized", BAD_KEY, { headers: CHALLENGE });
+    throw err;
+  }
 }
 
 /**
  * Who may download: the owner (or an administrator) with credentials, or anyone holding a valid
- * one-time `downloadId` for this target — consumed when a GET starts (`consume`); a HEAD, or a
- * first check before the request is known to succeed, only looks at it.
+ * one-time `downloadId` for this target whose owner is still active. `consume` uses the key up:
+ * {@link sendFile} does it only once the answer is known to send the file (`200`/`206`); a
+ * HEAD, a first check, a `304` or a `416` only look at it.
  */
 export async function authorizeDownload(
   store: Store,
@@ -50,15 +105,13 @@ export async function authorizeDownload(
     if (principal.user.id !== owner.id && !principal.user.admin) fail("notFound", "no such file");
     return;
   }
-  const raw = (req.query as Record<string, string | string[] | undefined>).downloadId;
-  if (raw === undefined || raw === "") fail("unauthorized", "authentication required: use credentials or a downloadId", { headers: { "WWW-Authenticate": 'Basic realm="kiln", charset="UTF-8"' } });
-  if (Array.isArray(raw)) fail("invalidQuery", "downloadId is given more than once");
+  const raw = downloadIdOf(req);
+  if (raw === undefined) fail("unauthorized", NO_CREDENTIALS, { headers: CHALLENGE });
   const hash = hashDownloadKey(raw);
   const now = new Date();
   const key = options.consume && req.method !== "HEAD" ? await store.downloadKeys.consume(hash, target, now) : await store.downloadKeys.peek(hash, target, now);
-  if (!key || key.userId !== owner.id) {
-    fail("unauthorized", "the downloadId is unknown, already used or expired: ask for a new one", { headers: { "WWW-Authenticate": 'Basic realm="kiln", charset="UTF-8"' } });
-  }
+  // A disabled user's keys stop working with them.
+  if (!key || key.userId !== owner.id || !owner.active) fail("unauthorized", BAD_KEY, { headers: CHALLENGE });
 }
 
 function parseRange(header: string, size: number): { start: number; end: number } | "unsatisfiable" | undefined {
@@ -86,17 +139,25 @@ function contentDisposition(fileName: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(fileName)}`;
 }
 
+export interface SendFileOptions {
+  /**
+   * Called once the answer is known to send the file (`200` or `206` to a GET) and before any
+   * of it goes out: where a one-time key is used up. Its error is the answer instead.
+   */
+  claim?: () => Promise<void>;
+}
+
 /** Streams a file with caching, range and HEAD semantics; the bytes are never buffered. */
-export function sendFile(req: FastifyRequest, reply: FastifyReply, file: DownloadableFile): FastifyReply {
+export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: DownloadableFile, options: SendFileOptions = {}): Promise<FastifyReply> {
   const etag = `"${file.sha256}"`;
-  reply.header("ETag", etag);
-  reply.header("Last-Modified", new Date(Math.floor(file.lastModified.getTime() / 1000) * 1000).toUTCString());
-  reply.header("Accept-Ranges", "bytes");
-  reply.header("Content-Disposition", contentDisposition(file.fileName));
-  reply.header("Cache-Control", "private, no-transform");
-  reply.type(file.contentType ?? "application/octet-stream");
+  const caching = (): void => {
+    reply.header("ETag", etag);
+    reply.header("Last-Modified", new Date(Math.floor(file.lastModified.getTime() / 1000) * 1000).toUTCString());
+    reply.header("Cache-Control", "private, no-transform");
+  };
   const inm = req.headers["if-none-match"];
   if (inm !== undefined && inm.split(",").some((t) => t.trim().replace(/^W\//, "") === etag || t.trim() === "*")) {
+    caching();
     return reply.code(304).send();
   }
   let range: { start: number; end: number } | "unsatisfiable" | undefined;
@@ -107,6 +168,11 @@ export function sendFile(req: FastifyRequest, reply: FastifyReply, file: Downloa
     reply.header("Content-Range", `bytes */${file.size}`);
     fail("rangeNotSatisfiable", `the range "${rangeHeader}" is outside the file's ${file.size} bytes`);
   }
+  if (req.method !== "HEAD") await options.claim?.();
+  caching();
+  reply.header("Accept-Ranges", "bytes");
+  reply.header("Content-Disposition", contentDisposition(file.fileName));
+  reply.type(file.contentType ?? "application/octet-stream");
   const start = range?.start ?? 0;
   const end = range?.end ?? file.size - 1;
   const length = file.size === 0 ? 0 : end - start + 1;

@@ -119,6 +119,8 @@ describe("generating a Docker image through the API", () => {
     expect(pkgs.imagePkgs.find((p) => p.pkg.name === "hello-jq")).toMatchObject({ native_from_distribution: false, pkg: { version: "1.0", arch: "all" } });
     expect(pkgs.imagePkgs.find((p) => p.pkg.name === "jq")!.native_from_distribution).toBe(true);
 
+    // Asked again, the unchanged image answers the same live key (not a new row per GET).
+    expect((await api<Record<string, unknown>>("GET", imageUri)).json.downloadKey).toBe(img.downloadKey);
     // Without credentials, the key works once.
     const url = `/api/${String(img.downloadUri)}`;
     const head = await server.request({ method: "HEAD", url });
@@ -167,6 +169,19 @@ describe("generating a Docker image through the API", () => {
     expect(beyond.statusCode).toBe(416);
     const wrongName = await server.request({ method: "GET", url: `/api/${imageUri}/downloads/other.tar.gz`, user: "alice" });
     expect(wrongName.statusCode).toBe(404);
+  });
+
+  it("answers a stranger the same 401 for an existing image as for an unknown user or image", async () => {
+    const existing = `/api/${imageUri}/downloads/${fileName}`;
+    for (const query of ["", "?downloadId=not-a-key"]) {
+      const reference = await server.request({ method: "GET", url: `${existing}${query}` });
+      expect(reference.statusCode).toBe(401);
+      for (const url of [existing.replace("/users/alice/", "/users/nosuch/"), existing.replace(/\/images\/\d+\//, "/images/99/")]) {
+        const res = await server.request({ method: "GET", url: `${url}${query}` });
+        expect(res.statusCode, url).toBe(401);
+        expect(errorMessage(res)).toBe(errorMessage(reference));
+      }
+    }
   });
 
   it("regenerates after a bundle change reusing the cached base layers", async () => {
