@@ -46,7 +46,8 @@ export function userHandlers(ctx: ApiContext): HandlerMap {
       const { value } = await readObject(req, "user");
       const login = requiredString(value, "user", "loginName");
       if (!LOGIN_RE.test(login)) fail("invalidField", `user.loginName "${login}" must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit`);
-      if (await ctx.store.users.getByLogin(login)) fail("conflict", `a user ${login} already exists`);
+      const clash = await ctx.store.users.getByLoginIgnoringCase(login);
+      if (clash) fail("conflict", clash.login === login ? `a user ${login} already exists` : `a user ${clash.login} already exists: logins are unique whatever their case`);
       const auto = parseBooleanParam(q, "autopasswd") === true;
       const given = optionalString(value, "user", "password");
       if (!auto && given === undefined) fail("invalidField", "user.password is required (or use ?autopasswd=true)");

@@ -38,6 +38,8 @@ export const Errors = {
   tooLarge: { status: 413, code: "PayloadTooLarge" },
   unsupportedMediaType: { status: 415, code: "UnsupportedMediaType" },
   rangeNotSatisfiable: { status: 416, code: "RangeNotSatisfiable" },
+  // 429: carries Retry-After
+  tooManyRequests: { status: 429, code: "TooManyRequests" },
   // 5xx
   internal: { status: 500, code: "InternalError" },
   unavailable: { status: 503, code: "ServiceUnavailable" },

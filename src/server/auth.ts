@@ -15,6 +15,7 @@ import { KilnError } from "../domain/errors.js";
 import type { Store, UserRow } from "../store/types.js";
 import { verifyPassword } from "./passwords.js";
 import { KeptWhileUnchanged } from "./kept.js";
+import { SignInThrottle } from "./sign-in-throttle.js";
 import type { SecretBox } from "./secrets.js";
 
 export interface Principal {
@@ -59,6 +60,17 @@ export function signedUrlForms(protocol: string, host: string, signedPath: strin
 export interface AuthenticatorOptions {
   /** KILN_APIKEY_SIGNATURES: `kiln` (default) binds a signature to its method; `uforge` does not. */
   signatures?: SignatureScheme;
+  signIns?: SignInThrottle;
+}
+
+/** Login and password of an HTTP Basic `Authorization` header; anything else is a `401`. */
+function parseBasic(header: string): { login: string; password: string } {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) throw unauthorized("unsupported Authorization scheme: use HTTP Basic or an API key signature");
+  const decoded = Buffer.from(m[1]!, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) throw unauthorized("malformed Basic credentials");
+  return { login: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
 /**
@@ -108,6 +120,8 @@ export class Authenticator {
   private readonly logins: KeptWhileUnchanged<Principal>;
 
   private readonly signatures: SignatureScheme;
+  /** Wrong passwords slowed down, for every sign-in path (see {@link signIn}). */
+  readonly signIns: SignInThrottle;
 
   constructor(
     private readonly store: Store,
@@ -116,6 +130,7 @@ export class Authenticator {
   ) {
     this.logins = new KeptWhileUnchanged(store, LOGIN_CACHE_SIZE);
     this.signatures = options.signatures ?? "kiln";
+    this.signIns = options.signIns ?? new SignInThrottle();
   }
 
   /**
@@ -125,22 +140,24 @@ export class Authenticator {
   async identify(req: FastifyRequest): Promise<Principal | undefined> {
     const header = req.headers.authorization;
     if (header !== undefined) {
+      const { login, password } = parseBasic(header);
+      // Before the remembered logins: while guesses are held back, a right one must not pass.
+      this.signIns.check(login, req.ip);
       // Keyed by a hash: the credentials themselves are not kept.
       const key = createHash("sha256").update(header).digest("base64");
-      return this.logins.get(key) ?? this.logins.compute(key, () => this.basic(header));
+      return this.logins.get(key) ?? this.logins.compute(key, () => this.signIn(login, password, req.ip));
     }
     if (req.url.includes("apiKey=")) return this.apiKey(req);
     return undefined;
   }
 
-  private async basic(header: string): Promise<Principal> {
-    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-    if (!m) throw unauthorized("unsupported Authorization scheme: use HTTP Basic or an API key signature");
-    const decoded = Buffer.from(m[1]!, "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    if (colon < 0) throw unauthorized("malformed Basic credentials");
-    const login = decoded.slice(0, colon);
-    const password = decoded.slice(colon + 1);
+  /**
+   * Checks a login and password from a client `address`: the one way to sign in with a password
+   * (HTTP Basic, a sign-in form). Wrong passwords are slowed down ({@link SignInThrottle}):
+   * `429` with `Retry-After` after a handful; a wrong password or an unknown login is a `401`.
+   */
+  async signIn(login: string, password: string, address: string): Promise<Principal> {
+    this.signIns.attempt(login, address);
     const user = await this.store.users.getByLogin(login);
     if (!user) {
       // Spend the same time as a real check so logins cannot be probed by timing.
@@ -151,6 +168,7 @@ export class Authenticator {
       if (!(await verifyPassword(password, user.passwordHash))) throw unauthorized("wrong user name or password");
       this.verified.add(login, password, user.passwordHash);
     }
+    this.signIns.succeeded(login, address);
     if (!user.active) throw unauthorized(`user ${login} is disabled`);
     return { user, via: "basic" };
   }

@@ -3,7 +3,7 @@
  * the administrator exists, builds the app and listens — and shuts down gracefully on SIGINT or
  * SIGTERM (stop accepting, finish what is in flight, close the store).
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { BlobStore } from "../blobs/blob-store.js";
@@ -48,7 +48,9 @@ export async function openRuntime(
   config: KilnConfig,
   options: { logger?: AppDeps["logger"]; announce?: (line: string) => void; startJobs?: boolean } = {},
 ): Promise<Runtime> {
-  mkdirSync(config.dataDir, { recursive: true });
+  // Uploads, images, caches and (with SQLite) the database: nobody else on the machine reads them.
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(config.dataDir, 0o700);
   const store = await openStore({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
   try {
     await ensureAdmin(store, config, options.announce ?? ((l) => process.stdout.write(`${l}\n`)));

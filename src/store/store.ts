@@ -3,7 +3,7 @@
  * KILN_DATABASE_URL names one. This file holds the one dialect switch; above it, the same Kysely
  * queries and migrations run on both.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from "kysely";
@@ -113,10 +113,27 @@ function whileBusy<T>(fn: () => T): T {
   }
 }
 
+/**
+ * The database holds password hashes and encrypted secrets: only Kiln's user may read it. The
+ * file is made 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` files the
+ * database's mode), and a database made by an older Kiln with the umask's mode is closed down.
+ */
+function ownerOnly(file: string): void {
+  closeSync(openSync(file, "a", 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+}
+
 function connect(options: StoreOptions): Connection {
   if (options.databaseUrl === undefined) {
-    mkdirSync(options.dataDir, { recursive: true });
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     const file = path.resolve(options.dataDir, SQLITE_FILE);
+    ownerOnly(file);
     const db = new Database(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     // WAL: readers do not block the writer; NORMAL sync is durable across crashes of the process
     // in WAL mode (only a power loss can drop the last commits). Foreign keys are off by default

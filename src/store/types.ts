@@ -156,6 +156,8 @@ export interface UserRepo {
   create(u: NewUser): Promise<UserRow>;
   get(id: number): Promise<UserRow | undefined>;
   getByLogin(login: string): Promise<UserRow | undefined>;
+  /** The user whose login is `login` whatever the case (logins are unique that way). */
+  getByLoginIgnoringCase(login: string): Promise<UserRow | undefined>;
   list(c: ListCriteria & { active?: boolean }): Promise<Page<UserRow>>;
   update(id: number, patch: Partial<NewUser>): Promise<UserRow | undefined>;
   /** Deletes the user and everything of theirs (API keys, bundles, cloud accounts, templates, download keys). */

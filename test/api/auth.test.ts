@@ -40,6 +40,25 @@ describe("HTTP Basic", () => {
     expect(res.body).not.toContain("scrypt");
   });
 
+  it("slows repeated wrong passwords with 429 and Retry-After, but lets the real user in from where they signed in before", async () => {
+    await server.createUser("grace", "grace-password-1");
+    const as = (password: string, remoteAddress: string) => server.request({ method: "GET", url: "/api/users/grace", remoteAddress, headers: { authorization: basic("grace", password) } });
+    expect((await as("grace-password-1", "192.0.2.10")).statusCode).toBe(200);
+    const answers: number[] = [];
+    for (let i = 0; i < 6; i++) answers.push((await as(`guess-${i}`, "203.0.113.1")).statusCode);
+    expect(answers).toEqual([401, 401, 401, 401, 401, 401]);
+    const held = await as("guess-7", "203.0.113.1");
+    expect(held.statusCode).toBe(429);
+    expect(Number(held.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect(Number(held.headers["retry-after"])).toBeLessThanOrEqual(30);
+    expect(errorMessage(held)).toMatch(/^too many wrong passwords for grace: try again in \d+ s$/);
+    // Even the right password waits, from an address grace never used (a guess must not pass)...
+    expect((await as("grace-password-1", "203.0.113.2")).statusCode).toBe(429);
+    // ...but grace gets in from where she signed in before, and other users are not affected.
+    expect((await as("grace-password-1", "192.0.2.10")).statusCode).toBe(200);
+    expect((await server.request({ method: "GET", url: "/api/users/alice", remoteAddress: "203.0.113.2", headers: { authorization: basic("alice", "alice-secret-pw") } })).statusCode).toBe(200);
+  });
+
   it("serves the status without credentials", async () => {
     const res = await server.request({ method: "GET", url: "/api/status" });
     expect(res.statusCode).toBe(200);

@@ -203,6 +203,14 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       await expectKilnError(newUser({ login: user.login }), "conflict");
     });
 
+    it("refuses a login that differs from another only in case, and finds a login whatever its case", async () => {
+      const user = await newUser({ login: `Mixed${++seq}` });
+      await expectKilnError(newUser({ login: user.login.toUpperCase() }), "conflict");
+      await expectKilnError(newUser({ login: user.login.toLowerCase() }), "conflict");
+      expect(await store.users.getByLoginIgnoringCase(user.login.toLowerCase())).toEqual(user);
+      expect(await store.users.getByLogin(user.login.toLowerCase())).toBeUndefined();
+    });
+
     it("lists users by active flag and by case-insensitive search on login, email and names", async () => {
       const tag = `zq${seq}`;
       const a = await newUser({ login: `${tag}-anna`, firstName: "Anna" });

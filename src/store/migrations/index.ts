@@ -11,6 +11,7 @@ import { KilnError } from "../../domain/errors.js";
 import { initial } from "./001-initial.js";
 import { images } from "./002-images.js";
 import { bootScripts } from "./003-boot-scripts.js";
+import { loginsIgnoreCase } from "./004-logins-ignore-case.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -26,6 +27,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "001-initial": initial,
   "002-images": images,
   "003-boot-scripts": bootScripts,
+  "004-logins-ignore-case": loginsIgnoreCase,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

@@ -1,5 +1,5 @@
 /** Users: accounts, looked up by id or login. Deleting one deletes everything they own. */
-import type { Selectable, Updateable } from "kysely";
+import { sql, type Selectable, type Updateable } from "kysely";
 import { KilnError } from "../../domain/errors.js";
 import { fromBool, fromMillis, toBool, toMillis } from "../codec.js";
 import { pageOf } from "../list.js";
@@ -75,6 +75,15 @@ export function userRepo(ctx: RepoContext): UserRepo {
 
     async getByLogin(login) {
       const row = await db.selectFrom("users").selectAll().where("login", "=", login).executeTakeFirst();
+      return row && toRow(row);
+    },
+
+    async getByLoginIgnoringCase(login) {
+      const row = await db
+        .selectFrom("users")
+        .selectAll()
+        .where(sql<string>`lower(login)`, "=", login.toLowerCase())
+        .executeTakeFirst();
       return row && toRow(row);
     },
 
