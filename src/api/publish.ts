@@ -8,6 +8,7 @@ import { fail } from "../domain/errors.js";
 import { formatById } from "../domain/formats.js";
 import { accountCredentials, repositoryOf } from "../jobs/publish.js";
 import { RegistryClient } from "../registry/client.js";
+import { publicationEgress } from "../registry/egress.js";
 import { assertTag, normaliseRepository, parseRegistryEndpoint } from "../registry/names.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
 import { criteriaPage, parseId, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
@@ -177,7 +178,7 @@ export function publishHandlers(ctx: ApiContext): HandlerMap {
       if (job.state === "complete") {
         const account = await ctx.store.cloudAccounts.get(u.id, pub.accountId);
         if (account) {
-          const client = new RegistryClient(account.url, { credentials: accountCredentials(ctx.secrets, account) });
+          const client = new RegistryClient(account.url, { credentials: accountCredentials(ctx.secrets, account), egress: publicationEgress(ctx.config.publishAllow) });
           try {
             const outcome = await client.deleteTag(repositoryOf(pub.namespace, pub.repository), pub.tag, AbortSignal.timeout(15_000));
             req.log.info({ publication: pub.id, outcome: outcome.deleted ? outcome.method : outcome.reason }, "registry tag deletion");

@@ -5,6 +5,7 @@
 import type { BlobStore } from "../blobs/blob-store.js";
 import { KilnError } from "../domain/errors.js";
 import { loadImage } from "../oci/load.js";
+import type { EgressPolicy } from "../registry/egress.js";
 import { parseRegistryEndpoint } from "../registry/names.js";
 import { openShiftCredentials, pushImage } from "../registry/push.js";
 import type { Credentials } from "../registry/auth.js";
@@ -16,6 +17,8 @@ export interface PublicationDeps {
   store: Store;
   blobs: BlobStore;
   secrets: SecretBox;
+  /** Where the registries of users' accounts may be reached (KILN_PUBLISH_ALLOW). */
+  egress: EgressPolicy;
 }
 
 /** What a registry expects from an account: Basic credentials, or OpenShift's token as a password. */
@@ -50,6 +53,7 @@ export function publicationHandler(deps: PublicationDeps): JobHandler {
       {
         signal: ctx.signal,
         mountFrom: await store.publications.pushedRepositories(account.id, registry),
+        clientOptions: { egress: deps.egress },
         onProgress: (p) =>
           ctx.progress({
             percentage: p.bytesTotal > 0 ? (p.bytesLoaded / p.bytesTotal) * (p.phase === "done" ? 100 : 98) : 0,

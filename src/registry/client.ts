@@ -15,6 +15,7 @@ import type { Readable } from "node:stream";
 import { isDigest, type Digest } from "../blobs/blob-store.js";
 import { MediaTypes } from "../oci/types.js";
 import { RegistryAuth, repositoryScope, type Credentials } from "./auth.js";
+import type { EgressPolicy } from "./egress.js";
 import {
   MAX_ERROR_BODY,
   RegistryError,
@@ -64,6 +65,8 @@ export interface RegistryClientOptions {
   /** Extra trusted CA certificates (PEM) for a registry with a private CA. */
   ca?: string | Buffer;
   userAgent?: string;
+  /** For a registry a user chose: where its connections may go (see egress.ts). */
+  egress?: EgressPolicy;
 }
 
 /** An upload session the registry opened (`Location` of a `202`). */
@@ -129,6 +132,7 @@ export class RegistryClient {
       userAgent: options.userAgent ?? "kiln/0.1",
       maxSockets: 16,
       ...(options.ca ? { ca: options.ca } : {}),
+      ...(options.egress ? { egress: options.egress } : {}),
     });
     this.auth = new RegistryAuth({ endpoint: this.endpoint, credentials: options.credentials ?? {}, transport: this.transport });
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };

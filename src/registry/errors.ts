@@ -30,6 +30,8 @@ export interface RegistryErrorInit {
   /** True when credentials were refused: never retried. */
   authentication?: boolean;
   cause?: unknown;
+  /** What happened, for the server log only (kept out of the message and the cause chain users see). */
+  logDetail?: string;
 }
 
 /** A failure talking to a registry (`registryFailed`). Its message is safe to show a user. */
@@ -40,6 +42,7 @@ export class RegistryError extends KilnError {
   readonly details: readonly RegistryErrorDetail[];
   readonly retryAfterMs: number | undefined;
   readonly authentication: boolean;
+  readonly logDetail: string | undefined;
 
   constructor(message: string, init: RegistryErrorInit) {
     super("registryFailed", message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -50,6 +53,7 @@ export class RegistryError extends KilnError {
     this.details = init.details ?? [];
     this.retryAfterMs = init.retryAfterMs;
     this.authentication = init.authentication ?? false;
+    this.logDetail = init.logDetail;
   }
 
   /** The registry's error codes (`BLOB_UPLOAD_INVALID`, `DENIED`, ...). */

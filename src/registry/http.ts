@@ -5,12 +5,15 @@
  * once. We use `node:http` rather than `fetch` for the exact `Content-Length` on a streamed body,
  * per-socket idle timeouts and byte-level progress on the request body.
  */
+import { lookup as dnsLookup } from "node:dns";
 import http, { type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import https from "node:https";
+import { isIP, type LookupFunction } from "node:net";
 import tls from "node:tls";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { KilnError } from "../domain/errors.js";
 import { cancelledError } from "./retry.js";
+import { plainAddress, type EgressPolicy } from "./egress.js";
 import { RegistryError } from "./errors.js";
 
 /** A request body: bytes in memory, or a stream opened (again) for each try. */
@@ -51,6 +54,12 @@ export interface TransportOptions {
   userAgent: string;
   /** Sockets per host; enough for the blobs uploaded in parallel plus token and HEAD requests. */
   maxSockets: number;
+  /**
+   * Where connections may go, checked after DNS resolution on each new connection (registries
+   * users choose; see egress.ts). A guarded transport reports any failure to connect only as
+   * "could not reach the registry".
+   */
+  egress?: EgressPolicy;
 }
 
 /** Errors of the socket layer that a new try may not meet. */
@@ -102,6 +111,17 @@ export class HttpTransport {
     const { signal } = ex;
     if (signal?.aborted) return Promise.reject(cancelledError(signal));
     const isHttps = ex.url.protocol === "https:";
+    const { egress } = this.options;
+    const host = ex.url.hostname;
+    const port = Number(ex.url.port) || (isHttps ? 443 : 80);
+    if (egress && isIP(plainAddress(host))) {
+      // An address in the URL: Node connects without a lookup, so it is checked here.
+      try {
+        egress.check(host, host, port);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     const headers: Record<string, string> = { "user-agent": this.options.userAgent, ...ex.headers };
     const body = ex.body;
     if (body !== undefined) headers["content-length"] = String(body.length);
@@ -141,6 +161,7 @@ export class HttpTransport {
         method: ex.method,
         headers,
         agent: isHttps ? this.httpsAgent : this.httpAgent,
+        ...(egress ? { lookup: guardedLookup(egress, port) } : {}),
       });
       signal?.addEventListener("abort", onAbort, { once: true });
       req.setTimeout(this.options.idleTimeoutMs, () => req.destroy(new Timeout(`no traffic for ${this.options.idleTimeoutMs} ms`)));
@@ -148,6 +169,17 @@ export class HttpTransport {
         if (!socket.connecting) return;
         connectTimer = setTimeout(() => req.destroy(new Timeout(`no connection within ${this.options.connectTimeoutMs} ms`)), this.options.connectTimeoutMs);
         socket.once(isHttps ? "secureConnect" : "connect", () => clearTimeout(connectTimer));
+        if (egress) {
+          // The address actually connected to, whatever path led there: nothing is sent to a
+          // forbidden one.
+          socket.once("connect", () => {
+            try {
+              egress.check(host, socket.remoteAddress ?? "", port);
+            } catch (err) {
+              req.destroy(err as Error);
+            }
+          });
+        }
       });
       req.on("error", (err) => finish(err));
       req.on("response", (res) => {
@@ -194,6 +226,12 @@ export class HttpTransport {
     if (err instanceof KilnError) return err;
     const code = (err as { code?: unknown }).code;
     const registry = this.options.registry;
+    if (this.options.egress) {
+      // A refused port, a timeout, a reset, a DNS or TLS failure: told apart, they would map
+      // the networks Kiln sees for whoever chooses the URL. The cause goes to the log only.
+      const transient = (typeof code === "string" && TRANSIENT_CODES.has(code)) || err instanceof Timeout;
+      return new RegistryError(`could not reach the registry ${registry}`, { registry, retryable: transient, logDetail: `${ex.url.host}: ${errorCode(err)}` });
+    }
     const where = ex.url.host === registry ? registry : `${registry} (${ex.url.host})`;
     if (typeof code === "string" && (code.startsWith("ERR_TLS") || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code))) {
       return new RegistryError(`the TLS certificate of ${where} cannot be verified (${code})`, { registry, retryable: false, cause: err });
@@ -205,6 +243,23 @@ export class HttpTransport {
     const reason = err instanceof Timeout ? err.message : typeof code === "string" ? code : err instanceof Error ? err.message : String(err);
     return new RegistryError(`cannot reach ${where}: ${reason}`, { registry, retryable: transient || err instanceof Timeout || code === undefined, cause: err });
   }
+}
+
+/** A DNS lookup whose every answer must pass `egress` before a connection uses it. */
+function guardedLookup(egress: EgressPolicy, port: number): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, options, (err, address, family) => {
+      if (err) return callback(err, address, family);
+      const answers = Array.isArray(address) ? address.map((a) => a.address) : [address];
+      try {
+        // All of them: a name with one harmless and one forbidden answer is refused outright.
+        for (const a of answers) egress.check(hostname, a, port);
+      } catch (refusal) {
+        return callback(refusal as NodeJS.ErrnoException, address, family);
+      }
+      callback(null, address, family);
+    });
+  };
 }
 
 function errorCode(err: unknown): string {

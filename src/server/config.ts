@@ -8,6 +8,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { SIGNATURE_SCHEMES, type SignatureScheme } from "../domain/api-key-signature.js";
 import { KilnError } from "../domain/errors.js";
+import { parseAllowList, type AllowEntry } from "../registry/egress.js";
 
 /** One distribution Kiln can build on: a Debian-style repository and how to trust it. */
 export interface DistributionConfig {
@@ -42,6 +43,11 @@ export interface KilnConfig {
    * `true` (any peer), or the proxies' addresses and CIDRs (`127.0.0.1,10.0.0.0/8`), in Fastify's form.
    */
   trustProxy: boolean | string;
+  /**
+   * KILN_PUBLISH_ALLOW: loopback, link-local, unspecified or own addresses that publication may
+   * reach anyway (hosts, `host:port`, CIDRs); by default it reaches none of them.
+   */
+  publishAllow: AllowEntry[];
   configFile: string | undefined;
   distributions: DistributionConfig[];
 }
@@ -212,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { co
     logLevel: env.KILN_LOG_LEVEL || "info",
     apiKeySignatures: parseSignatureScheme(env.KILN_APIKEY_SIGNATURES),
     trustProxy: parseTrustProxy(env.KILN_TRUST_PROXY),
+    publishAllow: parseAllowList(env.KILN_PUBLISH_ALLOW),
     configFile,
     distributions: configFile ? loadDistributions(configFile) : DEFAULT_DISTRIBUTIONS,
   };

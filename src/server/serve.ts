@@ -18,6 +18,7 @@ import { SecretBox } from "./secrets.js";
 import { JobRunner } from "../jobs/runner.js";
 import { generationHandler } from "../jobs/generate.js";
 import { publicationHandler } from "../jobs/publish.js";
+import { publicationEgress } from "../registry/egress.js";
 
 export interface Runtime {
   config: KilnConfig;
@@ -66,7 +67,7 @@ export async function openRuntime(
       dataDir: config.dataDir,
       handlers: {
         generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir }),
-        publish: publicationHandler({ store, blobs, secrets }),
+        publish: publicationHandler({ store, blobs, secrets, egress: publicationEgress(config.publishAllow) }),
       },
       // Pushes wait on the network more than on the CPU: a few may run beside the builds.
       concurrency: { generate: config.buildConcurrency, publish: 3 },

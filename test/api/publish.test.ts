@@ -52,7 +52,8 @@ beforeAll(async () => {
   work = tempDir("kiln-pub-");
   registry = await startRegistry({ auth: "htpasswd", users: { alice: REGISTRY_PASSWORD } });
   proxy = await startProxy(registry.port);
-  server = await startTestServer();
+  // The test registries listen on loopback, which publication refuses unless allowed.
+  server = await startTestServer({ env: { KILN_PUBLISH_ALLOW: "127.0.0.1" } });
   await server.createUser("alice");
   // A small image, generated without compress: publishing does not need a download file.
   const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "hello", version: "1.0" });

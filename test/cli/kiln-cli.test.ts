@@ -75,7 +75,8 @@ function oneLine(r: Run): string {
 beforeAll(async () => {
   work = tempDir("kiln-cli-");
   config = path.join(work, "config");
-  server = await startTestServer();
+  // The test registries listen on loopback, which publication refuses unless allowed.
+  server = await startTestServer({ env: { KILN_PUBLISH_ALLOW: "127.0.0.1" } });
   await server.rt.app.listen({ port: 0, host: "127.0.0.1" });
   url = `http://127.0.0.1:${(server.rt.app.server.address() as AddressInfo).port}`;
   await server.createUser("alice", PASSWORD);

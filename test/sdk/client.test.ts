@@ -35,7 +35,8 @@ function client(options: Partial<ConstructorParameters<typeof KilnClient>[0]> = 
 
 beforeAll(async () => {
   work = tempDir("kiln-sdk-");
-  server = await startTestServer();
+  // The test registries listen on loopback, which publication refuses unless allowed.
+  server = await startTestServer({ env: { KILN_PUBLISH_ALLOW: "127.0.0.1" } });
   await server.rt.app.listen({ port: 0, host: "127.0.0.1" });
   url = `http://127.0.0.1:${(server.rt.app.server.address() as AddressInfo).port}`;
   registry = await startRegistry();
