@@ -1,7 +1,7 @@
 /**
  * Users, API keys and the platform status.
  */
-import { fail } from "../domain/errors.js";
+import { fail, isKilnError } from "../domain/errors.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
 import { newApiKeyPair } from "../server/auth.js";
 import { USER_ENTITLEMENTS, allEntitlements } from "../server/endpoints.js";
@@ -29,7 +29,16 @@ function checkPassword(pw: string): string {
 export function userHandlers(ctx: ApiContext): HandlerMap {
   return {
     async uforgeStatus_get(req, reply) {
-      if (/^text\/plain/i.test(req.headers.accept ?? "")) return reply.type("text/plain; charset=utf-8").send("alive");
+      const plain = /^text\/plain/i.test(req.headers.accept ?? "");
+      // Alive means able to serve: without its database Kiln cannot (503, saying why).
+      try {
+        await ctx.store.ping();
+      } catch (err) {
+        if (!plain || !isKilnError(err)) throw err;
+        for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
+        return reply.code(err.status).type("text/plain; charset=utf-8").send(`unavailable: ${err.message}`);
+      }
+      if (plain) return reply.type("text/plain; charset=utf-8").send("alive");
       return sendBody(req, reply, 200, "serviceStatus", { alive: true, version: VERSION, serviceLoad: 0 });
     },
 

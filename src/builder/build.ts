@@ -66,8 +66,23 @@ function checkCancelled(signal: AbortSignal | undefined): void {
 
 const hex = (s: string): string => createHash("sha256").update(s).digest("hex");
 
-/** Builds an image; see the module comment for the steps. */
+/**
+ * Builds an image; see the module comment for the steps. Layer writes run beside the later
+ * steps: whatever fails or is cancelled, the promise settles only once every write it started
+ * has stopped (their temporary blobs removed).
+ */
 export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<BuildResult> {
+  const writes = new LayerWriter(deps, req.signal);
+  try {
+    return await buildStages(req, deps, writes);
+  } catch (err) {
+    writes.abort();
+    await writes.settle();
+    throw err;
+  }
+}
+
+async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWriter): Promise<BuildResult> {
   const { signal } = req;
   const progress = new Progress(req.onProgress);
   const arch = debianArch(req.distribution.arch);
@@ -77,7 +92,7 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
   progress.set("resolving", `reading the package index of ${req.distribution.suite}`);
   const repo = await openRepository(req.distribution, { cacheDir: path.join(cacheDir, "repos"), debs: deps.debs, ...(signal ? { signal } : {}) });
   checkCancelled(signal);
-  const local = await Promise.all(
+  const local = await allSettledOrThrow(
     (req.localDebs ?? []).map(async (deb) => {
       const unpacked = await extractPackage({ deb }, { cacheDir, ...(req.noCache ? { noCache: true } : {}), ...(signal ? { signal } : {}) });
       return { deb, pkg: describeUnpacked(unpacked), sha256: unpacked.sha256 };
@@ -123,7 +138,7 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
   const shaOf = new Map(sources.map((s) => [s.pkg!.name, s.sha256!]));
   const cache = new LayerCache(path.join(cacheDir, "layers"), deps.blobs);
   const cached = async (key: string | undefined): Promise<Layer | undefined> => (key === undefined || req.noCache ? undefined : cache.get(key));
-  const writes = new LayerWriter(deps, cache, { clock, signal });
+  writes.begin(cache, clock);
 
   // 4. The package tree, and each group's layer as soon as its content is final: all its
   //    packages are in, and so is every package that may take files over from them (Replaces —
@@ -137,7 +152,7 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
     const entries = rootfs.entries((owner) => g.names.has(owner));
     const key = layerKey({ kind: `packages ${g.tier}/${g.bucket}`, format, clock, sources: g.packages.map((p) => `${p.name} ${shaOf.get(p.name)}`), entries });
     const createdBy = groupDescription(g);
-    packageLayers[i] = { createdBy, entries, key, layer: cached(key).then((hit) => hit ?? writes.write(key, createdBy, entries)) };
+    packageLayers[i] = { createdBy, entries, key, layer: writes.track(cached(key).then((hit) => hit ?? writes.write(key, createdBy, entries))) };
   };
   let installed = 0;
   progress.set("unpacking", `unpacking ${packages.length} packages`);
@@ -153,10 +168,6 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
         if (w.delete(pkg.pkg.name) && w.size === 0) settle(i);
       });
     },
-  }).catch(async (err: unknown) => {
-    writes.abort();
-    await Promise.allSettled(packageLayers.map((l) => l?.layer));
-    throw err;
   });
   checkCancelled(signal);
   groups.forEach((_, i) => packageLayers[i] ?? settle(i));
@@ -211,14 +222,7 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
     fixupCached ? Promise.resolve(fixupCached) : writes.write(fixupKey, FIXUP_HISTORY, fixupEntries!, undefined, configuration),
     ...(req.extraLayers ?? []).map(async (x, i) => extraCached[i] ?? writes.write(extraKeys[i], x.createdBy, await x.entries(rootfs), (p) => rootfs.lstat(p))),
   ];
-  let layers: Layer[];
-  try {
-    layers = await Promise.all([...settled.map((l) => l.layer), ...top]);
-  } catch (err) {
-    writes.abort();
-    await Promise.allSettled([...settled.map((l) => l.layer), ...top]);
-    throw err;
-  }
+  const layers = await Promise.all([...settled.map((l) => l.layer), ...top.map((l) => writes.track(l))]);
   checkCancelled(signal);
   const layersWritten = writes.count;
 
@@ -247,6 +251,14 @@ function parseConfiguration(note: unknown): Configuration | undefined {
   return { warnings: n.warnings, binSh: n.binSh };
 }
 
+/** Like Promise.all, but rejects only once every promise has settled: none is left running. */
+async function allSettledOrThrow<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 const FIXUP_HISTORY = "kiln: configuration (users and groups, alternatives, dpkg database, ld.so.cache, ...)";
 
 /** Does `p` declare that it replaces (may take files over from) one of `pkgs`? */
@@ -263,7 +275,9 @@ function replacesAny(p: BinaryPackage, pkgs: readonly BinaryPackage[]): boolean 
 
 /**
  * Writes layers, at most {@link LayerWriter.LIMIT} at once (gzip runs on libuv's thread pool),
- * records each in the cache, and counts them. `abort()` cancels what is in flight.
+ * records each in the cache, and counts them. It keeps every promise of a layer it was given
+ * ({@link track}): `abort()` cancels what is in flight and {@link settle} waits until all of it
+ * has stopped, so a failed build leaves no write running and no rejection unhandled.
  */
 class LayerWriter {
   static readonly LIMIT = 3;
@@ -271,30 +285,57 @@ class LayerWriter {
   private running = 0;
   private readonly queue: Array<() => void> = [];
   private readonly controller = new AbortController();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private cache: LayerCache | undefined;
+  private clock: Date | undefined;
 
   constructor(
     private readonly deps: BuilderDeps,
-    private readonly cache: LayerCache,
-    private readonly options: { clock: Date; signal: AbortSignal | undefined },
+    signal: AbortSignal | undefined,
   ) {
-    options.signal?.addEventListener("abort", () => this.abort(), { once: true });
+    signal?.addEventListener("abort", () => this.abort(), { once: true });
+  }
+
+  /** Where layers are recorded and the clock of their entries, known once packages are downloaded. */
+  begin(cache: LayerCache, clock: Date): void {
+    this.cache = cache;
+    this.clock = clock;
   }
 
   abort(): void {
     if (!this.controller.signal.aborted) this.controller.abort(new KilnError("cancelled", "the build was cancelled"));
   }
 
+  /** Keeps `p` until it settles; its rejection is handled here too (whoever awaits it still sees it). */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    p.then(
+      () => this.inFlight.delete(p),
+      () => this.inFlight.delete(p),
+    );
+    return p;
+  }
+
+  /** Resolves once every tracked promise has settled, including those started meanwhile. */
+  async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
   /**
    * `ancestors` resolves parents missing from `entries`; package and fix-up layers list theirs
    * (Rootfs.entries includes them), since the tree keeps changing while their writes are queued.
    */
-  async write(key: string | undefined, createdBy: string, entries: readonly FsEntry[], ancestors?: (p: string) => FsEntry | undefined, note?: unknown): Promise<Layer> {
+  write(key: string | undefined, createdBy: string, entries: readonly FsEntry[], ancestors?: (p: string) => FsEntry | undefined, note?: unknown): Promise<Layer> {
+    return this.track(this.writeNow(key, createdBy, entries, ancestors, note));
+  }
+
+  private async writeNow(key: string | undefined, createdBy: string, entries: readonly FsEntry[], ancestors?: (p: string) => FsEntry | undefined, note?: unknown): Promise<Layer> {
     if (this.running >= LayerWriter.LIMIT) await new Promise<void>((resolve) => this.queue.push(resolve));
     this.running++;
     try {
       checkCancelled(this.controller.signal);
-      const layer = await writeLayer(entries, this.deps.blobs, { clock: this.options.clock, createdBy, signal: this.controller.signal, ...(ancestors ? { ancestors } : {}) });
-      if (key !== undefined) await this.cache.put(key, layer, note);
+      const layer = await writeLayer(entries, this.deps.blobs, { clock: this.clock!, createdBy, signal: this.controller.signal, ...(ancestors ? { ancestors } : {}) });
+      if (key !== undefined) await this.cache!.put(key, layer, note);
       this.count++;
       return layer;
     } finally {

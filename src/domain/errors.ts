@@ -43,6 +43,7 @@ export const Errors = {
   // 5xx
   internal: { status: 500, code: "InternalError" },
   unavailable: { status: 503, code: "ServiceUnavailable" },
+  insufficientStorage: { status: 507, code: "InsufficientStorage" },
   // Builder and publisher failures (reported in an OpStatus; 500 only if they escape to HTTP).
   buildFailed: { status: 500, code: "BuildFailed" },
   resolveFailed: { status: 500, code: "ResolveFailed" },

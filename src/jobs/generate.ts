@@ -8,7 +8,7 @@ import { BlobStore } from "../blobs/blob-store.js";
 import { buildImage } from "../builder/build.js";
 import { planBundle } from "../builder/bundle-layer.js";
 import type { BuildProgress } from "../builder/types.js";
-import { KilnError } from "../domain/errors.js";
+import { KilnError, isKilnError } from "../domain/errors.js";
 import { formatById } from "../domain/formats.js";
 import { writeDockerArchiveGzip } from "../oci/docker-archive.js";
 import type { ContainerConfig } from "../oci/types.js";
@@ -51,9 +51,16 @@ async function writeImageFile(blobs: BlobStore, image: BuiltImage, tag: string, 
   });
   const writer = blobs.ingest({ md5: false });
   try {
-    const done = pipeline(counting, writer);
-    await writeDockerArchiveGzip(counting, image, blobs, { repoTags: [tag], layers: "gzip", gzipLevel: 0, signal: ctx.signal });
-    await done;
+    // Both ends settle before anything else happens: when one fails, the other stops too (the
+    // pipelines destroy the stream between them), and its rejection is awaited, never left loose.
+    const [archive, store] = await Promise.allSettled([
+      writeDockerArchiveGzip(counting, image, blobs, { repoTags: [tag], layers: "gzip", gzipLevel: 0, signal: ctx.signal }),
+      pipeline(counting, writer),
+    ]);
+    // The store's failure (a full disk) says more than the archive's "premature close" it causes.
+    if (store.status === "rejected" && (archive.status === "fulfilled" || isKilnError(store.reason))) throw store.reason;
+    if (archive.status === "rejected") throw archive.reason;
+    if (store.status === "rejected") throw store.reason;
     const blob = await writer.commit();
     return { digest: blob.digest, size: blob.size };
   } finally {

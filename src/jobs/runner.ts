@@ -6,11 +6,17 @@
  *
  * One Kiln server per database: at start, jobs left running by a previous process are resumed
  * (builds are deterministic and cached, so redoing one is safe) or, after too many attempts,
- * failed with "interrupted by a restart".
+ * failed with "interrupted by a restart"; their scratch directories are removed first.
+ *
+ * Nothing a job does can take the process down: a handler's failure becomes the job's error, a
+ * store that cannot be reached while a job ends is retried until it answers (the job stays
+ * `running` meanwhile, and resumes at the next start if this process stops first), and every
+ * promise the runner starts is awaited or has its rejection handled.
  */
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { causeChain, isKilnError } from "../domain/errors.js";
+import { DEFAULT_RETRY_POLICY, retryDelay } from "../registry/retry.js";
 import type { JobKind, JobProgress, JobRow, Store } from "../store/types.js";
 
 export interface JobContext {
@@ -32,12 +38,17 @@ export interface JobRunnerOptions {
   concurrency: Partial<Record<JobKind, number>>;
   /** A job started this many times and interrupted each time fails instead of resuming. */
   maxAttempts?: number;
-  log?: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** How often progress reaches the store at most (ms). */
   progressIntervalMs?: number;
 }
 
 const INTERRUPTED = "interrupted by a restart";
+
+/** Waits between tries to record a job's end while the store is unreachable: 0.25 s doubling to 5 s. */
+const RECORD_RETRY = { ...DEFAULT_RETRY_POLICY, baseDelayMs: 250, maxDelayMs: 5000 };
+
+type Outcome = { state: "complete" | "error" | "cancelled"; errorMessage?: string; detailedError?: string };
 
 /** Why an abort happened, so the runner knows how to end the job. */
 class Shutdown extends Error {
@@ -64,11 +75,24 @@ export class JobRunner {
   private pumping = false;
   private pumpAgain = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Aborted by stop(): ends the waits between tries to record a job's end. */
+  private stopping = new AbortController();
 
   constructor(private readonly options: JobRunnerOptions) {}
 
-  /** Recovers jobs a previous process left running, then starts taking work. */
+  /** Where each job's scratch directory lives (`<data>/tmp/jobs/<id>`). */
+  private get scratchRoot(): string {
+    return path.join(this.options.dataDir, "tmp", "jobs");
+  }
+
+  /**
+   * Removes the previous process's job scratch directories, recovers the jobs it left running,
+   * then starts taking work. Before anything runs, so a resumed job starts from a clean slate
+   * and a job that will not run again leaves nothing behind.
+   */
   async start(): Promise<void> {
+    await this.sweepScratch();
+    this.stopping = new AbortController();
     const { resumed, failed } = await this.options.store.jobs.recoverInterrupted(this.options.maxAttempts ?? 3, INTERRUPTED);
     if (resumed.length || failed.length) this.options.log?.info({ resumed, failed }, "recovered jobs interrupted by a restart");
     this.stopped = false;
@@ -86,13 +110,15 @@ export class JobRunner {
       return;
     }
     this.pumping = true;
-    void this.pump().finally(() => {
-      this.pumping = false;
-      if (this.pumpAgain) {
-        this.pumpAgain = false;
-        this.wake();
-      }
-    });
+    void this.pump()
+      .catch((err: unknown) => this.options.log?.error({ err }, "cannot look for queued jobs"))
+      .finally(() => {
+        this.pumping = false;
+        if (this.pumpAgain) {
+          this.pumpAgain = false;
+          this.wake();
+        }
+      });
   }
 
   private async pump(): Promise<void> {
@@ -111,17 +137,33 @@ export class JobRunner {
     }
   }
 
+  private async sweepScratch(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.scratchRoot);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    await Promise.all(names.map((n) => rm(path.join(this.scratchRoot, n), { recursive: true, force: true })));
+    if (names.length > 0) this.options.log?.info({ removed: names.length }, "removed the scratch directories of an earlier process");
+  }
+
   private launch(job: JobRow): void {
     const handler = this.options.handlers[job.kind]!;
     const controller = new AbortController();
     this.active[job.kind] = (this.active[job.kind] ?? 0) + 1;
     const entry: Running = { job, controller, done: Promise.resolve() };
     this.running.set(job.id, entry);
-    entry.done = this.execute(job, handler, controller).finally(() => {
-      this.running.delete(job.id);
-      this.active[job.kind] = (this.active[job.kind] ?? 1) - 1;
-      this.wake();
-    });
+    // execute() handles its own failures; this catch is the last guard, so that `done` (awaited
+    // by cancel() and stop()) never rejects and a bug here is logged rather than fatal.
+    entry.done = this.execute(job, handler, controller)
+      .catch((err: unknown) => this.options.log?.error({ err, job: job.id }, "the job runner failed to end a job"))
+      .finally(() => {
+        this.running.delete(job.id);
+        this.active[job.kind] = (this.active[job.kind] ?? 1) - 1;
+        this.wake();
+      });
   }
 
   private async execute(job: JobRow, handler: JobHandler, controller: AbortController): Promise<void> {
@@ -163,13 +205,13 @@ export class JobRunner {
         }
       },
       tempDir: async () => {
-        scratch ??= path.join(this.options.dataDir, "tmp", "jobs", String(job.id));
+        scratch ??= path.join(this.scratchRoot, String(job.id));
         await mkdir(scratch, { recursive: true });
         return scratch;
       },
     };
 
-    let outcome: { state: "complete" | "error" | "cancelled"; errorMessage?: string; detailedError?: string } | "requeue";
+    let outcome: Outcome | "requeue";
     try {
       if (controller.signal.aborted) throw controller.signal.reason;
       await handler(job, ctx);
@@ -198,7 +240,39 @@ export class JobRunner {
       // Left as running: the next start resumes it (or fails it after too many attempts).
       return;
     }
-    await store.jobs.finish(job.id, outcome);
+    await this.record(job, outcome);
+  }
+
+  /**
+   * Records a job's end, trying again while the store cannot be reached (a database restart):
+   * the outcome is known and must not be lost, nor may the failure escape. If this process stops
+   * first, the job stays `running` and the next start resumes it.
+   */
+  private async record(job: JobRow, outcome: Outcome): Promise<void> {
+    const stopping = this.stopping.signal;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.options.store.jobs.finish(job.id, outcome);
+        if (attempt > 1) this.options.log?.info({ job: job.id, attempts: attempt }, "recorded the end of the job once the store answered again");
+        return;
+      } catch (err) {
+        if (stopping.aborted) {
+          this.options.log?.error({ err, job: job.id }, "cannot record the end of the job before shutting down; the next start resumes it");
+          return;
+        }
+        const delay = retryDelay(RECORD_RETRY, Math.min(attempt, 8));
+        this.options.log?.warn({ err, job: job.id, attempt, delayMs: delay }, "cannot record the end of the job; trying again");
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(done, delay);
+          function done(): void {
+            clearTimeout(t);
+            stopping.removeEventListener("abort", done);
+            resolve();
+          }
+          stopping.addEventListener("abort", done, { once: true });
+        });
+      }
+    }
   }
 
   /**
@@ -224,6 +298,7 @@ export class JobRunner {
   /** Stops taking work and interrupts running jobs (they resume at the next start). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     if (this.timer) clearInterval(this.timer);
     const all = [...this.running.values()];
     for (const r of all) r.controller.abort(new Shutdown());

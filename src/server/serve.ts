@@ -62,7 +62,7 @@ export async function openRuntime(
     // The runner logs through the app's logger, which exists once the app is built.
     let app: FastifyInstance | undefined;
     const jobs = new JobRunner({
-      log: { info: (o, m) => app?.log.info(o, m), error: (o, m) => app?.log.error(o, m) },
+      log: { info: (o, m) => app?.log.info(o, m), warn: (o, m) => app?.log.warn(o, m), error: (o, m) => app?.log.error(o, m) },
       store,
       dataDir: config.dataDir,
       handlers: {

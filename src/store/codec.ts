@@ -35,14 +35,66 @@ function dbCode(err: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** SQLSTATEs and socket errors that mean "the database cannot be reached now", and how to say it. */
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  ETIMEDOUT: "connection timed out",
+  EPIPE: "connection closed",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+  // PostgreSQL: admin_shutdown, crash_shutdown, cannot_connect_now (starting or stopping), too_many_connections.
+  "57P01": "the database server is shutting down",
+  "57P02": "the database server restarted after a crash",
+  "57P03": "the database server is starting or stopping",
+  "53300": "the database server has no free connection",
+  // Connection exceptions (class 08).
+  "08000": "connection lost",
+  "08001": "cannot connect",
+  "08003": "connection lost",
+  "08006": "connection lost",
+};
+
+/** node-postgres reports a dead or timed-out connection without a code; these are its messages. */
+const UNREACHABLE_MESSAGE = /Connection terminated|connection error and is not queryable|timeout exceeded when trying to connect|Query read timeout|Connection timeout/i;
+
+/** Seconds a client is told to wait before trying again while the database is unreachable. */
+export const UNAVAILABLE_RETRY_AFTER_S = 5;
+
 /**
- * Maps a constraint violation to what the client did wrong; anything else passes through
- * unchanged. The database's own message (which may quote values) stays in `cause`.
+ * Why the database cannot be reached, in words safe to show (never its address or the driver's
+ * text), or undefined when `err` is not such a failure.
+ */
+function unreachable(err: unknown): string | undefined {
+  const code = dbCode(err);
+  if (code !== undefined && UNREACHABLE[code]) return UNREACHABLE[code];
+  if (code?.startsWith("08")) return "connection lost";
+  if (err instanceof AggregateError) for (const e of err.errors) if (unreachable(e)) return unreachable(e);
+  if (err instanceof Error && UNREACHABLE_MESSAGE.test(err.message)) return "connection lost";
+  return undefined;
+}
+
+/**
+ * Maps a constraint violation to what the client did wrong, an unreachable database to `503`
+ * (with `Retry-After`) and a full disk to `507`; anything else passes through unchanged. The
+ * database's own message (which may quote values or name hosts) stays in `cause`.
  */
 export function translateDbError(err: unknown): unknown {
   if (isKilnError(err)) return err;
+  const why = unreachable(err);
+  if (why !== undefined) {
+    return new KilnError("unavailable", `the metadata database is unreachable (${why}); try again in a moment`, {
+      cause: err,
+      headers: { "Retry-After": String(UNAVAILABLE_RETRY_AFTER_S) },
+    });
+  }
   const code = dbCode(err);
   if (code === undefined) return err;
+  if (code === "SQLITE_FULL" || code === "53100") {
+    return new KilnError("insufficientStorage", "no space left on device: the metadata database cannot grow; free space in the data directory", { cause: err });
+  }
   if (code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
     return new KilnError("conflict", "an object with the same unique name or key already exists", { cause: err });
   }

@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from "kysely";
 import type { Dialect } from "kysely";
 import pg from "pg";
-import { KilnError } from "../domain/errors.js";
+import { KilnError, isKilnError } from "../domain/errors.js";
 import { translateDbError, translatingErrors } from "./codec.js";
 import { migrateToLatest } from "./migrations/index.js";
 import type { StoreDialect } from "./migrations/index.js";
@@ -154,10 +154,22 @@ function connect(options: StoreOptions): Connection {
     // The URL itself is not repeated: it may hold a password.
     throw new KilnError("badRequest", "KILN_DATABASE_URL must be a postgres:// or postgresql:// URL");
   }
-  const pool = new pg.Pool({ connectionString: options.databaseUrl });
+  const pool = new pg.Pool({
+    connectionString: options.databaseUrl,
+    // A database that stops answering (a partition, a frozen server) fails requests after these
+    // bounds instead of holding them for ever; the next request tries a new connection.
+    connectionTimeoutMillis: 10_000,
+    query_timeout: 60_000,
+    keepAlive: true,
+  });
   // An idle connection that dies (server restart) is dropped from the pool and reported here;
   // without a listener Node would crash. The next query opens a new connection or fails itself.
   pool.on("error", () => undefined);
+  // A connection the pool has lent out has no listener of the pool's: if the server ends it
+  // between two queries (a restart during a transaction, or just before the release), the client
+  // emits "error" with no query to fail, which would crash the process. The client is then
+  // unusable: the next query on it fails (and is translated), and the pool drops it on release.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   return { dialect: "postgres", kysely: new PostgresDialect({ pool }) };
 }
 
@@ -227,6 +239,14 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         throw translateDbError(err);
       } finally {
         bump();
+      }
+    },
+    async ping() {
+      try {
+        await sql`select 1`.execute(db);
+      } catch (err) {
+        const translated = translateDbError(err);
+        throw isKilnError(translated) ? translated : new KilnError("unavailable", "the metadata database does not answer", { cause: err });
       }
     },
     close() {

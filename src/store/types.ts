@@ -400,8 +400,10 @@ export interface Store {
   bump(): void;
   /** Runs `fn` in one transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreRepositories) => Promise<T>): Promise<T>;
+  /** Resolves when the database answers a query; else rejects with `unavailable` (or `insufficientStorage`). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** The repositories alone, as a transaction binds them. */
-export type StoreRepositories = Omit<Store, "transaction" | "close" | "dialect" | "generation" | "bump">;
+export type StoreRepositories = Omit<Store, "transaction" | "ping" | "close" | "dialect" | "generation" | "bump">;
