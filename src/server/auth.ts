@@ -158,7 +158,14 @@ export class Authenticator {
    */
   async signIn(login: string, password: string, address: string): Promise<Principal> {
     this.signIns.attempt(login, address);
-    const user = await this.store.users.getByLogin(login);
+    let user: UserRow | undefined;
+    try {
+      user = await this.store.users.getByLogin(login);
+    } catch (err) {
+      // Nothing was checked (the database did not answer): no wrong password to count.
+      this.signIns.unchecked(login, address);
+      throw err;
+    }
     if (!user) {
       // Spend the same time as a real check so logins cannot be probed by timing.
       await verifyPassword(password, DUMMY_HASH);

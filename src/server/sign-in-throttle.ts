@@ -9,6 +9,8 @@
  *   succeeded(login, address) clears the login's count; the address becomes one this login
  *                             signed in from
  *   check(login, address)     refuses while held back, counting nothing (a remembered login)
+ *   unchecked(login, address) the password could not be checked (the database did not answer):
+ *                             the attempt counts as nothing
  *
  * An attacker guessing alice's password from elsewhere holds back attempts for alice, but not
  * from the addresses alice has signed in from: the real user keeps getting in. Counting an
@@ -114,6 +116,23 @@ export class SignInThrottle {
       byAddress.heldUntil = holdUntil(byAddress, this.perAddress);
     }
     this.known.set(`${fold(login)} ${address}`, now + this.knownAddressMs);
+  }
+
+  /**
+   * The attempt could not be checked (the store did not answer): it is no failure, so that an
+   * outage of the database does not hold the real users back once it is over.
+   */
+  unchecked(login: string, address: string): void {
+    const now = this.now();
+    this.forgive(this.addresses, address, this.perAddress, now);
+    if (!this.isKnown(login, address, now)) this.forgive(this.logins, fold(login), this.perLogin, now);
+  }
+
+  private forgive(table: Bounded<Counter>, key: string, policy: HoldPolicy, now: number): void {
+    const c = this.live(table, key, now);
+    if (!c) return;
+    c.failures = Math.max(0, c.failures - 1);
+    c.heldUntil = holdUntil(c, policy);
   }
 
   private isKnown(login: string, address: string, now: number): boolean {

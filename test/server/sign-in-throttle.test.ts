@@ -93,4 +93,15 @@ describe("the sign-in throttle", () => {
     c.advance(16 * 60_000);
     for (let i = 0; i < 6; i++) expect(refusal(() => t.attempt("frank", "192.0.2.1"))).toBeUndefined();
   });
+
+  it("counts nothing for attempts that could not be checked (the database was down)", () => {
+    const t = new SignInThrottle({ now: clock().now });
+    for (let i = 0; i < 30; i++) {
+      expect(refusal(() => t.attempt("grace", "192.0.2.7"))).toBeUndefined();
+      t.unchecked("grace", "192.0.2.7");
+    }
+    // Held back only by real failures, as if the outage had not happened.
+    for (let i = 0; i < 6; i++) expect(refusal(() => t.attempt("grace", "192.0.2.7"))).toBeUndefined();
+    expect(refusal(() => t.attempt("grace", "192.0.2.7"))).toBeDefined();
+  });
 });
