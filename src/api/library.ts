@@ -9,13 +9,12 @@ import { allowsDistribution, parseRestrictionRule } from "../domain/restriction.
 import { CONTAINER_FORMATS, formatFacts } from "../domain/formats.js";
 import type { ApiContext, Call, HandlerMap } from "../server/app.js";
 import { authorizeDownload, findDownload, issueDownloadKey, sendFile } from "../server/downloads.js";
-import { criteriaPage, parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
+import { criteriaPage, detachedBody, discardBody, parseBooleanParam, parseCriteria, parseId, readObject, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import { deleteImagesOf } from "./images.js";
 import type { ArtifactRepo, ArtifactRow, BundleRow, NewArtifact, NewBundle, UserRow } from "../store/types.js";
 import { artifactTrees, artifactWire, bundleWire, distributionFacts, distributionWire, restrictionWire, uris, type Wire } from "./representations.js";
 import { checkFileName, optionalBoolean, optionalInstallPath, optionalString, parseArtifactParams, requiredString } from "./values.js";
-import type { Readable } from "node:stream";
 
 type Params = Record<string, string>;
 
@@ -413,15 +412,17 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
       if (a.kind !== "file") fail("invalidField", `artifact ${a.id} (${a.name}) is a folder: upload into a file artifact`);
       const declared = Number(req.headers["content-length"]);
       if (Number.isFinite(declared) && declared > ctx.config.maxUpload) {
-        (req.body as Readable | undefined)?.resume();
+        discardBody(req);
         fail("tooLarge", `the upload (${declared} bytes) exceeds the limit of ${ctx.config.maxUpload} bytes (KILN_MAX_UPLOAD)`);
       }
-      const body = req.body as Readable | undefined;
-      if (!body || typeof (body as Readable).pipe !== "function") fail("malformedBody", "the upload has no body");
+      const body = detachedBody(req);
+      if (!body) fail("malformedBody", "the upload has no body");
       let blob;
       try {
         blob = await ctx.blobs.put(body, {}, { maxSize: ctx.config.maxUpload });
       } catch (err) {
+        // A chunked body that grew past the limit: the 413 must reach a client still sending.
+        discardBody(req);
         if (err instanceof KilnError) throw err;
         throw new KilnError("badRequest", "the upload was interrupted before it completed; nothing was stored", { cause: err });
       }

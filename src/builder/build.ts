@@ -34,6 +34,7 @@ import { bufferContent, type FsEntry } from "../rootfs/types.js";
 import { describeUnpacked, extractPackage, unpackPackages, type PackageSource } from "../rootfs/unpack.js";
 import { readDebDate } from "../debian/deb.js";
 import { debianArch, ociArch } from "../server/config.js";
+import { refuseDeviceNodes } from "./bundle-layer.js";
 import { groupDescription, groupPackages, layerKey } from "./layers.js";
 import type { BuildPhase, BuildRequest, BuildResult, BuilderDeps } from "./types.js";
 
@@ -95,6 +96,7 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   const local = await allSettledOrThrow(
     (req.localDebs ?? []).map(async (deb) => {
       const unpacked = await extractPackage({ deb }, { cacheDir, ...(req.noCache ? { noCache: true } : {}), ...(signal ? { signal } : {}) });
+      refuseDeviceNodes(deb, unpacked);
       return { deb, pkg: describeUnpacked(unpacked), sha256: unpacked.sha256 };
     }),
   );

@@ -5,9 +5,12 @@
  *
  * Where an artifact lands: its `installLocation` (a directory), else the bundle's
  * `defaultInstallLocation`, else `/opt/<bundle name>`; a nested artifact without its own location
- * lands in its folder. Archive entries that would leave their install directory (`..`, absolute
- * names, links pointing outside, hard links to unknown paths) fail the build with a message
- * naming the archive and the entry.
+ * lands in its folder. A directory the image reaches through a symlink lands at the link's
+ * target: `/bin` is `/usr/bin` on a merged-/usr system, and replacing the link by a directory
+ * would hide `/bin/sh` and everything beside it. Archive entries that would leave their install
+ * directory (`..`, absolute names, links pointing outside, hard links to unknown paths) fail the
+ * build with a message naming the archive and the entry; their setuid and setgid bits are
+ * dropped unless the artifact's `rights` ask for them.
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -23,6 +26,7 @@ import { createDecoder, type DebCompression } from "../debian/deb-decompress.js"
 import { ContentFile } from "../rootfs/content.js";
 import { UnsafePathError, normaliseArchivePath, parentPath } from "../rootfs/paths.js";
 import type { ContentRef, FsEntry, RootfsView } from "../rootfs/types.js";
+import type { UnpackedPackage } from "../rootfs/unpack.js";
 import type { ArtifactRow, BundleRow } from "../store/types.js";
 import type { ExtraLayer } from "./types.js";
 import { parseArtifactParams } from "../api/values.js";
@@ -75,7 +79,8 @@ export function planBundle(options: BundlePlanOptions): BundlePlan {
   const rest = artifacts.filter((a) => !debIds.has(a.id));
   if (rest.length === 0) return { debs, layer: undefined };
   const keyMaterial = JSON.stringify({
-    v: 1,
+    // 2: locations through merged-/usr links land in /usr; archives lose setuid/setgid bits.
+    v: 2,
     name: bundle.name,
     defaultInstallLocation: bundle.defaultInstallLocation,
     groupWritable: options.groupWritable,
@@ -89,6 +94,19 @@ export function planBundle(options: BundlePlanOptions): BundlePlan {
       entries: (view) => new BundleLayerBuilder(options, view).build(rest),
     },
   };
+}
+
+/**
+ * A package from a bundle (or `kiln build --deb`) may not put device nodes in an image — a
+ * world-writable copy of `/dev/mem` is a way into any host that runs it — any more than a
+ * bundle's archives may. Distribution packages are trusted through their signed index.
+ */
+export function refuseDeviceNodes(deb: string, unpacked: Pick<UnpackedPackage, "entries">): void {
+  const device = unpacked.entries.find((e) => e.type === "char" || e.type === "block");
+  if (device) {
+    const kind = device.type === "char" ? "character" : "block";
+    throw new KilnError("unsafeArchive", `${deb}: entry /${device.path} is a ${kind} device node; packages from outside the distribution may not create device nodes`);
+  }
 }
 
 interface Ids {
@@ -194,17 +212,21 @@ class BundleLayerBuilder {
     const { params } = parseArtifactParams(a.params ?? undefined, `artifact ${a.name}: params`);
     const owner = params.ownerGroup ? this.owner(params.ownerGroup, a.name) : undefined;
     const before = new Set(this.entries.keys());
+    const rights = params.rights ? parseInt(params.rights, 8) : undefined;
+    // setuid/setgid bits an archive's entries may keep: only those the artifact's rights name.
+    const special = (rights ?? 0) & 0o6000;
+    dir = this.place(dir, "dir", a.name);
     let target: string;
     if (a.kind === "folder") {
-      target = join(dir, a.name);
-      this.dir(target, params.rights ? parseInt(params.rights, 8) : 0o755, true);
+      target = this.place(join(dir, a.name), "dir", a.name);
+      this.dir(target, rights ?? 0o755, true);
       await children(target);
     } else {
       const fileName = a.origName ?? a.name;
       const kind = a.extract ? archiveKind(fileName) : undefined;
       const digest = a.blobDigest as Digest;
       if (kind === undefined) {
-        target = join(dir, fileName);
+        target = this.place(join(dir, fileName), "file", a.name);
         this.parents(target);
         const info = await this.options.blobs.stat(digest);
         if (!info) throw new KilnError("buildFailed", `the file of artifact ${a.name} is missing from the blob store`);
@@ -217,15 +239,15 @@ class BundleLayerBuilder {
           content: { size: info.size, open: () => this.options.blobs.open(digest) },
         });
       } else {
-        target = kind === "gz" ? join(dir, fileName.replace(/\.gz$/i, "")) : dir;
+        target = kind === "gz" ? this.place(join(dir, fileName.replace(/\.gz$/i, "")), "file", a.name) : dir;
         if (kind === "gz") {
           this.parents(target);
           const ref = await this.content().append(this.options.blobs.open(digest).pipe(createGunzip()), fileName);
-          this.entries.set(target, { path: target, type: "file", mode: params.rights ? parseInt(params.rights, 8) : 0o644, uid: 0, gid: 0, content: ref });
+          this.entries.set(target, { path: target, type: "file", mode: rights ?? 0o644, uid: 0, gid: 0, content: ref });
         } else {
-          this.dir(target, params.rights ? parseInt(params.rights, 8) : 0o755, params.rights !== undefined);
-          if (kind === "zip") await this.extractZip(fileName, digest, target);
-          else await this.extractTar(fileName, kind, digest, target);
+          this.dir(target, rights ?? 0o755, params.rights !== undefined);
+          if (kind === "zip") await this.extractZip(fileName, digest, target, special);
+          else await this.extractTar(fileName, kind, digest, target, special);
         }
       }
     }
@@ -233,7 +255,7 @@ class BundleLayerBuilder {
       for (const [p, e] of this.entries) if (!before.has(p) || p === target) Object.assign(e, owner);
     }
     if (params.symlink) {
-      const link = rel(params.symlink);
+      const link = this.place(rel(params.symlink), "file", a.name);
       if (link === target) throw new KilnError("buildFailed", `artifact ${a.name}: its symlink ${params.symlink} is the artifact itself`);
       this.parents(link);
       this.entries.set(link, { path: link, type: "symlink", mode: 0o777, uid: 0, gid: 0, linkname: `/${target}` });
@@ -258,10 +280,36 @@ class BundleLayerBuilder {
     const existing = this.entries.get(p);
     if (existing && existing.type === "dir" && !force) return;
     const base = this.view.lstat(p);
-    if (base && base.type !== "dir" && !(base.type === "symlink")) {
-      throw new KilnError("buildFailed", `the bundle needs a directory at /${p}, but the image has a ${base.type} there`);
+    if (base && base.type !== "dir") {
+      // A link to a directory was followed by place(); one that is left leads nowhere usable.
+      const what = base.type === "symlink" ? `a symbolic link (to ${base.linkname ?? "?"}) that does not lead to a directory` : `a ${base.type}`;
+      throw new KilnError("buildFailed", `the bundle needs a directory at /${p}, but the image has ${what} there`);
     }
     this.entries.set(p, force || !base || base.type !== "dir" ? { path: p, type: "dir", mode, uid: 0, gid: 0 } : { ...base, path: p });
+  }
+
+  /**
+   * Where `p` really is in the image. A component that is, in the image below (not in this
+   * layer), a symbolic link to a directory is replaced by the directory it leads to — for the
+   * last component too when `p` is to be a directory (`/bin` → `usr/bin`). A file, link or
+   * archive entry may not take the place of such a link: that would cut off the directory.
+   */
+  private place(p: string, kind: "dir" | "file", what: string): string {
+    const parts = p.split("/").filter(Boolean);
+    let at = "";
+    for (let i = 0; i < parts.length; i++) {
+      const next = join(at, parts[i]!);
+      const base = this.entries.has(next) ? undefined : this.view.lstat(next);
+      if (base?.type === "symlink" && this.view.stat(next)?.type === "dir") {
+        if (i < parts.length - 1 || kind === "dir") {
+          at = this.view.realpath(next)!;
+          continue;
+        }
+        throw new KilnError("buildFailed", `${what} would replace /${next}, the image's link to the directory ${base.linkname ?? "?"}: install it elsewhere, or into /${this.view.realpath(next)!}`);
+      }
+      at = next;
+    }
+    return at;
   }
 
   private parents(p: string): void {
@@ -270,7 +318,7 @@ class BundleLayerBuilder {
   }
 
   /** Checks an archive entry and returns its path inside the layer. */
-  private entryPath(archive: string, root: string, name: string): string {
+  private entryPath(archive: string, root: string, name: string, kind: "dir" | "file"): string {
     let relName: string;
     try {
       relName = normaliseArchivePath(name);
@@ -278,7 +326,7 @@ class BundleLayerBuilder {
       if (err instanceof UnsafePathError) throw new KilnError("unsafeArchive", `archive ${archive}: entry ${name} ${err.message}; refusing to unpack it`);
       throw err;
     }
-    return relName === "" ? root : join(root, relName);
+    return relName === "" ? root : this.place(join(root, relName), kind, `archive ${archive}: entry ${name}`);
   }
 
   /** A symlink target must stay inside the install directory once resolved from where it sits. */
@@ -303,7 +351,7 @@ class BundleLayerBuilder {
     }
   }
 
-  private async extractTar(archive: string, kind: Exclude<ArchiveKind, "zip" | "gz">, digest: Digest, root: string): Promise<void> {
+  private async extractTar(archive: string, kind: Exclude<ArchiveKind, "zip" | "gz">, digest: Digest, root: string, special: number): Promise<void> {
     const compression: DebCompression = kind === "tar" ? "none" : kind === "tar.gz" ? "gzip" : kind === "tar.bz2" ? "bzip2" : kind === "tar.xz" ? "xz" : "zstd";
     const decoder = createDecoder(compression).stream;
     const extract = tar.extract();
@@ -314,9 +362,9 @@ class BundleLayerBuilder {
     try {
       for await (const entry of extract) {
         const h = entry.header;
-        const at = this.entryPath(archive, root, h.name);
+        const at = this.entryPath(archive, root, h.name, h.type === "directory" ? "dir" : "file");
         this.checkParents(archive, root, at, h.name);
-        const mode = (h.mode ?? 0o644) & 0o7777;
+        const mode = keepSpecial((h.mode ?? 0o644) & 0o7777, special);
         const owner = { uid: 0, gid: 0 };
         switch (h.type) {
           case "directory":
@@ -337,7 +385,7 @@ class BundleLayerBuilder {
             entry.resume();
             break;
           case "link": {
-            const linkTarget = this.entryPath(archive, root, h.linkname ?? "");
+            const linkTarget = this.entryPath(archive, root, h.linkname ?? "", "file");
             if (!seen.has(linkTarget) || this.entries.get(linkTarget)?.type !== "file") {
               throw new KilnError("unsafeArchive", `archive ${archive}: hard link ${h.name} points to ${h.linkname}, which is not a file earlier in the archive; refusing to unpack it`);
             }
@@ -361,9 +409,11 @@ class BundleLayerBuilder {
     }
   }
 
-  private async extractZip(archive: string, digest: Digest, root: string): Promise<void> {
+  private async extractZip(archive: string, digest: Digest, root: string, special: number): Promise<void> {
     const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-      yauzl.open(this.options.blobs.path(digest), { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false }, (err, z) => (err ? reject(err) : resolve(z!))),
+      // Names are decoded and checked here (decodeStrings: false): yauzl's own check fails the
+      // whole archive with "invalid relative path", where Kiln names the entry like for tar.
+      yauzl.open(this.options.blobs.path(digest), { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: false }, (err, z) => (err ? reject(err) : resolve(z!))),
     ).catch((err: unknown) => {
       throw new KilnError("buildFailed", `cannot read zip archive ${archive}: ${(err as Error).message}`, { cause: err });
     });
@@ -372,22 +422,25 @@ class BundleLayerBuilder {
         const entry = await new Promise<yauzl.Entry | undefined>((resolve, reject) => {
           zip.once("entry", resolve);
           zip.once("end", () => resolve(undefined));
-          zip.once("error", reject);
+          zip.once("error", (err: Error) => reject(new KilnError("buildFailed", `cannot read zip archive ${archive}: ${err.message}`, { cause: err })));
           zip.readEntry();
         });
         zip.removeAllListeners("entry").removeAllListeners("end").removeAllListeners("error");
         if (!entry) break;
-        const name = entry.fileName;
-        const at = this.entryPath(archive, root, name);
-        this.checkParents(archive, root, at, name);
+        const name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
+        if (name.includes("\\")) throw new KilnError("unsafeArchive", `archive ${archive}: entry ${name} has a backslash in its name; refusing to unpack it`);
         const unixMode = (entry.externalFileAttributes >>> 16) & 0xffff;
         const fileType = unixMode & 0o170000;
-        const perm = unixMode & 0o7777;
+        const perm = keepSpecial(unixMode & 0o7777, special);
+        const at = this.entryPath(archive, root, name, name.endsWith("/") || fileType === 0o040000 ? "dir" : "file");
+        this.checkParents(archive, root, at, name);
         if (name.endsWith("/") || fileType === 0o040000) {
           this.dir(at, perm || 0o755, true);
           continue;
         }
-        const stream = await new Promise<Readable>((resolve, reject) => zip.openReadStream(entry, (err, s) => (err ? reject(err) : resolve(s!))));
+        const stream = await new Promise<Readable>((resolve, reject) =>
+          zip.openReadStream(entry, (err, s) => (err ? reject(new KilnError("buildFailed", `cannot read zip archive ${archive}: entry ${name}: ${err.message}`, { cause: err })) : resolve(s!))),
+        );
         if (fileType === 0o120000) {
           const chunks: Buffer[] = [];
           for await (const c of stream) chunks.push(c as Buffer);
@@ -405,6 +458,11 @@ class BundleLayerBuilder {
       zip.close();
     }
   }
+}
+
+/** `mode` without the setuid/setgid bits that `special` does not hold. */
+function keepSpecial(mode: number, special: number): number {
+  return mode & ~(0o6000 & ~special);
 }
 
 /** `/opt/hello` → `opt/hello` (locations were checked when they were stored). */

@@ -98,3 +98,20 @@ export function causeChain(err: unknown): string[] {
   }
   return out;
 }
+
+/**
+ * The same error with every message of its chain passed through `rewrite` — kinds, statuses and
+ * headers kept: how a job names the artifact behind a path of Kiln's store, and keeps host paths
+ * out of what its user sees (statuses carry the whole chain).
+ */
+export function rewriteMessages(err: unknown, rewrite: (message: string) => string, depth = 0): unknown {
+  if (!(err instanceof Error) || depth > 16) return err;
+  const cause = (err as { cause?: unknown }).cause;
+  const options = cause === undefined ? undefined : { cause: rewriteMessages(cause, rewrite, depth + 1) };
+  if (err instanceof KilnError) return new KilnError(err.kind, rewrite(err.message), { ...options, headers: err.headers });
+  const copy = new Error(rewrite(err.message), options);
+  copy.name = err.name;
+  const code = (err as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return copy;
+}

@@ -4,11 +4,12 @@
  * into an image in the blob store; then, for a compressed image, the gzip-compressed
  * docker-archive users download. The image row learns its file only once the file is complete.
  */
-import { BlobStore } from "../blobs/blob-store.js";
+import path from "node:path";
+import { BlobStore, type Digest } from "../blobs/blob-store.js";
 import { buildImage } from "../builder/build.js";
 import { planBundle } from "../builder/bundle-layer.js";
 import type { BuildProgress } from "../builder/types.js";
-import { KilnError, isKilnError } from "../domain/errors.js";
+import { KilnError, isKilnError, rewriteMessages } from "../domain/errors.js";
 import { formatById } from "../domain/formats.js";
 import { writeDockerArchiveGzip } from "../oci/docker-archive.js";
 import type { ContainerConfig } from "../oci/types.js";
@@ -69,6 +70,42 @@ async function writeImageFile(blobs: BlobStore, image: BuiltImage, tag: string, 
 }
 
 export function generationHandler(deps: GenerationDeps): JobHandler {
+  const generate = generation(deps);
+  return async (job, ctx) => {
+    try {
+      await generate(job, ctx);
+    } catch (err) {
+      throw await withoutHostPaths(err, deps, job.id);
+    }
+  };
+}
+
+/**
+ * An error as the image's status shows it: a file of Kiln's store is named by the artifact it
+ * holds (`artifact app.deb: not a valid Debian package`), and no other path under the data
+ * directory is shown at all.
+ */
+async function withoutHostPaths(err: unknown, deps: GenerationDeps, jobId: number): Promise<unknown> {
+  const names = new Map<string, string>();
+  try {
+    const img = await deps.store.images.getByJob(jobId);
+    const bundle = img && (await deps.store.bundles.get(img.userId, img.bundleId));
+    for (const a of bundle ? await deps.store.artifacts.listAll(bundle.id) : []) {
+      if (a.blobDigest) names.set(deps.blobs.path(a.blobDigest as Digest), `artifact ${a.origName ?? a.name}`);
+    }
+  } catch {
+    // Without the names (the database is away), paths are still hidden below.
+  }
+  const dataDir = path.resolve(deps.dataDir).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const inDataDir = new RegExp(`${dataDir}(?:/[^\\s'",:;)]*)?`, "g");
+  return rewriteMessages(err, (message) => {
+    let out = message;
+    for (const [file, name] of names) out = out.split(file).join(name);
+    return out.replace(inDataDir, "(a file in Kiln's data directory)");
+  });
+}
+
+function generation(deps: GenerationDeps): JobHandler {
   return async (job, ctx) => {
     const { store } = deps;
     const img = await store.images.getByJob(job.id);

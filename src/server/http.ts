@@ -4,7 +4,7 @@
  * conditional 304), created/no-content answers, and the parsing of ids and search criteria.
  */
 import { createHash } from "node:crypto";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { KilnError, fail } from "../domain/errors.js";
 import type { ListCriteria } from "../store/types.js";
@@ -49,20 +49,87 @@ export async function readBody(req: FastifyRequest, limit = OBJECT_BODY_LIMIT): 
   if (typeof body === "string") return Buffer.from(body);
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) {
-    body.resume();
+    discardBody(req);
     fail("tooLarge", `the request body (${declared} bytes) exceeds the limit of ${limit} bytes for an object`);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      body.destroy();
-      fail("tooLarge", `the request body exceeds the limit of ${limit} bytes for an object`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  // Listeners, not `for await`: leaving that loop early would destroy the request, and with it
+  // the connection the 413 has to go out on.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => {
+      body.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        done();
+        discardBody(req);
+        reject(new KilnError("tooLarge", `the request body exceeds the limit of ${limit} bytes for an object`));
+      } else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error): void => {
+      done();
+      reject(err);
+    };
+    const onClose = (): void => {
+      if (body.readableEnded) return;
+      done();
+      reject(new KilnError("badRequest", "the request body was cut off before its end"));
+    };
+    body.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
+  });
+}
+
+/** How much of an unwanted request body is read and thrown away, and for how long, before the connection is closed. */
+const DISCARD_BYTES = 64 << 20;
+const DISCARD_MS = 10_000;
+
+/**
+ * For an answer given before the request body was read to its end (a 413, an early refusal):
+ * the rest of the body is read and thrown away instead of the request being destroyed. Destroying
+ * it resets the connection while the client is still sending, and a reset makes the client's
+ * network stack drop the answer it had not read yet: the client would see "connection reset"
+ * instead of the 413. Past a bound (bytes or time), the connection is closed after all.
+ */
+export function discardBody(req: FastifyRequest): void {
+  const body = req.body as Readable | undefined;
+  if (!body || typeof body.resume !== "function" || body.readableEnded || body.destroyed) return;
+  body.unpipe();
+  let read = 0;
+  const close = (): void => {
+    clearTimeout(timer);
+    req.raw.socket?.destroy();
+  };
+  const timer = setTimeout(close, DISCARD_MS);
+  timer.unref();
+  body.on("data", (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > DISCARD_BYTES) close();
+  });
+  body.once("end", () => clearTimeout(timer));
+  body.once("close", () => clearTimeout(timer));
+  body.on("error", () => clearTimeout(timer));
+  body.resume();
+}
+
+/**
+ * The request body as a stream a consumer may destroy (a size limit hit, a failed write) without
+ * destroying the request; see {@link discardBody}. A body cut off by the client fails it.
+ */
+export function detachedBody(req: FastifyRequest): Readable | undefined {
+  const body = req.body as Readable | undefined;
+  if (!body || typeof body.pipe !== "function") return undefined;
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  body.once("error", (err) => out.destroy(err));
+  body.once("close", () => {
+    if (!body.readableEnded) out.destroy(Object.assign(new Error("the request body was cut off before its end"), { code: "ECONNRESET" }));
+  });
+  return body.pipe(out);
 }
 
 /** Reads and decodes a UForge object of one of the expected root elements. */

@@ -2,8 +2,10 @@
  * Every kind of bad input the foundation issue lists: each gets the right 4xx, a message that
  * names the problem, and stores nothing.
  */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { errorMessage, startTestServer, xmlField, type TestServer } from "../helpers/api.js";
+import { basic, errorMessage, startTestServer, xmlField, type TestServer } from "../helpers/api.js";
 
 const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
 const XML = { "content-type": "application/xml" };
@@ -32,6 +34,41 @@ beforeAll(async () => {
   tid = Number(xmlField(t.body, "dbId"));
 });
 afterAll(async () => server?.close());
+
+/**
+ * Sends `total` bytes as a chunked body (no Content-Length), as fast as the server takes them,
+ * and stops sending once an answer arrives: the answer, or the connection error instead of one.
+ */
+function chunkedPost(port: number, url: string, type: string, total: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, path: url, method: "POST", headers: { authorization: basic("alice", "alice-password"), "content-type": type } });
+    let answered = false;
+    req.on("response", (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        // As curl does once it has the answer: stop the upload.
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", (err) => {
+      if (!answered) reject(new Error(`no answer, the connection failed: ${err.message}`));
+    });
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    let sent = 0;
+    const pump = (): void => {
+      while (!answered && sent < total) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once("drain", pump);
+      }
+      if (!answered) req.end();
+    };
+    pump();
+  });
+}
 
 describe("malformed and hostile bodies", () => {
   it.each([
@@ -135,6 +172,20 @@ describe("uploads", () => {
     expect(errorMessage(res)).toMatch(/limit of 1048576 bytes/);
     const a = await server.request({ method: "GET", url: `/api/users/alice/mysoftware/${msid}/artifacts/${said}`, user: "alice" });
     expect(xmlField(a.body, "uploaded")).toBe("false");
+    expect(await server.rt.deps.blobs.list()).toEqual([]);
+  });
+
+  it("answers 413 to a chunked upload (no Content-Length) that grows past KILN_MAX_UPLOAD, and to a chunked object body too large", async () => {
+    await server.rt.app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = server.rt.app.server.address() as AddressInfo;
+    for (const [url, type] of [
+      [`/api/users/alice/mysoftware/${msid}/artifacts/${said}/bin/f.bin`, "application/octet-stream"],
+      ["/api/users/alice/mysoftware", "application/xml"],
+    ] as const) {
+      const answer = await chunkedPost(port, url, type, 8 * 1024 * 1024);
+      expect(answer.status, url).toBe(413);
+      expect(answer.body, url).toMatch(/exceeds the limit of \d+ bytes/);
+    }
     expect(await server.rt.deps.blobs.list()).toEqual([]);
   });
 

@@ -5,11 +5,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildDeb, makeTar, tempDir } from "../fixtures/debs.js";
+import { buildDeb, buildRawDeb, makeTar, tempDir } from "../fixtures/debs.js";
+import { makeZip } from "../fixtures/zips.js";
 import { errorMessage, jsonClient, startTestServer, xmlField, type JsonStatus, type TestServer } from "../helpers/api.js";
 
 const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
@@ -84,6 +85,8 @@ describe("generating a Docker image through the API", () => {
       { name: "hello.tar.gz", fields: { extract: true, installLocation: "/opt/hello" }, bytes: hello },
       { name: "hello-jq_1.0_all.deb", fields: { install: true, tag: "ospkg" }, bytes: execFileSync("cat", [deb]) },
       { name: "motd.txt", fields: { installLocation: "/etc/hello", params: "rights=0640;ownerGroup=root:adm" }, bytes: Buffer.from("welcome\n") },
+      // Through the merged-/usr link: lands in /usr/bin, /bin (and /bin/sh) stay.
+      { name: "hello-bin", fields: { installLocation: "/bin", params: "rights=0755" }, bytes: Buffer.from("#!/bin/sh\necho hello from /bin\n") },
     ]);
     const ticket = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: true, entrypoint: '["/opt/hello/bin/hello"]' });
     imageUri = ticket.uri;
@@ -155,6 +158,8 @@ describe("generating a Docker image through the API", () => {
     expect(out).toBe("hello from the bundle and jq\n");
     const motd = execFileSync("chroot", [path.join(bundle, "rootfs"), "stat", "-c", "%a %U %G", "/etc/hello/motd.txt"], { encoding: "utf8" });
     expect(motd).toBe("640 root adm\n");
+    expect(readlinkSync(path.join(bundle, "rootfs", "bin"))).toBe("usr/bin");
+    expect(execFileSync("/usr/sbin/chroot", [path.join(bundle, "rootfs"), "/bin/hello-bin"], { encoding: "utf8" })).toBe("hello from /bin\n");
   });
 
   it("serves byte ranges, and two requests with one key get the file once", async () => {
@@ -248,6 +253,29 @@ describe("what can go wrong", () => {
     expect(s.errorMessage).toMatch(/evil\.tar\.gz: entry \.\.\/etc\/passwd has a '\.\.' component/);
     const dl = await server.request({ method: "GET", url: `/api/${t.uri}/downloads`, user: "alice" });
     expect(dl.statusCode).toBe(409);
+  });
+
+  it("fails the build naming the entry for a zip holding ../, the device node of a bundle's package, and the artifact of a broken .deb — never a host path", async () => {
+    const devDeb = await buildRawDeb(
+      {
+        control: { name: "mem-copy", version: "1", arch: "all" },
+        entries: [{ name: "./", type: "directory" }, { name: "./dev/", type: "directory" }, { name: "./dev/mem", type: "character-device", devmajor: 1, devminor: 1, mode: 0o666 }],
+      },
+      path.join(work, "mem-copy_1_all.deb"),
+    );
+    const cases: Array<[string, Array<{ name: string; fields?: Record<string, unknown>; bytes: Buffer }>, RegExp]> = [
+      ["zip", [{ name: "evil.zip", fields: { extract: true, installLocation: "/opt/evil" }, bytes: makeZip([{ name: "../../etc/cron.d/evil", content: "x" }]) }], /^archive evil\.zip: entry \.\.\/\.\.\/etc\/cron\.d\/evil has a '\.\.' component; refusing to unpack it$/],
+      ["device", [{ name: "mem-copy_1_all.deb", fields: { install: true, tag: "ospkg" }, bytes: readFileSync(devDeb) }], /^artifact mem-copy_1_all\.deb: entry \/dev\/mem is a character device node; packages from outside the distribution may not create device nodes$/],
+      ["broken deb", [{ name: "broken.deb", fields: { install: true, tag: "ospkg" }, bytes: Buffer.from("not an ar archive at all") }], /^artifact broken\.deb: not a valid Debian package: /],
+    ];
+    for (const [what, artifacts, message] of cases) {
+      const { templateUri } = await bundleWith(`bad-${what.replace(/ /g, "-")}`, artifacts);
+      const s = await waitFor((await generate(templateUri, { targetFormat: { name: "Docker" }, compress: true })).statusUri);
+      expect(s.error, what).toBe(true);
+      expect(s.errorMessage, what).toMatch(message);
+      expect(`${s.errorMessage}\n${s.detailedErrorMsg}`, what).not.toContain(server.config.dataDir);
+      expect(s.detailedErrorMsg, what).not.toMatch(/blobs\/sha256|internal error/);
+    }
   });
 
   it("refuses to download an uncompressed image, and one still generating", async () => {
