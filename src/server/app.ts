@@ -4,6 +4,7 @@
  * same app over the real configuration.
  */
 import { randomBytes } from "node:crypto";
+import fastifyCookie from "@fastify/cookie";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { KilnError, fail } from "../domain/errors.js";
 import type { BlobStore } from "../blobs/blob-store.js";
@@ -17,6 +18,9 @@ import type { SecretBox } from "./secrets.js";
 import type { DistributionCatalog } from "./distributions.js";
 import { apiHandlers } from "../api/index.js";
 import type { JobRunner } from "../jobs/runner.js";
+import { registerConsole } from "./console.js";
+import { EventHub, eventHandlers } from "./events.js";
+import { Sessions, registerSessionRoutes } from "./session.js";
 
 /** What the app is built from. */
 export interface AppDeps {
@@ -43,6 +47,8 @@ export interface Call {
 export interface ApiContext extends AppDeps {
   endpoints: EndpointSpec[];
   auth: Authenticator;
+  /** The console's live status stream. */
+  events: EventHub;
   now(): Date;
 }
 
@@ -123,7 +129,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   const auth = new Authenticator(deps.store, deps.secrets, { signatures: deps.config.apiKeySignatures });
-  const ctx: ApiContext = { ...deps, endpoints, auth, now: () => new Date() };
+  const events = new EventHub(deps.store);
+  const ctx: ApiContext = { ...deps, endpoints, auth, events, now: () => new Date() };
 
   // Every body reaches the handler as a stream: object endpoints read it with a limit and decode
   // XML or JSON themselves (415 for anything else); upload endpoints stream it to the blob store.
@@ -148,7 +155,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.setNotFoundHandler((req, reply) => renderError(req, reply, 404, "NotFound", `no endpoint ${req.method} ${requestUri(req)}`));
 
-  const handlers = apiHandlers(ctx);
+  // The console (routes made after the error handler, which a route takes when it is made):
+  // sessions (a cookie is the last way in, after Basic and API keys), its page and
+  // assets, and the event stream, which must end before the server can close.
+  const sessions = new Sessions(deps.store, deps.config.sessionTtlMs);
+  auth.sessions = sessions;
+  await app.register(fastifyCookie);
+  registerSessionRoutes(app, { auth, sessions });
+  await registerConsole(app, { sessions });
+  app.addHook("preClose", async () => events.close());
+
+  const handlers = { ...apiHandlers(ctx), ...eventHandlers(ctx) };
   const answers = new AnswerCache(deps.store);
   for (const spec of [...endpoints, ...EXTENSION_ENDPOINTS]) {
     const handler = handlers[spec.operationId];

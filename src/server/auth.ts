@@ -20,7 +20,12 @@ import type { SecretBox } from "./secrets.js";
 
 export interface Principal {
   user: UserRow;
-  via: "basic" | "apikey";
+  via: "basic" | "apikey" | "session";
+}
+
+/** Finds the console session a request carries (see session.ts); undefined when it has none. */
+export interface SessionResolver {
+  identify(req: FastifyRequest): Promise<Principal | undefined>;
 }
 
 const CHALLENGE = { "WWW-Authenticate": 'Basic realm="kiln", charset="UTF-8"' };
@@ -122,6 +127,8 @@ export class Authenticator {
   private readonly signatures: SignatureScheme;
   /** Wrong passwords slowed down, for every sign-in path (see {@link signIn}). */
   readonly signIns: SignInThrottle;
+  /** The console's sessions, once the app has set them up (a cookie is the last way in). */
+  sessions: SessionResolver | undefined;
 
   constructor(
     private readonly store: Store,
@@ -148,7 +155,7 @@ export class Authenticator {
       return this.logins.get(key) ?? this.logins.compute(key, () => this.signIn(login, password, req.ip));
     }
     if (req.url.includes("apiKey=")) return this.apiKey(req);
-    return undefined;
+    return this.sessions?.identify(req);
   }
 
   /**

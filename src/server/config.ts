@@ -35,6 +35,8 @@ export interface KilnConfig {
   maxUpload: number;
   buildConcurrency: number;
   downloadKeyTtlMs: number;
+  /** How long a console session lasts without use (it never outlives SESSION_MAX_AGE_MS). */
+  sessionTtlMs: number;
   logLevel: string;
   /** KILN_APIKEY_SIGNATURES: what a signature of a non-GET request covers (see domain/api-key-signature.ts). */
   apiKeySignatures: SignatureScheme;
@@ -215,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { co
     maxUpload: env.KILN_MAX_UPLOAD ? parseSize(env.KILN_MAX_UPLOAD, "KILN_MAX_UPLOAD") : 10 * 1024 ** 3,
     buildConcurrency: parseIntEnv(env.KILN_BUILD_CONCURRENCY, "KILN_BUILD_CONCURRENCY", Math.max(1, cpus().length), 1),
     downloadKeyTtlMs: parseDuration(env.KILN_DOWNLOAD_KEY_TTL, "KILN_DOWNLOAD_KEY_TTL", 10 * 60_000),
+    sessionTtlMs: parseDuration(env.KILN_SESSION_TTL, "KILN_SESSION_TTL", 12 * 3600_000),
     logLevel: env.KILN_LOG_LEVEL || "info",
     apiKeySignatures: parseSignatureScheme(env.KILN_APIKEY_SIGNATURES),
     trustProxy: parseTrustProxy(env.KILN_TRUST_PROXY),

@@ -66,8 +66,9 @@ export function loadEndpoints(file = `${SPEC_DIR}endpoints.tsv`): EndpointSpec[]
 }
 
 /**
- * Endpoints Kiln serves beyond UForge's table, because objects it returns link to them:
- * an image's `pkgsUri` answers the list of packages in the image.
+ * Endpoints Kiln serves beyond UForge's table: an image's `pkgsUri` answers the list of packages
+ * in the image (objects Kiln returns link to it); `events` is the console's live status stream
+ * (Server-Sent Events, server/events.ts).
  */
 export const EXTENSION_ENDPOINTS: EndpointSpec[] = [
   {
@@ -80,6 +81,18 @@ export const EXTENSION_ENDPOINTS: EndpointSpec[] = [
     entitlements: ["appliance_create"],
     requestRoot: undefined,
     responseRoot: "imagePkgs",
+    queryParams: [],
+  },
+  {
+    category: "User Machine Image",
+    operationId: "userEvents_get",
+    method: "GET",
+    path: "/users/{uid}/events",
+    route: "/api/users/:uid/events",
+    auth: true,
+    entitlements: [],
+    requestRoot: undefined,
+    responseRoot: undefined,
     queryParams: [],
   },
 ];

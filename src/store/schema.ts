@@ -190,6 +190,15 @@ export interface PublicationsTable {
   last_modified: Int8;
 }
 
+export interface SessionsTable {
+  token_hash: string;
+  user_id: number;
+  csrf_token: string;
+  created: Int8;
+  last_seen: Int8;
+  expires_at: Int8;
+}
+
 /** Every table of the metadata store, by name. */
 export interface KilnDatabase {
   users: UsersTable;
@@ -204,4 +213,5 @@ export interface KilnDatabase {
   jobs: JobsTable;
   images: ImagesTable;
   publications: PublicationsTable;
+  sessions: SessionsTable;
 }

@@ -22,6 +22,7 @@ import { distributionRepo } from "./repos/distributions.js";
 import { downloadKeyRepo } from "./repos/download-keys.js";
 import { imageRepo, publicationRepo } from "./repos/images.js";
 import { jobRepo } from "./repos/jobs.js";
+import { sessionRepo } from "./repos/sessions.js";
 import { templateRepo } from "./repos/templates.js";
 import { userRepo } from "./repos/users.js";
 import type { KilnDatabase } from "./schema.js";
@@ -187,6 +188,7 @@ function repositories(ctx: RepoContext, onWrite: () => void): StoreRepositories 
     jobs: wrap(jobRepo(ctx)),
     images: wrap(imageRepo(ctx)),
     publications: wrap(publicationRepo(ctx)),
+    sessions: wrap(sessionRepo(ctx)),
   };
 }
 

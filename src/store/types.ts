@@ -236,6 +236,27 @@ export interface DownloadKeyRepo {
   deleteForTarget(target: string): Promise<number>;
 }
 
+/** A console sign-in session; stored by the sha256 of its token only. */
+export interface SessionRow {
+  tokenHash: string;
+  userId: number;
+  /** Sent back by the console on every state-changing request (`X-Kiln-CSRF`). */
+  csrfToken: string;
+  created: Date;
+  lastSeen: Date;
+  expiresAt: Date;
+}
+
+export interface SessionRepo {
+  create(s: SessionRow): Promise<void>;
+  /** The session if it exists and has not expired at `now`. */
+  get(tokenHash: string, now: Date): Promise<SessionRow | undefined>;
+  /** Records use: moves `lastSeen` and `expiresAt` (only forward). */
+  touch(tokenHash: string, lastSeen: Date, expiresAt: Date): Promise<void>;
+  delete(tokenHash: string): Promise<boolean>;
+  deleteExpired(now: Date): Promise<number>;
+}
+
 export type JobKind = "generate" | "publish";
 /** `queued` → `running` → one of the three ends; a queued job may also go straight to `cancelled`. */
 export type JobState = "queued" | "running" | "complete" | "error" | "cancelled";
@@ -287,6 +308,8 @@ export interface JobRepo {
    * started fewer than `maxAttempts` times, and fail with `message` otherwise.
    */
   recoverInterrupted(maxAttempts: number, message: string): Promise<{ resumed: number[]; failed: number[] }>;
+  /** Jobs whose `lastModified` is at or after `since`, oldest change first, at most `limit`. */
+  listChangedSince(since: Date, limit: number): Promise<JobRow[]>;
   delete(id: number): Promise<boolean>;
 }
 
@@ -391,6 +414,7 @@ export interface Store {
   readonly jobs: JobRepo;
   readonly images: ImageRepo;
   readonly publications: PublicationRepo;
+  readonly sessions: SessionRepo;
   /**
    * A counter that moves after every write through this store (and every `bump()`): anything
    * derived from reads — a cached answer, a cached login — is current only while it has not moved.

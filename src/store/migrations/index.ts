@@ -12,6 +12,7 @@ import { initial } from "./001-initial.js";
 import { images } from "./002-images.js";
 import { bootScripts } from "./003-boot-scripts.js";
 import { loginsIgnoreCase } from "./004-logins-ignore-case.js";
+import { consoleSessions } from "./005-console-sessions.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -28,6 +29,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "002-images": images,
   "003-boot-scripts": bootScripts,
   "004-logins-ignore-case": loginsIgnoreCase,
+  "005-console-sessions": consoleSessions,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

@@ -194,6 +194,18 @@ export function jobRepo(ctx: RepoContext): JobRepo {
       });
     },
 
+    async listChangedSince(since, limit) {
+      const rows = await db
+        .selectFrom("jobs")
+        .selectAll()
+        .where("last_modified", ">=", toMillis(since))
+        .orderBy("last_modified")
+        .orderBy("id")
+        .limit(limit)
+        .execute();
+      return rows.map(toRow);
+    },
+
     async delete(id) {
       const r = await db.deleteFrom("jobs").where("id", "=", id).executeTakeFirst();
       return r.numDeletedRows > 0n;
