@@ -293,7 +293,8 @@ describe("the console", () => {
     await page.getByRole("list", { name: "Files of the bundle" }).getByText(path.basename(deb), { exact: true }).waitFor();
     await page.getByRole("link", { name: "Debian 12 x86_64" }).click();
 
-    mirror.debDelayMs = 120_000;
+    // Held back long enough to click Cancel; a cancellation that had to wait for them would show.
+    mirror.debDelayMs = 30_000;
     try {
       await page.getByRole("button", { name: "Generate image" }).click();
       const dialog = page.getByRole("dialog", { name: "Generate image" });
@@ -341,6 +342,53 @@ describe("the console", () => {
     } finally {
       await page.setViewportSize({ width: 1280, height: 860 });
     }
+  }, LONG);
+
+  it("works from the keyboard alone, with the focus always visible", async () => {
+    await page.goto(`${base}/library`);
+    await page.getByRole("heading", { name: "Software library", level: 1 }).waitFor();
+    /** Presses Tab until the focus is on the control named `name`; checks that focus is visible. */
+    const tabTo = async (name: string): Promise<void> => {
+      for (let i = 0; i < 60; i++) {
+        await page.keyboard.press("Tab");
+        const focused = await page.evaluate(() => {
+          const el = document.activeElement as HTMLElement | null;
+          if (!el) return undefined;
+          const label = el.getAttribute("aria-label") ?? el.textContent?.trim() ?? "";
+          const style = getComputedStyle(el);
+          return { label, outline: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2 };
+        });
+        if (focused?.label === name) {
+          expect(focused.outline, `visible focus on ${name}`).toBe(true);
+          return;
+        }
+      }
+      throw new Error(`Tab never reached "${name}"`);
+    };
+    await tabTo("New bundle");
+    await page.keyboard.press("Enter");
+    await page.getByRole("dialog", { name: "New bundle" }).waitFor();
+    await page.keyboard.type("keyboard");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: /keyboard/, level: 1 }).waitFor();
+    await tabTo("New template");
+    await page.keyboard.press("Enter");
+    const newTemplate = page.getByRole("dialog", { name: "New template" });
+    await newTemplate.getByRole("combobox", { name: "Distribution" }).locator("option").first().waitFor({ state: "attached" });
+    await tabTo("Create template");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: /keyboard on Debian 12 x86_64/, level: 1 }).waitFor();
+    await tabTo("Generate image");
+    await page.keyboard.press("Enter");
+    const generate = page.getByRole("dialog", { name: "Generate image" });
+    await generate.getByRole("combobox", { name: "Format" }).locator("option").first().waitFor({ state: "attached" });
+    await tabTo("Generate");
+    await page.keyboard.press("Enter");
+    await closes(generate);
+    expect(await outcome(revision(1))).toBe("complete");
+    await tabTo("Images");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Images", level: 1 }).waitFor();
   }, LONG);
 
   it("signs out: the session ends on the server, and a reload shows the sign-in form", async () => {
