@@ -37,22 +37,6 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "apiKeyPairs", kind: "list", required: false, repeated: false, item: { name: "apiKeyPair", kind: "object", type: "APIKeyPair", required: false, repeated: true } },
     ],
   },
-  AbstractPipeline: {
-    name: "AbstractPipeline",
-    base: "UForgeObject",
-    abstract: false,
-    anonymous: false,
-    fields: [
-      { name: "created", kind: "dateTime", required: false, repeated: false },
-      { name: "dbId", kind: "long", required: false, repeated: false },
-      { name: "digest", kind: "string", required: false, repeated: false },
-      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
-      { name: "tag", kind: "string", required: false, repeated: false },
-      { name: "name", kind: "string", required: false, repeated: false },
-      { name: "status", kind: "object", type: "OpStatus", required: false, repeated: false },
-      { name: "uri", kind: "anyURI", required: false, repeated: false },
-    ],
-  },
   AbstractWinApplication: {
     name: "AbstractWinApplication",
     base: "UForgeObject",
@@ -405,6 +389,8 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "deployUri", kind: "anyURI", required: false, repeated: false },
       { name: "blueprintServices", kind: "list", required: true, repeated: false, item: { name: "blueprintService", kind: "object", type: "BlueprintService", required: false, repeated: true } },
       { name: "predeployUri", kind: "anyURI", required: false, repeated: false },
+      { name: "prepareUri", kind: "anyURI", required: false, repeated: false },
+      { name: "pipelines", kind: "list", required: true, repeated: false, item: { name: "pipeline", kind: "object", type: "Pipeline", required: false, repeated: true } },
     ],
   },
   BlueprintDeployment: {
@@ -436,6 +422,91 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "region", kind: "string", required: false, repeated: false },
     ],
   },
+  BlueprintDeploymentAzure: {
+    name: "BlueprintDeploymentAzure",
+    base: "BlueprintDeployment",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "name", kind: "string", required: true, repeated: false },
+      { name: "credAccountUri", kind: "anyURI", required: false, repeated: false },
+      { name: "region", kind: "string", required: false, repeated: false },
+      { name: "storageAccount", kind: "string", required: false, repeated: false },
+    ],
+  },
+  BlueprintPipeline: {
+    name: "BlueprintPipeline",
+    base: "Pipeline",
+    abstract: true,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "tag", kind: "string", required: false, repeated: false },
+      { name: "name", kind: "string", required: false, repeated: false },
+      { name: "status", kind: "object", type: "OpStatus", required: false, repeated: false },
+      { name: "uri", kind: "anyURI", required: false, repeated: false },
+      { name: "stages", kind: "list", required: false, repeated: false, item: { name: "stage", kind: "object", type: "Stage", required: false, repeated: true } },
+      { name: "blueprintUri", kind: "anyURI", required: false, repeated: false },
+      { name: "credAccountUri", kind: "anyURI", required: false, repeated: false },
+    ],
+  },
+  BlueprintPipelineAws: {
+    name: "BlueprintPipelineAws",
+    base: "BlueprintPipeline",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "tag", kind: "string", required: false, repeated: false },
+      { name: "name", kind: "string", required: false, repeated: false },
+      { name: "status", kind: "object", type: "OpStatus", required: false, repeated: false },
+      { name: "uri", kind: "anyURI", required: false, repeated: false },
+      { name: "stages", kind: "list", required: false, repeated: false, item: { name: "stage", kind: "object", type: "Stage", required: false, repeated: true } },
+      { name: "blueprintUri", kind: "anyURI", required: false, repeated: false },
+      { name: "credAccountUri", kind: "anyURI", required: false, repeated: false },
+      { name: "region", kind: "string", required: false, repeated: false },
+    ],
+  },
+  BlueprintPipelineAzure: {
+    name: "BlueprintPipelineAzure",
+    base: "BlueprintPipeline",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "tag", kind: "string", required: false, repeated: false },
+      { name: "name", kind: "string", required: false, repeated: false },
+      { name: "status", kind: "object", type: "OpStatus", required: false, repeated: false },
+      { name: "uri", kind: "anyURI", required: false, repeated: false },
+      { name: "stages", kind: "list", required: false, repeated: false, item: { name: "stage", kind: "object", type: "Stage", required: false, repeated: true } },
+      { name: "blueprintUri", kind: "anyURI", required: false, repeated: false },
+      { name: "credAccountUri", kind: "anyURI", required: false, repeated: false },
+      { name: "storageAccount", kind: "string", required: false, repeated: false },
+    ],
+  },
+  BlueprintPipelines: {
+    name: "BlueprintPipelines",
+    base: "UForgeObjects",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "total", kind: "long", required: false, repeated: false },
+      { name: "blueprintPipelines", kind: "list", required: false, repeated: false, item: { name: "blueprintPipeline", kind: "object", type: "BlueprintPipeline", required: false, repeated: true } },
+    ],
+  },
   BlueprintPredeploy: {
     name: "BlueprintPredeploy",
     abstract: false,
@@ -444,7 +515,6 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "readyAppliances", kind: "list", required: true, repeated: false, item: { name: "readyAppliances", kind: "object", type: "Appliance", required: false, repeated: true } },
       { name: "publicationOngoingAppliances", kind: "list", required: true, repeated: false, item: { name: "publicationOngoingAppliances", kind: "object", type: "Appliance", required: false, repeated: true } },
       { name: "nonPublishedAppliances", kind: "list", required: true, repeated: false, item: { name: "nonPublishedAppliances", kind: "object", type: "Appliance", required: false, repeated: true } },
-      { name: "generatedImagesUris", kind: "list", required: true, repeated: false, item: { name: "generatedImagesUris", kind: "string", required: false, repeated: true } },
       { name: "nonGeneratedAppliances", kind: "list", required: true, repeated: false, item: { name: "nonGeneratedAppliances", kind: "object", type: "Appliance", required: false, repeated: true } },
       { name: "generationOngoingAppliances", kind: "list", required: true, repeated: false, item: { name: "generationOngoingAppliances", kind: "object", type: "Appliance", required: false, repeated: true } },
       { name: "interactiveProfileAppliances", kind: "list", required: true, repeated: false, item: { name: "interactiveProfileAppliances", kind: "object", type: "Appliance", required: false, repeated: true } },
@@ -483,6 +553,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "uri", kind: "anyURI", required: false, repeated: false },
       { name: "version", kind: "string", required: true, repeated: false },
       { name: "revision", kind: "string", required: false, repeated: false },
+      { name: "compliant", kind: "boolean", required: false, repeated: false },
     ],
   },
   Blueprints: {
@@ -1230,6 +1301,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "subscriptionId", kind: "string", required: false, repeated: false },
       { name: "applicationId", kind: "string", required: false, repeated: false },
       { name: "applicationKey", kind: "string", required: false, repeated: false },
+      { name: "endpointUrl", kind: "string", required: false, repeated: false },
     ],
   },
   CredAccountCert: {
@@ -1545,6 +1617,174 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "state", kind: "string", required: false, repeated: false },
       { name: "sourceSummary", kind: "object", type: "SourceSummary", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
+    ],
+  },
+  DeploymentActivity: {
+    name: "DeploymentActivity",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "description", kind: "string", required: false, repeated: false },
+      { name: "displayName", kind: "string", required: false, repeated: false },
+      { name: "statusDetail", kind: "string", required: false, repeated: false },
+      { name: "startTimeUtc", kind: "long", required: false, repeated: false },
+      { name: "endTimeUtc", kind: "long", required: false, repeated: false },
+      { name: "statusSummary", kind: "string", required: false, repeated: false },
+      { name: "isDone", kind: "boolean", required: false, repeated: false },
+      { name: "isError", kind: "boolean", required: false, repeated: false },
+      { name: "isSubmitted", kind: "boolean", required: false, repeated: false },
+      { name: "isBegun", kind: "boolean", required: false, repeated: false },
+      { name: "isEffector", kind: "boolean", required: false, repeated: false },
+      { name: "id", kind: "string", required: false, repeated: false },
+      { name: "parentId", kind: "anyURI", required: false, repeated: false },
+      { name: "children", kind: "list", required: true, repeated: false, item: { name: "deploymentActivity", kind: "object", type: "DeploymentActivity", required: false, repeated: true } },
+      { name: "DeploymentActivityStreams", kind: "list", required: false, repeated: false, item: { name: "stream", kind: "object", type: "DeploymentStream", required: false, repeated: true } },
+    ],
+  },
+  DeploymentConfig: {
+    name: "DeploymentConfig",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "name", kind: "string", required: false, repeated: false },
+      { name: "value", kind: "string", required: false, repeated: false },
+    ],
+  },
+  DeploymentEffector: {
+    name: "DeploymentEffector",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "name", kind: "string", required: false, repeated: false },
+      { name: "description", kind: "string", required: false, repeated: false },
+      { name: "parameters", kind: "list", required: true, repeated: false, item: { name: "parameter", kind: "object", type: "DeploymentParameter", required: false, repeated: true } },
+      { name: "returnTypeName", kind: "string", required: false, repeated: false },
+    ],
+  },
+  DeploymentEffectors: {
+    name: "DeploymentEffectors",
+    base: "UForgeObjects",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "total", kind: "long", required: false, repeated: false },
+      { name: "effectors", kind: "list", required: false, repeated: false, item: { name: "effector", kind: "object", type: "DeploymentEffector", required: false, repeated: true } },
+    ],
+  },
+  DeploymentEntity: {
+    name: "DeploymentEntity",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "type", kind: "string", required: false, repeated: false },
+      { name: "serviceId", kind: "string", required: false, repeated: false },
+      { name: "displayName", kind: "string", required: false, repeated: false },
+      { name: "applianceUUID", kind: "string", required: false, repeated: false },
+      { name: "status", kind: "string", required: false, repeated: false },
+      { name: "hostname", kind: "string", required: false, repeated: false },
+      { name: "ipAddress", kind: "string", required: false, repeated: false },
+      { name: "loginUser", kind: "string", required: false, repeated: false },
+      { name: "sshKeyName", kind: "string", required: false, repeated: false },
+      { name: "winrmAddress", kind: "string", required: false, repeated: false },
+      { name: "uforgePublishedImageURI", kind: "anyURI", required: false, repeated: false },
+      { name: "creationTime", kind: "long", required: false, repeated: false },
+      { name: "cloudProvider", kind: "string", required: false, repeated: false },
+      { name: "hardware", kind: "object", type: "DeploymentHardware", required: false, repeated: false },
+      { name: "activities", kind: "list", required: true, repeated: false, item: { name: "deploymentActivity", kind: "object", type: "DeploymentActivity", required: false, repeated: true } },
+      { name: "sensors", kind: "list", required: true, repeated: false, item: { name: "deploymentSensor", kind: "object", type: "DeploymentSensor", required: false, repeated: true } },
+      { name: "config", kind: "list", required: true, repeated: false, item: { name: "deploymentConfig", kind: "object", type: "DeploymentConfig", required: false, repeated: true } },
+    ],
+  },
+  DeploymentHardware: {
+    name: "DeploymentHardware",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "flavorId", kind: "string", required: false, repeated: false },
+      { name: "ram", kind: "int", required: false, repeated: false },
+      { name: "cores", kind: "int", required: false, repeated: false },
+    ],
+  },
+  DeploymentId: {
+    name: "DeploymentId",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "id", kind: "string", required: false, repeated: false },
+      { name: "uri", kind: "anyURI", required: false, repeated: false },
+    ],
+  },
+  DeploymentParameter: {
+    name: "DeploymentParameter",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "name", kind: "string", required: false, repeated: false },
+      { name: "description", kind: "string", required: false, repeated: false },
+      { name: "typeName", kind: "string", required: false, repeated: false },
+      { name: "defaultValue", kind: "string", required: false, repeated: false },
+    ],
+  },
+  DeploymentSensor: {
+    name: "DeploymentSensor",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "name", kind: "string", required: false, repeated: false },
+      { name: "nameParts", kind: "list", required: false, repeated: false, item: { name: "nameParts", kind: "string", required: false, repeated: true } },
+      { name: "description", kind: "string", required: false, repeated: false },
+      { name: "typeName", kind: "string", required: false, repeated: false },
+      { name: "value", kind: "string", required: false, repeated: false },
+    ],
+  },
+  DeploymentStream: {
+    name: "DeploymentStream",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "type", kind: "string", required: false, repeated: false },
+      { name: "content", kind: "string", required: false, repeated: false },
+      { name: "size", kind: "int", required: false, repeated: false },
     ],
   },
   Deployments: {
@@ -1919,7 +2159,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
   },
   GenerationStage: {
     name: "GenerationStage",
-    base: "MigrationStage",
+    base: "Stage",
     abstract: false,
     anonymous: false,
     fields: [
@@ -1930,6 +2170,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "pipelineUri", kind: "anyURI", required: false, repeated: false },
       { name: "image", kind: "object", type: "Image", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
+      { name: "sourceTemplateId", kind: "long", required: false, repeated: false },
     ],
   },
   IPAddress: {
@@ -2002,6 +2243,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
     ],
   },
   ImageFormat: {
@@ -2129,9 +2371,11 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "dbId", kind: "long", required: false, repeated: false },
       { name: "digest", kind: "string", required: false, repeated: false },
       { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "entityType", kind: "string", required: false, repeated: false },
       { name: "hardware", kind: "string", required: false, repeated: false },
       { name: "cores", kind: "int", required: false, repeated: false },
       { name: "memory", kind: "int", required: false, repeated: false },
+      { name: "disks", kind: "list", required: false, repeated: false, item: { name: "disks", kind: "object", type: "InstanceDisk", required: false, repeated: true } },
       { name: "location", kind: "object", type: "Location", required: false, repeated: false },
       { name: "hostname", kind: "string", required: false, repeated: false },
       { name: "instanceId", kind: "string", required: false, repeated: false },
@@ -2146,6 +2390,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "sshKeyName", kind: "string", required: false, repeated: false },
       { name: "loginUser", kind: "string", required: false, repeated: false },
       { name: "winrmAddress", kind: "string", required: false, repeated: false },
+      { name: "activities", kind: "list", required: false, repeated: false, item: { name: "deploymentActivity", kind: "object", type: "DeploymentActivity", required: false, repeated: true } },
     ],
   },
   InstanceAmazon: {
@@ -2158,9 +2403,11 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "dbId", kind: "long", required: false, repeated: false },
       { name: "digest", kind: "string", required: false, repeated: false },
       { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "entityType", kind: "string", required: false, repeated: false },
       { name: "hardware", kind: "string", required: false, repeated: false },
       { name: "cores", kind: "int", required: false, repeated: false },
       { name: "memory", kind: "int", required: false, repeated: false },
+      { name: "disks", kind: "list", required: false, repeated: false, item: { name: "disks", kind: "object", type: "InstanceDisk", required: false, repeated: true } },
       { name: "location", kind: "object", type: "Location", required: false, repeated: false },
       { name: "hostname", kind: "string", required: false, repeated: false },
       { name: "instanceId", kind: "string", required: false, repeated: false },
@@ -2175,6 +2422,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "sshKeyName", kind: "string", required: false, repeated: false },
       { name: "loginUser", kind: "string", required: false, repeated: false },
       { name: "winrmAddress", kind: "string", required: false, repeated: false },
+      { name: "activities", kind: "list", required: false, repeated: false, item: { name: "deploymentActivity", kind: "object", type: "DeploymentActivity", required: false, repeated: true } },
       { name: "instanceType", kind: "string", required: false, repeated: false },
       { name: "userName", kind: "string", required: false, repeated: false },
       { name: "userPassword", kind: "string", required: false, repeated: false },
@@ -2190,9 +2438,11 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "dbId", kind: "long", required: false, repeated: false },
       { name: "digest", kind: "string", required: false, repeated: false },
       { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "entityType", kind: "string", required: false, repeated: false },
       { name: "hardware", kind: "string", required: false, repeated: false },
       { name: "cores", kind: "int", required: false, repeated: false },
       { name: "memory", kind: "int", required: false, repeated: false },
+      { name: "disks", kind: "list", required: false, repeated: false, item: { name: "disks", kind: "object", type: "InstanceDisk", required: false, repeated: true } },
       { name: "location", kind: "object", type: "Location", required: false, repeated: false },
       { name: "hostname", kind: "string", required: false, repeated: false },
       { name: "instanceId", kind: "string", required: false, repeated: false },
@@ -2207,6 +2457,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "sshKeyName", kind: "string", required: false, repeated: false },
       { name: "loginUser", kind: "string", required: false, repeated: false },
       { name: "winrmAddress", kind: "string", required: false, repeated: false },
+      { name: "activities", kind: "list", required: false, repeated: false, item: { name: "deploymentActivity", kind: "object", type: "DeploymentActivity", required: false, repeated: true } },
       { name: "userName", kind: "string", required: false, repeated: false },
       { name: "userPassword", kind: "string", required: false, repeated: false },
       { name: "userSshKey", kind: "string", required: false, repeated: false },
@@ -2222,9 +2473,11 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "dbId", kind: "long", required: false, repeated: false },
       { name: "digest", kind: "string", required: false, repeated: false },
       { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "entityType", kind: "string", required: false, repeated: false },
       { name: "hardware", kind: "string", required: false, repeated: false },
       { name: "cores", kind: "int", required: false, repeated: false },
       { name: "memory", kind: "int", required: false, repeated: false },
+      { name: "disks", kind: "list", required: false, repeated: false, item: { name: "disks", kind: "object", type: "InstanceDisk", required: false, repeated: true } },
       { name: "location", kind: "object", type: "Location", required: false, repeated: false },
       { name: "hostname", kind: "string", required: false, repeated: false },
       { name: "instanceId", kind: "string", required: false, repeated: false },
@@ -2239,11 +2492,25 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "sshKeyName", kind: "string", required: false, repeated: false },
       { name: "loginUser", kind: "string", required: false, repeated: false },
       { name: "winrmAddress", kind: "string", required: false, repeated: false },
+      { name: "activities", kind: "list", required: false, repeated: false, item: { name: "deploymentActivity", kind: "object", type: "DeploymentActivity", required: false, repeated: true } },
       { name: "group", kind: "string", required: false, repeated: false },
       { name: "offeringName", kind: "string", required: false, repeated: false },
       { name: "zoneId", kind: "string", required: false, repeated: false },
       { name: "networkId", kind: "string", required: false, repeated: false },
       { name: "floatingIpAddress", kind: "boolean", required: false, repeated: false },
+    ],
+  },
+  InstanceDisk: {
+    name: "InstanceDisk",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "size", kind: "long", required: false, repeated: false },
     ],
   },
   InstanceOpenStack: {
@@ -2256,9 +2523,11 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "dbId", kind: "long", required: false, repeated: false },
       { name: "digest", kind: "string", required: false, repeated: false },
       { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "entityType", kind: "string", required: false, repeated: false },
       { name: "hardware", kind: "string", required: false, repeated: false },
       { name: "cores", kind: "int", required: false, repeated: false },
       { name: "memory", kind: "int", required: false, repeated: false },
+      { name: "disks", kind: "list", required: false, repeated: false, item: { name: "disks", kind: "object", type: "InstanceDisk", required: false, repeated: true } },
       { name: "location", kind: "object", type: "Location", required: false, repeated: false },
       { name: "hostname", kind: "string", required: false, repeated: false },
       { name: "instanceId", kind: "string", required: false, repeated: false },
@@ -2273,6 +2542,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "sshKeyName", kind: "string", required: false, repeated: false },
       { name: "loginUser", kind: "string", required: false, repeated: false },
       { name: "winrmAddress", kind: "string", required: false, repeated: false },
+      { name: "activities", kind: "list", required: false, repeated: false, item: { name: "deploymentActivity", kind: "object", type: "DeploymentActivity", required: false, repeated: true } },
       { name: "flavorId", kind: "string", required: false, repeated: false },
       { name: "networkId", kind: "string", required: false, repeated: false },
       { name: "region", kind: "string", required: false, repeated: false },
@@ -2289,9 +2559,11 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "dbId", kind: "long", required: false, repeated: false },
       { name: "digest", kind: "string", required: false, repeated: false },
       { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "entityType", kind: "string", required: false, repeated: false },
       { name: "hardware", kind: "string", required: false, repeated: false },
       { name: "cores", kind: "int", required: false, repeated: false },
       { name: "memory", kind: "int", required: false, repeated: false },
+      { name: "disks", kind: "list", required: false, repeated: false, item: { name: "disks", kind: "object", type: "InstanceDisk", required: false, repeated: true } },
       { name: "location", kind: "object", type: "Location", required: false, repeated: false },
       { name: "hostname", kind: "string", required: false, repeated: false },
       { name: "instanceId", kind: "string", required: false, repeated: false },
@@ -2306,6 +2578,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "sshKeyName", kind: "string", required: false, repeated: false },
       { name: "loginUser", kind: "string", required: false, repeated: false },
       { name: "winrmAddress", kind: "string", required: false, repeated: false },
+      { name: "activities", kind: "list", required: false, repeated: false, item: { name: "deploymentActivity", kind: "object", type: "DeploymentActivity", required: false, repeated: true } },
       { name: "description", kind: "string", required: false, repeated: false },
       { name: "platformVersion", kind: "string", required: false, repeated: false },
     ],
@@ -2550,7 +2823,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
   },
   Migration: {
     name: "Migration",
-    base: "AbstractPipeline",
+    base: "Pipeline",
     abstract: false,
     anonymous: false,
     fields: [
@@ -2562,21 +2835,8 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "name", kind: "string", required: false, repeated: false },
       { name: "status", kind: "object", type: "OpStatus", required: false, repeated: false },
       { name: "uri", kind: "anyURI", required: false, repeated: false },
-      { name: "stages", kind: "list", required: false, repeated: false, item: { name: "stage", kind: "object", type: "MigrationStage", required: false, repeated: true } },
+      { name: "stages", kind: "list", required: false, repeated: false, item: { name: "stage", kind: "object", type: "Stage", required: false, repeated: true } },
       { name: "cancellable", kind: "boolean", required: false, repeated: false },
-    ],
-  },
-  MigrationStage: {
-    name: "MigrationStage",
-    base: "Stage",
-    abstract: false,
-    anonymous: false,
-    fields: [
-      { name: "created", kind: "dateTime", required: false, repeated: false },
-      { name: "dbId", kind: "long", required: false, repeated: false },
-      { name: "digest", kind: "string", required: false, repeated: false },
-      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
-      { name: "pipelineUri", kind: "anyURI", required: false, repeated: false },
     ],
   },
   Migrations: {
@@ -3196,6 +3456,33 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "partitions", kind: "list", required: false, repeated: false, item: { name: "partition", kind: "object", type: "Partition", required: false, repeated: true } },
     ],
   },
+  Pipeline: {
+    name: "Pipeline",
+    base: "UForgeObject",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "created", kind: "dateTime", required: false, repeated: false },
+      { name: "dbId", kind: "long", required: false, repeated: false },
+      { name: "digest", kind: "string", required: false, repeated: false },
+      { name: "lastModified", kind: "dateTime", required: false, repeated: false },
+      { name: "tag", kind: "string", required: false, repeated: false },
+      { name: "name", kind: "string", required: false, repeated: false },
+      { name: "status", kind: "object", type: "OpStatus", required: false, repeated: false },
+      { name: "uri", kind: "anyURI", required: false, repeated: false },
+      { name: "stages", kind: "list", required: false, repeated: false, item: { name: "stage", kind: "object", type: "Stage", required: false, repeated: true } },
+    ],
+  },
+  Pipelines: {
+    name: "Pipelines",
+    base: "UForgeObjects",
+    abstract: false,
+    anonymous: false,
+    fields: [
+      { name: "total", kind: "long", required: false, repeated: false },
+      { name: "pipelines", kind: "list", required: false, repeated: false, item: { name: "pipeline", kind: "object", type: "Pipeline", required: false, repeated: true } },
+    ],
+  },
   Pkg: {
     name: "Pkg",
     base: "UForgeUploadObject",
@@ -3374,7 +3661,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
   },
   PublicationStage: {
     name: "PublicationStage",
-    base: "MigrationStage",
+    base: "Stage",
     abstract: false,
     anonymous: false,
     fields: [
@@ -3385,6 +3672,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "pipelineUri", kind: "anyURI", required: false, repeated: false },
       { name: "publishImage", kind: "object", type: "PublishImage", required: false, repeated: false },
       { name: "publishImageUri", kind: "anyURI", required: false, repeated: false },
+      { name: "sourceImageId", kind: "long", required: false, repeated: false },
     ],
   },
   PublishImage: {
@@ -3439,6 +3727,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -3498,6 +3787,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -3558,6 +3848,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -3568,6 +3859,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "resourceGroup", kind: "string", required: false, repeated: false },
       { name: "blob", kind: "string", required: false, repeated: false },
       { name: "displayName", kind: "string", required: false, repeated: false },
+      { name: "region", kind: "string", required: false, repeated: false },
     ],
   },
   PublishImageCloudStack: {
@@ -3622,6 +3914,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -3687,6 +3980,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -3751,6 +4045,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -3813,6 +4108,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -3879,6 +4175,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -3941,6 +4238,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -4003,6 +4301,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -4067,6 +4366,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -4128,6 +4428,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -4189,6 +4490,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -4253,6 +4555,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -4315,6 +4618,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
       { name: "vmMemorySize", kind: "int", required: false, repeated: false },
       { name: "forceCheckingDeps", kind: "boolean", required: false, repeated: false },
       { name: "entrypoint", kind: "string", required: false, repeated: false },
+      { name: "registeringName", kind: "string", required: false, repeated: false },
       { name: "cloudId", kind: "string", required: false, repeated: false },
       { name: "imageUri", kind: "anyURI", required: false, repeated: false },
       { name: "instances", kind: "list", required: false, repeated: false, item: { name: "instance", kind: "object", type: "Instance", required: false, repeated: true } },
@@ -4643,7 +4947,7 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
   },
   ScanStage: {
     name: "ScanStage",
-    base: "MigrationStage",
+    base: "Stage",
     abstract: false,
     anonymous: false,
     fields: [
@@ -5939,7 +6243,6 @@ export const typeDecls: Readonly<Record<string, TypeDecl>> = {
 
 /** The top-level elements of uforge.xsd: root element name → type name. */
 export const rootElements = {
-  abstractPipeline: "AbstractPipeline",
   abstractWinApplication: "AbstractWinApplication",
   abstractWinApplications: "AbstractWinApplications",
   address: "Address",
@@ -5958,6 +6261,8 @@ export const rootElements = {
   blueprint: "Blueprint",
   blueprints: "Blueprints",
   blueprintDeployment: "BlueprintDeployment",
+  blueprintPipeline: "BlueprintPipeline",
+  blueprintPipelines: "BlueprintPipelines",
   blueprintPredeploy: "BlueprintPredeploy",
   blueprintSummary: "BlueprintSummary",
   blueprintsSummaries: "BlueprintsSummaries",
@@ -5990,7 +6295,16 @@ export const rootElements = {
   credAccountResource: "CredAccountResource",
   credAccountResources: "CredAccountResources",
   credAccounts: "CredAccounts",
+  deploymentId: "DeploymentId",
   deployment: "Deployment",
+  deploymentActivity: "DeploymentActivity",
+  deploymentEffectors: "DeploymentEffectors",
+  deploymentEffector: "DeploymentEffector",
+  deploymentParameter: "DeploymentParameter",
+  deploymentEntity: "DeploymentEntity",
+  deploymentStream: "DeploymentStream",
+  deploymentSensor: "DeploymentSensor",
+  deploymentConfig: "DeploymentConfig",
   deployments: "Deployments",
   directoryStructure: "DirectoryStructure",
   disk: "Disk",
@@ -6036,7 +6350,6 @@ export const rootElements = {
   memberships: "Memberships",
   migration: "Migration",
   migrations: "Migrations",
-  migrationStage: "MigrationStage",
   milestone: "Milestone",
   milestones: "Milestones",
   mySoftware: "MySoftware",
@@ -6062,6 +6375,8 @@ export const rootElements = {
   partition: "Partition",
   partitions: "Partitions",
   partitionTable: "PartitionTable",
+  pipeline: "Pipeline",
+  pipelines: "Pipelines",
   pkgGroup: "PkgGroup",
   pkgUpdateInfoList: "PkgUpdateInfoList",
   productAccess: "ProductAccess",
@@ -6179,23 +6494,6 @@ export interface APIKeyPairs extends UForgeObjects {
   /** the list of :ref:`apikeypair-object` objects */
   apiKeyPairs?: APIKeyPair[];
 }
-
-/** Holds all the meta-data of a pipeline. Contains the list of stages to perform a pipeline. */
-export interface AbstractPipeline extends UForgeObject {
-  /** The concrete type (`xsi:type`) when it is not the declared one. */
-  xsiType?: "AbstractPipeline" | "Migration";
-  /** the tag information */
-  tag?: string;
-  /** the pipeline name */
-  name?: string;
-  /** the status of the pipeline */
-  status?: OpStatus;
-  /** the uri of the pipeline */
-  uri?: string;
-}
-
-/** A AbstractPipeline or any of its concrete subtypes (told apart by `xsiType`). */
-export type AnyAbstractPipeline = AbstractPipeline | Migration;
 
 /** Holds the basic information of a Windows application */
 export interface AbstractWinApplication extends UForgeObject {
@@ -6487,12 +6785,12 @@ export interface AwsResources extends CloudResources {
   s3Service?: AwsResourcesS3Service;
 }
 
-/** An anonymous type of uforge.xsd (line 1350). */
+/** An anonymous type of uforge.xsd (line 1337). */
 export interface AwsResourcesEc2Service extends AwsService {
   amis?: AwsResourcesEc2ServiceAmi[];
 }
 
-/** An anonymous type of uforge.xsd (line 1358). */
+/** An anonymous type of uforge.xsd (line 1345). */
 export interface AwsResourcesEc2ServiceAmi {
   id?: string;
   name?: string;
@@ -6500,24 +6798,24 @@ export interface AwsResourcesEc2ServiceAmi {
   ramDiskId?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 1379). */
+/** An anonymous type of uforge.xsd (line 1366). */
 export interface AwsResourcesRegion extends AwsService {
   localisation?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 1393). */
+/** An anonymous type of uforge.xsd (line 1380). */
 export interface AwsResourcesS3Service extends AwsService {
   buckets?: AwsResourcesS3ServiceBucket[];
 }
 
-/** An anonymous type of uforge.xsd (line 1401). */
+/** An anonymous type of uforge.xsd (line 1388). */
 export interface AwsResourcesS3ServiceBucket extends AwsService {
   name?: string;
   owner?: string;
   permission?: AwsResourcesS3ServiceBucketPermission;
 }
 
-/** An anonymous type of uforge.xsd (line 1408). */
+/** An anonymous type of uforge.xsd (line 1395). */
 export interface AwsResourcesS3ServiceBucketPermission {
   read?: boolean;
   readACP?: boolean;
@@ -6550,14 +6848,18 @@ export interface Blueprint extends UForgeObject {
   /** the uri resource to deploy the blueprint */
   deployUri?: string;
   blueprintServices?: BlueprintService[];
-  /** the endpoint resource to retrieve BlueprintPredeploy */
+  /** the uri resource to retrieve BlueprintPredeploy */
   predeployUri?: string;
+  /** the uri resource to launch a pipeline based on this blueprint */
+  prepareUri?: string;
+  /** the list of Pipelines used to prepare this blueprint */
+  pipelines?: AnyPipeline[];
 }
 
 /** Provides the information required to deploy a blueprint. */
 export interface BlueprintDeployment extends UForgeObject {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
-  xsiType?: "BlueprintDeployment" | "BlueprintDeploymentAws";
+  xsiType?: "BlueprintDeployment" | "BlueprintDeploymentAws" | "BlueprintDeploymentAzure";
   /** the blueprint deployment name used for this deployment */
   name?: string;
   /** the cloud account uri used for this deployment (see :ref:`credaccount-object`) */
@@ -6565,7 +6867,7 @@ export interface BlueprintDeployment extends UForgeObject {
 }
 
 /** A BlueprintDeployment or any of its concrete subtypes (told apart by `xsiType`). */
-export type AnyBlueprintDeployment = BlueprintDeployment | BlueprintDeploymentAws;
+export type AnyBlueprintDeployment = BlueprintDeployment | BlueprintDeploymentAws | BlueprintDeploymentAzure;
 
 /** Provides the information required to deploy a blueprint to the Amazon Web Services (AWS) environment. */
 export interface BlueprintDeploymentAws extends BlueprintDeployment {
@@ -6573,6 +6875,51 @@ export interface BlueprintDeploymentAws extends BlueprintDeployment {
   xsiType?: "BlueprintDeploymentAws";
   /** the region where this machine image is registered */
   region?: string;
+}
+
+/** Provides the information required to deploy a blueprint to the Microsoft Azure environment. */
+export interface BlueprintDeploymentAzure extends BlueprintDeployment {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "BlueprintDeploymentAzure";
+  /** the region where the blueprint will be deployed */
+  region?: string;
+  /** the storage account where the machine images of the blueprint are stored */
+  storageAccount?: string;
+}
+
+/** Holds the general information on the preparation of a blueprint to a target cloud environment. */
+export interface BlueprintPipeline extends Pipeline {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "BlueprintPipelineAws" | "BlueprintPipelineAzure";
+  /** the blueprint uri related to this preparation */
+  blueprintUri?: string;
+  /** the uri of the cloud account used by this preparation */
+  credAccountUri?: string;
+}
+
+/** A BlueprintPipeline or any of its concrete subtypes (told apart by `xsiType`). */
+export type AnyBlueprintPipeline = BlueprintPipelineAws | BlueprintPipelineAzure;
+
+/** Holds the information on the preparation of a blueprint to the Amazon Web Services (AWS) environment. */
+export interface BlueprintPipelineAws extends BlueprintPipeline {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "BlueprintPipelineAws";
+  /** the region where the blueprint is prepared */
+  region?: string;
+}
+
+/** Holds the information on the preparation of a blueprint to the Azure environment. */
+export interface BlueprintPipelineAzure extends BlueprintPipeline {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "BlueprintPipelineAzure";
+  /** the storage account where the blueprint is prepared */
+  storageAccount?: string;
+}
+
+export interface BlueprintPipelines extends UForgeObjects {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "BlueprintPipelines";
+  blueprintPipelines?: AnyBlueprintPipeline[];
 }
 
 /** Provides the information required to know the status of the appliances related to a blueprint. */
@@ -6585,8 +6932,6 @@ export interface BlueprintPredeploy {
   publicationOngoingAppliances?: AnyAppliance[];
   /** the list of appliances that are not published */
   nonPublishedAppliances?: AnyAppliance[];
-  /** the list of image uris for images that are generated but not published */
-  generatedImagesUris?: string[];
   /** the list of appliances that are not generated */
   nonGeneratedAppliances?: AnyAppliance[];
   /** the list of appliances having an image generation ongoing */
@@ -6619,6 +6964,8 @@ export interface BlueprintSummary extends SourceSummary {
   version?: string;
   /** the revision of the blueprint */
   revision?: string;
+  /** flag to indicate if all the appliances are blueprint compliant */
+  compliant?: boolean;
 }
 
 export interface Blueprints extends UForgeObjects {
@@ -6802,7 +7149,7 @@ export interface CloudProvider extends UForgeObject {
   tenants?: CloudProviderTenant[];
 }
 
-/** An anonymous type of uforge.xsd (line 2239). */
+/** An anonymous type of uforge.xsd (line 2763). */
 export interface CloudProviderTenant {
   description?: string;
   instanceType?: string;
@@ -6811,7 +7158,7 @@ export interface CloudProviderTenant {
   zones?: CloudProviderTenantZone[];
 }
 
-/** An anonymous type of uforge.xsd (line 2249). */
+/** An anonymous type of uforge.xsd (line 2773). */
 export interface CloudProviderTenantZone {
   available?: boolean;
   name?: string;
@@ -6852,20 +7199,20 @@ export interface CloudstackResources extends CloudResources {
   zones?: CloudstackResourcesZone[];
 }
 
-/** An anonymous type of uforge.xsd (line 2295). */
+/** An anonymous type of uforge.xsd (line 2819). */
 export interface CloudstackResourcesDiskOffering extends CloudstackEntity {
   displayText?: string;
   domainId?: string;
   domainName?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2314). */
+/** An anonymous type of uforge.xsd (line 2838). */
 export interface CloudstackResourcesDomain extends CloudstackEntity {
   accounts?: CloudstackResourcesDomainAccount[];
   projects?: CloudstackResourcesDomainProject[];
 }
 
-/** An anonymous type of uforge.xsd (line 2322). */
+/** An anonymous type of uforge.xsd (line 2846). */
 export interface CloudstackResourcesDomainAccount extends CloudstackEntity {
   enabled?: boolean;
   ipsAvailable?: number;
@@ -6878,7 +7225,7 @@ export interface CloudstackResourcesDomainAccount extends CloudstackEntity {
   volumesAvailable?: number;
 }
 
-/** An anonymous type of uforge.xsd (line 2344). */
+/** An anonymous type of uforge.xsd (line 2868). */
 export interface CloudstackResourcesDomainAccountUser extends CloudstackEntity {
   apiKey?: string;
   enabled?: boolean;
@@ -6886,7 +7233,7 @@ export interface CloudstackResourcesDomainAccountUser extends CloudstackEntity {
   timeZone?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2374). */
+/** An anonymous type of uforge.xsd (line 2898). */
 export interface CloudstackResourcesDomainProject extends CloudstackEntity {
   accountIds?: CloudstackResourcesDomainProjectAccountId[];
   domainId?: string;
@@ -6895,12 +7242,12 @@ export interface CloudstackResourcesDomainProject extends CloudstackEntity {
   status?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2382). */
+/** An anonymous type of uforge.xsd (line 2906). */
 export interface CloudstackResourcesDomainProjectAccountId {
   id?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2415). */
+/** An anonymous type of uforge.xsd (line 2939). */
 export interface CloudstackResourcesIso extends CloudstackEntity {
   accountName?: string;
   bootable?: boolean;
@@ -6915,13 +7262,13 @@ export interface CloudstackResourcesIso extends CloudstackEntity {
   zoneName?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2442). */
+/** An anonymous type of uforge.xsd (line 2966). */
 export interface CloudstackResourcesProperty {
   key?: string;
   value?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2456). */
+/** An anonymous type of uforge.xsd (line 2980). */
 export interface CloudstackResourcesServiceOffering extends CloudstackEntity {
   cpuNumber?: number;
   cpuSpeed?: number;
@@ -6933,7 +7280,7 @@ export interface CloudstackResourcesServiceOffering extends CloudstackEntity {
   storageType?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2480). */
+/** An anonymous type of uforge.xsd (line 3004). */
 export interface CloudstackResourcesTemplate extends CloudstackEntity {
   accountId?: string;
   accountName?: string;
@@ -6952,7 +7299,7 @@ export interface CloudstackResourcesTemplate extends CloudstackEntity {
   zoneName?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2511). */
+/** An anonymous type of uforge.xsd (line 3035). */
 export interface CloudstackResourcesVm extends CloudstackEntity {
   accountName?: string;
   domainId?: string;
@@ -6973,7 +7320,7 @@ export interface CloudstackResourcesVm extends CloudstackEntity {
   zoneName?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2525). */
+/** An anonymous type of uforge.xsd (line 3049). */
 export interface CloudstackResourcesVmNic extends CloudstackEntity {
   gateway?: string;
   ipAddress?: string;
@@ -6982,7 +7329,7 @@ export interface CloudstackResourcesVmNic extends CloudstackEntity {
   trafficType?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2548). */
+/** An anonymous type of uforge.xsd (line 3072). */
 export interface CloudstackResourcesVmSecurityGroup extends CloudstackEntity {
   accountName?: string;
   domainId?: string;
@@ -6990,12 +7337,12 @@ export interface CloudstackResourcesVmSecurityGroup extends CloudstackEntity {
   ingressRules?: CloudstackResourcesVmSecurityGroupIngressRule[];
 }
 
-/** An anonymous type of uforge.xsd (line 2559). */
+/** An anonymous type of uforge.xsd (line 3083). */
 export interface CloudstackResourcesVmSecurityGroupIngressRule extends CloudstackEntity {
   rule?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 2599). */
+/** An anonymous type of uforge.xsd (line 3123). */
 export interface CloudstackResourcesZone extends CloudstackEntity {
   allocationEnabled?: boolean;
   description?: string;
@@ -7167,6 +7514,8 @@ export interface CredAccountAzure extends CredAccount {
   applicationId?: string;
   /** the application key to use */
   applicationKey?: string;
+  /** the endpoint url to use */
+  endpointUrl?: string;
 }
 
 /** Extends the basic :ref:`credaccount-object` adding certificate information required for a cloud account */
@@ -7382,6 +7731,176 @@ export interface Deployment {
   sourceSummary?: AnySourceSummary;
   /** the list of :ref:`instance-object` objects */
   instances?: AnyInstance[];
+}
+
+/** an activity is launched by an entity, it contains the streams which are useful for logs. */
+export interface DeploymentActivity extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentActivity";
+  /** the description of the activity. */
+  description?: string;
+  /** the display name of the activity. */
+  displayName?: string;
+  /** the retrieved status of the activity. */
+  statusDetail?: string;
+  /** the start time of the activity. */
+  startTimeUtc?: number;
+  /** the end time of the activity. */
+  endTimeUtc?: number;
+  /** the summary of the activity status. */
+  statusSummary?: string;
+  /** a boolean flag to know if the activity is done. */
+  isDone?: boolean;
+  /** a boolean flag to know if the activity is in error. */
+  isError?: boolean;
+  /** a boolean flag to know if the activity is submitted. */
+  isSubmitted?: boolean;
+  /** a boolean flag to know if the activity is started. */
+  isBegun?: boolean;
+  /** a boolean flag to know if the activity is an effector. */
+  isEffector?: boolean;
+  id?: string;
+  /** the uri of the parent activity. */
+  parentId?: string;
+  /** a set of children activities objects. */
+  children?: DeploymentActivity[];
+  /** the set of streams that could contain stderr, stdout, stdin. */
+  DeploymentActivityStreams?: DeploymentStream[];
+}
+
+/** Provide actual value of a blueprint config entry. */
+export interface DeploymentConfig extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentConfig";
+  /** sensor name */
+  name?: string;
+  /** sensor value. Can be string, number, object ... */
+  value?: string;
+}
+
+/** an effector can be invoke by user. It do some action. */
+export interface DeploymentEffector extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentEffector";
+  /** the effector name. */
+  name?: string;
+  /** the effector description. */
+  description?: string;
+  /** the effector parameters. */
+  parameters?: DeploymentParameter[];
+  /** the effector return type name. */
+  returnTypeName?: string;
+}
+
+/** Provides a list of :ref:`deploymentEffector-object` objects. */
+export interface DeploymentEffectors extends UForgeObjects {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentEffectors";
+  /** the list of :ref:`deploymentEffector-object` objects */
+  effectors?: DeploymentEffector[];
+}
+
+/** an entity represent a node in the deployed blueprint. */
+export interface DeploymentEntity extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentEntity";
+  /** the type of the entity */
+  type?: string;
+  /** the service id of the entity */
+  serviceId?: string;
+  /** the display name of the entity */
+  displayName?: string;
+  /** the UUID of the uforge appliance linked to the entity */
+  applianceUUID?: string;
+  /** the status of the entity */
+  status?: string;
+  /** the hostname of the entity */
+  hostname?: string;
+  /** the IP address of the entity */
+  ipAddress?: string;
+  /** the user to use to login into the entity */
+  loginUser?: string;
+  /** the ssh key name used to login into the entity */
+  sshKeyName?: string;
+  /** the address used to login in a windows entity */
+  winrmAddress?: string;
+  /** the uri of the linked published image */
+  uforgePublishedImageURI?: string;
+  /** the date of the entity creation */
+  creationTime?: number;
+  /** the name of the cloud provider which host the entity */
+  cloudProvider?: string;
+  /** the hardware of the entity */
+  hardware?: DeploymentHardware;
+  /** the activities linked to the entity */
+  activities?: DeploymentActivity[];
+  /** Provide some information on deployment instance. */
+  sensors?: DeploymentSensor[];
+  /** Provide actual values of blueprint config entries. */
+  config?: DeploymentConfig[];
+}
+
+/** The hardware used for the deployment entity */
+export interface DeploymentHardware extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentHardware";
+  /** the flavor id of the hardware */
+  flavorId?: string;
+  /** the amount of memory in MB allocated to the hardware */
+  ram?: number;
+  /** the number or cores of the hardware */
+  cores?: number;
+}
+
+/** Provides only id information of a deployment. A deployment is a set of one or more running instances (workloads). */
+export interface DeploymentId {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentId";
+  /** the id of the deployment */
+  id?: string;
+  /** the uri of the deployment */
+  uri?: string;
+}
+
+/** an parameter is an descriptor of deployment parameter. */
+export interface DeploymentParameter extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentParameter";
+  /** the parameter name. */
+  name?: string;
+  /** the parameter description. */
+  description?: string;
+  /** the parameter type name. */
+  typeName?: string;
+  /** the parameter default value. */
+  defaultValue?: string;
+}
+
+/** Provide information on deployment instance. */
+export interface DeploymentSensor extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentSensor";
+  /** sensor name */
+  name?: string;
+  /** parts of sensor name */
+  nameParts?: string[];
+  /** sensor description */
+  description?: string;
+  /** sensor value type */
+  typeName?: string;
+  /** sensor value. Can be string, number, object ... */
+  value?: string;
+}
+
+export interface DeploymentStream extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "DeploymentStream";
+  /** the type of the stream, could be: stderr, env, stdin, stdout */
+  type?: string;
+  /** the content of the stream */
+  content?: string;
+  /** the size of the stream in bytes */
+  size?: number;
 }
 
 /** Provides a list of :ref:`deployment-object` objects. */
@@ -7742,13 +8261,15 @@ export interface GalleryTemplates extends UForgeObjects {
 }
 
 /** Holds all the meta-data of the generation stage of a migration. */
-export interface GenerationStage extends MigrationStage {
+export interface GenerationStage extends Stage {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
   xsiType?: "GenerationStage";
   /** the image generated by the generation stage */
   image?: AnyImage;
   /** the uri resource of the image generated */
   imageUri?: string;
+  /** the id of the source template if there is one */
+  sourceTemplateId?: number;
 }
 
 /** Holds IP address information when setting NICs on an appliance template */
@@ -7841,6 +8362,8 @@ export interface Image extends UForgeUploadObject {
   forceCheckingDeps?: boolean;
   /** the Entrypoint of a Docker machine image */
   entrypoint?: string;
+  /** the name of the image registered in the registry */
+  registeringName?: string;
 }
 
 /** A Image or any of its concrete subtypes (told apart by `xsiType`). */
@@ -7989,9 +8512,12 @@ export interface InstallProfile extends UForgeObject {
 export interface Instance extends UForgeObject {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
   xsiType?: "Instance" | "InstanceAmazon" | "InstanceAzure" | "InstanceCloudStack" | "InstanceOpenStack" | "InstanceVCloud";
+  /** the type of the entity responsible of the instance */
+  entityType?: string;
   hardware?: string;
   cores?: number;
   memory?: number;
+  disks?: InstanceDisk[];
   location?: Location;
   hostname?: string;
   instanceId?: string;
@@ -8006,6 +8532,7 @@ export interface Instance extends UForgeObject {
   sshKeyName?: string;
   loginUser?: string;
   winrmAddress?: string;
+  activities?: DeploymentActivity[];
 }
 
 /** A Instance or any of its concrete subtypes (told apart by `xsiType`). */
@@ -8035,6 +8562,13 @@ export interface InstanceCloudStack extends Instance {
   zoneId?: string;
   networkId?: string;
   floatingIpAddress?: boolean;
+}
+
+export interface InstanceDisk extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "InstanceDisk";
+  /** the size of the disk in MB */
+  size?: number;
 }
 
 export interface InstanceOpenStack extends Instance {
@@ -8237,23 +8771,12 @@ export interface Memberships extends UForgeObjects {
 }
 
 /** Holds all the meta-data of a migration. Contains the list of stages to perform a migration. */
-export interface Migration extends AbstractPipeline {
+export interface Migration extends Pipeline {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
   xsiType?: "Migration";
-  /** the list of stages to perform the pipeline (see :ref:`stage-object`) */
-  stages?: AnyMigrationStage[];
   /** a boolean highlighting if the Migration is cancellable or not */
   cancellable?: boolean;
 }
-
-/** Holds all the meta-data of a stage to perform a migration. */
-export interface MigrationStage extends Stage {
-  /** The concrete type (`xsi:type`) when it is not the declared one. */
-  xsiType?: "MigrationStage" | "GenerationStage" | "PublicationStage" | "ScanStage";
-}
-
-/** A MigrationStage or any of its concrete subtypes (told apart by `xsiType`). */
-export type AnyMigrationStage = MigrationStage | GenerationStage | PublicationStage | ScanStage;
 
 /** Provides a list of :ref:`milestone-object` objects. */
 export interface Migrations extends UForgeObjects {
@@ -8538,7 +9061,7 @@ export interface OpenstackResources extends CloudResources {
   tenants?: OpenstackResourcesTenant[];
 }
 
-/** An anonymous type of uforge.xsd (line 6174). */
+/** An anonymous type of uforge.xsd (line 6744). */
 export interface OpenstackResourcesTenant extends CloudResources {
   available?: boolean;
   description?: string;
@@ -8546,7 +9069,7 @@ export interface OpenstackResourcesTenant extends CloudResources {
   regionsEntities?: OpenstackResourcesTenantRegionEntities[];
 }
 
-/** An anonymous type of uforge.xsd (line 6185). */
+/** An anonymous type of uforge.xsd (line 6755). */
 export interface OpenstackResourcesTenantRegionEntities {
   regionName?: string;
   flavors?: OpenstackResourcesTenantRegionEntitiesFlavor[];
@@ -8555,14 +9078,14 @@ export interface OpenstackResourcesTenantRegionEntities {
   networks?: OpenstackResourcesTenantRegionEntitiesNetwork[];
 }
 
-/** An anonymous type of uforge.xsd (line 6192). */
+/** An anonymous type of uforge.xsd (line 6762). */
 export interface OpenstackResourcesTenantRegionEntitiesFlavor extends OpenstackEntity {
   cpu?: number;
   disk?: number;
   ram?: number;
 }
 
-/** An anonymous type of uforge.xsd (line 6211). */
+/** An anonymous type of uforge.xsd (line 6781). */
 export interface OpenstackResourcesTenantRegionEntitiesImage extends OpenstackEntity {
   baseImageId?: string;
   description?: string;
@@ -8576,14 +9099,14 @@ export interface OpenstackResourcesTenantRegionEntitiesImage extends OpenstackEn
   status?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 6237). */
+/** An anonymous type of uforge.xsd (line 6807). */
 export interface OpenstackResourcesTenantRegionEntitiesInstance extends OpenstackEntity {
   flavorId?: string;
   imageId?: string;
   status?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 6256). */
+/** An anonymous type of uforge.xsd (line 6826). */
 export interface OpenstackResourcesTenantRegionEntitiesNetwork extends CloudResources {
   id?: string;
 }
@@ -8777,6 +9300,33 @@ export interface Partitions extends UForgeObjects {
   partitions?: Partition[];
 }
 
+/** Holds all the meta-data of a pipeline. Contains the list of stages to perform a pipeline. */
+export interface Pipeline extends UForgeObject {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "Pipeline" | "BlueprintPipelineAws" | "BlueprintPipelineAzure" | "Migration";
+  /** the tag information */
+  tag?: string;
+  /** the pipeline name */
+  name?: string;
+  /** the status of the pipeline */
+  status?: OpStatus;
+  /** the uri of the pipeline */
+  uri?: string;
+  /** the list of stages to perform the pipeline (see :ref:`stage-object`) */
+  stages?: AnyStage[];
+}
+
+/** A Pipeline or any of its concrete subtypes (told apart by `xsiType`). */
+export type AnyPipeline = Pipeline | BlueprintPipelineAws | BlueprintPipelineAzure | Migration;
+
+/** Provides a list of :ref:`pipeline-object` objects. */
+export interface Pipelines extends UForgeObjects {
+  /** The concrete type (`xsi:type`) when it is not the declared one. */
+  xsiType?: "Pipelines";
+  /** the list of :ref:`pipeline-object` objects */
+  pipelines?: AnyPipeline[];
+}
+
 /** Holds information of a native operating system package or file. */
 export interface Pkg extends UForgeUploadObject {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
@@ -8929,13 +9479,15 @@ export interface Projects extends UForgeObjects {
 }
 
 /** Holds all the meta-data of the publication stage of a migration. */
-export interface PublicationStage extends MigrationStage {
+export interface PublicationStage extends Stage {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
   xsiType?: "PublicationStage";
   /** the image published by the publication stage */
   publishImage?: AnyPublishImage;
   /** the uri resource of the published image */
   publishImageUri?: string;
+  /** the id of the source image if there is one */
+  sourceImageId?: number;
 }
 
 /** Holds the general information on the registration of a machine image to a target cloud environment. */
@@ -8977,6 +9529,8 @@ export interface PublishImageAzure extends PublishImage {
   blob?: string;
   /** the cloud name for this machine image */
   displayName?: string;
+  /** the region where this machine image is registered */
+  region?: string;
 }
 
 /** Holds the information on the registration of a machine image to the CloudStack environment. */
@@ -9406,7 +9960,7 @@ export interface ScanImports extends UForgeObjects {
 }
 
 /** Holds all the meta-data of the scan stage of a migration. */
-export interface ScanStage extends MigrationStage {
+export interface ScanStage extends Stage {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
   xsiType?: "ScanStage";
   /** the family type for the operating system of the scan */
@@ -9882,13 +10436,13 @@ export type AnySourceSummary = ApplianceSummary | BlueprintSummary | ScanSummary
 /** Holds all the meta-data of a stage to perform a pipeline. */
 export interface Stage extends UForgeObject {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
-  xsiType?: "Stage" | "MigrationStage" | "GenerationStage" | "PublicationStage" | "ScanStage";
+  xsiType?: "Stage" | "GenerationStage" | "PublicationStage" | "ScanStage";
   /** the uri of the parent pipeline */
   pipelineUri?: string;
 }
 
 /** A Stage or any of its concrete subtypes (told apart by `xsiType`). */
-export type AnyStage = Stage | MigrationStage | GenerationStage | PublicationStage | ScanStage;
+export type AnyStage = Stage | GenerationStage | PublicationStage | ScanStage;
 
 /** Generic object holding a statistic data point. */
 export interface StatDataPoint extends UForgeObject {
@@ -10126,7 +10680,7 @@ export interface UForgeError {
 /** Holds generic information used by platform objects. */
 export interface UForgeObject {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
-  xsiType?: "AbstractPipeline" | "Migration" | "WinMsiApplication" | "WinStoreApplication" | "Address" | "APIKeyPair" | "Appliance" | "GalleryTemplate" | "ApplianceExport" | "ArtifactCredAccount" | "UForgeURIAbleObject" | "Blueprint" | "BlueprintDeployment" | "BlueprintDeploymentAws" | "BtrfsStoragePool" | "BtrfsSubvolume" | "BundleRestriction" | "Catalog" | "Category" | "CloudProvider" | "Comment" | "Company" | "ConfMgmtPlatform" | "ContainerTemplate" | "CredAccountAzure" | "CredAccountAws" | "CredAccountGoogle" | "CredAccountCloudStack" | "CredAccountCloudwatt" | "CredAccountOpenStack" | "CredAccountOutscale" | "CredAccountSuseCloud" | "CredAccountVCloudDirector" | "CredAccountVSphere" | "CredAccountK5" | "CredAccountDocker" | "CredAccountOpenShift" | "CredAccountOracle" | "Disk" | "LinuxProfile" | "WindowsProfile" | "Distribution" | "FileEntry" | "ScannedFile" | "Gallery" | "GalleryTemplateStat" | "GalleryTemplateStatistics" | "ImageFormat" | "InstallProfile" | "Instance" | "InstanceAmazon" | "InstanceAzure" | "InstanceCloudStack" | "InstanceOpenStack" | "InstanceVCloud" | "IPAddress" | "Language" | "LogicalGroup" | "LogicalVolume" | "Milestone" | "Nic" | "OpStatus" | "Org" | "OsConfig" | "OSGroup" | "OSUser" | "Partition" | "PartitionTable" | "PkgGroup" | "Service" | "PkgUpdateInfo" | "ProductAccess" | "Quota" | "Ranking" | "Referral" | "Membership" | "Repository" | "RepositoryUpdate" | "Role" | "Route" | "ScanCompare" | "ScanImport" | "DirectoryStructure" | "ScannedDirectory" | "ScanSync" | "ScannedInstance" | "ScanSummary" | "Scan" | "ServiceStatus" | "SoftwareBundle" | "MySoftware" | "Project" | "SoftwareBundleExport" | "SSHKey" | "Stage" | "MigrationStage" | "GenerationStage" | "PublicationStage" | "ScanStage" | "StatDataPoint" | "StatTicket" | "SubscriptionProfile" | "ApplianceSummary" | "BlueprintSummary" | "ScanSummaryLight" | "Tag" | "TargetFormat" | "TargetPlatform" | "ApplianceImport" | "Certificate" | "Image" | "PublishImageAws" | "PublishImageAzure" | "PublishImageCloudStack" | "PublishImageCloudwatt" | "PublishImageGoogle" | "PublishImageOpenStack" | "PublishImageOutscale" | "PublishImageSuseCloud" | "PublishImageVCloudDirector" | "PublishImageVSphere" | "PublishImageK5" | "PublishImageDocker" | "PublishImageOpenShift" | "PublishImageOracle" | "License" | "Logo" | "Pkg" | "OASPkg" | "ScannedPkg" | "SoftwareArtifact" | "BootScript" | "OSPackage" | "SoftwareFile" | "SoftwareBundleImport" | "UserGroup" | "UserProfile" | "User" | "UserStat" | "VAppAccess" | "VirtualImagesRepository" | "VoteStat" | "WinService" | "UnixService" | "Workspace";
+  xsiType?: "WinMsiApplication" | "WinStoreApplication" | "Address" | "APIKeyPair" | "Appliance" | "GalleryTemplate" | "ApplianceExport" | "ArtifactCredAccount" | "UForgeURIAbleObject" | "Blueprint" | "BlueprintDeployment" | "BlueprintDeploymentAws" | "BlueprintDeploymentAzure" | "DeploymentActivity" | "DeploymentEffector" | "DeploymentParameter" | "DeploymentEntity" | "DeploymentHardware" | "DeploymentStream" | "DeploymentSensor" | "DeploymentConfig" | "BtrfsStoragePool" | "BtrfsSubvolume" | "BundleRestriction" | "Catalog" | "Category" | "CloudProvider" | "Comment" | "Company" | "ConfMgmtPlatform" | "ContainerTemplate" | "CredAccountAzure" | "CredAccountAws" | "CredAccountGoogle" | "CredAccountCloudStack" | "CredAccountCloudwatt" | "CredAccountOpenStack" | "CredAccountOutscale" | "CredAccountSuseCloud" | "CredAccountVCloudDirector" | "CredAccountVSphere" | "CredAccountK5" | "CredAccountDocker" | "CredAccountOpenShift" | "CredAccountOracle" | "Disk" | "LinuxProfile" | "WindowsProfile" | "Distribution" | "FileEntry" | "ScannedFile" | "Gallery" | "GalleryTemplateStat" | "GalleryTemplateStatistics" | "ImageFormat" | "InstallProfile" | "InstanceDisk" | "Instance" | "InstanceAmazon" | "InstanceAzure" | "InstanceCloudStack" | "InstanceOpenStack" | "InstanceVCloud" | "IPAddress" | "Language" | "LogicalGroup" | "LogicalVolume" | "Milestone" | "Nic" | "OpStatus" | "Org" | "OsConfig" | "OSGroup" | "OSUser" | "Partition" | "PartitionTable" | "Pipeline" | "BlueprintPipelineAws" | "BlueprintPipelineAzure" | "Migration" | "PkgGroup" | "Service" | "PkgUpdateInfo" | "ProductAccess" | "Quota" | "Ranking" | "Referral" | "Membership" | "Repository" | "RepositoryUpdate" | "Role" | "Route" | "ScanCompare" | "ScanImport" | "DirectoryStructure" | "ScannedDirectory" | "ScanSync" | "ScannedInstance" | "ScanSummary" | "Scan" | "ServiceStatus" | "SoftwareBundle" | "MySoftware" | "Project" | "SoftwareBundleExport" | "SSHKey" | "Stage" | "GenerationStage" | "PublicationStage" | "ScanStage" | "StatDataPoint" | "StatTicket" | "SubscriptionProfile" | "ApplianceSummary" | "BlueprintSummary" | "ScanSummaryLight" | "Tag" | "TargetFormat" | "TargetPlatform" | "ApplianceImport" | "Certificate" | "Image" | "PublishImageAws" | "PublishImageAzure" | "PublishImageCloudStack" | "PublishImageCloudwatt" | "PublishImageGoogle" | "PublishImageOpenStack" | "PublishImageOutscale" | "PublishImageSuseCloud" | "PublishImageVCloudDirector" | "PublishImageVSphere" | "PublishImageK5" | "PublishImageDocker" | "PublishImageOpenShift" | "PublishImageOracle" | "License" | "Logo" | "Pkg" | "OASPkg" | "ScannedPkg" | "SoftwareArtifact" | "BootScript" | "OSPackage" | "SoftwareFile" | "SoftwareBundleImport" | "UserGroup" | "UserProfile" | "User" | "UserStat" | "VAppAccess" | "VirtualImagesRepository" | "VoteStat" | "WinService" | "UnixService" | "Workspace";
   /** the date the appliance template is created */
   created?: Date;
   /** the database id of the object */
@@ -10138,18 +10692,18 @@ export interface UForgeObject {
 }
 
 /** A UForgeObject or any of its concrete subtypes (told apart by `xsiType`). */
-export type AnyUForgeObject = AbstractPipeline | Migration | WinMsiApplication | WinStoreApplication | Address | APIKeyPair | Appliance | GalleryTemplate | ApplianceExport | ArtifactCredAccount | UForgeURIAbleObject | Blueprint | BlueprintDeployment | BlueprintDeploymentAws | BtrfsStoragePool | BtrfsSubvolume | BundleRestriction | Catalog | Category | CloudProvider | Comment | Company | ConfMgmtPlatform | ContainerTemplate | CredAccountAzure | CredAccountAws | CredAccountGoogle | CredAccountCloudStack | CredAccountCloudwatt | CredAccountOpenStack | CredAccountOutscale | CredAccountSuseCloud | CredAccountVCloudDirector | CredAccountVSphere | CredAccountK5 | CredAccountDocker | CredAccountOpenShift | CredAccountOracle | Disk | LinuxProfile | WindowsProfile | Distribution | FileEntry | ScannedFile | Gallery | GalleryTemplateStat | GalleryTemplateStatistics | ImageFormat | InstallProfile | Instance | InstanceAmazon | InstanceAzure | InstanceCloudStack | InstanceOpenStack | InstanceVCloud | IPAddress | Language | LogicalGroup | LogicalVolume | Milestone | Nic | OpStatus | Org | OsConfig | OSGroup | OSUser | Partition | PartitionTable | PkgGroup | Service | PkgUpdateInfo | ProductAccess | Quota | Ranking | Referral | Membership | Repository | RepositoryUpdate | Role | Route | ScanCompare | ScanImport | DirectoryStructure | ScannedDirectory | ScanSync | ScannedInstance | ScanSummary | Scan | ServiceStatus | SoftwareBundle | MySoftware | Project | SoftwareBundleExport | SSHKey | Stage | MigrationStage | GenerationStage | PublicationStage | ScanStage | StatDataPoint | StatTicket | SubscriptionProfile | ApplianceSummary | BlueprintSummary | ScanSummaryLight | Tag | TargetFormat | TargetPlatform | ApplianceImport | Certificate | Image | PublishImageAws | PublishImageAzure | PublishImageCloudStack | PublishImageCloudwatt | PublishImageGoogle | PublishImageOpenStack | PublishImageOutscale | PublishImageSuseCloud | PublishImageVCloudDirector | PublishImageVSphere | PublishImageK5 | PublishImageDocker | PublishImageOpenShift | PublishImageOracle | License | Logo | Pkg | OASPkg | ScannedPkg | SoftwareArtifact | BootScript | OSPackage | SoftwareFile | SoftwareBundleImport | UserGroup | UserProfile | User | UserStat | VAppAccess | VirtualImagesRepository | VoteStat | WinService | UnixService | Workspace;
+export type AnyUForgeObject = WinMsiApplication | WinStoreApplication | Address | APIKeyPair | Appliance | GalleryTemplate | ApplianceExport | ArtifactCredAccount | UForgeURIAbleObject | Blueprint | BlueprintDeployment | BlueprintDeploymentAws | BlueprintDeploymentAzure | DeploymentActivity | DeploymentEffector | DeploymentParameter | DeploymentEntity | DeploymentHardware | DeploymentStream | DeploymentSensor | DeploymentConfig | BtrfsStoragePool | BtrfsSubvolume | BundleRestriction | Catalog | Category | CloudProvider | Comment | Company | ConfMgmtPlatform | ContainerTemplate | CredAccountAzure | CredAccountAws | CredAccountGoogle | CredAccountCloudStack | CredAccountCloudwatt | CredAccountOpenStack | CredAccountOutscale | CredAccountSuseCloud | CredAccountVCloudDirector | CredAccountVSphere | CredAccountK5 | CredAccountDocker | CredAccountOpenShift | CredAccountOracle | Disk | LinuxProfile | WindowsProfile | Distribution | FileEntry | ScannedFile | Gallery | GalleryTemplateStat | GalleryTemplateStatistics | ImageFormat | InstallProfile | InstanceDisk | Instance | InstanceAmazon | InstanceAzure | InstanceCloudStack | InstanceOpenStack | InstanceVCloud | IPAddress | Language | LogicalGroup | LogicalVolume | Milestone | Nic | OpStatus | Org | OsConfig | OSGroup | OSUser | Partition | PartitionTable | Pipeline | BlueprintPipelineAws | BlueprintPipelineAzure | Migration | PkgGroup | Service | PkgUpdateInfo | ProductAccess | Quota | Ranking | Referral | Membership | Repository | RepositoryUpdate | Role | Route | ScanCompare | ScanImport | DirectoryStructure | ScannedDirectory | ScanSync | ScannedInstance | ScanSummary | Scan | ServiceStatus | SoftwareBundle | MySoftware | Project | SoftwareBundleExport | SSHKey | Stage | GenerationStage | PublicationStage | ScanStage | StatDataPoint | StatTicket | SubscriptionProfile | ApplianceSummary | BlueprintSummary | ScanSummaryLight | Tag | TargetFormat | TargetPlatform | ApplianceImport | Certificate | Image | PublishImageAws | PublishImageAzure | PublishImageCloudStack | PublishImageCloudwatt | PublishImageGoogle | PublishImageOpenStack | PublishImageOutscale | PublishImageSuseCloud | PublishImageVCloudDirector | PublishImageVSphere | PublishImageK5 | PublishImageDocker | PublishImageOpenShift | PublishImageOracle | License | Logo | Pkg | OASPkg | ScannedPkg | SoftwareArtifact | BootScript | OSPackage | SoftwareFile | SoftwareBundleImport | UserGroup | UserProfile | User | UserStat | VAppAccess | VirtualImagesRepository | VoteStat | WinService | UnixService | Workspace;
 
 /** Provides a list of :ref:`uforgeobject-object` objects. */
 export interface UForgeObjects {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
-  xsiType?: "AbstractWinApplications" | "APIKeyPairs" | "ApplianceExports" | "ApplianceImports" | "Appliances" | "ArtifactCredAccounts" | "Blueprints" | "BlueprintServices" | "BlueprintsSummaries" | "BootScripts" | "BtrfsStoragePools" | "BtrfsSubvolumes" | "BundleRestrictions" | "Categories" | "Certificates" | "CloudProviders" | "Comments" | "Companies" | "ConfMgmtPlatforms" | "ContainerTemplates" | "CredAccounts" | "Deployments" | "Disks" | "DistribProfiles" | "Distributions" | "Entitlements" | "Galleries" | "GalleryTemplates" | "ImageFormats" | "ImagePkgs" | "Images" | "Instances" | "Licenses" | "LinuxProfiles" | "LogicalGroups" | "LogicalVolumes" | "Memberships" | "Migrations" | "Milestones" | "MySoftwareList" | "Nics" | "OpStatuses" | "Orgs" | "OsConfigs" | "OSGroups" | "OSPackages" | "OSUsers" | "Partitions" | "PkgUpdateInfoList" | "Projects" | "PublishImages" | "Quotas" | "Referrals" | "Repositories" | "RepositoryUpdates" | "Roles" | "ScanImports" | "ScannedFiles" | "ScannedInstances" | "ScannedPkgs" | "Scans" | "Services" | "SoftwareArtifacts" | "SoftwareBundles" | "SoftwareFiles" | "SSHKeys" | "StatDataPoints" | "StatTickets" | "SubscriptionProfiles" | "TargetFormats" | "TargetPlatforms" | "UserGroups" | "UserProfiles" | "Users" | "VirtualImagesRepositories" | "WindowsProfiles" | "WinMsiApplications" | "WinStoreApplications" | "WinServices" | "Workspaces";
+  xsiType?: "AbstractWinApplications" | "APIKeyPairs" | "ApplianceExports" | "ApplianceImports" | "Appliances" | "ArtifactCredAccounts" | "Blueprints" | "DeploymentEffectors" | "BlueprintPipelines" | "BlueprintServices" | "BlueprintsSummaries" | "BootScripts" | "BtrfsStoragePools" | "BtrfsSubvolumes" | "BundleRestrictions" | "Categories" | "Certificates" | "CloudProviders" | "Comments" | "Companies" | "ConfMgmtPlatforms" | "ContainerTemplates" | "CredAccounts" | "Deployments" | "Disks" | "DistribProfiles" | "Distributions" | "Entitlements" | "Galleries" | "GalleryTemplates" | "ImageFormats" | "ImagePkgs" | "Images" | "Instances" | "Licenses" | "LinuxProfiles" | "LogicalGroups" | "LogicalVolumes" | "Memberships" | "Migrations" | "Milestones" | "MySoftwareList" | "Nics" | "OpStatuses" | "Orgs" | "OsConfigs" | "OSGroups" | "OSPackages" | "OSUsers" | "Partitions" | "Pipelines" | "PkgUpdateInfoList" | "Projects" | "PublishImages" | "Quotas" | "Referrals" | "Repositories" | "RepositoryUpdates" | "Roles" | "ScanImports" | "ScannedFiles" | "ScannedInstances" | "ScannedPkgs" | "Scans" | "Services" | "SoftwareArtifacts" | "SoftwareBundles" | "SoftwareFiles" | "SSHKeys" | "StatDataPoints" | "StatTickets" | "SubscriptionProfiles" | "TargetFormats" | "TargetPlatforms" | "UserGroups" | "UserProfiles" | "Users" | "VirtualImagesRepositories" | "WindowsProfiles" | "WinMsiApplications" | "WinStoreApplications" | "WinServices" | "Workspaces";
   /** the total number of objects */
   total?: number;
 }
 
 /** A UForgeObjects or any of its concrete subtypes (told apart by `xsiType`). */
-export type AnyUForgeObjects = AbstractWinApplications | APIKeyPairs | ApplianceExports | ApplianceImports | Appliances | ArtifactCredAccounts | Blueprints | BlueprintServices | BlueprintsSummaries | BootScripts | BtrfsStoragePools | BtrfsSubvolumes | BundleRestrictions | Categories | Certificates | CloudProviders | Comments | Companies | ConfMgmtPlatforms | ContainerTemplates | CredAccounts | Deployments | Disks | DistribProfiles | Distributions | Entitlements | Galleries | GalleryTemplates | ImageFormats | ImagePkgs | Images | Instances | Licenses | LinuxProfiles | LogicalGroups | LogicalVolumes | Memberships | Migrations | Milestones | MySoftwareList | Nics | OpStatuses | Orgs | OsConfigs | OSGroups | OSPackages | OSUsers | Partitions | PkgUpdateInfoList | Projects | PublishImages | Quotas | Referrals | Repositories | RepositoryUpdates | Roles | ScanImports | ScannedFiles | ScannedInstances | ScannedPkgs | Scans | Services | SoftwareArtifacts | SoftwareBundles | SoftwareFiles | SSHKeys | StatDataPoints | StatTickets | SubscriptionProfiles | TargetFormats | TargetPlatforms | UserGroups | UserProfiles | Users | VirtualImagesRepositories | WindowsProfiles | WinMsiApplications | WinStoreApplications | WinServices | Workspaces;
+export type AnyUForgeObjects = AbstractWinApplications | APIKeyPairs | ApplianceExports | ApplianceImports | Appliances | ArtifactCredAccounts | Blueprints | DeploymentEffectors | BlueprintPipelines | BlueprintServices | BlueprintsSummaries | BootScripts | BtrfsStoragePools | BtrfsSubvolumes | BundleRestrictions | Categories | Certificates | CloudProviders | Comments | Companies | ConfMgmtPlatforms | ContainerTemplates | CredAccounts | Deployments | Disks | DistribProfiles | Distributions | Entitlements | Galleries | GalleryTemplates | ImageFormats | ImagePkgs | Images | Instances | Licenses | LinuxProfiles | LogicalGroups | LogicalVolumes | Memberships | Migrations | Milestones | MySoftwareList | Nics | OpStatuses | Orgs | OsConfigs | OSGroups | OSPackages | OSUsers | Partitions | Pipelines | PkgUpdateInfoList | Projects | PublishImages | Quotas | Referrals | Repositories | RepositoryUpdates | Roles | ScanImports | ScannedFiles | ScannedInstances | ScannedPkgs | Scans | Services | SoftwareArtifacts | SoftwareBundles | SoftwareFiles | SSHKeys | StatDataPoints | StatTickets | SubscriptionProfiles | TargetFormats | TargetPlatforms | UserGroups | UserProfiles | Users | VirtualImagesRepositories | WindowsProfiles | WinMsiApplications | WinStoreApplications | WinServices | Workspaces;
 
 export interface UForgeURIAbleObject extends UForgeObject {
   /** The concrete type (`xsi:type`) when it is not the declared one. */
@@ -10421,14 +10975,14 @@ export interface VirtualImagesRepository extends UForgeObject {
   images?: VirtualImagesRepositoryImage[];
 }
 
-/** An anonymous type of uforge.xsd (line 11470). */
+/** An anonymous type of uforge.xsd (line 12118). */
 export interface VirtualImagesRepositoryImage {
   tenant?: string;
   imageId?: string;
   distribution?: VirtualImagesRepositoryImageDistribution;
 }
 
-/** An anonymous type of uforge.xsd (line 11475). */
+/** An anonymous type of uforge.xsd (line 12123). */
 export interface VirtualImagesRepositoryImageDistribution {
   name?: string;
   platform?: string;
@@ -10444,13 +10998,13 @@ export interface VmwVSphereResources extends CloudResources {
   datacentres?: VmwVSphereResourcesDatacentre[];
 }
 
-/** An anonymous type of uforge.xsd (line 11505). */
+/** An anonymous type of uforge.xsd (line 12153). */
 export interface VmwVSphereResourcesDatacentre {
   hosts?: VmwVSphereResourcesDatacentreHost[];
   name?: string;
 }
 
-/** An anonymous type of uforge.xsd (line 11511). */
+/** An anonymous type of uforge.xsd (line 12159). */
 export interface VmwVSphereResourcesDatacentreHost {
   datastoresNames?: string[];
   name?: string;
@@ -10592,7 +11146,6 @@ export interface Workspaces extends UForgeObjects {
 
 /** The value type of each root element. */
 export interface RootValues {
-  abstractPipeline: AnyAbstractPipeline;
   abstractWinApplication: AnyAbstractWinApplication;
   abstractWinApplications: AbstractWinApplications;
   address: Address;
@@ -10611,6 +11164,8 @@ export interface RootValues {
   blueprint: Blueprint;
   blueprints: Blueprints;
   blueprintDeployment: AnyBlueprintDeployment;
+  blueprintPipeline: AnyBlueprintPipeline;
+  blueprintPipelines: BlueprintPipelines;
   blueprintPredeploy: BlueprintPredeploy;
   blueprintSummary: BlueprintSummary;
   blueprintsSummaries: BlueprintsSummaries;
@@ -10643,7 +11198,16 @@ export interface RootValues {
   credAccountResource: CredAccountResource;
   credAccountResources: CredAccountResources;
   credAccounts: CredAccounts;
+  deploymentId: DeploymentId;
   deployment: Deployment;
+  deploymentActivity: DeploymentActivity;
+  deploymentEffectors: DeploymentEffectors;
+  deploymentEffector: DeploymentEffector;
+  deploymentParameter: DeploymentParameter;
+  deploymentEntity: DeploymentEntity;
+  deploymentStream: DeploymentStream;
+  deploymentSensor: DeploymentSensor;
+  deploymentConfig: DeploymentConfig;
   deployments: Deployments;
   directoryStructure: AnyDirectoryStructure;
   disk: Disk;
@@ -10689,7 +11253,6 @@ export interface RootValues {
   memberships: Memberships;
   migration: Migration;
   migrations: Migrations;
-  migrationStage: AnyMigrationStage;
   milestone: Milestone;
   milestones: Milestones;
   mySoftware: MySoftware;
@@ -10715,6 +11278,8 @@ export interface RootValues {
   partition: Partition;
   partitions: Partitions;
   partitionTable: PartitionTable;
+  pipeline: AnyPipeline;
+  pipelines: Pipelines;
   pkgGroup: AnyPkgGroup;
   pkgUpdateInfoList: PkgUpdateInfoList;
   productAccess: ProductAccess;
