@@ -52,7 +52,8 @@ export class BlobWriter extends Writable {
   private readonly sha256: Hash = createHash("sha256");
   private readonly md5: Hash | undefined;
   private written = 0;
-  private state: "open" | "committed" | "cancelled" = "open";
+  private state: "open" | "sealed" | "committed" | "cancelled" = "open";
+  private sealed: IngestedBlob | undefined;
   private cancelling: Promise<void> | undefined;
   private target: import("node:fs").WriteStream | undefined;
   private tempKey: string | undefined;
@@ -112,6 +113,17 @@ export class BlobWriter extends Writable {
 
   /** Publishes the blob under its digest once every byte is on disk; checks the expectation. */
   async commit(expect: BlobExpectation = {}): Promise<IngestedBlob> {
+    await this.seal(expect);
+    return this.publish();
+  }
+
+  /**
+   * Waits for every byte, checks the expectation and learns the digest, without publishing yet:
+   * a caller that must reference the blob atomically with its publication (store/blob-gc.ts)
+   * takes its lock in between. A failed check drops the bytes. Sealing again answers the same.
+   */
+  async seal(expect: BlobExpectation = {}): Promise<IngestedBlob> {
+    if (this.state === "sealed" && this.sealed !== undefined) return this.sealed;
     if (this.state !== "open") throw new Error(`blob writer already ${this.state}`);
     if (!this.writableFinished) {
       await new Promise<void>((resolve, reject) => {
@@ -135,19 +147,32 @@ export class BlobWriter extends Writable {
       if (expect.digest !== undefined && expect.digest !== digest) {
         throw new KilnError("integrityFailed", `digest mismatch: expected ${expect.digest}, got ${digest}`);
       }
-      await this.driver.move(this.tempKey!, keyOf(digest));
-      this.state = "committed";
-      return { digest, size: this.written, md5 };
     } catch (err) {
       await this.cancel();
       throw err;
     }
+    this.state = "sealed";
+    this.sealed = { digest, size: this.written, md5 };
+    return this.sealed;
+  }
+
+  /** Moves the sealed bytes to their digest's place (an existing copy, the same bytes, stays). */
+  async publish(): Promise<IngestedBlob> {
+    if (this.state !== "sealed" || this.sealed === undefined) throw new Error(`blob writer is ${this.state}, not sealed`);
+    try {
+      await this.driver.move(this.tempKey!, keyOf(this.sealed.digest));
+    } catch (err) {
+      await this.cancel();
+      throw err;
+    }
+    this.state = "committed";
+    return this.sealed;
   }
 
   /** Drops the temporary object. Safe to call more than once, and after commit (no-op). */
   cancel(): Promise<void> {
     if (this.state === "committed") return Promise.resolve();
-    if (this.state === "open") {
+    if (this.state === "open" || this.state === "sealed") {
       this.state = "cancelled";
       // Every caller waits for the same removal, so "cancelled" means "gone from disk".
       this.cancelling = this.ready.then(

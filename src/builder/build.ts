@@ -33,7 +33,7 @@ import { aptSourceFor } from "../rootfs/fixups/apt-sources.js";
 import { bufferContent, type FsEntry } from "../rootfs/types.js";
 import { describeUnpacked, extractPackage, unpackPackages, type PackageSource } from "../rootfs/unpack.js";
 import { readDebDate } from "../debian/deb.js";
-import { debianArch, ociArch } from "../server/config.js";
+import { debianArch, ociArch } from "../domain/distributions.js";
 import { refuseDeviceNodes } from "./bundle-layer.js";
 import { groupDescription, groupPackages, layerKey } from "./layers.js";
 import type { BuildPhase, BuildRequest, BuildResult, BuilderDeps } from "./types.js";

@@ -29,7 +29,7 @@ import type { ContentRef, FsEntry, RootfsView } from "../rootfs/types.js";
 import type { UnpackedPackage } from "../rootfs/unpack.js";
 import type { ArtifactRow, BundleRow } from "../store/types.js";
 import type { ExtraLayer } from "./types.js";
-import { parseArtifactParams } from "../api/values.js";
+import { parseArtifactParams } from "../domain/artifacts.js";
 
 export interface BundlePlan {
   /** `.deb` artifacts to install with the distribution's packages (blob digests). */

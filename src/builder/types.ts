@@ -8,7 +8,7 @@ import type { BlobStore } from "../blobs/blob-store.js";
 import type { BinaryPackage } from "../debian/types.js";
 import type { BuiltImage, ContainerConfig } from "../oci/types.js";
 import type { FsEntry, RootfsView } from "../rootfs/types.js";
-import type { DistributionConfig } from "../server/config.js";
+import type { DistributionConfig } from "../domain/distributions.js";
 
 /** A layer on top of the packages (the bundle's files), computed once the package tree exists. */
 export interface ExtraLayer {

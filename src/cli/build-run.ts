@@ -14,7 +14,8 @@ import { KilnError, fail } from "../domain/errors.js";
 import { writeDockerArchive, writeDockerArchiveGzip } from "../oci/docker-archive.js";
 import { writeOciLayout } from "../oci/layout.js";
 import type { ContainerConfig } from "../oci/types.js";
-import { distributionLabel, loadConfig } from "../server/config.js";
+import { distributionLabel } from "../domain/distributions.js";
+import { loadConfig } from "../server/config.js";
 import { progressReporter } from "./progress.js";
 
 import type { BuildOptions } from "./build.js";

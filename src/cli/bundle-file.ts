@@ -32,8 +32,7 @@
 import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import YAML from "yaml";
-import { checkImagePath, parseArtifactParams } from "../api/values.js";
-import { isArtifactTag, isBootType } from "../domain/artifacts.js";
+import { checkImagePath, isArtifactTag, isBootType, parseArtifactParams } from "../domain/artifacts.js";
 import { isKilnError } from "../domain/errors.js";
 import { parseRestrictionRule } from "../domain/restriction.js";
 import type { BootScript, MySoftware, SoftwareArtifact } from "../sdk/index.js";

@@ -263,7 +263,7 @@ Examples:
 
 /** `registry/namespace/repository:tag`. */
 export function whereTo(p: PublishImage): string {
-  // Lists carry where it landed as `publishLocation` (the JSON-only `registeringName` comes with a single GET).
+  // Where it landed is its `registeringName` (and `publishLocation`); until then, what was asked for.
   if (p.registeringName) return p.registeringName;
   if (p.publishLocation) return p.publishLocation;
   const d = p as { namespace?: string; repositoryName?: string; tagName?: string };

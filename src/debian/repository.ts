@@ -10,7 +10,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { BlobStore, Digest } from "../blobs/blob-store.js";
 import { KilnError, isKilnError } from "../domain/errors.js";
-import { debianArch, type DistributionConfig } from "../server/config.js";
+import { debianArch, type DistributionConfig } from "../domain/distributions.js";
 import { Mirror, errorReason, isTransient, type LocalCopy } from "./mirror.js";
 import { compressionOf, loadPackagesIndex } from "./packages-index.js";
 import { packageLabel, unsafeFilenameReason } from "./package.js";

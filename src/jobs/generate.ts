@@ -5,7 +5,8 @@
  * docker-archive users download. The image row learns its file only once the file is complete.
  */
 import path from "node:path";
-import { BlobStore, type Digest } from "../blobs/blob-store.js";
+import type { BlobStore, BlobWriter, Digest } from "../blobs/blob-store.js";
+import { publishReferenced } from "../store/blob-gc.js";
 import { buildImage } from "../builder/build.js";
 import { planBundle } from "../builder/bundle-layer.js";
 import type { BuildProgress } from "../builder/types.js";
@@ -13,7 +14,7 @@ import { KilnError, isKilnError, rewriteMessages } from "../domain/errors.js";
 import { formatById } from "../domain/formats.js";
 import { writeDockerArchiveGzip } from "../oci/docker-archive.js";
 import type { ContainerConfig } from "../oci/types.js";
-import type { DistributionCatalog } from "../server/distributions.js";
+import type { DistributionConfig } from "../domain/distributions.js";
 import type { Store } from "../store/types.js";
 import { imageFileName, registeringName } from "../domain/image-names.js";
 import type { JobContext, JobHandler } from "./runner.js";
@@ -25,7 +26,8 @@ export interface GenerationDeps {
   store: Store;
   blobs: BlobStore;
   debs: BlobStore;
-  catalog: DistributionCatalog;
+  /** The distributions on offer, by id (library/catalog.ts). */
+  catalog: { get(id: number): { config: DistributionConfig } | undefined };
   dataDir: string;
 }
 
@@ -38,9 +40,10 @@ const BUILD_SHARE = 0.85;
 /**
  * The downloadable file: a docker-archive whose layers are the stored gzip blobs, in a gzip
  * stream that stores rather than deflates (the layers inside are compressed already; deflating
- * them again costs seconds and gains nothing). Streamed into the blob store with its sha256.
+ * them again costs seconds and gains nothing). Streamed into a blob writer with its sha256; the
+ * writer comes back sealed, to be published together with the image row that references it.
  */
-async function writeImageFile(blobs: BlobStore, image: BuiltImage, tag: string, ctx: JobContext): Promise<{ digest: string; size: number }> {
+async function writeImageFile(blobs: BlobStore, image: BuiltImage, tag: string, ctx: JobContext): Promise<BlobWriter> {
   const total = image.layers.reduce((n, l) => n + l.size, 0) || 1;
   let written = 0;
   const counting = new Transform({
@@ -62,10 +65,11 @@ async function writeImageFile(blobs: BlobStore, image: BuiltImage, tag: string, 
     if (store.status === "rejected" && (archive.status === "fulfilled" || isKilnError(store.reason))) throw store.reason;
     if (archive.status === "rejected") throw archive.reason;
     if (store.status === "rejected") throw store.reason;
-    const blob = await writer.commit();
-    return { digest: blob.digest, size: blob.size };
-  } finally {
+    await writer.seal();
+    return writer;
+  } catch (err) {
     await writer.cancel();
+    throw err;
   }
 }
 
@@ -148,17 +152,23 @@ function generation(deps: GenerationDeps): JobHandler {
     const packages = result.packages.map((p) => ({ name: p.name, version: p.version, arch: p.architecture, origin: p.filename === undefined ? ("bundle" as const) : ("distribution" as const) }));
     const installedSize = result.image.layers.reduce((n, l) => n + l.uncompressedSize, 0);
 
-    let file: { digest: string; size: number } | undefined;
-    if (img.compress) {
-      ctx.progress({ percentage: BUILD_SHARE * 100, message: "writing the image file" });
-      file = await writeImageFile(deps.blobs, result.image, registeringName(img), ctx);
+    const record = { manifestDigest: result.image.manifestDigest, installedSize, packages };
+    if (!img.compress) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      await store.images.update(img.id, record);
+      return;
     }
-    if (ctx.signal.aborted) throw ctx.signal.reason;
-    await store.images.update(img.id, {
-      manifestDigest: result.image.manifestDigest,
-      installedSize,
-      packages,
-      ...(file ? { fileName: imageFileName(img), fileSize: file.size, fileDigest: file.digest } : {}),
+    ctx.progress({ percentage: BUILD_SHARE * 100, message: "writing the image file" });
+    const file = await writeImageFile(deps.blobs, result.image, registeringName(img), ctx);
+    if (ctx.signal.aborted) {
+      await file.cancel();
+      throw ctx.signal.reason;
+    }
+    // The file is published with the row that references it, so that removing another image
+    // with the same file cannot collect it in between (store/blob-gc.ts).
+    await publishReferenced(store, file, async (tx, blob) => {
+      const updated = await tx.images.update(img.id, { ...record, fileName: imageFileName(img), fileSize: blob.size, fileDigest: blob.digest });
+      if (!updated) throw new KilnError("notFound", "the image was deleted while it was being generated");
     });
   };
 }

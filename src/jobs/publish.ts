@@ -9,20 +9,24 @@ import type { EgressPolicy } from "../registry/egress.js";
 import { parseRegistryEndpoint } from "../registry/names.js";
 import { openShiftCredentials, pushImage } from "../registry/push.js";
 import type { Credentials } from "../registry/auth.js";
-import type { SecretBox } from "../server/secrets.js";
 import type { CloudAccountRow, Store } from "../store/types.js";
 import type { JobHandler } from "./runner.js";
+
+/** Opens the secrets sealed at rest (server/secrets.ts's SecretBox). */
+export interface SecretOpener {
+  decrypt(sealed: string): string;
+}
 
 export interface PublicationDeps {
   store: Store;
   blobs: BlobStore;
-  secrets: SecretBox;
+  secrets: SecretOpener;
   /** Where the registries of users' accounts may be reached (KILN_PUBLISH_ALLOW). */
   egress: EgressPolicy;
 }
 
 /** What a registry expects from an account: Basic credentials, or OpenShift's token as a password. */
-export function accountCredentials(secrets: SecretBox, account: CloudAccountRow): Credentials {
+export function accountCredentials(secrets: SecretOpener, account: CloudAccountRow): Credentials {
   const secret = secrets.decrypt(account.secretEnc);
   return account.type === "openshift" ? openShiftCredentials(secret) : { username: account.login ?? "", password: secret };
 }

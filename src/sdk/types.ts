@@ -2,8 +2,8 @@
  * The objects the client hands back: UForge's generated interfaces (`src/wire/schema.generated.ts`)
  * as they travel in JSON. The server's JSON carries dates as ISO 8601 strings, so `Json<T>` turns
  * every `Date` of an interface into a `string`; everything else is the interface itself. Objects
- * are returned exactly as the server sent them (fields the schema does not know, such as an
- * image's `registeringName`, included), so a CLI can print them as-is.
+ * are returned exactly as the server sent them (fields the schema does not know included), so a
+ * CLI can print them as-is.
  */
 import type * as wire from "../wire/schema.generated.js";
 
@@ -43,10 +43,10 @@ export type AnyCredAccount = Json<wire.AnyCredAccount>;
 export type CredAccountResources = Json<wire.CredAccountResources>;
 export type UForgeError = Json<wire.UForgeError>;
 
-/** A generated image. Kiln adds `registeringName` (the `name:tag` docker gives it) in JSON. */
-export type Image = Json<wire.Image> & { registeringName?: string };
+/** A generated image; `registeringName` is the `name:tag` docker gives it. */
+export type Image = Json<wire.Image>;
 /** A published image of either container kind; `registeringName` is where it was pushed. */
-export type PublishImage = Json<wire.PublishImageDocker | wire.PublishImageOpenShift> & { registeringName?: string };
+export type PublishImage = Json<wire.PublishImageDocker | wire.PublishImageOpenShift>;
 export type PublishImageDocker = Json<wire.PublishImageDocker>;
 export type PublishImageOpenShift = Json<wire.PublishImageOpenShift>;
 

@@ -13,9 +13,12 @@ import { Authenticator, unauthorized, type Principal } from "./auth.js";
 import type { KilnConfig } from "./config.js";
 import { EXTENSION_ENDPOINTS, loadEndpoints, type EndpointSpec } from "./endpoints.js";
 import { KeptWhileUnchanged } from "./kept.js";
+import { findDownload } from "./downloads.js";
 import { REPRESENTATION, responseFormat, sendBody, sendRepresentation, type Representation } from "./http.js";
 import type { SecretBox } from "./secrets.js";
-import type { DistributionCatalog } from "./distributions.js";
+import type { DistributionCatalog } from "../library/catalog.js";
+import { openLibrary, type Library } from "../library/index.js";
+import { publicationEgress } from "../registry/egress.js";
 import { apiHandlers } from "../api/index.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { registerConsole } from "./console.js";
@@ -40,8 +43,16 @@ export interface Call {
   spec: EndpointSpec;
   /** The authenticated caller (always set when the endpoint requires authentication). */
   principal: Principal | undefined;
-  /** The user named by `{uid}` in the path, once the caller may act for them. */
-  owner: UserRow | undefined;
+}
+
+/** What the handler of a `/users/{uid}/...` route gets: the user the path names, too. */
+export interface UserCall extends Call {
+  /**
+   * The user named by `{uid}`: the caller themselves, or anyone for an administrator. On the
+   * few routes open without credentials (downloads with a one-time key) it is the user the path
+   * names, and the handler decides what the request may see.
+   */
+  owner: UserRow;
 }
 
 export interface ApiContext extends AppDeps {
@@ -49,11 +60,21 @@ export interface ApiContext extends AppDeps {
   auth: Authenticator;
   /** The console's live status stream. */
   events: EventHub;
+  library: Library;
   now(): Date;
 }
 
 export type Handler = (req: FastifyRequest, reply: FastifyReply, call: Call) => Promise<unknown>;
-export type HandlerMap = Partial<Record<string, Handler>>;
+export type UserHandler = (req: FastifyRequest, reply: FastifyReply, call: UserCall) => Promise<unknown>;
+
+/**
+ * Handlers by UForge operation id: `user` ones serve routes under `/users/{uid}` (the router
+ * hands them the owner), `global` ones every other route. The router checks the split at start.
+ */
+export interface HandlerMap {
+  user?: Record<string, UserHandler>;
+  global?: Record<string, Handler>;
+}
 
 const SECRET_QUERY_RE = /([?&](?:signature|downloadId|apiKey|password|token)=)[^&#]*/gi;
 
@@ -130,7 +151,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const auth = new Authenticator(deps.store, deps.secrets, { signatures: deps.config.apiKeySignatures });
   const events = new EventHub(deps.store);
-  const ctx: ApiContext = { ...deps, endpoints, auth, events, now: () => new Date() };
+  const library = openLibrary({
+    store: deps.store,
+    blobs: deps.blobs,
+    catalog: deps.catalog,
+    secrets: deps.secrets,
+    egress: publicationEgress(deps.config.publishAllow),
+    ...(deps.jobs ? { jobs: deps.jobs } : {}),
+    limits: { maxUpload: deps.config.maxUpload, downloadKeyTtlMs: deps.config.downloadKeyTtlMs },
+  });
+  const ctx: ApiContext = { ...deps, endpoints, auth, events, library, now: () => new Date() };
 
   // Every body reaches the handler as a stream: object endpoints read it with a limit and decode
   // XML or JSON themselves (415 for anything else); upload endpoints stream it to the blob store.
@@ -165,17 +195,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerConsole(app, { sessions });
   app.addHook("preClose", async () => events.close());
 
-  const handlers = { ...apiHandlers(ctx), ...eventHandlers(ctx) };
+  const api = apiHandlers(ctx);
+  const handlers = { ...api, user: { ...api.user, ...eventHandlers(ctx).user } };
   const answers = new AnswerCache(deps.store);
   for (const spec of [...endpoints, ...EXTENSION_ENDPOINTS]) {
-    const handler = handlers[spec.operationId];
-    if (!handler) continue;
+    const userHandler = handlers.user?.[spec.operationId];
+    const globalHandler = handlers.global?.[spec.operationId];
+    if (!userHandler && !globalHandler) continue;
+    const scoped = spec.path.startsWith("/users/{uid}");
+    if (scoped !== (userHandler !== undefined)) {
+      throw new Error(`${spec.operationId} (${spec.path}) needs a ${scoped ? "user" : "global"} handler`);
+    }
+    const handler: Handler = userHandler ? (req, reply, call) => userHandler(req, reply, call as UserCall) : globalHandler!;
     const cacheable = CACHEABLE.has(spec.operationId);
     app.route({
       method: spec.method,
       url: spec.route,
       handler: async (req, reply) => {
-        const call = await authorize(ctx, spec, req);
+        const call = await authorize(ctx, spec, req, scoped);
         if (cacheable && call.principal) return answers.serve(req, reply, call.principal.user.id, () => handler(req, reply, call));
         try {
           return await handler(req, reply, call);
@@ -217,23 +254,34 @@ class AnswerCache {
   }
 }
 
-/** Authentication, the `{uid}` scope and entitlements, in that order. */
-async function authorize(ctx: ApiContext, spec: EndpointSpec, req: FastifyRequest): Promise<Call> {
+/** Authentication, the `{uid}` scope (for `scoped` routes) and entitlements, in that order. */
+async function authorize(ctx: ApiContext, spec: EndpointSpec, req: FastifyRequest, scoped: boolean): Promise<Call | UserCall> {
   const principal = await ctx.auth.identify(req);
   if (!principal && spec.auth) throw unauthorized("authentication required: use HTTP Basic or an API key signature");
-  let owner: UserRow | undefined;
-  const uid = (req.params as Record<string, string | undefined>).uid;
-  if (uid !== undefined && principal) {
-    if (principal.user.login === uid) owner = principal.user;
-    else if (principal.user.admin) owner = await ctx.store.users.getByLogin(uid);
-    // Another user's space is indistinguishable from a missing one.
-    if (!owner) fail("notFound", `no user ${uid}`);
-  }
+  const owner = scoped ? await ownerOf(ctx, principal, req) : undefined;
   if (principal && spec.entitlements.length > 0 && !principal.user.admin) {
     const held = new Set(principal.user.entitlements);
     if (!spec.entitlements.some((e) => held.has(e))) {
       fail("forbidden", `user ${principal.user.login} lacks the entitlement ${spec.entitlements.join(" or ")} needed for ${spec.operationId}`);
     }
   }
-  return { spec, principal, owner };
+  return owner ? { spec, principal, owner } : { spec, principal };
+}
+
+/**
+ * The user `{uid}` names, once the caller may act for them: themselves, or anyone for an
+ * administrator. Without credentials (the download routes, open to one-time keys) it is whoever
+ * the path names, found the way a download finds what it serves (a stranger learns nothing).
+ */
+async function ownerOf(ctx: ApiContext, principal: Principal | undefined, req: FastifyRequest): Promise<UserRow> {
+  const uid = (req.params as Record<string, string | undefined>).uid ?? "";
+  const find = async (): Promise<UserRow> => {
+    let owner: UserRow | undefined;
+    if (principal?.user.login === uid) owner = principal.user;
+    else if (!principal || principal.user.admin) owner = await ctx.store.users.getByLogin(uid);
+    // Another user's space is indistinguishable from a missing one.
+    if (!owner) fail("notFound", `no user ${uid}`);
+    return owner;
+  };
+  return principal ? find() : findDownload(req, undefined, find);
 }

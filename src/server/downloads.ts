@@ -3,11 +3,13 @@
  * download manager expects — length, attachment name, ETag (sha256), Last-Modified, byte ranges —
  * and the one-time download keys that open a download without credentials.
  */
-import { createHash, randomBytes } from "node:crypto";
 import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { fail, isKilnError } from "../domain/errors.js";
+import type { BlobStore } from "../blobs/blob-store.js";
+import { hashDownloadKey } from "../library/download-keys.js";
+import type { StoredFile } from "../library/index.js";
 import type { Store, UserRow } from "../store/types.js";
 import type { Principal } from "./auth.js";
 
@@ -20,44 +22,6 @@ export interface DownloadableFile {
   fileName: string;
   lastModified: Date;
   contentType?: string;
-}
-
-export function hashDownloadKey(key: string): string {
-  return createHash("sha256").update(key, "utf8").digest("hex");
-}
-
-/**
- * The keys this process handed out and may hand out again, per store and per `user target`:
- * an object fetched again and again (a client polling an image) answers the same key until it is
- * used or half its life is spent, instead of a new row per GET. Only the key's hash is stored;
- * the key itself lives here, in memory, so a restart simply mints new ones.
- */
-const issuedKeys = new WeakMap<Store, Map<string, { key: string; expiresAt: number }>>();
-const ISSUED_KEYS_KEPT = 10_000;
-
-/**
- * A one-time key (144 random bits) for `target`, valid for `ttlMs`: the live one handed out
- * before when it still has at least half its life left, else a new one (and the expired keys of
- * every user are purged then). Only its hash is stored.
- */
-export async function issueDownloadKey(store: Store, userId: number, target: string, ttlMs: number, now = new Date()): Promise<string> {
-  let issued = issuedKeys.get(store);
-  if (!issued) issuedKeys.set(store, (issued = new Map()));
-  const slot = `${userId} ${target}`;
-  const kept = issued.get(slot);
-  if (kept && kept.expiresAt - now.getTime() >= ttlMs / 2) {
-    // Still unused (another process may have consumed it)?
-    const live = await store.downloadKeys.peek(hashDownloadKey(kept.key), target, now);
-    if (live && live.userId === userId) return kept.key;
-  }
-  await store.downloadKeys.deleteExpired(now);
-  const key = randomBytes(18).toString("base64url");
-  const expiresAt = now.getTime() + ttlMs;
-  await store.downloadKeys.create({ keyHash: hashDownloadKey(key), userId, target, expiresAt: new Date(expiresAt) });
-  issued.delete(slot);
-  if (issued.size >= ISSUED_KEYS_KEPT) issued.delete(issued.keys().next().value!);
-  issued.set(slot, { key, expiresAt });
-  return key;
 }
 
 const CHALLENGE = { "WWW-Authenticate": 'Basic realm="kiln", charset="UTF-8"' };
@@ -194,6 +158,23 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: D
     res.destroy();
   });
   return reply;
+}
+
+/** Streams a file of the blob store (see {@link sendFile}). */
+export function sendStoredFile(req: FastifyRequest, reply: FastifyReply, blobs: BlobStore, file: StoredFile, options: SendFileOptions = {}): Promise<FastifyReply> {
+  return sendFile(
+    req,
+    reply,
+    {
+      path: blobs.path(file.digest),
+      size: file.size,
+      sha256: file.digest.slice("sha256:".length),
+      fileName: file.fileName,
+      lastModified: file.lastModified,
+      contentType: file.contentType,
+    },
+    options,
+  );
 }
 
 const IO_BUFFER = 4 << 20;

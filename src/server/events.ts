@@ -249,10 +249,11 @@ export class EventHub {
 /** The stream's endpoint, routed with the others (authentication and the `{uid}` scope included). */
 export function eventHandlers(ctx: ApiContext & { events: EventHub }): HandlerMap {
   return {
-    async userEvents_get(req, reply, call) {
-      if (!call.owner) fail("unauthorized", "authentication required");
-      ctx.events.watch(req, reply, call.owner);
-      return reply;
+    user: {
+      async userEvents_get(req, reply, { owner }) {
+        ctx.events.watch(req, reply, owner);
+        return reply;
+      },
     },
   };
 }

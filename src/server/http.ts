@@ -8,7 +8,7 @@ import { PassThrough, type Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { KilnError, fail } from "../domain/errors.js";
 import type { ListCriteria } from "../store/types.js";
-import { decode, encode } from "../wire/index.js";
+import { decode, encode, type RootElement, type RootValues } from "../wire/index.js";
 
 export type WireFormat = "xml" | "json";
 
@@ -132,16 +132,17 @@ export function detachedBody(req: FastifyRequest): Readable | undefined {
   return body.pipe(out);
 }
 
-/** Reads and decodes a UForge object of one of the expected root elements. */
-export async function readObject<T = Record<string, unknown>>(req: FastifyRequest, roots: string | string[]): Promise<{ root: string; value: T }> {
+/** Reads and decodes a UForge object of one of the expected root elements, typed as the schema says. */
+export async function readObject<R extends RootElement>(req: FastifyRequest, roots: R | readonly R[]): Promise<{ root: R; value: RootValues[R] }> {
   const format = requestFormat(req);
   const body = await readBody(req);
   if (body.length === 0) fail("malformedBody", `the request body is empty: expected ${describeRoots(roots)}`);
-  const { root, value } = decode(roots, body, format);
-  return { root, value: value as T };
+  // `decode` types its answer for any root name; for a known root it is the generated type.
+  const decoded: { root: string; value: unknown } = decode<string>(roots, body, format);
+  return decoded as { root: R; value: RootValues[R] };
 }
 
-function describeRoots(roots: string | string[]): string {
+function describeRoots(roots: string | readonly string[]): string {
   return (Array.isArray(roots) ? roots : [roots]).map((r) => `<${r}>`).join(" or ");
 }
 
@@ -151,11 +152,6 @@ export interface ObjectAnswer {
   lastModified?: Date;
   /** Fields that change on every answer (one-time keys): left out of the digest, so ETags stay stable. */
   volatile?: readonly string[];
-  /**
-   * Fields Kiln adds to the JSON representation only, where uforge.xsd has no element for them
-   * (XML bodies must validate against the schema).
-   */
-  jsonExtra?: Record<string, unknown>;
 }
 
 /** An answer as sent, kept so that the same request can be answered again without recomputing it. */
@@ -182,7 +178,7 @@ export function sendRepresentation(req: FastifyRequest, reply: FastifyReply, r: 
  * representations build their objects in a fixed key order, so `JSON.stringify` is canonical
  * enough here and much cheaper than a second trip through the codec.
  */
-export function objectDigest(root: string, value: Record<string, unknown>, volatile: readonly string[] = []): string {
+export function objectDigest(root: string, value: object, volatile: readonly string[] = []): string {
   const stable: Record<string, unknown> = { ...value, digest: undefined };
   for (const k of volatile) stable[k] = undefined;
   return createHash("sha256").update(root).update(JSON.stringify(stable)).digest("hex");
@@ -216,10 +212,11 @@ function notModified(req: FastifyRequest, etag: string, lastModified: Date | und
  * Answers with a UForge object: fills its `digest`, sends it as `ETag` with `Last-Modified`, and
  * answers `304` (no body) when the client's copy is current.
  */
-export function sendObject(req: FastifyRequest, reply: FastifyReply, root: string, value: Record<string, unknown>, answer: ObjectAnswer = {}): FastifyReply {
+export function sendObject<R extends RootElement>(req: FastifyRequest, reply: FastifyReply, root: R, value: RootValues[R], answer: ObjectAnswer = {}): FastifyReply {
   const digest = objectDigest(root, value, answer.volatile);
   const etag = `"${digest}"`;
-  const lastModified = answer.lastModified ?? (value.lastModified instanceof Date ? value.lastModified : undefined);
+  const own = (value as { lastModified?: unknown }).lastModified;
+  const lastModified = answer.lastModified ?? (own instanceof Date ? own : undefined);
   reply.header("ETag", etag);
   if (lastModified) reply.header("Last-Modified", httpDate(lastModified));
   if ((answer.status ?? 200) === 200 && req.method === "GET" && notModified(req, etag, lastModified)) {
@@ -227,11 +224,7 @@ export function sendObject(req: FastifyRequest, reply: FastifyReply, root: strin
   }
   if (answer.location) reply.header("Location", answer.location);
   const format = responseFormat(req);
-  let body = encode(root, { ...value, digest }, format);
-  if (format === "json" && answer.jsonExtra) {
-    const extra = JSON.stringify(answer.jsonExtra).slice(1, -1);
-    if (extra) body = body === "{}" ? `{${extra}}` : `{${extra},${body.slice(1)}`;
-  }
+  const body = encode<string>(root, { ...value, digest }, format);
   if ((answer.status ?? 200) === 200 && !answer.volatile?.length) {
     (req as FastifyRequest & { [REPRESENTATION]?: Representation })[REPRESENTATION] = {
       etag,
@@ -247,20 +240,20 @@ export function sendObject(req: FastifyRequest, reply: FastifyReply, root: strin
 }
 
 /** A list answer (`containerTemplates`, ...): no digest of its own, never cached by ETag. */
-export function sendList(req: FastifyRequest, reply: FastifyReply, root: string, value: Record<string, unknown>): FastifyReply {
+export function sendList<R extends RootElement>(req: FastifyRequest, reply: FastifyReply, root: R, value: RootValues[R]): FastifyReply {
   const format = responseFormat(req);
-  return reply.code(200).type(CONTENT_TYPES[format]).send(encode(root, value, format));
+  return reply.code(200).type(CONTENT_TYPES[format]).send(encode<string>(root, value, format));
 }
 
 /** Sends an arbitrary UForge body (errors, statuses) without caching headers. */
-export function sendBody(req: FastifyRequest, reply: FastifyReply, status: number, root: string, value: Record<string, unknown>): FastifyReply {
+export function sendBody<R extends RootElement>(req: FastifyRequest, reply: FastifyReply, status: number, root: R, value: RootValues[R]): FastifyReply {
   const format = responseFormat(req);
-  return reply.code(status).type(CONTENT_TYPES[format]).send(encode(root, value, format));
+  return reply.code(status).type(CONTENT_TYPES[format]).send(encode<string>(root, value, format));
 }
 
-/** `201 Created` with `Location` pointing at the new object (absolute path under /api). */
-export function sendCreated(req: FastifyRequest, reply: FastifyReply, root: string, value: Record<string, unknown>, uri: string): FastifyReply {
-  return sendObject(req, reply, root, value, { status: 201, location: `/api/${uri}` });
+/** `201 Created` with `Location` pointing at the new object, its `uri` (absolute path under /api). */
+export function sendCreated<R extends RootElement>(req: FastifyRequest, reply: FastifyReply, root: R, value: RootValues[R] & { uri?: string }): FastifyReply {
+  return sendObject(req, reply, root, value, { status: 201, ...(value.uri === undefined ? {} : { location: `/api/${value.uri}` }) });
 }
 
 export function sendNoContent(reply: FastifyReply): FastifyReply {
@@ -277,7 +270,20 @@ export function parseId(raw: string | undefined, name: string): number {
   return Number(raw);
 }
 
-type Query = Record<string, string | string[] | undefined>;
+/** The ids a route's path names (`{msid}`, `{tid}`, ...), each a positive integer, else `400`. */
+export function pathIds<K extends string>(req: FastifyRequest, ...names: K[]): Record<K, number> {
+  const params = req.params as Record<string, string | undefined>;
+  const out = {} as Record<K, number>;
+  for (const name of names) out[name] = parseId(params[name], name);
+  return out;
+}
+
+/** A path parameter as text (Fastify has already percent-decoded it). */
+export function pathText(req: FastifyRequest, name: string): string {
+  return (req.params as Record<string, string | undefined>)[name] ?? "";
+}
+
+export type Query = Record<string, string | string[] | undefined>;
 
 function single(query: Query, name: string): string | undefined {
   const v = query[name];
@@ -345,10 +351,10 @@ export function pageOf<T>(items: T[], c: ListCriteria, text: (t: T) => string, s
  * Search criteria over a list computed in memory (images, statuses, publications, artifact
  * trees): `query` matches `text`, `orderBy` one of `sortable` (fields of the wire objects).
  */
-export function criteriaPage(req: FastifyRequest, items: Array<Record<string, unknown>>, sortable: readonly string[], text: (w: Record<string, unknown>) => string): { items: Array<Record<string, unknown>>; total: number } {
+export function criteriaPage<T extends object>(req: FastifyRequest, items: T[], sortable: readonly string[], text: (w: T) => string): { items: T[]; total: number } {
   const c = parseCriteria(req.query as Query, sortable);
   return pageOf(items, c, text, (w, field) => {
-    const v = w[field];
+    const v = (w as Record<string, unknown>)[field];
     return v instanceof Date ? v.getTime() : typeof v === "number" || typeof v === "string" ? v : "";
   });
 }

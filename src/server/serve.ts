@@ -11,7 +11,7 @@ import { openStore } from "../store/store.js";
 import type { Store } from "../store/types.js";
 import { buildApp, type AppDeps } from "./app.js";
 import { loadConfig, type KilnConfig } from "./config.js";
-import { DistributionCatalog } from "./distributions.js";
+import { DistributionCatalog } from "../library/catalog.js";
 import { allEntitlements, loadEndpoints } from "./endpoints.js";
 import { generatePassword, hashPassword } from "./passwords.js";
 import { SecretBox } from "./secrets.js";

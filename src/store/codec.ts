@@ -136,4 +136,4 @@ export function translatingErrors<T extends object>(repo: T, onWrite?: () => voi
 }
 
 /** Repository methods that only read (everything else may change the database). */
-const READ_METHOD = /^(get|list|peek|referenced|pushed)/;
+const READ_METHOD = /^(get|list|peek|references|pushed)/;

@@ -199,6 +199,11 @@ export interface SessionsTable {
   expires_at: Int8;
 }
 
+/** A blob digest being referenced or collected (its row is the lock; see BlobLockRepo). */
+export interface BlobLocksTable {
+  digest: string;
+}
+
 /** Every table of the metadata store, by name. */
 export interface KilnDatabase {
   users: UsersTable;
@@ -214,4 +219,5 @@ export interface KilnDatabase {
   images: ImagesTable;
   publications: PublicationsTable;
   sessions: SessionsTable;
+  blob_locks: BlobLocksTable;
 }

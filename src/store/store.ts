@@ -15,6 +15,7 @@ import { migrateToLatest } from "./migrations/index.js";
 import type { StoreDialect } from "./migrations/index.js";
 import { apiKeyRepo } from "./repos/api-keys.js";
 import { artifactRepo } from "./repos/artifacts.js";
+import { blobLockRepo } from "./repos/blob-locks.js";
 import { bundleRepo } from "./repos/bundles.js";
 import { cloudAccountRepo } from "./repos/cloud-accounts.js";
 import type { RepoContext } from "./repos/context.js";
@@ -189,6 +190,7 @@ function repositories(ctx: RepoContext, onWrite: () => void): StoreRepositories 
     images: wrap(imageRepo(ctx)),
     publications: wrap(publicationRepo(ctx)),
     sessions: wrap(sessionRepo(ctx)),
+    blobLocks: wrap(blobLockRepo(ctx)),
   };
 }
 

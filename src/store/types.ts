@@ -204,8 +204,8 @@ export interface ArtifactRepo {
   /** Deletes the artifact and its descendants. */
   delete(bundleId: number, id: number): Promise<boolean>;
   deleteAll(bundleId: number): Promise<number>;
-  /** Every blob digest referenced by any artifact (for blob garbage collection). */
-  referencedBlobs(): Promise<string[]>;
+  /** Whether any artifact references the blob (for blob garbage collection). */
+  referencesBlob(digest: string): Promise<boolean>;
 }
 
 export interface CloudAccountRepo {
@@ -362,8 +362,8 @@ export interface ImageRepo {
   update(id: number, patch: Partial<Pick<ImageRow, "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages">>): Promise<ImageRow | undefined>;
   /** Deletes the image, its job and its publications (and their jobs). */
   delete(userId: number, id: number): Promise<boolean>;
-  /** Blob digests any image still needs (download files and manifests). */
-  referencedBlobs(): Promise<string[]>;
+  /** Whether any image still needs the blob (as its download file or its manifest). */
+  referencesBlob(digest: string): Promise<boolean>;
 }
 
 export interface PublicationRow extends Timestamps {
@@ -400,6 +400,17 @@ export interface PublicationRepo {
   pushedRepositories(accountId: number, registry: string): Promise<string[]>;
 }
 
+/**
+ * Locks on blob digests, taken inside a transaction and held until it ends: the one way to make
+ * "reference a blob" and "collect an unreferenced blob" exclude each other (store/blob-gc.ts).
+ */
+export interface BlobLockRepo {
+  /** Takes the lock on `digest` (waiting for another transaction that holds it). */
+  lock(digest: string): Promise<void>;
+  /** Forgets the lock row (after the blob is gone); the lock itself is held until the transaction ends. */
+  forget(digest: string): Promise<void>;
+}
+
 /** The whole store: the repositories plus lifecycle. */
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
@@ -415,6 +426,7 @@ export interface Store {
   readonly images: ImageRepo;
   readonly publications: PublicationRepo;
   readonly sessions: SessionRepo;
+  readonly blobLocks: BlobLockRepo;
   /**
    * A counter that moves after every write through this store (and every `bump()`): anything
    * derived from reads — a cached answer, a cached login — is current only while it has not moved.

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
-import { hashDownloadKey, issueDownloadKey } from "../../src/server/downloads.js";
+import { hashDownloadKey, issueDownloadKey } from "../../src/library/download-keys.js";
 import { errorMessage, jsonClient, startTestServer, type TestServer } from "../helpers/api.js";
 
 let server: TestServer;

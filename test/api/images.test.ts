@@ -323,6 +323,25 @@ describe("what can go wrong", () => {
     expect(existsSync(file)).toBe(false);
   });
 
+  it("keeps a file two images share until the last of them is deleted", async () => {
+    const { templateUri } = await bundleWith("twice", [{ name: "a.txt", bytes: Buffer.from("same bytes") }]);
+    const first = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: true });
+    expect((await waitFor(first.statusUri)).complete).toBe(true);
+    const second = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: true });
+    expect((await waitFor(second.statusUri)).complete).toBe(true);
+    const a = (await api<{ sha256sum: string }>("GET", first.uri)).json;
+    const b = (await api<{ sha256sum: string; fileName: string }>("GET", second.uri)).json;
+    // Builds are reproducible: the two generations made the same file, stored once.
+    expect(b.sha256sum).toBe(a.sha256sum);
+    const file = server.rt.deps.blobs.path(`sha256:${a.sha256sum}`);
+    expect((await api("DELETE", first.uri)).status).toBe(204);
+    expect(existsSync(file)).toBe(true);
+    const dl = await server.request({ method: "GET", url: `/api/${second.uri}/downloads/${b.fileName}`, user: "alice" });
+    expect(dl.statusCode).toBe(200);
+    expect((await api("DELETE", second.uri)).status).toBe(204);
+    expect(existsSync(file)).toBe(false);
+  });
+
   it("lists every image and status of the user", async () => {
     const images = await api<{ total: number; images: Array<{ uri: string }> }>("GET", "users/alice/images");
     const statuses = await api<{ total: number; statuses: Array<{ complete: boolean }> }>("GET", "users/alice/images/status");

@@ -12,7 +12,7 @@ import { clearIndexMemo } from "../../src/debian/packages-index.js";
 import { selectProfile } from "../../src/debian/profiles.js";
 import { openRepository } from "../../src/debian/repository.js";
 import { resolvePackages } from "../../src/debian/resolver.js";
-import type { DistributionConfig } from "../../src/server/config.js";
+import type { DistributionConfig } from "../../src/domain/distributions.js";
 import { removeDir, tempDir } from "../fixtures/debs.js";
 import { MIRROR_DIR, ROOT } from "../helpers/global-setup.js";
 import { MirrorServer } from "../helpers/mirror-server.js";

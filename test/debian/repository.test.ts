@@ -13,7 +13,7 @@ import { clearIndexMemo } from "../../src/debian/packages-index.js";
 import { openRepository, type OpenRepositoryOptions, type Repository } from "../../src/debian/repository.js";
 import { loadKeyring, verifyClearsigned } from "../../src/debian/signature.js";
 import { isKilnError, type ErrorKind } from "../../src/domain/errors.js";
-import type { DistributionConfig } from "../../src/server/config.js";
+import type { DistributionConfig } from "../../src/domain/distributions.js";
 import { removeDir, tempDir, type DebSpec } from "../fixtures/debs.js";
 import { MirrorServer } from "../helpers/mirror-server.js";
 import { buildRepo, dropKey, makeKey, poolFiles, signRelease, writeRelease, type TestKey } from "./test-repo.js";

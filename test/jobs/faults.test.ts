@@ -22,7 +22,7 @@ import { buildDeb, makeTar, tempDir } from "../fixtures/debs.js";
 import { errorMessage, jsonClient, startTestServer, type JsonStatus, type TestServer } from "../helpers/api.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres-server.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
-import type { JobProgress, Store } from "../../src/store/types.js";
+import type { JobProgress, Store, StoreRepositories } from "../../src/store/types.js";
 
 const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
 const XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"';
@@ -50,7 +50,14 @@ type Hook = (call: Call) => Promise<boolean> | boolean;
 let hook: Hook | undefined;
 
 function watchStore(store: Store): void {
-  for (const repo of ["users", "apiKeys", "distributions", "bundles", "artifacts", "cloudAccounts", "templates", "downloadKeys", "jobs", "images", "publications"] as const) {
+  watchRepositories(store);
+  // Calls made inside a transaction go through the repositories bound to it: watched too.
+  const transaction = store.transaction.bind(store);
+  (store as { transaction: Store["transaction"] }).transaction = (fn) => transaction((tx) => (watchRepositories(tx), fn(tx)));
+}
+
+function watchRepositories(store: StoreRepositories): void {
+  for (const repo of ["users", "apiKeys", "distributions", "bundles", "artifacts", "cloudAccounts", "templates", "downloadKeys", "jobs", "images", "publications", "blobLocks"] as const) {
     const target = store[repo] as unknown as Record<string, unknown>;
     for (const [method, fn] of Object.entries(target)) {
       if (typeof fn !== "function") continue;

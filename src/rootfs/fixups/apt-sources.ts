@@ -7,7 +7,7 @@
  * them no file is written.
  */
 import { KilnError } from "../../domain/errors.js";
-import { DEBIAN_ARCHIVE_KEYRING, type DistributionConfig } from "../../server/config.js";
+import { DEBIAN_ARCHIVE_KEYRING, type DistributionConfig } from "../../domain/distributions.js";
 import type { Fixup, FixupContext } from "../types.js";
 import type { AptSource, FixupOptions } from "./options.js";
 import { EntrySet } from "./tree.js";

@@ -13,6 +13,7 @@ import { images } from "./002-images.js";
 import { bootScripts } from "./003-boot-scripts.js";
 import { loginsIgnoreCase } from "./004-logins-ignore-case.js";
 import { consoleSessions } from "./005-console-sessions.js";
+import { blobLocks } from "./006-blob-locks.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -30,6 +31,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "003-boot-scripts": bootScripts,
   "004-logins-ignore-case": loginsIgnoreCase,
   "005-console-sessions": consoleSessions,
+  "006-blob-locks": blobLocks,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

@@ -235,15 +235,9 @@ export function artifactRepo(ctx: RepoContext): ArtifactRepo {
       });
     },
 
-    async referencedBlobs() {
-      const rows = await db
-        .selectFrom("artifacts")
-        .select("blob_digest")
-        .distinct()
-        .where("blob_digest", "is not", null)
-        .orderBy("blob_digest")
-        .execute();
-      return rows.flatMap((r) => (r.blob_digest === null ? [] : [r.blob_digest]));
+    async referencesBlob(digest) {
+      const row = await db.selectFrom("artifacts").select("id").where("blob_digest", "=", digest).limit(1).executeTakeFirst();
+      return row !== undefined;
     },
   };
 }

@@ -142,9 +142,14 @@ export function imageRepo(ctx: RepoContext): ImageRepo {
       });
     },
 
-    async referencedBlobs() {
-      const rows = await db.selectFrom("images").select(["file_digest", "manifest_digest"]).execute();
-      return rows.flatMap((r) => [r.file_digest, r.manifest_digest]).filter((d): d is string => d !== null);
+    async referencesBlob(digest) {
+      const row = await db
+        .selectFrom("images")
+        .select("id")
+        .where((eb) => eb.or([eb("file_digest", "=", digest), eb("manifest_digest", "=", digest)]))
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
     },
   };
 }

@@ -6,7 +6,9 @@ import path from "node:path";
 import type { BlobStore } from "../blobs/blob-store.js";
 import { openRepository, type Repository } from "../debian/repository.js";
 import type { DistributionRow, Store } from "../store/types.js";
-import { distributionLabel, type DistributionConfig } from "./config.js";
+import { distributionLabel, type DistributionConfig } from "../domain/distributions.js";
+import { fail } from "../domain/errors.js";
+import type { Distribution } from "../wire/index.js";
 
 export interface CatalogEntry {
   id: number;
@@ -72,4 +74,32 @@ export class DistributionCatalog {
     });
     return repo;
   }
+}
+
+/**
+ * The distribution a request names: by `uri` (`distributions/1`), by `dbId`, or by name and
+ * version (and arch). Only active distributions can be named.
+ */
+export function resolveDistribution(catalog: DistributionCatalog, value: Distribution | undefined, what = "containerTemplate.distribution"): CatalogEntry {
+  if (!value) fail("invalidField", `${what} is required (its uri, or its arch, name and version)`);
+  if (value.uri !== undefined && value.uri !== "") {
+    const m = /^\/?(?:api\/)?distributions\/(\d+)\/?$/.exec(value.uri);
+    if (!m) fail("unknownDistribution", `"${value.uri}" is not a distribution URI (distributions/<id>)`);
+    const d = catalog.get(Number(m[1]));
+    if (!d || !d.row.active) fail("unknownDistribution", `no distribution ${m[1]}`);
+    return d;
+  }
+  if (value.dbId !== undefined) {
+    const d = catalog.get(value.dbId);
+    if (!d || !d.row.active) fail("unknownDistribution", `no distribution ${value.dbId}`);
+    return d;
+  }
+  const { name, version, arch } = value;
+  if (!name || !version) fail("invalidField", `${what} needs its uri, or its name and version (and arch)`);
+  const d = catalog.find(name, version, arch);
+  if (!d) {
+    const offered = catalog.list().map((e) => distributionLabel(e.config)).join(", ");
+    fail("unknownDistribution", `no distribution ${name} ${version}${arch ? ` ${arch}` : ""}; Kiln offers: ${offered || "none"}`);
+  }
+  return d;
 }

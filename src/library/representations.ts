@@ -1,14 +1,27 @@
 /**
  * How Kiln's rows look on the wire: one function per UForge object type, turning a row into the
- * plain object the wire codec encodes (fields named as in uforge.xsd), and the URIs that link
+ * generated wire type the codec encodes (fields named as in uforge.xsd), and the URIs that link
  * objects together (relative to /api, no leading slash, as UForge writes them).
  */
-import type { CatalogEntry } from "../server/distributions.js";
-import { debianArch } from "../server/config.js";
-import type { ApiKeyRow, ArtifactRow, BundleRow, CloudAccountRow, TemplateRow, UserRow } from "../store/types.js";
-import { CONTAINER_FORMATS, CONTAINER_PLATFORMS, type ContainerFormat, type ContainerPlatform } from "../domain/formats.js";
-
-export type Wire = Record<string, unknown>;
+import { CONTAINER_PLATFORMS, type ContainerFormat, type ContainerPlatform } from "../domain/formats.js";
+import { debianArch } from "../domain/distributions.js";
+import type { ApiKeyRow, ArtifactRow, BundleRow, CloudAccountRow, JobRow, TemplateRow, UserRow } from "../store/types.js";
+import type {
+  AnyCredAccount,
+  AnySoftwareArtifact,
+  APIKeyPair,
+  BundleRestriction,
+  ContainerTemplate,
+  Distribution,
+  Image,
+  ImageFormat,
+  MySoftware,
+  OpStatus,
+  TargetFormat,
+  TargetPlatform,
+  User,
+} from "../wire/index.js";
+import type { CatalogEntry } from "./catalog.js";
 
 export const uris = {
   user: (login: string) => `users/${login}`,
@@ -21,6 +34,8 @@ export const uris = {
   restriction: (login: string, msid: number, id: number) => `users/${login}/mysoftware/${msid}/restriction/${id}`,
   templates: (login: string, msid: number) => `users/${login}/mysoftware/${msid}/templates`,
   template: (login: string, msid: number, id: number) => `users/${login}/mysoftware/${msid}/templates/${id}`,
+  image: (login: string, msid: number, tid: number, id: number) => `users/${login}/mysoftware/${msid}/templates/${tid}/images/${id}`,
+  publication: (login: string, msid: number, tid: number, tiid: number, id: number) => `users/${login}/mysoftware/${msid}/templates/${tid}/images/${tiid}/pimages/${id}`,
   accounts: (login: string) => `users/${login}/accounts`,
   account: (login: string, id: number) => `users/${login}/accounts/${id}`,
   distribution: (id: number) => `distributions/${id}`,
@@ -28,7 +43,7 @@ export const uris = {
   targetPlatform: (login: string, id: number) => `users/${login}/targetplatforms/${id}`,
 };
 
-export function userWire(u: UserRow, extra: Wire = {}): Wire {
+export function userWire(u: UserRow, extra: Pick<User, "password"> = {}): User {
   const login = u.login;
   return {
     dbId: u.id,
@@ -60,7 +75,7 @@ export function userWire(u: UserRow, extra: Wire = {}): Wire {
   };
 }
 
-export function apiKeyWire(login: string, k: ApiKeyRow, secret?: string): Wire {
+export function apiKeyWire(login: string, k: ApiKeyRow, secret?: string): APIKeyPair {
   return {
     dbId: k.id,
     created: k.created,
@@ -74,16 +89,17 @@ export function apiKeyWire(login: string, k: ApiKeyRow, secret?: string): Wire {
   };
 }
 
-export function distributionWire(e: CatalogEntry): Wire {
+export function distributionWire(e: CatalogEntry): Distribution {
   return {
     dbId: e.id,
     created: e.row.created,
     active: e.row.active,
-    arch: e.config.arch,
+    // The codec refuses, at encoding, a name or architecture outside uforge.xsd's enumerations.
+    arch: e.config.arch as Distribution["arch"],
     basePkgsUri: `distributions/${e.id}/pkgs`,
     description: `${e.config.name} ${e.config.version} (${e.config.suite}, ${debianArch(e.config.arch)})`,
     family: "linux",
-    name: e.config.name,
+    name: e.config.name as Distribution["name"],
     pkgType: "deb",
     uri: uris.distribution(e.id),
     version: e.config.version,
@@ -91,12 +107,7 @@ export function distributionWire(e: CatalogEntry): Wire {
   };
 }
 
-/** The facts a restriction rule sees about a distribution. */
-export function distributionFacts(e: CatalogEntry): Record<string, string> {
-  return { family: "linux", pkgType: "deb", name: e.config.name, version: e.config.version, arch: e.config.arch };
-}
-
-export function bundleWire(login: string, b: BundleRow, artifactUris: string[] = []): Wire {
+export function bundleWire(login: string, b: BundleRow, artifactUris: string[] = []): MySoftware {
   return {
     dbId: b.id,
     created: b.created,
@@ -121,7 +132,7 @@ export function bundleWire(login: string, b: BundleRow, artifactUris: string[] =
   };
 }
 
-export function restrictionWire(login: string, b: BundleRow): Wire {
+export function restrictionWire(login: string, b: BundleRow): BundleRestriction {
   const uri = uris.restriction(login, b.id, b.restrictionId);
   return {
     dbId: b.restrictionId,
@@ -134,9 +145,9 @@ export function restrictionWire(login: string, b: BundleRow): Wire {
 }
 
 /** An artifact, with its children nested (folders). */
-export function artifactWire(login: string, msid: number, a: ArtifactRow, children: Wire[] | undefined, extra: Wire = {}): Wire {
+export function artifactWire(login: string, msid: number, a: ArtifactRow, children: AnySoftwareArtifact[] | undefined): AnySoftwareArtifact {
   const uri = uris.artifact(login, msid, a.id);
-  return {
+  const common = {
     dbId: a.id,
     created: a.created,
     lastModified: a.lastModified,
@@ -163,29 +174,38 @@ export function artifactWire(login: string, msid: number, a: ArtifactRow, childr
     params: a.params ?? undefined,
     subSoftwareArtifacts: a.kind === "folder" ? (children ?? []) : undefined,
     subSoftwareArtifactUri: a.kind === "folder" ? `${uri}/subsoftwareartifacts` : undefined,
-    ...(a.tag === "bootscript" ? { xsiType: "BootScript", bootOrder: a.bootOrder ?? undefined, bootType: a.bootType ?? undefined } : {}),
-    ...extra,
   };
+  return a.tag === "bootscript" ? { ...common, xsiType: "BootScript", bootOrder: a.bootOrder ?? undefined, bootType: a.bootType ?? undefined } : common;
 }
 
 /** Builds the nested artifact trees of a bundle from its flat rows. */
-export function artifactTrees(login: string, msid: number, rows: ArtifactRow[]): Wire[] {
+export function artifactTrees(login: string, msid: number, rows: ArtifactRow[]): AnySoftwareArtifact[] {
   const byParent = new Map<number | null, ArtifactRow[]>();
   for (const r of rows) {
     const list = byParent.get(r.parentId) ?? [];
     list.push(r);
     byParent.set(r.parentId, list);
   }
-  const build = (parent: number | null, depth: number): Wire[] =>
+  const build = (parent: number | null, depth: number): AnySoftwareArtifact[] =>
     (byParent.get(parent) ?? [])
       .sort((a, b) => a.position - b.position || a.id - b.id)
       .map((r) => artifactWire(login, msid, r, r.kind === "folder" && depth < 64 ? build(r.id, depth + 1) : undefined));
   return build(null, 0);
 }
 
-export function accountWire(login: string, a: CloudAccountRow): Wire {
+/** The subtree of `trees` rooted at artifact `id`. */
+export function findInTrees(trees: AnySoftwareArtifact[], id: number): AnySoftwareArtifact | undefined {
+  for (const t of trees) {
+    if (t.dbId === id) return t;
+    const found = t.subSoftwareArtifacts ? findInTrees(t.subSoftwareArtifacts, id) : undefined;
+    if (found) return found;
+  }
+  return undefined;
+}
+
+export function accountWire(login: string, a: CloudAccountRow): AnyCredAccount {
   const platform = CONTAINER_PLATFORMS.find((p) => p.type === a.type)!;
-  const base: Wire = {
+  const base = {
     dbId: a.id,
     created: a.created,
     lastModified: a.lastModified,
@@ -200,11 +220,11 @@ export function accountWire(login: string, a: CloudAccountRow): Wire {
     : { ...base, xsiType: "CredAccountOpenShift", registryUrl: a.url };
 }
 
-export function targetFormatWire(login: string, f: ContainerFormat): Wire {
+export function targetFormatWire(login: string, f: ContainerFormat): TargetFormat {
   return {
     dbId: f.id,
     name: f.name,
-    format: { dbId: f.id, name: f.imageFormat, access: true, active: true },
+    format: imageFormatWire(f),
     type: f.type,
     credAccountType: f.credAccountType,
     targetPlatformsUri: `${uris.targetFormat(login, f.id)}/targetplatforms`,
@@ -215,7 +235,7 @@ export function targetFormatWire(login: string, f: ContainerFormat): Wire {
   };
 }
 
-export function targetPlatformWire(login: string, p: ContainerPlatform): Wire {
+export function targetPlatformWire(login: string, p: ContainerPlatform): TargetPlatform {
   return {
     dbId: p.id,
     name: p.name,
@@ -228,11 +248,11 @@ export function targetPlatformWire(login: string, p: ContainerPlatform): Wire {
   };
 }
 
-export function imageFormatWire(f: ContainerFormat): Wire {
+export function imageFormatWire(f: ContainerFormat): ImageFormat {
   return { dbId: f.id, name: f.imageFormat, access: true, active: true };
 }
 
-export function templateWire(login: string, t: TemplateRow, bundle: BundleRow, dist: CatalogEntry, images: Wire[] = []): Wire {
+export function templateWire(login: string, t: TemplateRow, bundle: BundleRow, dist: CatalogEntry, images: Image[] = []): ContainerTemplate {
   const uri = uris.template(login, bundle.id, t.id);
   return {
     dbId: t.id,
@@ -252,4 +272,24 @@ export function templateWire(login: string, t: TemplateRow, bundle: BundleRow, d
   };
 }
 
-export { CONTAINER_FORMATS, CONTAINER_PLATFORMS };
+/** An OpStatus for a job. */
+export function statusWire(job: JobRow, uri: string, parentUri: string): OpStatus {
+  return {
+    dbId: job.id,
+    created: job.created,
+    lastModified: job.lastModified,
+    bytesLoaded: job.bytesLoaded ?? undefined,
+    bytesTotal: job.bytesTotal ?? undefined,
+    cancelled: job.state === "cancelled",
+    complete: job.state === "complete",
+    detailedError: job.state === "error",
+    detailedErrorMsg: job.state === "error" ? (job.detailedError ?? undefined) : undefined,
+    error: job.state === "error",
+    errorMessage: job.state === "error" ? (job.errorMessage ?? undefined) : undefined,
+    eta: job.state === "running" ? (job.eta ?? undefined) : undefined,
+    message: job.message ?? job.state,
+    parentUri,
+    percentage: job.percentage,
+    uri,
+  };
+}

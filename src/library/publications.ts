@@ -1,0 +1,193 @@
+/**
+ * Publication of generated images to container registries: the publish ticket (a queued job),
+ * its status (bytes loaded of bytes total) and cancellation, the published image, its deletion
+ * (the tag goes too, where the registry allows it), and the user's publication lists.
+ */
+import { fail } from "../domain/errors.js";
+import { formatById } from "../domain/formats.js";
+import { accountCredentials, repositoryOf } from "../jobs/publish.js";
+import { RegistryClient } from "../registry/client.js";
+import { assertTag, normaliseRepository, parseRegistryEndpoint } from "../registry/names.js";
+import type { CloudAccountRow, ImageRow, JobRow, PublicationRow, UserRow } from "../store/types.js";
+import type { AnyCredAccount, AnyPublishImage, OpStatus, PublishImageDocker, PublishImageOpenShift } from "../wire/index.js";
+import type { LibraryDeps } from "./context.js";
+import { requiredString } from "./fields.js";
+import { imageWire } from "./images.js";
+import { loadImage, loadPublication, type ImageRef, type PublicationRef } from "./load.js";
+import { accountWire, statusWire, uris } from "./representations.js";
+
+const TYPES = { docker: "PublishImageDocker", openshift: "PublishImageOpenShift" } as const;
+
+/** Where a registry's answer to a tag deletion is reported (the request's logger). */
+export interface PublicationLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+function pubUri(login: string, img: ImageRow, id: number): string {
+  return uris.publication(login, img.bundleId, img.templateId, img.id, id);
+}
+
+function publicationStatus(login: string, img: ImageRow, pub: PublicationRow, job: JobRow): OpStatus {
+  const base = pubUri(login, img, pub.id);
+  return statusWire(job, `${base}/status`, base);
+}
+
+/** The account a publication names: by value or by reference, its `dbId` or its `uri`. */
+function accountIdOf(value: AnyCredAccount | undefined): number | undefined {
+  if (!value) return undefined;
+  if (value.dbId !== undefined) return value.dbId;
+  const m = value.uri === undefined ? null : /accounts\/(\d+)\/?$/.exec(value.uri);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function publicationOperations(deps: LibraryDeps) {
+  const { store } = deps;
+
+  function wire(login: string, img: ImageRow, imgJob: JobRow, pub: PublicationRow, job: JobRow, account: CloudAccountRow | undefined): AnyPublishImage {
+    const base = pubUri(login, img, pub.id);
+    const image = imageWire(deps, login, img, imgJob);
+    const format = formatById(pub.formatId)!;
+    return {
+      xsiType: TYPES[format.credAccountType],
+      dbId: pub.id,
+      created: pub.created,
+      lastModified: job.lastModified > pub.lastModified ? job.lastModified : pub.lastModified,
+      status: publicationStatus(login, img, pub, job),
+      parentUri: image.uri,
+      compress: img.compress,
+      credAccount: account ? accountWire(login, account) : { xsiType: format.credAccountType === "docker" ? "CredAccountDocker" : "CredAccountOpenShift", uri: uris.account(login, pub.accountId) },
+      distributionName: image.distributionName,
+      format: image.format,
+      targetFormat: image.targetFormat,
+      fullName: pub.registeringName ?? undefined,
+      name: img.name,
+      revision: img.revision,
+      statusUri: `${base}/status`,
+      uri: base,
+      version: img.version ?? undefined,
+      entrypoint: img.entrypoint ?? undefined,
+      registeringName: pub.registeringName ?? undefined,
+      cloudId: pub.cloudId ?? undefined,
+      imageUri: image.uri,
+      publishLocation: pub.registeringName ?? undefined,
+      namespace: pub.namespace,
+      repositoryName: pub.repository,
+      tagName: pub.tag,
+    };
+  }
+
+  async function answer(owner: UserRow, img: ImageRow, imgJob: JobRow, pub: PublicationRow, job: JobRow): Promise<AnyPublishImage> {
+    return wire(owner.login, img, imgJob, pub, job, await store.cloudAccounts.get(owner.id, pub.accountId));
+  }
+
+  async function all(owner: UserRow): Promise<Array<{ img: ImageRow; imgJob: JobRow; pub: PublicationRow; job: JobRow }>> {
+    const out = [];
+    for (const pub of await store.publications.listByUser(owner.id)) {
+      const img = await store.images.getById(pub.imageId);
+      const imgJob = img && (await store.jobs.get(img.jobId));
+      const job = await store.jobs.get(pub.jobId);
+      if (img && imgJob && job) out.push({ img, imgJob, pub, job });
+    }
+    return out;
+  }
+
+  return {
+    /** Queues the publication of a complete image with one of the user's cloud accounts. */
+    async publish(owner: UserRow, ref: ImageRef, value: AnyPublishImage): Promise<AnyPublishImage> {
+      const jobs = deps.jobs;
+      if (!jobs) fail("unavailable", "this server does not run jobs");
+      const { image: img, job: imgJob } = await loadImage(deps, owner, ref);
+      if (imgJob.state !== "complete" || !img.manifestDigest) {
+        fail("notReady", `image ${img.id} is ${imgJob.state === "queued" || imgJob.state === "running" ? "still generating" : `not complete (${imgJob.state})`}: only a complete image can be published`);
+      }
+      const accountId = accountIdOf(value.credAccount);
+      if (accountId === undefined) fail("invalidField", "publishImage.credAccount must name a cloud account by its uri (users/<login>/accounts/<id>)");
+      const account = await store.cloudAccounts.get(owner.id, accountId);
+      if (!account) fail("invalidField", `no cloud account ${accountId}`);
+      const format = formatById(img.formatId)!;
+      if (account.type !== format.credAccountType) {
+        fail("invalidField", `cloud account ${account.name} is a ${account.type} account; a ${format.name} image is published with a ${format.credAccountType} account`);
+      }
+      if (value.xsiType !== TYPES[account.type]) fail("invalidField", `publishImage must be of xsi:type ${TYPES[account.type]} for a ${account.type} account${value.xsiType ? `, not ${value.xsiType}` : ""}`);
+      const container = value as PublishImageDocker | PublishImageOpenShift;
+      const namespace = (container.namespace ?? "").trim();
+      const repositoryName = requiredString(container, "publishImage", "repositoryName", 255);
+      const tagName = requiredString(container, "publishImage", "tagName", 128);
+      const endpoint = parseRegistryEndpoint(account.url);
+      normaliseRepository(endpoint, repositoryOf(namespace, repositoryName));
+      assertTag(tagName);
+      const { pub, job } = await store.transaction(async (tx) => {
+        const job = await tx.jobs.create({ kind: "publish", userId: owner.id });
+        const pub = await tx.publications.create({
+          userId: owner.id,
+          imageId: img.id,
+          accountId: account.id,
+          formatId: img.formatId,
+          namespace,
+          repository: repositoryName,
+          tag: tagName,
+          registry: endpoint.name,
+          jobId: job.id,
+        });
+        return { pub, job };
+      });
+      jobs.wake();
+      return wire(owner.login, img, imgJob, pub, job, account);
+    },
+
+    async get(owner: UserRow, ref: PublicationRef): Promise<AnyPublishImage> {
+      const { image, job, pub, pubJob } = await loadPublication(deps, owner, ref);
+      return answer(owner, image, job, pub, pubJob);
+    },
+
+    async status(owner: UserRow, ref: PublicationRef): Promise<OpStatus> {
+      const { image, pub, pubJob } = await loadPublication(deps, owner, ref);
+      return publicationStatus(owner.login, image, pub, pubJob);
+    },
+
+    async cancel(owner: UserRow, ref: PublicationRef): Promise<OpStatus> {
+      const { image, pub, pubJob } = await loadPublication(deps, owner, ref);
+      if (pubJob.state === "complete" || pubJob.state === "error") fail("conflict", `publication ${pub.id} has already ${pubJob.state === "complete" ? "completed" : "failed"}; there is nothing to cancel`);
+      const after = (await deps.jobs?.cancel(pubJob.id)) ?? pubJob;
+      return publicationStatus(owner.login, image, pub, after);
+    },
+
+    /**
+     * Deletes the publication record; a completed one's tag is deleted from the registry too where
+     * the registry allows it. A registry that refuses (or is down) does not keep the record alive:
+     * the outcome is logged.
+     */
+    async delete(owner: UserRow, ref: PublicationRef, log: PublicationLog): Promise<void> {
+      const { pub, pubJob } = await loadPublication(deps, owner, ref);
+      await deps.jobs?.cancel(pubJob.id);
+      if (pubJob.state === "complete") {
+        const account = await store.cloudAccounts.get(owner.id, pub.accountId);
+        if (account) {
+          const client = new RegistryClient(account.url, { credentials: accountCredentials(deps.secrets, account), egress: deps.egress });
+          try {
+            const outcome = await client.deleteTag(repositoryOf(pub.namespace, pub.repository), pub.tag, AbortSignal.timeout(15_000));
+            log.info({ publication: pub.id, outcome: outcome.deleted ? outcome.method : outcome.reason }, "registry tag deletion");
+          } catch (err) {
+            log.warn({ publication: pub.id, err: (err as Error).message }, "could not delete the tag from the registry");
+          } finally {
+            client.close();
+          }
+        }
+      }
+      await store.publications.delete(owner.id, pub.id);
+    },
+
+    async listAll(owner: UserRow): Promise<AnyPublishImage[]> {
+      const out: AnyPublishImage[] = [];
+      for (const p of await all(owner)) out.push(await answer(owner, p.img, p.imgJob, p.pub, p.job));
+      return out;
+    },
+
+    async statuses(owner: UserRow): Promise<OpStatus[]> {
+      return (await all(owner)).map((p) => publicationStatus(owner.login, p.img, p.pub, p.job));
+    },
+  };
+}
+
+export type PublicationOperations = ReturnType<typeof publicationOperations>;

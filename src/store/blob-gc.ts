@@ -1,0 +1,54 @@
+/**
+ * Blob garbage collection without a check-then-act race. Blobs are shared by content: two
+ * uploads of the same bytes, or two generations of the same image, name one blob. Deleting a
+ * blob once nothing references it races with a new reference to the same bytes being made
+ * (the new writer finds the blob already there, the collector deletes it, the new row points at
+ * nothing). Both sides therefore work under the digest's lock (BlobLockRepo), in a transaction:
+ *
+ * - a writer seals its bytes (learns the digest), then in one transaction locks the digest,
+ *   records the reference and publishes the bytes ({@link publishReferenced});
+ * - the collector, in one transaction per digest, locks it, checks that nothing references it,
+ *   and deletes it ({@link collectBlobs}).
+ *
+ * Whichever comes second sees the other's outcome: the blob is referenced (kept), or it is gone
+ * and the writer's publish puts it back.
+ */
+import { isDigest, type BlobStore, type BlobWriter, type IngestedBlob } from "../blobs/blob-store.js";
+import type { Store, StoreRepositories } from "./types.js";
+
+/** Does anything still need this blob? Every repository whose rows name blobs is asked. */
+async function referenced(tx: StoreRepositories, digest: string): Promise<boolean> {
+  return (await tx.artifacts.referencesBlob(digest)) || (await tx.images.referencesBlob(digest));
+}
+
+/**
+ * Seals `writer`, then in one transaction locks its digest, runs `reference` (which records the
+ * rows that name the blob) and publishes the bytes. If `reference` throws, nothing is recorded
+ * and the bytes are dropped.
+ */
+export async function publishReferenced<T>(store: Store, writer: BlobWriter, reference: (tx: StoreRepositories, blob: IngestedBlob) => Promise<T>): Promise<T> {
+  try {
+    const blob = await writer.seal();
+    return await store.transaction(async (tx) => {
+      await tx.blobLocks.lock(blob.digest);
+      const result = await reference(tx, blob);
+      await writer.publish();
+      return result;
+    });
+  } finally {
+    await writer.cancel();
+  }
+}
+
+/** Deletes each of these blobs that nothing references any more (digests may repeat or be null). */
+export async function collectBlobs(store: Store, blobs: BlobStore, digests: ReadonlyArray<string | null | undefined>): Promise<void> {
+  for (const digest of new Set(digests)) {
+    if (!digest || !isDigest(digest)) continue;
+    await store.transaction(async (tx) => {
+      await tx.blobLocks.lock(digest);
+      if (await referenced(tx, digest)) return;
+      await blobs.delete(digest);
+      await tx.blobLocks.forget(digest);
+    });
+  }
+}
