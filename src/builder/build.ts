@@ -20,7 +20,7 @@ import { createHash } from "node:crypto";
 import { KilnError } from "../domain/errors.js";
 import { openRepository } from "../debian/repository.js";
 import { resolvePackages } from "../debian/resolver.js";
-import { selectProfile } from "../debian/profiles.js";
+import { essentialNames, selectProfile } from "../debian/profiles.js";
 import type { BinaryPackage } from "../debian/types.js";
 import { buildClock } from "../oci/clock.js";
 import { assembleImage } from "../oci/image.js";
@@ -36,10 +36,11 @@ import { readDebDate } from "../debian/deb.js";
 import { debianArch, ociArch } from "../domain/distributions.js";
 import { refuseDeviceNodes } from "./bundle-layer.js";
 import { groupDescription, groupPackages, layerKey } from "./layers.js";
-import type { BuildPhase, BuildRequest, BuildResult, BuilderDeps } from "./types.js";
+import type { ScriptReportEntry } from "../rootfs/fixups/maintainer-scripts.js";
+import type { BuildPhase, BuildReport, BuildRequest, BuildResult, BuilderDeps } from "./types.js";
 
 /** Bump when a fix-up's output may change for the same packages (cached fix-up layers are then rebuilt). */
-export const FIXUPS_VERSION = 2;
+export const FIXUPS_VERSION = 3;
 
 /** Share of the whole build each phase accounts for, for a progress bar that only moves forward. */
 const PHASES: Record<BuildPhase, [number, number]> = {
@@ -115,6 +116,7 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   });
   const base = req.profile === "none" ? [] : resolvePackages(repo.packages, { names: profileNames, arch });
   const isLocal = (p: BinaryPackage): boolean => localByName.get(p.name)?.pkg === p;
+  const manual = manualPackages(req, profileNames, local.map((l) => l.pkg.name), req.profile === "none" ? [] : resolvePackages(repo.packages, { names: essentialNames(repo.packages, arch), arch }));
 
   // 2. Downloads.
   const remote = packages.filter((p) => !isLocal(p));
@@ -180,7 +182,7 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
 
   const aptSources = /^https?:\/\//.test(req.distribution.mirror) ? [aptSourceFor(req.distribution)] : [];
   const fixupKey = hex(
-    JSON.stringify({ v: FIXUPS_VERSION, format, clock: clock.toISOString(), arch, aptSources, packages: packages.map((p) => `${p.name} ${shaOf.get(p.name)}`) }),
+    JSON.stringify({ v: FIXUPS_VERSION, format, clock: clock.toISOString(), arch, aptSources, manual: [...manual].sort(), packages: packages.map((p) => `${p.name} ${shaOf.get(p.name)}`) }),
   );
   const extraKeys = (req.extraLayers ?? []).map((x, i) => (x.cacheKey ? hex(`extra ${i} ${x.cacheKey} ${fixupKey} ${settled.map((l) => l.key).join(",")}`) : undefined));
   // The fix-up layer is reused only with the note that says what its fix-ups found.
@@ -194,14 +196,15 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   if (!fixupCached || extraCached.some((l) => l === undefined)) {
     progress.set("configuring", "configuring (replacing package scripts)");
     const warnings: string[] = [];
-    const fixups = bookwormFixups({ aptSources, warn: (m) => warnings.push(m) });
+    const scripts: ScriptReportEntry[] = [];
+    const fixups = bookwormFixups({ aptSources, manual, warn: (m) => warnings.push(m), report: scripts });
     for (const [i, f] of fixups.entries()) {
       checkCancelled(signal);
       const result = await f.apply({ packages: rootfs.installedPackages(), fs: rootfs, arch, clock });
       rootfs.applyFixup(f.name, result);
       progress.set("configuring", `configuring: ${f.name}`, (i + 1) / fixups.length);
     }
-    configuration = { warnings, binSh: rootfs.stat("bin/sh")?.type === "file" };
+    configuration = { warnings, scripts, binSh: rootfs.stat("bin/sh")?.type === "file" };
     fixupEntries = rootfs.entries((owner) => owner === ROOTFS_OWNER || owner.startsWith("<fixup:"));
     // What the fix-ups removed, or turned from a directory into something else, is hidden from the
     // package layers below by whiteouts in their layer: `.wh.<name>` (OCI image-spec, layer.md).
@@ -216,6 +219,14 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
       whiteouts.push({ path: `${p.slice(0, slash + 1)}.wh.${p.slice(slash + 1)}`, type: "file", mode: 0o644, uid: 0, gid: 0, content: bufferContent("") });
     }
     fixupEntries = [...fixupEntries, ...whiteouts];
+  }
+
+  const unreproduced = configuration!.scripts.filter((e) => e.outcome === "unreproduced");
+  if (req.strict && unreproduced.length > 0) {
+    writes.abort();
+    await Promise.allSettled(settled.map((l) => l.layer));
+    const names = [...new Set(unreproduced.map((e) => e.package))];
+    throw new KilnError("unreproducedEffects", `${unreproduced.length} script effect${unreproduced.length === 1 ? "" : "s"} of ${names.join(", ")} not reproduced (--strict): ${unreproduced.map((e) => `${e.package} ${e.script}: ${e.effect}`).join("; ")}`);
   }
 
   // 6. The layers on top, then every write finished.
@@ -234,13 +245,20 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   if (req.defaultCmd && config.Entrypoint === undefined && config.Cmd === undefined && configuration!.binSh) config.Cmd = [...req.defaultCmd];
   const image = await assembleImage(layers, { architecture: ociArch(req.distribution.arch), config, clock, blobs: deps.blobs });
   progress.set("writing image", "done", 1);
-  return { image, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings };
+  const report: BuildReport = {
+    digest: image.manifestDigest,
+    packages: packages.map((p) => ({ name: p.name, version: p.version, architecture: p.architecture })),
+    scripts: configuration!.scripts,
+  };
+  return { image, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings, report };
 }
 
 /** What the fix-ups found, kept with their cached layer for the builds that reuse it. */
 interface Configuration {
-  /** Actions of package scripts Kiln saw but did not replay (see FixupOptions.warn). */
+  /** Problems the fix-ups met (see FixupOptions.warn). */
   warnings: string[];
+  /** What Kiln did about every maintainer script and trigger. */
+  scripts: ScriptReportEntry[];
   /** Whether `/bin/sh` leads to a regular file in the finished tree. */
   binSh: boolean;
 }
@@ -249,8 +267,13 @@ interface Configuration {
 function parseConfiguration(note: unknown): Configuration | undefined {
   if (typeof note !== "object" || note === null) return undefined;
   const n = note as Partial<Configuration>;
-  if (!Array.isArray(n.warnings) || !n.warnings.every((w) => typeof w === "string") || typeof n.binSh !== "boolean") return undefined;
-  return { warnings: n.warnings, binSh: n.binSh };
+  if (!Array.isArray(n.warnings) || !n.warnings.every((w) => typeof w === "string") || typeof n.binSh !== "boolean" || !Array.isArray(n.scripts)) return undefined;
+  const scripts = n.scripts.filter(
+    (e): e is ScriptReportEntry =>
+      typeof e === "object" && e !== null && typeof e.package === "string" && typeof e.script === "string" && typeof e.effect === "string" && ["emulated", "not-needed", "unreproduced"].includes(e.outcome),
+  );
+  if (scripts.length !== n.scripts.length) return undefined;
+  return { warnings: n.warnings, scripts, binSh: n.binSh };
 }
 
 /** Like Promise.all, but rejects only once every promise has settled: none is left running. */
@@ -262,6 +285,16 @@ async function allSettledOrThrow<T>(promises: Array<Promise<T>>): Promise<T[]> {
 }
 
 const FIXUP_HISTORY = "kiln: configuration (users and groups, alternatives, dpkg database, ld.so.cache, ...)";
+
+/**
+ * The packages apt must not mark automatic: what the user named (packages and local `.deb`
+ * files), what the profile named, and — for a bootstrap profile — the Essential set with its
+ * dependencies, which debootstrap and mmdebstrap install with dpkg before apt runs.
+ */
+function manualPackages(req: BuildRequest, profileNames: readonly string[], localNames: readonly string[], essential: readonly BinaryPackage[]): Set<string> {
+  const named = (req.packages ?? []).map((n) => n.trim().split(/[\s(:]/)[0]!);
+  return new Set([...profileNames, ...named, ...localNames, ...essential.map((p) => p.name)]);
+}
 
 /** Does `p` declare that it replaces (may take files over from) one of `pkgs`? */
 function replacesAny(p: BinaryPackage, pkgs: readonly BinaryPackage[]): boolean {

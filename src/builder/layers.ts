@@ -105,6 +105,7 @@ export function layerKey(parts: { kind: string; format: string; clock: Date; sou
   for (const e of parts.entries) {
     const md5 = (e.content as { md5?: string } | undefined)?.md5;
     h.update(`${e.path}\0${e.type}\0${e.mode}\0${e.uid}\0${e.gid}\0${e.linkname ?? ""}\0${e.devmajor ?? ""}\0${e.devminor ?? ""}\0${e.content?.size ?? ""}\0${md5 ?? ""}\n`);
+    if (e.xattrs) for (const k of Object.keys(e.xattrs).sort()) h.update(`xattr ${k}\0${e.xattrs[k]!.toString("hex")}\n`);
   }
   return h.digest("hex");
 }

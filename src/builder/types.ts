@@ -7,6 +7,7 @@
 import type { BlobStore } from "../blobs/blob-store.js";
 import type { BinaryPackage } from "../debian/types.js";
 import type { BuiltImage, ContainerConfig } from "../oci/types.js";
+import type { ScriptReportEntry } from "../rootfs/fixups/maintainer-scripts.js";
 import type { FsEntry, RootfsView } from "../rootfs/types.js";
 import type { DistributionConfig } from "../domain/distributions.js";
 
@@ -58,6 +59,11 @@ export interface BuildRequest {
   clock?: Date;
   /** Rebuild every layer (downloaded packages are still reused). */
   noCache?: boolean;
+  /**
+   * Fail (KilnError `unreproducedEffects`, before the image is assembled) when a package script
+   * has an effect Kiln does not reproduce.
+   */
+  strict?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: BuildProgress) => void;
 }
@@ -70,8 +76,18 @@ export interface BuildResult {
   /** Layers taken from the cache vs written in this build. */
   layersReused: number;
   layersWritten: number;
-  /** Package-script actions Kiln saw but could not replay (for the build log). */
+  /** Problems the fix-ups met that are not script effects (for the build log). */
   warnings: string[];
+  /** What Kiln did about every maintainer script and trigger (`kiln build --report`). */
+  report: BuildReport;
+}
+
+/** The build report: the image, its packages, and every script effect with its outcome. */
+export interface BuildReport {
+  /** The OCI manifest's digest (`sha256:...`). */
+  digest: string;
+  packages: Array<{ name: string; version: string; architecture: string }>;
+  scripts: ScriptReportEntry[];
 }
 
 export interface BuilderDeps {

@@ -2,7 +2,7 @@
  * What `kiln build` does once its options are parsed (see build.ts for the command itself).
  */
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough } from "node:stream";
@@ -16,7 +16,9 @@ import { writeOciLayout } from "../oci/layout.js";
 import type { ContainerConfig } from "../oci/types.js";
 import { distributionLabel } from "../domain/distributions.js";
 import { loadConfig } from "../server/config.js";
+import { CliExit } from "./errors.js";
 import { progressReporter } from "./progress.js";
+import type { BuildReport } from "../builder/types.js";
 
 import type { BuildOptions } from "./build.js";
 
@@ -47,6 +49,7 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
         config: containerConfig,
         defaultCmd: ["/bin/sh"],
         ...(opts.installRecommends ? { installRecommends: true } : {}),
+        ...(opts.strict ? { strict: true } : {}),
         noCache: !opts.cache,
         signal: controller.signal,
         ...(reporter ? { onProgress: (p: BuildProgress) => reporter.update(p.fraction, p.message) } : {}),
@@ -75,6 +78,8 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
     }
     reporter?.done();
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (opts.report) await writeReport(path.resolve(opts.report), result.report);
+    else for (const line of unreproducedWarnings(result.report)) process.stderr.write(`warning: ${line}\n`);
     if (opts.entrypoint === undefined && !hasCmd(result.image.config)) {
       process.stderr.write("note: the image has no /bin/sh, so it has no default command: give one when running it, or build with --entrypoint\n");
     }
@@ -84,6 +89,7 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
     );
   } catch (err) {
     reporter?.done();
+    if (err instanceof KilnError && err.kind === "unreproducedEffects") throw new CliExit(3, err.message);
     throw err;
   } finally {
     process.removeListener("SIGINT", onSignal);
@@ -94,4 +100,26 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
 function hasCmd(config: Buffer): boolean {
   const parsed = JSON.parse(config.toString("utf8")) as { config?: { Cmd?: unknown } };
   return Array.isArray(parsed.config?.Cmd);
+}
+
+/** One line per package with script effects Kiln did not reproduce, naming them. */
+export function unreproducedWarnings(report: BuildReport): string[] {
+  const byPackage = new Map<string, string[]>();
+  for (const e of report.scripts) {
+    if (e.outcome !== "unreproduced") continue;
+    byPackage.set(e.package, [...(byPackage.get(e.package) ?? []), `${e.script}: ${e.effect}`]);
+  }
+  return [...byPackage].map(([pkg, effects]) => `${pkg}: not reproduced: ${effects.join("; ")} (--report FILE lists every script effect, --strict refuses them)`);
+}
+
+/** The report as JSON, written whole or not at all. */
+async function writeReport(file: string, report: BuildReport): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, `${JSON.stringify(report, null, 2)}\n`);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
 }

@@ -3,7 +3,8 @@
  *
  *   kiln build --config kiln.yaml --os "Debian 12 x86_64" [--profile minbase|none]
  *              [--packages a,b] [--deb ./local.deb ...] [--entrypoint '["/bin/sh"]'] [--tag NAME]
- *              (--oci DIR | --docker-archive FILE[.tar|.tar.gz]) [--install-recommends] [--no-cache]
+ *              (--oci DIR | --docker-archive FILE[.tar|.tar.gz]) [--report FILE] [--strict]
+ *              [--install-recommends] [--no-cache]
  */
 import type { Command } from "commander";
 
@@ -20,6 +21,8 @@ export interface BuildOptions {
   dockerArchive?: string;
   cache: boolean;
   installRecommends?: boolean;
+  report?: string;
+  strict?: boolean;
   quiet?: boolean;
 }
 
@@ -36,6 +39,8 @@ export function registerBuild(program: Command): void {
     .option("--tag <name>", "the image name:tag (OCI ref name / docker-archive RepoTags)")
     .option("--oci <dir>", "write an OCI image layout to this directory")
     .option("--docker-archive <file>", "write a docker-archive (docker load) to this file; .tar.gz compresses it")
+    .option("--report <file>", "write a JSON report: the image digest, its packages, and what Kiln did about every maintainer script effect (emulated, not-needed, unreproduced)")
+    .option("--strict", "fail (exit 3, no image written) if a package script has an effect Kiln does not reproduce")
     .option("--install-recommends", "also install the packages' Recommends, as apt does by default (Kiln, like debootstrap, installs only Depends)")
     .option("--no-cache", "rebuild every layer (downloaded packages are still reused)")
     .option("-q, --quiet", "no progress output")
@@ -47,6 +52,10 @@ Examples:
   kiln build --config kiln.yaml --os "Debian 12 x86_64" --profile none --packages jq \\
              --entrypoint '["/usr/bin/jq"]' --docker-archive jq.tar.gz
   kiln build --os "Debian 12 x86_64" --deb ./hello_1.0_all.deb --oci ./out --no-cache
+
+Package scripts are never run: their effects are reproduced by fix-ups. Those Kiln does not
+reproduce are printed as warnings, one per package (or listed in --report's file); --strict makes
+them fail the build with exit code 3.
 
 Caches (index, downloaded packages, unpacked packages, layers) live under $KILN_DATA_DIR (./data).
 SOURCE_DATE_EPOCH fixes every timestamp; without it, the newest package's date is used.`,

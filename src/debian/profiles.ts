@@ -41,3 +41,17 @@ export function selectProfile(profile: Profile, universe: readonly BinaryPackage
   if (newest.has("usr-is-merged")) names.add("usr-is-merged");
   return [...names].sort();
 }
+
+/**
+ * The names of the `Essential: yes` packages (their highest version among `arch` and `all`): what
+ * debootstrap and mmdebstrap install with dpkg alone, before apt runs.
+ */
+export function essentialNames(universe: readonly BinaryPackage[], arch?: string): string[] {
+  const newest = new Map<string, BinaryPackage>();
+  for (const p of universe) {
+    if (arch !== undefined && p.architecture !== arch && p.architecture !== "all") continue;
+    const seen = newest.get(p.name);
+    if (!seen || compareVersions(p.version, seen.version) > 0) newest.set(p.name, p);
+  }
+  return [...newest.values()].filter((p) => p.essential).map((p) => p.name).sort();
+}

@@ -52,6 +52,8 @@ export const Errors = {
   unsafeArchive: { status: 400, code: "UnsafeArchiveEntry" },
   registryFailed: { status: 502, code: "RegistryFailed" },
   cancelled: { status: 409, code: "Cancelled" },
+  /** `--strict`: a package script effect Kiln does not reproduce. */
+  unreproducedEffects: { status: 422, code: "UnreproducedScriptEffects" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorKind = keyof typeof Errors;

@@ -15,7 +15,9 @@
  *   given, devmajor/devminor only for devices, no atime/ctime;
  * - a PAX extended header (typeflag `x`) only when ustar cannot hold a value: a name that does not
  *   fit `prefix/name` or is not ASCII, a link target over 100 bytes or not ASCII, a size of 8 GiB
- *   or more, a uid/gid over 2097151. Its records are sorted by key, its header fixed;
+ *   or more, a uid/gid over 2097151, or extended attributes (`SCHILY.xattr.<name>`, the
+ *   convention of GNU tar, Go's archive/tar and the OCI layer spec; a file capability is
+ *   `SCHILY.xattr.security.capability`). Its records are sorted by key, its header fixed;
  * - directories named with a trailing `/`, as Go's archive/tar and `docker save` write them;
  * - hard links normalised: the members of a link group are interchangeable (one inode), so the
  *   first path in sort order carries the content and every other member becomes a `Link` to it,
@@ -115,6 +117,8 @@ function checkNumbers(e: FsEntry): void {
   if (e.type === "char" || e.type === "block") {
     for (const n of [e.devmajor ?? 0, e.devminor ?? 0]) if (!Number.isInteger(n) || n < 0 || n > MAX_OCTAL_7) bad("device number");
   }
+  // An xattr name becomes part of a PAX key: no "=", blank or control character may end it early.
+  for (const k of Object.keys(e.xattrs ?? {})) if (!/^[a-z]+\.[\x21-\x3c\x3e-\x7e]+$/.test(k)) bad(`extended attribute name ${JSON.stringify(k)}`);
 }
 
 /**
@@ -222,12 +226,14 @@ function splitUstarName(name: string): [prefix: string, name: string] | undefine
   return undefined;
 }
 
-function paxRecord(key: string, value: string): Buffer {
-  const body = ` ${key}=${value}\n`;
-  const bodyLen = Buffer.byteLength(body, "utf8");
+/** One PAX record, `<length> <key>=<value>\n`; the value is bytes (an xattr may be binary). */
+function paxRecord(key: string, value: string | Buffer): Buffer {
+  const head = Buffer.from(` ${key}=`, "utf8");
+  const val = typeof value === "string" ? Buffer.from(value, "utf8") : value;
+  const bodyLen = head.length + val.length + 1;
   let len = bodyLen + String(bodyLen).length;
   if (String(len).length !== String(len - bodyLen).length) len = bodyLen + String(len).length;
-  return Buffer.from(`${len}${body}`, "utf8");
+  return Buffer.concat([Buffer.from(String(len), "ascii"), head, val, Buffer.from("\n")]);
 }
 
 interface HeaderFields {
@@ -287,7 +293,9 @@ export function encodeHeader(t: TarEntry, mtime: number): Buffer {
   const name = t.type === "dir" ? `${t.path}/` : t.path;
   const linkname = t.linkname ?? "";
   const size = t.type === "file" ? e.content!.size : 0;
-  const pax: Array<[string, string]> = [];
+  const pax: Array<[string, string | Buffer]> = [];
+  // Hard links share their inode's attributes: only the member carrying the content has them.
+  if (e.xattrs && t.type !== "hardlink") for (const [k, v] of Object.entries(e.xattrs)) pax.push([`SCHILY.xattr.${k}`, v]);
 
   let ustarName = name;
   let prefix = "";

@@ -62,6 +62,7 @@ interface Node {
   devmajor?: number;
   devminor?: number;
   content?: ContentRef;
+  xattrs?: Readonly<Record<string, Buffer>>;
   /** Package name, {@link ROOTFS_OWNER} or `<fixup:name>`. */
   owner: string;
   /** The owner package's `.list` path for it (`/bin/bash` for `usr/bin/bash`). */
@@ -251,6 +252,7 @@ export class Rootfs implements RootfsView {
     const real = joinPath(parent, parts[parts.length - 1]!);
     const existing = this.nodes.get(real);
     const node: Node = { type: entry.type, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, owner };
+    if (entry.xattrs && Object.keys(entry.xattrs).length > 0) node.xattrs = entry.xattrs;
     if (entry.type === "dir") {
       if (existing && existing.type !== "dir") throw new KilnError("internal", `${owner}: cannot replace the ${describe(existing)} ${real} with a directory`);
       this.rawSet(real, node);
@@ -624,5 +626,6 @@ function toEntry(path: string, node: Node): FsEntry {
   if (node.devmajor !== undefined) e.devmajor = node.devmajor;
   if (node.devminor !== undefined) e.devminor = node.devminor;
   if (node.content) e.content = node.content;
+  if (node.xattrs) e.xattrs = node.xattrs;
   return e;
 }

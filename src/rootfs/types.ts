@@ -43,6 +43,11 @@ export interface FsEntry {
   devminor?: number;
   /** Regular files only. */
   content?: ContentRef;
+  /**
+   * Extended attributes by name (`security.capability` for file capabilities, as `setcap`
+   * writes them). Written to layers as PAX `SCHILY.xattr.<name>` records.
+   */
+  xattrs?: Readonly<Record<string, Buffer>>;
 }
 
 /** A ContentRef over an in-memory buffer (fix-up outputs: passwd, dpkg status, ...). */

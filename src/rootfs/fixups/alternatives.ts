@@ -1,6 +1,7 @@
 /**
- * Replaces the `update-alternatives --install` calls of `postinst` scripts (mawk's `awk`,
- * debianutils' `which`, util-linux's `pager`, tar's `rmt`, bash's `builtins.7.gz`, ...).
+ * Replays the `update-alternatives` calls of maintainer scripts (mawk's `awk`, debianutils'
+ * `which`, util-linux's `pager`, tar's `rmt`, bash's `builtins.7.gz`, the JRE's loops over its
+ * tools, ...), which the maintainer-scripts fix-up recorded with their words expanded, in order.
  *
  * Why: many commands only exist as alternatives (`/usr/bin/awk` is a link to
  * `/etc/alternatives/awk`, itself a link to `/usr/bin/mawk`); without them `awk` is missing,
@@ -19,13 +20,14 @@
  * already holds a real file is not replaced (dpkg: "not replacing ... with a link"). The admin
  * file lists slaves sorted by name and choices sorted by path.
  *
- * Not replayed (reported through `warn`): calls whose words depend on the running system
- * (command substitution, loop variables, unknown variables), `--set`/`--remove`/`--auto`, and
- * `--altdir`/`--admindir`/`--root`.
+ * `--remove` takes a choice out of its group (a no-op for a group that does not exist, as at a
+ * first installation), `--remove-all` drops the group, `--auto` is the mode groups already have.
+ * Not replayed (reported through `warn`): `--set` and `--altdir`/`--admindir`/`--root`. Calls
+ * whose words the scripts computed from what Kiln cannot know never reach this fix-up: the
+ * interpreter reports them.
  */
-import type { Fixup, FixupContext, InstalledPackage, RootfsView } from "../types.js";
-import { controlText, postinstEnv, type FixupOptions } from "./options.js";
-import { findCommands } from "./shell-words.js";
+import type { Fixup, FixupContext, RootfsView } from "../types.js";
+import type { FixupOptions } from "./options.js";
 import { compareBytes, EntrySet, treePath } from "./tree.js";
 
 /** One `update-alternatives --install` call, parsed. */
@@ -62,7 +64,7 @@ const DIR_OPTIONS = new Set(["--altdir", "--admindir", "--instdir", "--root"]);
  * install it performs, `undefined` for other actions (`--display`, `--remove`, ...) together with
  * a reason, as update-alternatives' own argument checks would.
  */
-export function parseAlternativesCall(words: readonly string[]): { install?: AlternativeInstall; other?: string; error?: string } {
+export function parseAlternativesCall(words: readonly string[]): { install?: AlternativeInstall; remove?: { name: string; path?: string }; other?: string; error?: string } {
   let install: AlternativeInstall | undefined;
   let other: string | undefined;
   for (let i = 1; i < words.length; i++) {
@@ -101,6 +103,11 @@ export function parseAlternativesCall(words: readonly string[]): { install?: Alt
       i += 3;
       continue;
     }
+    if ((w === "--remove" || w === "--remove-all") && !install && !other) {
+      const [name, path] = words.slice(i + 1, i + 3);
+      if (name === undefined || (w === "--remove" && path === undefined)) return { error: `${w} needs its arguments` };
+      return { remove: w === "--remove" ? { name, path: path! } : { name } };
+    }
     if (w.startsWith("--")) {
       other ??= w;
       continue;
@@ -133,51 +140,53 @@ function exists(fs: RootfsView, path: string): boolean {
 }
 
 /**
- * Folds the `--install` calls of the packages' postinsts (in install order) into link groups,
- * applying update-alternatives' rules. Calls that would fail in dpkg are reported and skipped.
+ * Folds the recorded calls (in the order the scripts made them) into link groups, applying
+ * update-alternatives' rules. Calls that would fail in dpkg are reported and skipped.
  */
-export function collectAlternatives(packages: readonly InstalledPackage[], fs: RootfsView, warn: (m: string) => void): AlternativeGroup[] {
+export function collectAlternatives(calls: ReadonlyArray<{ pkg: string; words: readonly string[] }>, fs: RootfsView, warn: (m: string) => void): AlternativeGroup[] {
   const groups = new Map<string, AlternativeGroup>();
-  for (const p of packages) {
-    const script = controlText(p, "postinst");
-    if (!script || !script.includes("update-alternatives")) continue;
-    const { commands, unresolved } = findCommands(script, ["update-alternatives"], postinstEnv(p));
-    for (const u of unresolved) warn(`${p.pkg.name} postinst line ${u.line}: update-alternatives call not replayed (${u.reason}): ${u.text}`);
-    for (const c of commands) {
-      const parsed = parseAlternativesCall(c.words);
-      if (parsed.error) {
-        warn(`${p.pkg.name} postinst line ${c.line}: update-alternatives call not replayed (${parsed.error})`);
-        continue;
-      }
-      if (!parsed.install) {
-        if (parsed.other !== "--display" && parsed.other !== "--query" && parsed.other !== "--list") {
-          warn(`${p.pkg.name} postinst line ${c.line}: update-alternatives ${parsed.other} not replayed`);
-        }
-        continue;
-      }
-      const ins = parsed.install;
-      if (!exists(fs, ins.path)) {
-        warn(`${p.pkg.name}: alternative path ${ins.path} doesn't exist; ${ins.name} not installed`);
-        continue;
-      }
-      const clash = findClash(groups, ins);
-      if (clash) {
-        warn(`${p.pkg.name}: ${clash}; ${ins.name} not installed`);
-        continue;
-      }
-      let g = groups.get(ins.name);
-      if (!g) {
-        g = { name: ins.name, link: ins.link, slaves: new Map(), choices: new Map(), current: ins.path };
-        groups.set(ins.name, g);
-      }
-      g.link = ins.link;
-      for (const s of ins.slaves) g.slaves.set(s.name, s.link);
-      // dpkg loads the saved choices (sorted by path), replaces or appends this one, then picks.
-      const order = [...g.choices.keys()].sort(compareBytes);
-      if (!g.choices.has(ins.path)) order.push(ins.path);
-      g.choices.set(ins.path, { priority: ins.priority, slaves: new Map(ins.slaves.map((s) => [s.name, s.path])) });
-      g.current = bestOf(order, g);
+  for (const c of calls) {
+    const parsed = parseAlternativesCall(c.words);
+    if (parsed.error) {
+      warn(`${c.pkg}: update-alternatives call not replayed (${parsed.error})`);
+      continue;
     }
+    if (parsed.remove) {
+      const g = groups.get(parsed.remove.name);
+      if (!g) continue;
+      if (parsed.remove.path === undefined) groups.delete(g.name);
+      else if (g.choices.delete(parsed.remove.path)) {
+        if (g.choices.size === 0) groups.delete(g.name);
+        else g.current = bestOf([...g.choices.keys()].sort(compareBytes), g);
+      }
+      continue;
+    }
+    if (!parsed.install) {
+      if (parsed.other !== "--auto") warn(`${c.pkg}: update-alternatives ${parsed.other} not replayed`);
+      continue;
+    }
+    const ins = parsed.install;
+    if (!exists(fs, ins.path)) {
+      warn(`${c.pkg}: alternative path ${ins.path} doesn't exist; ${ins.name} not installed`);
+      continue;
+    }
+    const clash = findClash(groups, ins);
+    if (clash) {
+      warn(`${c.pkg}: ${clash}; ${ins.name} not installed`);
+      continue;
+    }
+    let g = groups.get(ins.name);
+    if (!g) {
+      g = { name: ins.name, link: ins.link, slaves: new Map(), choices: new Map(), current: ins.path };
+      groups.set(ins.name, g);
+    }
+    g.link = ins.link;
+    for (const s of ins.slaves) g.slaves.set(s.name, s.link);
+    // dpkg loads the saved choices (sorted by path), replaces or appends this one, then picks.
+    const order = [...g.choices.keys()].sort(compareBytes);
+    if (!g.choices.has(ins.path)) order.push(ins.path);
+    g.choices.set(ins.path, { priority: ins.priority, slaves: new Map(ins.slaves.map((s) => [s.name, s.path])) });
+    g.current = bestOf(order, g);
   }
   // dpkg drops slaves no choice provides any more when it saves the group.
   for (const g of groups.values()) {
@@ -243,10 +252,10 @@ export function alternativesFixup(options: FixupOptions = {}): Fixup {
   const warn = options.warn ?? (() => {});
   return {
     name: "alternatives",
-    replaces: "update-alternatives --install calls in postinst scripts",
+    replaces: "update-alternatives calls in maintainer scripts (recorded by the maintainer-scripts fix-up)",
     async apply(ctx: FixupContext) {
       const set = new EntrySet(ctx.fs);
-      for (const g of collectAlternatives(ctx.packages, ctx.fs, warn)) {
+      for (const g of collectAlternatives(options.calls?.alternatives ?? [], ctx.fs, warn)) {
         const best = g.current;
         const choice = g.choices.get(best)!;
         set.symlink(`etc/alternatives/${g.name}`, best);

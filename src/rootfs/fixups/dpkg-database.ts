@@ -16,9 +16,11 @@
  * - `triggers/`: the interests declared by `triggers` members (`File` for file triggers,
  *   `<name>` for named ones, `/noawait` for `interest-noawait`), and an empty `Unincorp`, so that
  *   packages installed later still activate `ldconfig` and `update-shells`;
- * - `info/format` (`1`), empty `available` and `statoverride` (and `diversions` unless a fix-up
- *   wrote one), and the `updates/`, `triggers/`, `alternatives/`, `info/` directories.
- * Not written: `lock*`, `status-old` and other backups, `arch` (single-architecture image).
+ * - `info/format` (`1`), empty `available` and `diversions` (unless a fix-up wrote one), `arch`
+ *   (the native architecture, as dpkg records it at its first run), and the `updates/`,
+ *   `triggers/`, `alternatives/`, `info/` directories. `statoverride` only when a script added an
+ *   override: dpkg creates it at the first `dpkg-statoverride --add`.
+ * Not written: `lock*`, `status-old` and other backups.
  */
 import type { InstalledPackage, Fixup, FixupContext, RootfsView } from "../types.js";
 import { formatStatusStanza } from "./dpkg-status.js";
@@ -138,9 +140,10 @@ export function dpkgDatabaseFixup(options: FixupOptions = {}): Fixup {
       }
       set.file(`${ADMIN}/status`, status);
       set.file(`${ADMIN}/info/format`, "1\n");
-      for (const f of ["available", "statoverride", "diversions"]) {
+      for (const f of ["available", "diversions"]) {
         if (!fs.lstat(`${ADMIN}/${f}`)) set.file(`${ADMIN}/${f}`, "");
       }
+      if (!fs.lstat(`${ADMIN}/arch`)) set.file(`${ADMIN}/arch`, `${ctx.arch}\n`);
       const triggers = triggerInterests(ctx.packages);
       if (triggers.file !== "") set.file(`${ADMIN}/triggers/File`, triggers.file);
       for (const [name, text] of triggers.named) {

@@ -58,8 +58,9 @@ import { aptSourcesFixup } from "./apt-sources.js";
 import { baseFilesFixup } from "./base-files.js";
 import { binShFixup } from "./bin-sh.js";
 import { dpkgDatabaseFixup } from "./dpkg-database.js";
+import { extendedStatesFixup } from "./extended-states.js";
 import { ldconfigFixup } from "./ldconfig.js";
-import { loginFilesFixup } from "./login.js";
+import { maintainerScriptsFixup, ScriptRun } from "./maintainer-scripts.js";
 import { mergedUsrFixup } from "./merged-usr.js";
 import { nsswitchFixup } from "./nsswitch.js";
 import type { FixupOptions } from "./options.js";
@@ -74,8 +75,9 @@ export { aptSourceFor, aptSourcesFixup } from "./apt-sources.js";
 export { baseFilesFixup } from "./base-files.js";
 export { binShFixup } from "./bin-sh.js";
 export { dpkgDatabaseFixup } from "./dpkg-database.js";
+export { extendedStatesFixup } from "./extended-states.js";
 export { ldconfigFixup } from "./ldconfig.js";
-export { loginFilesFixup } from "./login.js";
+export { maintainerScriptsFixup, ScriptRun, type ScriptReportEntry } from "./maintainer-scripts.js";
 export { mergedUsrFixup } from "./merged-usr.js";
 export { nsswitchFixup } from "./nsswitch.js";
 export { pamAuthUpdateFixup } from "./pam-auth-update.js";
@@ -89,18 +91,21 @@ export { tzdataFixup } from "./tzdata.js";
  * conffile hashes see the final bytes.
  */
 export function bookwormFixups(options: FixupOptions = {}): Fixup[] {
+  const run = new ScriptRun("bookworm");
+  const withCalls: FixupOptions = { ...options, calls: run.calls };
   return [
     mergedUsrFixup(),
-    accountsFixup(options),
+    accountsFixup(),
     baseFilesFixup(),
-    loginFilesFixup(),
     nsswitchFixup(),
     tzdataFixup(),
     binShFixup(),
-    shellsFixup(options),
-    alternativesFixup(options),
+    maintainerScriptsFixup(run, options),
+    shellsFixup(withCalls),
+    alternativesFixup(withCalls),
     pamAuthUpdateFixup(),
     aptSourcesFixup(options),
+    extendedStatesFixup(options),
     ldconfigFixup(options),
     dpkgDatabaseFixup(options),
   ];

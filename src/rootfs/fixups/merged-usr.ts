@@ -9,7 +9,9 @@
  * Kiln's unpacker already stores a package's `/bin/x` as `usr/bin/x`; this fix-up guarantees the
  * links exist in the exact form debootstrap writes (relative: `bin -> usr/bin`). `bin`, `sbin`
  * and `lib` always; `lib32`/`lib64`/`libx32`/`libo32` when something lives there (`usr/lib64`
- * exists), and `lib64` always on amd64 (the ELF interpreter path `/lib64/ld-linux-x86-64.so.2`).
+ * is not empty), and `lib64` always on amd64 (the ELF interpreter path `/lib64/ld-linux-x86-64.so.2`).
+ * An alias nothing uses is removed with its empty `/usr` directory (the unpacker makes every
+ * alias up front), as debootstrap's and mmdebstrap's bookworm trees have none.
  * A real directory found at an alias (a tree built without aliasing) is merged into `/usr` the way
  * `merge_usr` does it — its content moves under `usr/`, a clash with a different node is an
  * error — and then replaced by the link.
@@ -59,7 +61,12 @@ export function mergedUsrFixup(): Fixup {
       for (const d of MULTILIB) {
         const usr = ctx.fs.lstat(`usr/${d}`);
         const top = ctx.fs.lstat(d);
-        if (usr || top || (d === "lib64" && ctx.arch === "amd64")) wanted.push(d);
+        const used = (usr?.type === "dir" && ctx.fs.readdir(`usr/${d}`).length > 0) || (top !== undefined && top.type !== "symlink");
+        if (used || (d === "lib64" && ctx.arch === "amd64")) wanted.push(d);
+        else if (top?.type === "symlink" && top.linkname === `usr/${d}` && usr?.type === "dir") {
+          set.remove(d);
+          set.remove(`usr/${d}`);
+        }
       }
       for (const d of wanted) {
         const target = `usr/${d}`;

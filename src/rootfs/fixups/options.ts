@@ -3,6 +3,8 @@
  * for packages inside the image, and where to report script actions Kiln saw but did not replay.
  */
 import type { InstalledPackage } from "../types.js";
+import type { ScriptReportEntry } from "./maintainer-scripts.js";
+import type { RecordedCalls } from "./script/dpkg-tools.js";
 
 /** One apt source for `/etc/apt/sources.list.d/debian.sources` (deb822 format, apt ≥ 1.1). */
 export interface AptSource {
@@ -23,27 +25,24 @@ export interface FixupOptions {
   /** Sources for apt inside the image; without it no sources file is written. */
   aptSources?: AptSource[];
   /**
-   * Receives one sentence per maintainer-script action Kiln found but could not replay (an
-   * `update-alternatives` call with a loop variable, a `useradd` for an account base-passwd
-   * does not have, ...), so the build log can show them. Never receives secrets: only package
-   * names, paths and script text.
+   * Receives one sentence per problem a fix-up met that is not a script effect (a conffile
+   * missing from the tree, an alternative whose path does not exist), so the build log can show
+   * them. Never receives secrets: only package names, paths and script text.
    */
   warn?: (message: string) => void;
-}
-
-/** The environment dpkg gives a maintainer script at first configuration (`postinst configure`). */
-export function postinstEnv(p: InstalledPackage): Record<string, string> {
-  return {
-    "0": "postinst",
-    "1": "configure",
-    "2": "",
-    DPKG_MAINTSCRIPT_NAME: "postinst",
-    DPKG_MAINTSCRIPT_PACKAGE: p.pkg.name,
-    DPKG_MAINTSCRIPT_ARCH: p.pkg.architecture,
-    DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT: "1",
-    DPKG_ROOT: "",
-    DPKG_ADMINDIR: "/var/lib/dpkg",
-  };
+  /** Where the maintainer-scripts fix-up (and fix-ups that report script effects) add the report's entries. */
+  report?: ScriptReportEntry[];
+  /**
+   * The `update-alternatives` and `add-shell` calls the maintainer scripts made, in order: the
+   * alternatives and shells fix-ups replay them.
+   */
+  calls?: RecordedCalls;
+  /**
+   * The packages apt should not consider automatically installed: the names the user and the
+   * profile gave (and what a bootstrap installs without apt). Every other package is marked
+   * automatic in `/var/lib/apt/extended_states`; without this set no marks are written.
+   */
+  manual?: ReadonlySet<string>;
 }
 
 /** The text of a control member (`postinst`, ...), if the package has one. */

@@ -10,12 +10,11 @@
  * Replayed once with every package present, which gives what the last trigger run leaves.
  *
  * Packages that still call `add-shell <shell>...` in their postinst get those lines appended
- * afterwards, each with its canonical-directory twin, as add-shell does (calls whose arguments
- * cannot be resolved statically are reported, not guessed).
+ * afterwards, each with its canonical-directory twin, as add-shell does (the maintainer-scripts
+ * fix-up records the calls; one whose arguments Kiln cannot know is reported there).
  */
 import type { Fixup, FixupContext, RootfsView } from "../types.js";
-import { controlText, postinstEnv, type FixupOptions } from "./options.js";
-import { findCommands } from "./shell-words.js";
+import type { FixupOptions } from "./options.js";
 import { baseName, compareBytes, EntrySet, joinPath, parentOf, readText, regularFile, treePath } from "./tree.js";
 
 const TEMPLATE = "usr/share/debianutils/shells";
@@ -108,12 +107,8 @@ export function shellsFixup(options: FixupOptions = {}): Fixup {
         mode = current.mode;
       }
       let added = false;
-      for (const p of ctx.packages) {
-        const script = controlText(p, "postinst");
-        if (!script || !script.includes("add-shell")) continue;
-        const { commands, unresolved } = findCommands(script, ["add-shell"], postinstEnv(p));
-        for (const u of unresolved) warn(`${p.pkg.name} postinst line ${u.line}: add-shell call not replayed (${u.reason}): ${u.text}`);
-        for (const c of commands) {
+      for (const c of options.calls?.shells ?? []) {
+        {
           for (const sh of c.words.slice(1)) {
             shells ??= "";
             for (const j of [sh, canonicalShell(fs, sh) ?? sh]) {

@@ -8,7 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { alternativesFixup, collectAlternatives, parseAlternativesCall } from "../../../src/rootfs/fixups/alternatives.js";
-import { applyResult, DirView, syntheticContext } from "./dir-view.js";
+import { maintainerScriptsFixup, ScriptRun, type ScriptReportEntry } from "../../../src/rootfs/fixups/maintainer-scripts.js";
+import { applyResult, DirView, runFixups, syntheticContext } from "./dir-view.js";
 import { debootstrapReference, debootstrapTree, minbaseTree } from "./minbase.js";
 import { syntheticPackage, tempTree } from "./synthetic.js";
 
@@ -17,16 +18,20 @@ afterAll(() => {
   for (const d of cleanup) rmSync(d, { recursive: true, force: true });
 });
 
-/** Applies the fix-up for packages whose postinsts hold `calls`, in a copy of `root`. */
-async function ours(root: string, scripts: string[]): Promise<{ dir: string; warnings: string[] }> {
+/**
+ * Runs the postinsts (through the maintainer-scripts interpreter, which records the calls) and
+ * the alternatives fix-up, in a copy of `root`.
+ */
+async function ours(root: string, scripts: string[]): Promise<{ dir: string; warnings: string[]; report: ScriptReportEntry[] }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-alt-ours-"));
   cleanup.push(dir);
   cpSync(root, dir, { recursive: true, verbatimSymlinks: true });
   const warnings: string[] = [];
+  const report: ScriptReportEntry[] = [];
   const packages = scripts.map((postinst, i) => syntheticPackage({ name: `p${i}`, members: { postinst } }));
-  const result = await alternativesFixup({ warn: (m) => warnings.push(m) }).apply({ ...syntheticContext(packages), fs: new DirView(dir) });
-  await applyResult(dir, result);
-  return { dir, warnings };
+  const run = new ScriptRun("bookworm");
+  await runFixups(dir, [maintainerScriptsFixup(run, { report }), alternativesFixup({ calls: run.calls, warn: (m) => warnings.push(m) })], syntheticContext(packages));
+  return { dir, warnings, report };
 }
 
 /** Runs dpkg's update-alternatives with the same calls in another copy. */
@@ -128,12 +133,28 @@ describe("alternatives on synthetic trees, compared with update-alternatives --r
     expect(mine.warnings).toEqual([expect.stringContaining("alternative path /usr/bin/not-there doesn't exist"), expect.stringContaining("not replacing /usr/bin/pager with a link")]);
   });
 
-  test("calls that need the running system are reported, not guessed", async () => {
+  test("words computed by the script (a loop over a static list) are replayed like the shell runs them", async () => {
     const root = tempTree(BASE);
     cleanup.push(root);
-    const mine = await ours(root, [`for e in vim.tiny vim.basic; do\n  update-alternatives --install /usr/bin/vi vi /usr/bin/$e 10\ndone\nupdate-alternatives --set editor /usr/bin/nano\n`]);
+    const script = `#!/bin/sh\nset -e\nprio=10\nfor e in vim.tiny vim.basic; do\n  update-alternatives --install /usr/bin/vi vi /usr/bin/$e $prio\n  prio=$((prio + 10))\ndone\n`;
+    const mine = await ours(root, [script]);
+    const calls = [
+      ["--install", "/usr/bin/vi", "vi", "/usr/bin/vim.tiny", "10"],
+      ["--install", "/usr/bin/vi", "vi", "/usr/bin/vim.basic", "20"],
+    ];
+    expect(state(mine.dir)).toEqual(state(theirs(root, calls)));
+    expect(readlinkSync(path.join(mine.dir, "etc/alternatives/vi"))).toBe("/usr/bin/vim.basic");
+  });
+
+  test("calls whose words depend on the running system are reported, not guessed", async () => {
+    const root = tempTree(BASE);
+    cleanup.push(root);
+    const mine = await ours(root, [`#!/bin/sh\nupdate-alternatives --install /usr/bin/vi vi /usr/bin/$(uname -r) 10\nupdate-alternatives --set editor /usr/bin/nano\n`]);
     expect(state(mine.dir).filter((s) => s.includes("alternatives"))).toEqual([]);
-    expect(mine.warnings).toEqual([expect.stringMatching(/p0 postinst line 2: .*unknown variable \$e/), expect.stringContaining("update-alternatives --set not replayed")]);
+    expect(mine.report.filter((r) => r.outcome === "unreproduced").map((r) => r.effect)).toEqual([
+      expect.stringMatching(/^runs `update-alternatives --install \/usr\/bin\/vi vi \/usr\/bin\/\$\(uname -r\) 10`, whose arguments are not known at build time/),
+    ]);
+    expect(mine.warnings).toEqual([expect.stringContaining("update-alternatives --set not replayed")]);
   });
 });
 
@@ -160,9 +181,11 @@ describe("alternatives of the real minbase packages", () => {
     root = tree.root;
     cleanup.push(root, ref);
     warnings = [];
+    const run = new ScriptRun("bookworm");
+    await runFixups(root, [maintainerScriptsFixup(run)], syntheticContext(tree.packages));
     const ctx = { ...syntheticContext(tree.packages), fs: new DirView(root) };
-    expect(collectAlternatives(tree.packages, ctx.fs, () => {}).map((g) => g.name).sort()).toEqual(readdirSync(path.join(ref, "var/lib/dpkg/alternatives")).sort());
-    await applyResult(root, await alternativesFixup({ warn: (m) => warnings.push(m) }).apply(ctx));
+    expect(collectAlternatives(run.calls.alternatives, ctx.fs, () => {}).map((g) => g.name).sort()).toEqual(readdirSync(path.join(ref, "var/lib/dpkg/alternatives")).sort());
+    await applyResult(root, await alternativesFixup({ calls: run.calls, warn: (m) => warnings.push(m) }).apply(ctx));
   });
 
   test("admin files are byte-identical to debootstrap's", () => {

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { binShFixup } from "../../../src/rootfs/fixups/bin-sh.js";
+import { maintainerScriptsFixup, ScriptRun, type ScriptReportEntry } from "../../../src/rootfs/fixups/maintainer-scripts.js";
 import { shellsFixup, updateShells } from "../../../src/rootfs/fixups/shells.js";
 import { DirView, runFixups, syntheticContext } from "./dir-view.js";
 import { syntheticPackage, tempTree } from "./synthetic.js";
@@ -69,11 +70,15 @@ describe("/etc/shells", () => {
     const oracle = copy(root);
     execFileSync("update-shells", ["--root", oracle]);
     execFileSync("add-shell", ["/bin/fish"], { env: { ...process.env, DPKG_ROOT: oracle } });
-    const warnings: string[] = [];
-    const fish = syntheticPackage({ name: "fish", members: { postinst: "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  add-shell /bin/fish\n  add-shell $SHELLS\nfi\n" } });
-    await runFixups(root, [shellsFixup({ warn: (m) => warnings.push(m) })], syntheticContext([syntheticPackage({ name: "debianutils" }), fish]));
+    const report: ScriptReportEntry[] = [];
+    const fish = syntheticPackage({ name: "fish", members: { postinst: "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  add-shell /bin/fish\n  add-shell /usr/bin/$(uname -r)\nfi\n" } });
+    const run = new ScriptRun("bookworm");
+    await runFixups(root, [maintainerScriptsFixup(run, { report }), shellsFixup({ calls: run.calls })], syntheticContext([syntheticPackage({ name: "debianutils" }), fish]));
     expect(readFileSync(path.join(root, "etc/shells"), "utf8")).toBe(readFileSync(path.join(oracle, "etc/shells"), "utf8"));
-    expect(warnings).toEqual([expect.stringContaining("fish postinst line 5: add-shell call not replayed (unknown variable $SHELLS)")]);
+    expect(report).toEqual([
+      { package: "fish", script: "postinst", outcome: "emulated", effect: "add-shell /bin/fish" },
+      { package: "fish", script: "postinst", outcome: "unreproduced", effect: expect.stringMatching(/^runs `add-shell \/usr\/bin\/\$\(uname -r\)`, whose arguments are not known at build time/) },
+    ]);
   });
 
   test("updateShells keeps duplicate packaged shells the way the script does", () => {

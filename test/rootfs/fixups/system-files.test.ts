@@ -11,7 +11,7 @@ import { accountsFixup, shadowFor } from "../../../src/rootfs/fixups/accounts.js
 import { aptSourceFor, aptSourcesFixup, formatAptSources } from "../../../src/rootfs/fixups/apt-sources.js";
 import { DEFAULT_DISTRIBUTIONS } from "../../../src/server/config.js";
 import { baseFilesFixup } from "../../../src/rootfs/fixups/base-files.js";
-import { loginFilesFixup } from "../../../src/rootfs/fixups/login.js";
+import { maintainerScriptsFixup, ScriptRun } from "../../../src/rootfs/fixups/maintainer-scripts.js";
 import { mergedUsrFixup } from "../../../src/rootfs/fixups/merged-usr.js";
 import { nsswitchFixup } from "../../../src/rootfs/fixups/nsswitch.js";
 import { tzdataFixup } from "../../../src/rootfs/fixups/tzdata.js";
@@ -75,25 +75,6 @@ describe("accounts", () => {
   });
 });
 
-describe("accounts other postinsts create", () => {
-  test("are reported, not invented; accounts base-passwd already has need nothing", async () => {
-    const root = tree({ "usr/share/base-passwd/passwd.master": PASSWD_MASTER, "usr/share/base-passwd/group.master": GROUP_MASTER, etc: { dir: true } });
-    const warnings: string[] = [];
-    const packages = [
-      syntheticPackage({ name: "passwd", members: { postinst: "#!/bin/sh\nif ! getent group shadow | grep -q '^shadow:[^:]*:42'; then\n  groupadd -g 42 shadow || exit 1\nfi\n" } }),
-      syntheticPackage({ name: "food", members: { postinst: "#!/bin/sh\nadduser --system --group --home /var/lib/food --shell /usr/sbin/nologin food\nuseradd -r -g daemon -d /srv -s /bin/false -- fooworker\n" } }),
-      syntheticPackage({ name: "sysd", members: { postinst: "#!/bin/sh\nsystemd-sysusers sysd.conf\naddgroup --system $GROUP\n" } }),
-    ];
-    await runFixups(root, [accountsFixup({ warn: (m) => warnings.push(m) })], syntheticContext(packages));
-    expect(warnings).toEqual([
-      "food postinst line 2: adduser would create food; Kiln does not create accounts, add them to the image yourself",
-      "food postinst line 3: useradd would create fooworker; Kiln does not create accounts, add them to the image yourself",
-      "sysd postinst line 3: account creation not replayed (unknown variable $GROUP): addgroup --system $GROUP",
-      "sysd postinst line 2: systemd-sysusers not replayed; create its accounts in /etc/passwd and /etc/group",
-    ]);
-  });
-});
-
 describe("base-files", () => {
   test("a /var/run that holds files becomes a link and its content moves to /run", async () => {
     const root = tree({
@@ -129,42 +110,7 @@ describe("base-files", () => {
   });
 });
 
-describe("small postinst files", () => {
-  test("login and libpam-modules files only for installed packages, never over an existing file", async () => {
-    const root = tree({ "etc/subuid": "root:100000:65536\n", etc: { dir: true } });
-    const r = await loginFilesFixup().apply({ ...syntheticContext([syntheticPackage({ name: "login" })]), fs: new DirView(root) });
-    expect(r.entries.filter((e) => e.type === "file").map((e) => [e.path, e.mode])).toEqual([
-      ["etc/subgid", 0o644],
-      ["var/log/faillog", 0o644],
-    ]);
-  });
 
-  test("tzdata links Etc/UTC only when the zone file exists; nsswitch copies the default", async () => {
-    const root = tree({ "usr/share/zoneinfo/Etc/UTC": "TZif", "usr/share/libc-bin/nsswitch.conf": { file: "passwd: files\n", mode: 0o644 }, etc: { dir: true } });
-    const results = await runFixups(root, [tzdataFixup(), nsswitchFixup()], syntheticContext());
-    expect(readlinkSync(path.join(root, "etc/localtime"))).toBe("/usr/share/zoneinfo/Etc/UTC");
-    expect(readFileSync(path.join(root, "etc/timezone"), "utf8")).toBe("Etc/UTC\n");
-    expect(readFileSync(path.join(root, "etc/nsswitch.conf"), "utf8")).toBe("passwd: files\n");
-    expect(results.size).toBe(2);
-    const none = tree({ etc: { dir: true } });
-    expect((await tzdataFixup().apply({ ...syntheticContext(), fs: new DirView(none) })).entries).toEqual([]);
-  });
-
-  test("apt sources in deb822, refusing values that would inject lines", async () => {
-    const text = formatAptSources([{ uri: "http://deb.debian.org/debian/", suites: ["bookworm", "bookworm-updates"], components: ["main"], signedBy: "/usr/share/keyrings/debian-archive-keyring.gpg" }]);
-    expect(text).toBe("Types: deb\nURIs: http://deb.debian.org/debian/\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n");
-    expect(() => formatAptSources([{ uri: "http://x/\nTrusted: yes", suites: ["bookworm"], components: ["main"] }])).toThrow(/single word/);
-    const root = tree({ "etc/apt": { dir: true } });
-    const none = await aptSourcesFixup().apply({ ...syntheticContext(), fs: new DirView(root) });
-    expect(none.entries).toEqual([]);
-    expect(aptSourceFor({ ...DEFAULT_DISTRIBUTIONS[0]! })).toEqual({ uri: "http://deb.debian.org/debian/", suites: ["bookworm"], components: ["main"], signedBy: "/usr/share/keyrings/debian-archive-keyring.gpg" });
-    // An unsigned build mirror is not trusted for ever by the image.
-    expect(aptSourceFor({ mirror: "http://127.0.0.1:8099/", suite: "bookworm", components: ["main"], keyring: "none" })).toEqual({ uri: "http://127.0.0.1:8099/", suites: ["bookworm"], components: ["main"] });
-    const one = await aptSourcesFixup({ aptSources: [aptSourceFor({ mirror: "http://127.0.0.1:8099/", suite: "bookworm", components: ["main", "contrib"], keyring: "none" })] }).apply({ ...syntheticContext(), fs: new DirView(root) });
-    expect(one.entries.map((e) => [e.path, e.mode])).toEqual([["etc/apt/sources.list.d", 0o755], ["etc/apt/sources.list.d/debian.sources", 0o644]]);
-    expect(await entryText(one.entries[1])).toBe("Types: deb\nURIs: http://127.0.0.1:8099/\nSuites: bookworm\nComponents: main contrib\n");
-  });
-});
 
 describe("on the real minbase, compared with debootstrap", () => {
   let root: string;
@@ -175,7 +121,7 @@ describe("on the real minbase, compared with debootstrap", () => {
     root = t.root;
     cleanup.push(root, ref);
     const day = Number(readFileSync(path.join(ref, "etc/shadow"), "utf8").split(":")[2]);
-    await runFixups(root, [mergedUsrFixup(), accountsFixup(), baseFilesFixup(), loginFilesFixup(), nsswitchFixup(), tzdataFixup()], syntheticContext(t.packages, new Date(day * 86_400_000)));
+    await runFixups(root, [mergedUsrFixup(), accountsFixup(), baseFilesFixup(), nsswitchFixup(), tzdataFixup(), maintainerScriptsFixup(new ScriptRun("bookworm"))], syntheticContext(t.packages, new Date(day * 86_400_000)));
   });
 
   test("the files these scripts write are byte-identical, with the same mode and owner", () => {

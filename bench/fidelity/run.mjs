@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// Fidelity harness (issue 9): for each package set of corpus.json, build the image with Kiln and
+// the reference with mmdebstrap from the same local mirror, unpack Kiln's image with a privileged
+// `umoci unpack`, and compare the two trees path by path — type, mode, owner, symlink target,
+// xattrs, content hash. Every difference is either in a harmless category (harmless.json, each
+// with its reason) or explained by an "unreproduced" entry of Kiln's build report (whose effect
+// the study maps to the paths it leaves); what is left is printed, per set, as unexplained.
+//
+//   npm run build && node bench/fidelity/run.mjs [SET...]       (as root: mmdebstrap --mode=root, umoci)
+//
+// The corpus mirror is built once under .cache/fidelity/mirror with tools/make-local-mirror.sh,
+// from the union of the sets' dependency closures, computed by apt-get's resolver over Debian's
+// bookworm (+ updates, security) indexes with a private apt configuration (an empty dpkg status,
+// no Recommends): what mmdebstrap --variant=minbase --include=apt,<set> installs.
+// Results: a table on stdout, details per set in .cache/fidelity/diff-<set>.txt.
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const WORK = path.join(ROOT, ".cache/fidelity");
+const KILN = path.join(ROOT, "bin/kiln.js");
+const CORPUS = JSON.parse(readFileSync(path.join(ROOT, "bench/fidelity/corpus.json"), "utf8"));
+const HARMLESS = JSON.parse(readFileSync(path.join(ROOT, "bench/fidelity/harmless.json"), "utf8")).categories;
+const UNORDERED = JSON.parse(readFileSync(path.join(ROOT, "bench/fidelity/harmless.json"), "utf8")).unordered;
+const { studyFor, pathsFor } = await import(path.join(ROOT, "dist/rootfs/fixups/study/index.js"));
+const study = studyFor("bookworm");
+const SOURCE_DATE_EPOCH = "1735689600"; // 2025-01-01: both tools stamp the same day
+const wanted = process.argv.slice(2);
+const sets = CORPUS.sets.filter((s) => wanted.length === 0 || wanted.includes(s.name));
+if (sets.length === 0) throw new Error(`no such set: ${wanted.join(", ")}`);
+mkdirSync(WORK, { recursive: true });
+
+function sh(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { maxBuffer: 1 << 30, ...opts });
+}
+
+function run(cmd, args, env = {}) {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("exit", (code) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} failed (${code}):\n${err.slice(-4000)}`));
+      else resolve({ seconds, out, err });
+    });
+  });
+}
+
+// ---- 1. Closures and the corpus mirror --------------------------------------------------------
+
+const aptDir = path.join(WORK, "apt");
+function aptConfig() {
+  for (const d of ["lists/partial", "archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d"]) mkdirSync(path.join(aptDir, d), { recursive: true });
+  writeFileSync(
+    path.join(aptDir, "etc/sources.list"),
+    ["bookworm", "bookworm-updates"].map((s) => `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian ${s} main\n`).join("") +
+      "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main\n",
+  );
+  writeFileSync(path.join(aptDir, "status"), "");
+  const conf = [
+    `Dir::Etc "${aptDir}/etc";`,
+    `Dir::Etc::sourcelist "${aptDir}/etc/sources.list";`,
+    `Dir::Etc::sourceparts "${aptDir}/etc/sources.list.d";`,
+    `Dir::Etc::parts "${aptDir}/etc/apt.conf.d";`,
+    `Dir::Etc::preferencesparts "${aptDir}/etc/preferences.d";`,
+    `Dir::State "${aptDir}";`,
+    `Dir::State::lists "${aptDir}/lists";`,
+    `Dir::State::status "${aptDir}/status";`,
+    `Dir::Cache "${aptDir}";`,
+    `Dir::Cache::archives "${aptDir}/archives";`,
+    `APT::Architecture "amd64";`,
+    `APT::Install-Recommends "false";`,
+  ].join("\n");
+  writeFileSync(path.join(aptDir, "apt.conf"), `${conf}\n`);
+  return path.join(aptDir, "apt.conf");
+}
+
+const APT_CONFIG = aptConfig();
+const stamp = path.join(aptDir, "updated");
+if (!existsSync(stamp) || Date.now() - statSync(stamp).mtimeMs > 7 * 86400_000) {
+  sh("apt-get", ["-qq", "update"], { env: { ...process.env, APT_CONFIG }, stdio: "inherit" });
+  writeFileSync(stamp, new Date().toISOString());
+}
+const mainIndex = sh("sh", ["-c", `cat ${aptDir}/lists/*_debian_dists_bookworm_main_binary-amd64_Packages`]).toString();
+const base = new Set();
+for (const stanza of mainIndex.split("\n\n")) {
+  const name = /^Package: (.*)$/m.exec(stanza)?.[1];
+  if (name && (/^Priority: required$/m.test(stanza) || /^Essential: yes$/m.test(stanza))) base.add(name);
+}
+const closureOf = (names) =>
+  sh("apt-get", ["-s", "install", ...names], { env: { ...process.env, APT_CONFIG } })
+    .toString()
+    .split("\n")
+    .filter((l) => l.startsWith("Inst "))
+    .map((l) => l.split(" ")[1]);
+const everything = new Set(closureOf([...base, "apt", "usr-is-merged", ...CORPUS.sets.flatMap((s) => s.packages)]));
+const mirror = path.join(WORK, "mirror");
+const wantedList = [...everything].sort().join("\n");
+if (!existsSync(path.join(mirror, "packages.txt")) || readFileSync(path.join(mirror, "packages.txt"), "utf8") !== wantedList) {
+  rmSync(mirror, { recursive: true, force: true });
+  sh("bash", [path.join(ROOT, "tools/make-local-mirror.sh"), mirror, ...everything], { env: { ...process.env, APT_CONFIG }, stdio: "inherit" });
+  writeFileSync(path.join(mirror, "packages.txt"), wantedList);
+}
+
+// ---- 2. The mirror on loopback, and Kiln's configuration --------------------------------------
+
+const server = createServer((req, res) => {
+  const file = path.join(mirror, decodeURIComponent(new URL(req.url, "http://x").pathname));
+  if (!file.startsWith(mirror)) return res.writeHead(403).end();
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    return res.writeHead(404).end();
+  }
+  if (!st.isFile()) return res.writeHead(404).end();
+  res.writeHead(200, { "content-length": st.size });
+  createReadStream(file).pipe(res);
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const url = `http://127.0.0.1:${server.address().port}/`;
+const config = path.join(WORK, "kiln.yaml");
+writeFileSync(config, `distributions:\n  - {name: Debian, version: "12", arch: x86_64, mirror: "${url}", suite: bookworm, components: [main], keyring: none}\n`);
+const kilnEnv = { KILN_DATA_DIR: path.join(WORK, "data"), SOURCE_DATE_EPOCH };
+
+// ---- 3. Trees ---------------------------------------------------------------------------------
+
+/** Every path of a tree: type, mode, owner, link target, size, content sha256, xattrs. */
+function scan(root) {
+  const out = new Map();
+  const raw = sh("find", [".", "-path", "./proc", "-prune", "-o", "-path", "./sys", "-prune", "-o", "-printf", "%P\\0%y\\0%m\\0%U:%G\\0%l\\0"], { cwd: root }).toString();
+  const f = raw.split("\0");
+  for (let i = 0; i + 4 < f.length; i += 5) {
+    const [p, type, mode, owner, link] = f.slice(i, i + 5);
+    if (p === "") continue;
+    const e = { type, mode, owner, link: type === "l" ? link : "", hash: "", xattrs: "" };
+    if (type === "f") {
+      let bytes = readFileSync(path.join(root, p));
+      // Files whose records' order no reader depends on are compared record by record.
+      if (UNORDERED.some((c) => matchesAny(c.paths, p))) bytes = Buffer.from(bytes.toString("utf8").split("\n\n").map((r) => r.trim()).filter(Boolean).sort().join("\n\n"));
+      e.hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+    }
+    out.set(p, e);
+  }
+  // Extended attributes (file capabilities), without following links.
+  const attrs = execFileSync("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { maxBuffer: 1 << 30, stdio: ["ignore", "pipe", "ignore"] }).toString();
+  for (const block of attrs.split("\n\n")) {
+    const m = /^# file: (.*)$/m.exec(block);
+    if (!m) continue;
+    const p = path.relative(root, m[1]);
+    const values = block.split("\n").filter((l) => !l.startsWith("#") && l.includes("=")).sort().join(" ");
+    if (out.has(p) && values) out.get(p).xattrs = values;
+  }
+  return out;
+}
+
+function globRe(glob) {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === "*" && glob[i + 1] === "*") {
+      re += ".*";
+      i++;
+    } else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = glob.indexOf("]", i);
+      re += glob.slice(i, end + 1);
+      i = end;
+    } else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function matchesAny(globs, p, e) {
+  return globs.some((g) => (g.startsWith("->") ? e?.type === "l" && globRe(g.slice(2)).test(path.basename(e.link)) : globRe(g).test(p)));
+}
+
+function compare(ref, ours) {
+  const diffs = [];
+  for (const [p, r] of ref) {
+    const o = ours.get(p);
+    if (!o) diffs.push({ path: p, kind: "missing", theirs: r });
+    else {
+      const kinds = [];
+      if (o.type !== r.type) kinds.push(`type ${o.type}≠${r.type}`);
+      else {
+        if (o.mode !== r.mode) kinds.push(`mode ${o.mode}≠${r.mode}`);
+        if (o.owner !== r.owner) kinds.push(`owner ${o.owner}≠${r.owner}`);
+        if (o.link !== r.link) kinds.push(`link ${o.link}≠${r.link}`);
+        if (o.hash !== r.hash) kinds.push("content");
+        if (o.xattrs !== r.xattrs) kinds.push(`xattrs [${o.xattrs}]≠[${r.xattrs}]`);
+      }
+      if (kinds.length) diffs.push({ path: p, kind: kinds.join(", "), theirs: r, ours: o });
+    }
+  }
+  for (const [p, o] of ours) if (!ref.has(p)) diffs.push({ path: p, kind: "extra", ours: o });
+  return diffs.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+// ---- 4. Each set ------------------------------------------------------------------------------
+
+const rows = [];
+for (const set of sets) {
+  const refDir = path.join(WORK, `ref-${set.name}`);
+  const layout = path.join(WORK, `oci-${set.name}`);
+  const bundle = path.join(WORK, `bundle-${set.name}`);
+  const reportFile = path.join(WORK, `report-${set.name}.json`);
+  for (const d of [refDir, layout, bundle]) rmSync(d, { recursive: true, force: true });
+  process.stderr.write(`\n== ${set.name}: mmdebstrap\n`);
+  const ref = await run(
+    "mmdebstrap",
+    ["--mode=root", "--variant=minbase", `--include=${["apt", ...set.packages].join(",")}`, "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr", "bookworm", refDir, `deb [trusted=yes] ${url} bookworm main`],
+    { SOURCE_DATE_EPOCH },
+  );
+  process.stderr.write(`== ${set.name}: kiln build\n`);
+  const kilnArgs = ["build", "-q", "--config", config, "--os", "Debian 12 x86_64", "--oci", layout, "--tag", "t", "--report", reportFile, ...(set.packages.length ? ["--packages", set.packages.join(",")] : [])];
+  await run(process.execPath, [KILN, ...kilnArgs], kilnEnv); // downloads the packages once
+  rmSync(layout, { recursive: true, force: true });
+  const kiln = await run(process.execPath, [KILN, ...kilnArgs, "--no-cache"], kilnEnv);
+  sh("umoci", ["unpack", "--image", `${layout}:t`, bundle], { stdio: "ignore" });
+  const report = JSON.parse(readFileSync(reportFile, "utf8"));
+  const explains = report.scripts.filter((e) => e.outcome === "unreproduced").map((e) => ({ entry: e, paths: pathsFor(study, e.package, e.effect) }));
+
+  const diffs = compare(scan(refDir), scan(path.join(bundle, "rootfs")));
+  const counts = { harmless: 0, explained: 0, unexplained: 0 };
+  const lines = [];
+  for (const d of diffs) {
+    const e = d.theirs ?? d.ours;
+    const cat = HARMLESS.find((c) => matchesAny(c.paths, d.path, e) && (!c.kinds || c.kinds.some((k) => d.kind.startsWith(k))));
+    const why = cat ? `harmless: ${cat.name}` : explains.find((x) => matchesAny(x.paths, d.path, e));
+    if (cat) counts.harmless++;
+    else if (why) counts.explained++;
+    else counts.unexplained++;
+    lines.push(`${cat ? "harmless   " : why ? "explained  " : "UNEXPLAINED"} ${d.path}: ${d.kind}${why && !cat ? ` (${why.entry.package} ${why.entry.script}: unreproduced)` : ""}`);
+  }
+  const unreproduced = report.scripts.filter((e) => e.outcome === "unreproduced");
+  writeFileSync(
+    path.join(WORK, `diff-${set.name}.txt`),
+    `${lines.join("\n")}\n\nunreproduced effects (${unreproduced.length}):\n${unreproduced.map((e) => `  ${e.package} ${e.script}: ${e.effect}`).join("\n")}\n`,
+  );
+  const row = { set: set.name, packages: report.packages.length, diffs: diffs.length, ...counts, unreproduced: unreproduced.length, mmdebstrap: ref.seconds, kiln: kiln.seconds };
+  rows.push(row);
+  process.stderr.write(`${lines.filter((l) => l.startsWith("UNEXPLAINED")).slice(0, 40).join("\n")}\n`);
+  process.stderr.write(`== ${set.name}: ${JSON.stringify(row)}\n`);
+  rmSync(refDir, { recursive: true, force: true });
+  rmSync(bundle, { recursive: true, force: true });
+}
+server.close();
+
+console.log("| set | packages | differences | harmless | explained by the report | **unexplained** | unreproduced effects | mmdebstrap | kiln --no-cache | ratio |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const r of rows) {
+  console.log(`| ${r.set} | ${r.packages} | ${r.diffs} | ${r.harmless} | ${r.explained} | **${r.unexplained}** | ${r.unreproduced} | ${r.mmdebstrap.toFixed(1)} s | ${r.kiln.toFixed(1)} s | ${(r.kiln / r.mmdebstrap).toFixed(2)} |`);
+}

@@ -1,0 +1,351 @@
+/**
+ * The remaining programs maintainer scripts call that Kiln models: file capabilities (`setcap`,
+ * `getcap`), debconf's shell API (`db_get`, ...: the unattended answers, which are the
+ * templates' defaults), ucf's configuration-file registry, `find` (selection and `-delete`),
+ * `logger`.
+ */
+import { createHash } from "node:crypto";
+import { getopt, readText, shown, writePath } from "./files.js";
+import type { Interpreter, Invocation, Tool } from "./interpret.js";
+import { readContent } from "./overlay.js";
+import { compareBytes, joinPath } from "../tree.js";
+import { globRegExp, Unknown, type Status } from "./values.js";
+
+// ---- capabilities ----------------------------------------------------------------------------
+
+/** Linux capability names by number (include/uapi/linux/capability.h). */
+export const CAPABILITIES = [
+  "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap", "linux_immutable",
+  "net_bind_service", "net_broadcast", "net_admin", "net_raw", "ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace",
+  "sys_pacct", "sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write",
+  "audit_control", "setfcap", "mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf",
+  "checkpoint_restore",
+];
+
+export interface FileCaps {
+  permitted: bigint;
+  inheritable: bigint;
+  effective: boolean;
+}
+
+/** libcap's `cap_from_text` for file capabilities (`cap_net_raw+ep`, `cap_a,cap_b=ep`, `=ep`). */
+export function parseCapText(text: string): FileCaps | undefined {
+  const all = (1n << BigInt(CAPABILITIES.length)) - 1n;
+  const caps = { e: 0n, p: 0n, i: 0n };
+  for (const clause of text.trim().split(/\s+/)) {
+    const m = /^([a-z_0-9,]*)((?:[=+-][eip]*)+)$/i.exec(clause);
+    if (!m) return undefined;
+    let set = 0n;
+    if (m[1] === "" || m[1]!.toLowerCase() === "all") set = all;
+    else {
+      for (const name of m[1]!.toLowerCase().split(",")) {
+        const n = CAPABILITIES.indexOf(name.replace(/^cap_/, ""));
+        if (n < 0) return undefined;
+        set |= 1n << BigInt(n);
+      }
+    }
+    for (const [, op, flags] of m[2]!.matchAll(/([=+-])([eip]*)/gi)) {
+      if (op === "=") for (const f of ["e", "p", "i"] as const) caps[f] &= ~set;
+      for (const f of flags!.toLowerCase()) {
+        const k = f as "e" | "p" | "i";
+        if (op === "-") caps[k] &= ~set;
+        else caps[k] |= set;
+      }
+    }
+  }
+  return { permitted: caps.p, inheritable: caps.i, effective: caps.e !== 0n };
+}
+
+/** The `security.capability` value setcap writes (VFS_CAP_REVISION_2, 20 bytes, little endian). */
+export function capXattr(c: FileCaps): Buffer {
+  const b = Buffer.alloc(20);
+  b.writeUInt32LE(0x02000000 | (c.effective ? 1 : 0), 0);
+  b.writeUInt32LE(Number(c.permitted & 0xffffffffn), 4);
+  b.writeUInt32LE(Number(c.inheritable & 0xffffffffn), 8);
+  b.writeUInt32LE(Number(c.permitted >> 32n), 12);
+  b.writeUInt32LE(Number(c.inheritable >> 32n), 16);
+  return b;
+}
+
+/** getcap's text for a `security.capability` value (`cap_net_raw=ep`). */
+export function capText(x: Buffer): string | undefined {
+  if (x.length < 12) return undefined;
+  const magic = x.readUInt32LE(0);
+  const effective = (magic & 1) !== 0;
+  let p = BigInt(x.readUInt32LE(4));
+  let i = BigInt(x.readUInt32LE(8));
+  if (x.length >= 20) {
+    p |= BigInt(x.readUInt32LE(12)) << 32n;
+    i |= BigInt(x.readUInt32LE(16)) << 32n;
+  }
+  const groups = new Map<string, string[]>();
+  CAPABILITIES.forEach((name, n) => {
+    const bit = 1n << BigInt(n);
+    const f = `${effective && (p | i) & bit ? "e" : ""}${i & bit ? "i" : ""}${p & bit ? "p" : ""}`;
+    if (f === "") return;
+    const list = groups.get(f) ?? [];
+    list.push(`cap_${name}`);
+    groups.set(f, list);
+  });
+  return [...groups].map(([f, names]) => `${names.join(",")}=${f}`).join(" ");
+}
+
+const setcap: Tool = async (inv) => {
+  const sh = inv.sh;
+  const args = inv.argv.slice(1).filter((a) => a !== "-q" && a !== "-v");
+  const remove = args[0] === "-r";
+  const [spec, path] = remove ? [undefined, args[1]] : [args[0], args[1]];
+  if (path === undefined) return 1;
+  const real = sh.fs.realpath(path, sh.cwd);
+  const e = real === undefined ? undefined : sh.fs.lstat(real);
+  if (!e || e.type !== "file" || real === undefined) return 1;
+  if (remove) {
+    if (!e.xattrs?.["security.capability"]) return 0;
+    await sh.emulate(`setcap -r ${path}`, () => {
+      const { "security.capability": _, ...rest } = e.xattrs ?? {};
+      sh.fs.put({ ...e, path: real, xattrs: rest });
+    });
+    return 0;
+  }
+  const caps = spec === undefined ? undefined : parseCapText(spec);
+  if (!caps) return 1;
+  await sh.emulate(`setcap ${spec} ${path} (the security.capability attribute)`, () => {
+    sh.fs.put({ ...e, path: real, xattrs: { ...(e.xattrs ?? {}), "security.capability": capXattr(caps) } });
+  });
+  return 0;
+};
+
+const getcap: Tool = (inv) => {
+  for (const p of inv.argv.slice(1).filter((a) => !a.startsWith("-"))) {
+    const x = inv.sh.fs.stat(p, inv.sh.cwd)?.xattrs?.["security.capability"];
+    const text = x ? capText(x) : undefined;
+    if (text) inv.out.write(`${p} ${text}\n`);
+  }
+  return 0;
+};
+
+// ---- debconf ---------------------------------------------------------------------------------
+
+/** One question's template, from a package's `templates` control member. */
+interface Template {
+  type: string;
+  default: string;
+  choices: string;
+}
+
+/** The debconf database an unattended installation works with: templates' defaults, then what scripts set. */
+export class Debconf {
+  private readonly values = new Map<string, string>();
+  private readonly flags = new Map<string, string>();
+  private readonly substs = new Map<string, Map<string, string>>();
+  private templates: Map<string, Template> | undefined;
+
+  constructor(private readonly packages: Interpreter["host"]["packages"]) {}
+
+  private template(q: string): Template | undefined {
+    if (!this.templates) {
+      this.templates = new Map();
+      for (const p of this.packages) {
+        const text = p.controlFiles.get("templates")?.toString("utf8");
+        if (!text) continue;
+        for (const stanza of text.split(/\n\s*\n/)) {
+          const field = (n: string): string | undefined => new RegExp(`^${n}:[ \\t]?(.*)$`, "mi").exec(stanza)?.[1];
+          const name = field("Template");
+          if (name) this.templates.set(name.trim(), { type: field("Type")?.trim() ?? "string", default: field("Default") ?? "", choices: field("Choices") ?? "" });
+        }
+      }
+    }
+    return this.templates.get(q);
+  }
+
+  get(q: string): string | undefined {
+    return this.values.get(q) ?? this.template(q)?.default;
+  }
+
+  set(q: string, v: string): void {
+    this.values.set(q, v);
+  }
+
+  metaget(q: string, field: string): string | undefined {
+    const t = this.template(q);
+    if (!t) return undefined;
+    const raw = field === "choices" ? t.choices : field === "type" ? t.type : field === "default" ? t.default : undefined;
+    if (raw === undefined) return undefined;
+    return raw.replace(/\$\{([^}]+)\}/g, (m, v: string) => this.substs.get(q)?.get(v) ?? "");
+  }
+
+  subst(q: string, key: string, value: string): void {
+    const m = this.substs.get(q) ?? new Map<string, string>();
+    m.set(key, value);
+    this.substs.set(q, m);
+  }
+
+  fget(q: string, flag: string): string {
+    return this.flags.get(`${q}\0${flag}`) ?? "false";
+  }
+
+  fset(q: string, flag: string, v: string): void {
+    this.flags.set(`${q}\0${flag}`, v);
+  }
+
+  exists(q: string): boolean {
+    return this.values.has(q) || this.template(q) !== undefined;
+  }
+}
+
+function debconfTool(fn: (db: Debconf, args: string[], inv: Invocation) => { status: number; ret: string }): Tool {
+  return (inv) => {
+    const db = inv.sh.host.debconf;
+    const { status, ret } = fn(db, inv.argv.slice(1), inv);
+    inv.sh.setVar("RET", ret);
+    return status;
+  };
+}
+
+const DEBCONF_TOOLS: ReadonlyArray<[string, Tool]> = [
+  ["db_version", debconfTool(() => ({ status: 0, ret: "2.0" }))],
+  ["db_get", debconfTool((db, [q]) => (q !== undefined && db.exists(q) ? { status: 0, ret: db.get(q) ?? "" } : { status: 10, ret: `${q} doesn't exist` }))],
+  ["db_set", debconfTool((db, [q, ...v]) => {
+    if (q === undefined) return { status: 20, ret: "" };
+    db.set(q, v.join(" "));
+    return { status: 0, ret: "value set" };
+  })],
+  ["db_metaget", debconfTool((db, [q, f]) => {
+    const v = q === undefined || f === undefined ? undefined : db.metaget(q, f);
+    return v === undefined ? { status: 10, ret: `${q} doesn't exist` } : { status: 0, ret: v };
+  })],
+  ["db_subst", debconfTool((db, [q, k, ...v]) => {
+    if (q !== undefined && k !== undefined) db.subst(q, k, v.join(" "));
+    return { status: 0, ret: "" };
+  })],
+  ["db_fget", debconfTool((db, [q, f]) => ({ status: 0, ret: q !== undefined && f !== undefined ? db.fget(q, f) : "false" }))],
+  ["db_fset", debconfTool((db, [q, f, v]) => {
+    if (q !== undefined && f !== undefined) db.fset(q, f, v ?? "");
+    return { status: 0, ret: "true" };
+  })],
+  ...["db_capb", "db_title", "db_settitle", "db_input", "db_go", "db_stop", "db_beginblock", "db_endblock", "db_register", "db_unregister", "db_purge", "db_clear", "db_reset", "db_x_loadtemplatefile", "db_progress", "db_info", "db_data", "db_x_save"].map(
+    (n): [string, Tool] => [n, debconfTool((_db, _a, inv) => {
+      // An unattended (noninteractive) frontend asks nothing: db_input says so with status 30.
+      return { status: inv.name === "db_input" ? 30 : 0, ret: "" };
+    })],
+  ),
+];
+
+// ---- ucf -------------------------------------------------------------------------------------
+
+/**
+ * `ucf new dest` at first installation: the file is copied into place when absent and its md5
+ * recorded in `/var/lib/ucf/hashfile`; `ucfr package dest` records the owner in
+ * `/var/lib/ucf/registry`. Both files are kept sorted, as ucf keeps them.
+ */
+const ucf: Tool = async (inv) => {
+  const sh = inv.sh;
+  const { flags, operands } = getopt(inv.argv.slice(1), new Set(["--sum-file", "--src-dir", "--state-dir", "-s"]));
+  if (flags.has("--purge") || flags.has("-p")) return 0;
+  const [src, dest] = operands;
+  if (src === undefined || dest === undefined) return 1;
+  const from = sh.fs.stat(src, sh.cwd);
+  if (from?.type !== "file") return 1;
+  const exists = sh.fs.stat(dest, sh.cwd);
+  const md5 = createHash("md5").update(await readContent(from.content!)).digest("hex");
+  await sh.emulate(`ucf ${shown([src, dest])}: installs ${dest} when absent and records its md5sum`, async () => {
+    if (!exists) {
+      const real = writePath(sh, dest);
+      if (real !== undefined) sh.fs.put({ path: real, type: "file", mode: 0o644, uid: 0, gid: 0, content: from.content! });
+    }
+    await upsertLine(sh, "/var/lib/ucf/hashfile", dest, `${md5}  ${dest}`, (l) => l.replace(/^\S+\s+/, ""));
+  });
+  return 0;
+};
+
+const ucfr: Tool = async (inv) => {
+  const sh = inv.sh;
+  const { flags, operands } = getopt(inv.argv.slice(1));
+  if (flags.has("--purge") || flags.has("-p")) return 0;
+  const [pkg, dest] = operands;
+  if (pkg === undefined || dest === undefined) return 1;
+  await sh.emulate(`ucfr ${pkg} ${dest}: records ${pkg} as the owner of ${dest}`, () => upsertLine(sh, "/var/lib/ucf/registry", dest, `${pkg}\t${dest}`, (l) => l.replace(/^\S+\s+/, "")));
+  return 0;
+};
+
+async function upsertLine(sh: Interpreter, file: string, key: string, line: string, keyOf: (l: string) => string): Promise<void> {
+  const real = writePath(sh, file);
+  if (real === undefined) return;
+  const lines = (await readText(sh, file)).split("\n").filter((l) => l !== "" && keyOf(l) !== key);
+  lines.push(line);
+  lines.sort(compareBytes);
+  sh.fs.writeFile(real, lines.map((l) => `${l}\n`).join(""), 0o644, 0, 0);
+}
+
+// ---- find ------------------------------------------------------------------------------------
+
+/** `find PATH... [-maxdepth N] [-mindepth N] [-type f|d|l] [-name P] [-empty] [-print|-delete]`. */
+const find: Tool = async (inv) => {
+  const sh = inv.sh;
+  const args = inv.argv.slice(1);
+  const roots: string[] = [];
+  let k = 0;
+  for (; k < args.length && !args[k]!.startsWith("-"); k++) roots.push(args[k]!);
+  let maxdepth = Infinity;
+  let mindepth = 0;
+  const tests: Array<(path: string, real: string) => boolean> = [];
+  let action: "print" | "delete" = "print";
+  for (; k < args.length; k++) {
+    const a = args[k]!;
+    const v = args[k + 1];
+    if (a === "-maxdepth" && v !== undefined) maxdepth = Number(args[++k]);
+    else if (a === "-mindepth" && v !== undefined) mindepth = Number(args[++k]);
+    else if (a === "-type" && v !== undefined) {
+      const t = { f: "file", d: "dir", l: "symlink" }[args[++k]!];
+      if (!t) return unknownFind(inv);
+      tests.push((_, real) => sh.fs.lstat(real)?.type === t);
+    } else if (a === "-name" && v !== undefined) {
+      const re = globRegExp(args[++k]!);
+      tests.push((p) => re.test(p.slice(p.lastIndexOf("/") + 1)));
+    } else if (a === "-empty") tests.push((_, real) => {
+      const e = sh.fs.lstat(real);
+      return e?.type === "dir" ? sh.fs.readdir(real).length === 0 : e?.type === "file" && (e.content?.size ?? 0) === 0;
+    });
+    else if (a === "-print") action = "print";
+    else if (a === "-delete") action = "delete";
+    else return unknownFind(inv);
+  }
+  // -print lists a directory before its content; -delete works depth first.
+  const found: Array<{ path: string; real: string }> = [];
+  const visit = (path: string, real: string, depth: number): void => {
+    const e = sh.fs.lstat(real);
+    if (!e) return;
+    const hit = depth >= mindepth && tests.every((t) => t(path, real));
+    if (hit && action === "print") found.push({ path, real });
+    if (e.type === "dir" && depth < maxdepth) for (const n of sh.fs.readdir(real)) visit(`${path}/${n}`, joinPath(real, n), depth + 1);
+    if (hit && action === "delete") found.push({ path, real });
+  };
+  let status: Status = 0;
+  for (const r of roots.length > 0 ? roots : ["."]) {
+    const real = sh.fs.resolve(r, true, sh.cwd);
+    if (real === undefined || !sh.fs.lstat(real)) {
+      status = 1;
+      continue;
+    }
+    visit(r, real, 0);
+  }
+  if (action === "print") inv.out.write(found.map((f) => `${f.path}\n`).join(""));
+  else for (const f of found) await sh.emulate(`find -delete: removes ${f.path}`, () => sh.fs.remove(f.real));
+  return status;
+};
+
+function unknownFind(inv: Invocation): Status {
+  const why = `the result of \`${inv.text}\``;
+  inv.out.write(new Unknown(why));
+  return new Unknown(why);
+}
+
+export const MISC_TOOLS: ReadonlyArray<[string, Tool]> = [
+  ["setcap", setcap],
+  ["getcap", getcap],
+  ["ucf", ucf],
+  ["ucfr", ucfr],
+  ["find", find],
+  ["logger", () => 0],
+  ...DEBCONF_TOOLS,
+];

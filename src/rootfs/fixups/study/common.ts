@@ -1,0 +1,109 @@
+/**
+ * Programs whose treatment does not depend on the release: how the interpreter answers a
+ * maintainer script that calls them, wherever it does. Programs Kiln reproduces generically
+ * (`mkdir`, `adduser`, `update-alternatives`, `setcap`, `dpkg-statoverride`, ...) are tools of
+ * the interpreter (fixups/script/), not rules here: a rule is for what is not needed in an image,
+ * what a dedicated fix-up does for every package at once, and what Kiln does not reproduce.
+ */
+import type { ProgramRule } from "./types.js";
+
+const SERVICE = "starts, stops or reloads a service: nothing runs while an image is built, and the container runtime starts what the image's entrypoint says";
+
+export const COMMON_PROGRAMS: readonly ProgramRule[] = [
+  // ---- not needed in a container image --------------------------------------------------------
+  {
+    program: "deb-systemd-helper",
+    outcome: "not-needed",
+    effect: "enables systemd units (links under /etc/systemd/system, state under /var/lib/systemd): no systemd runs in a container; an image that adds systemd enables its units itself",
+    paths: ["etc/systemd/system/**", "var/lib/systemd/deb-systemd-helper-enabled/**", "var/lib/systemd/deb-systemd-user-helper-enabled/**"],
+    // `was-enabled`, `debian-installed`: nothing was enabled before a first installation.
+    status: 1,
+    args: /(^|\s)(was-enabled|debian-installed|is-enabled)(\s|$)/,
+  },
+  {
+    program: "deb-systemd-helper",
+    outcome: "not-needed",
+    effect: "enables systemd units (links under /etc/systemd/system, state under /var/lib/systemd): no systemd runs in a container; an image that adds systemd enables its units itself",
+    paths: ["etc/systemd/system/**", "var/lib/systemd/deb-systemd-helper-enabled/**", "var/lib/systemd/deb-systemd-user-helper-enabled/**"],
+  },
+  { program: "deb-systemd-invoke", outcome: "not-needed", effect: SERVICE },
+  { program: "systemctl", outcome: "not-needed", effect: SERVICE },
+  // `invoke-rc.d NAME status` answers "not running" (status 3, LSB), like policy-rc.d in a chroot.
+  { program: "invoke-rc.d", args: /(^|\s)status(\s|$)/, outcome: "not-needed", effect: SERVICE, status: 3 },
+  { program: "invoke-rc.d", outcome: "not-needed", effect: SERVICE },
+  { program: "service", outcome: "not-needed", effect: SERVICE },
+  { program: "start-stop-daemon", outcome: "not-needed", effect: SERVICE },
+  { program: "telinit", outcome: "not-needed", effect: SERVICE },
+  {
+    program: "update-rc.d",
+    outcome: "not-needed",
+    effect: "links SysV init scripts into /etc/rc?.d: a container image has no init system; a VM image needs them",
+    paths: ["etc/rc[0-6S].d/**"],
+  },
+  { program: "systemd-tmpfiles", outcome: "not-needed", effect: "creates runtime files and directories at boot (systemd-tmpfiles): not part of an image" },
+  { program: "update-initramfs", outcome: "not-needed", effect: "rebuilds an initramfs: a container image has no kernel" },
+  { program: "update-menus", outcome: "not-needed", effect: "updates desktop menus (menu is not installed)" },
+  { program: /^py3?clean$/, outcome: "not-needed", effect: "removes byte-compiled Python files, which an image being built does not have" },
+  { program: "ischroot", outcome: "not-needed", effect: "asks whether it runs in a chroot", status: 0 },
+
+  // ---- done once for every package by a dedicated fix-up --------------------------------------
+  { program: "ldconfig", outcome: "emulated", by: "ldconfig", effect: "rebuilds /etc/ld.so.cache (fix-up ldconfig, once every package is in)" },
+  { program: "update-shells", outcome: "emulated", by: "shells", effect: "updates /etc/shells from the packages' shells.d (fix-up shells)" },
+  { program: "shadowconfig", outcome: "emulated", by: "accounts", effect: "turns shadow passwords on: /etc/shadow, /etc/gshadow (fix-up accounts)" },
+  { program: "pam-auth-update", outcome: "emulated", by: "pam-auth-update", effect: "writes /etc/pam.d/common-* from /usr/share/pam-configs (fix-up pam-auth-update)" },
+  {
+    program: "update-ca-certificates",
+    outcome: "emulated",
+    by: "ca-certificates",
+    effect: "builds /etc/ssl/certs: a link per certificate, the hash links and ca-certificates.crt (fix-up ca-certificates)",
+  },
+
+  // ---- not reproduced: reported ---------------------------------------------------------------
+  {
+    program: /^(py3compile|pycompile|python3(\.[0-9]+)?)$/,
+    args: /py_?compile|^-p |^-V |\/usr\/share\/python3|\/usr\/lib\/python3/,
+    outcome: "unreproduced",
+    effect: "byte-compiles Python modules (.pyc files under __pycache__); Python compiles them at first import instead, and writes them where it may",
+    paths: ["**/__pycache__", "**/__pycache__/**", "**/*.pyc"],
+  },
+  {
+    program: "fc-cache",
+    outcome: "unreproduced",
+    effect: "builds fontconfig's font caches (/var/cache/fontconfig); fontconfig scans the fonts at first use instead",
+    paths: ["var/cache/fontconfig/**", "var/log/fontconfig.log"],
+  },
+  {
+    program: "update-mime-database",
+    outcome: "unreproduced",
+    effect: "builds the shared MIME-info database (/usr/share/mime) from /usr/share/mime/packages",
+    paths: ["usr/share/mime/**"],
+  },
+  {
+    program: "glib-compile-schemas",
+    outcome: "unreproduced",
+    effect: "compiles GSettings schemas (/usr/share/glib-2.0/schemas/gschemas.compiled)",
+    paths: ["usr/share/glib-2.0/schemas/gschemas.compiled"],
+  },
+  {
+    program: "gio-querymodules",
+    outcome: "unreproduced",
+    effect: "builds the GIO module cache (giomodule.cache)",
+    paths: ["usr/lib/*/gio/modules/giomodule.cache"],
+  },
+  {
+    program: "make-ssl-cert",
+    outcome: "unreproduced",
+    effect: "generates the snakeoil TLS key and certificate: a private key must not be baked into an image (run make-ssl-cert in the container, or bring your own)",
+    paths: ["etc/ssl/private/ssl-cert-snakeoil.key", "etc/ssl/certs/ssl-cert-snakeoil.pem", "->ssl-cert-snakeoil.pem"],
+  },
+  {
+    program: "perl",
+    outcome: "unreproduced",
+    effect: "runs a Perl program Kiln does not interpret",
+  },
+  {
+    program: "apt-config",
+    outcome: "unreproduced",
+    effect: "asks apt for its configuration",
+  },
+];
