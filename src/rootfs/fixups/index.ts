@@ -57,6 +57,7 @@ import { alternativesFixup } from "./alternatives.js";
 import { aptSourcesFixup } from "./apt-sources.js";
 import { baseFilesFixup } from "./base-files.js";
 import { binShFixup } from "./bin-sh.js";
+import { caCertificatesFixup } from "./ca-certificates.js";
 import { dpkgDatabaseFixup } from "./dpkg-database.js";
 import { extendedStatesFixup } from "./extended-states.js";
 import { ldconfigFixup } from "./ldconfig.js";
@@ -74,6 +75,7 @@ export { alternativesFixup } from "./alternatives.js";
 export { aptSourceFor, aptSourcesFixup } from "./apt-sources.js";
 export { baseFilesFixup } from "./base-files.js";
 export { binShFixup } from "./bin-sh.js";
+export { caCertificatesFixup } from "./ca-certificates.js";
 export { dpkgDatabaseFixup } from "./dpkg-database.js";
 export { extendedStatesFixup } from "./extended-states.js";
 export { ldconfigFixup } from "./ldconfig.js";
@@ -103,6 +105,7 @@ export function bookwormFixups(options: FixupOptions = {}): Fixup[] {
     maintainerScriptsFixup(run, options),
     shellsFixup(withCalls),
     alternativesFixup(withCalls),
+    caCertificatesFixup(options),
     pamAuthUpdateFixup(),
     aptSourcesFixup(options),
     extendedStatesFixup(options),
