@@ -17,11 +17,13 @@
  */
 import path from "node:path";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { KilnError } from "../domain/errors.js";
 import { openRepository } from "../debian/repository.js";
 import { resolvePackages } from "../debian/resolver.js";
 import { essentialNames, selectProfile } from "../debian/profiles.js";
 import type { BinaryPackage } from "../debian/types.js";
+import { spdxDocument } from "../debian/sbom.js";
 import { buildClock } from "../oci/clock.js";
 import { assembleImage } from "../oci/image.js";
 import { LayerCache } from "../oci/layer-cache.js";
@@ -38,6 +40,9 @@ import { refuseDeviceNodes } from "./bundle-layer.js";
 import { groupDescription, groupPackages, layerKey } from "./layers.js";
 import type { ScriptReportEntry } from "../rootfs/fixups/maintainer-scripts.js";
 import type { BuildPhase, BuildReport, BuildRequest, BuildResult, BuilderDeps } from "./types.js";
+
+/** Kiln's version, for the SBOM's creator (from package.json, next to src/ and dist/). */
+const KILN_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 /** Bump when a fix-up's output may change for the same packages (cached fix-up layers are then rebuilt). */
 export const FIXUPS_VERSION = 3;
@@ -245,12 +250,28 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   if (req.defaultCmd && config.Entrypoint === undefined && config.Cmd === undefined && configuration!.binSh) config.Cmd = [...req.defaultCmd];
   const image = await assembleImage(layers, { architecture: ociArch(req.distribution.arch), config, clock, blobs: deps.blobs });
   progress.set("writing image", "done", 1);
+  const sbom = spdxDocument({
+    name: req.imageName ?? image.manifestDigest,
+    digest: image.manifestDigest,
+    created: clock,
+    release: req.distribution.version,
+    tool: `Tool: kiln-${KILN_VERSION}`,
+    packages: await Promise.all(packages.map(async (p) => ({ pkg: p, ...(await copyrightOf(rootfs, p.name)) }))),
+  });
   const report: BuildReport = {
     digest: image.manifestDigest,
     packages: packages.map((p) => ({ name: p.name, version: p.version, architecture: p.architecture })),
     scripts: configuration!.scripts,
   };
-  return { image, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings, report };
+  return { image, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings, report, sbom };
+}
+
+/** A package's copyright file in the tree (`/usr/share/doc/<name>/copyright`), when it has one. */
+async function copyrightOf(rootfs: Rootfs, name: string): Promise<{ copyright?: string }> {
+  const path = `usr/share/doc/${name}/copyright`;
+  const e = rootfs.stat(path);
+  if (e?.type !== "file" || (e.content?.size ?? 0) > 4 << 20) return {};
+  return { copyright: (await rootfs.readFile(path)).toString("utf8") };
 }
 
 /** What the fix-ups found, kept with their cached layer for the builds that reuse it. */

@@ -48,6 +48,8 @@ export interface BuildRequest {
   /** Local `.deb` files to install (bundle packages, `--deb`); their dependencies come from the repository. */
   localDebs?: string[];
   extraLayers?: ExtraLayer[];
+  /** The image's name for its SBOM (`name:tag`); its digest when not given. */
+  imageName?: string;
   /** Entrypoint, Cmd, Env, User, WorkingDir, Labels of the image config. */
   config: ContainerConfig;
   /**
@@ -80,6 +82,8 @@ export interface BuildResult {
   warnings: string[];
   /** What Kiln did about every maintainer script and trigger (`kiln build --report`). */
   report: BuildReport;
+  /** The image's SPDX 2.3 document (`kiln build --sbom`). */
+  sbom: Record<string, unknown>;
 }
 
 /** The build report: the image, its packages, and every script effect with its outcome. */

@@ -48,6 +48,7 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
         localDebs: opts.deb.map((d) => path.resolve(d)),
         config: containerConfig,
         defaultCmd: ["/bin/sh"],
+        ...(opts.tag ? { imageName: opts.tag } : {}),
         ...(opts.installRecommends ? { installRecommends: true } : {}),
         ...(opts.strict ? { strict: true } : {}),
         noCache: !opts.cache,
@@ -78,7 +79,8 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
     }
     reporter?.done();
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
-    if (opts.report) await writeReport(path.resolve(opts.report), result.report);
+    if (opts.report) await writeJson(path.resolve(opts.report), result.report);
+    if (opts.sbom) await writeJson(path.resolve(opts.sbom), result.sbom);
     else for (const line of unreproducedWarnings(result.report)) process.stderr.write(`warning: ${line}\n`);
     if (opts.entrypoint === undefined && !hasCmd(result.image.config)) {
       process.stderr.write("note: the image has no /bin/sh, so it has no default command: give one when running it, or build with --entrypoint\n");
@@ -112,12 +114,12 @@ export function unreproducedWarnings(report: BuildReport): string[] {
   return [...byPackage].map(([pkg, effects]) => `${pkg}: not reproduced: ${effects.join("; ")} (--report FILE lists every script effect, --strict refuses them)`);
 }
 
-/** The report as JSON, written whole or not at all. */
-async function writeReport(file: string, report: BuildReport): Promise<void> {
+/** A JSON document (the report, the SBOM), written whole or not at all. */
+async function writeJson(file: string, value: unknown): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    await writeFile(tmp, `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
     await rename(tmp, file);
   } finally {
     await rm(tmp, { force: true });

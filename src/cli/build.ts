@@ -3,7 +3,7 @@
  *
  *   kiln build --config kiln.yaml --os "Debian 12 x86_64" [--profile minbase|none]
  *              [--packages a,b] [--deb ./local.deb ...] [--entrypoint '["/bin/sh"]'] [--tag NAME]
- *              (--oci DIR | --docker-archive FILE[.tar|.tar.gz]) [--report FILE] [--strict]
+ *              (--oci DIR | --docker-archive FILE[.tar|.tar.gz]) [--report FILE] [--sbom FILE] [--strict]
  *              [--install-recommends] [--no-cache]
  */
 import type { Command } from "commander";
@@ -22,6 +22,7 @@ export interface BuildOptions {
   cache: boolean;
   installRecommends?: boolean;
   report?: string;
+  sbom?: string;
   strict?: boolean;
   quiet?: boolean;
 }
@@ -40,6 +41,7 @@ export function registerBuild(program: Command): void {
     .option("--oci <dir>", "write an OCI image layout to this directory")
     .option("--docker-archive <file>", "write a docker-archive (docker load) to this file; .tar.gz compresses it")
     .option("--report <file>", "write a JSON report: the image digest, its packages, and what Kiln did about every maintainer script effect (emulated, not-needed, unreproduced)")
+    .option("--sbom <file>", "write the image's SBOM: an SPDX 2.3 JSON document of its packages (versions, source packages, purls, licences)")
     .option("--strict", "fail (exit 3, no image written) if a package script has an effect Kiln does not reproduce")
     .option("--install-recommends", "also install the packages' Recommends, as apt does by default (Kiln, like debootstrap, installs only Depends)")
     .option("--no-cache", "rebuild every layer (downloaded packages are still reused)")

@@ -58,6 +58,7 @@ import { aptSourcesFixup } from "./apt-sources.js";
 import { baseFilesFixup } from "./base-files.js";
 import { binShFixup } from "./bin-sh.js";
 import { caCertificatesFixup } from "./ca-certificates.js";
+import { javaCacertsFixup } from "./java-cacerts.js";
 import { dpkgDatabaseFixup } from "./dpkg-database.js";
 import { extendedStatesFixup } from "./extended-states.js";
 import { ldconfigFixup } from "./ldconfig.js";
@@ -76,6 +77,7 @@ export { aptSourceFor, aptSourcesFixup } from "./apt-sources.js";
 export { baseFilesFixup } from "./base-files.js";
 export { binShFixup } from "./bin-sh.js";
 export { caCertificatesFixup } from "./ca-certificates.js";
+export { javaCacertsFixup, jksKeystore, readJks } from "./java-cacerts.js";
 export { dpkgDatabaseFixup } from "./dpkg-database.js";
 export { extendedStatesFixup } from "./extended-states.js";
 export { ldconfigFixup } from "./ldconfig.js";
@@ -106,6 +108,7 @@ export function bookwormFixups(options: FixupOptions = {}): Fixup[] {
     shellsFixup(withCalls),
     alternativesFixup(withCalls),
     caCertificatesFixup(options),
+    javaCacertsFixup(),
     pamAuthUpdateFixup(),
     aptSourcesFixup(options),
     extendedStatesFixup(options),

@@ -139,6 +139,20 @@ export const BOOKWORM_SCRIPTS: readonly ScriptStudy[] = [
       },
     ],
   },
+  ...(["postinst", "triggers"] as const).map(
+    (script): ScriptStudy => ({
+      package: "ca-certificates-java",
+      script,
+      sha256: ["c124604fd90c85a2"],
+      effects: [
+        {
+          outcome: "emulated",
+          by: "java-cacerts",
+          effect: "builds the Java trust store /etc/ssl/certs/java/cacerts from the certificates of /etc/ssl/certs (fix-up java-cacerts, without running Java)",
+        },
+      ],
+    }),
+  ),
 ];
 
 export const BOOKWORM_CLAIMS: readonly CommandClaim[] = [];

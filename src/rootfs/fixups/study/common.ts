@@ -45,6 +45,7 @@ export const COMMON_PROGRAMS: readonly ProgramRule[] = [
   { program: "update-menus", outcome: "not-needed", effect: "updates desktop menus (menu is not installed)" },
   { program: /^py3?clean$/, outcome: "not-needed", effect: "removes byte-compiled Python files, which an image being built does not have" },
   { program: "ischroot", outcome: "not-needed", effect: "asks whether it runs in a chroot", status: 0 },
+  { program: "mountpoint", args: /(^|\s)\/proc\/?$/, outcome: "not-needed", effect: "checks that /proc is mounted, as it is while packages are installed", status: 0 },
 
   // ---- done once for every package by a dedicated fix-up --------------------------------------
   { program: "ldconfig", outcome: "emulated", by: "ldconfig", effect: "rebuilds /etc/ld.so.cache (fix-up ldconfig, once every package is in)" },
