@@ -14,7 +14,6 @@
 // no Recommends): what mmdebstrap --variant=minbase --include=apt,<set> installs.
 // Results: a table on stdout, details per set in .cache/fidelity/diff-<set>.txt.
 import { execFileSync, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import path from "node:path";
@@ -24,9 +23,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const WORK = path.join(ROOT, ".cache/fidelity");
 const KILN = path.join(ROOT, "bin/kiln.js");
 const CORPUS = JSON.parse(readFileSync(path.join(ROOT, "bench/fidelity/corpus.json"), "utf8"));
-const HARMLESS = JSON.parse(readFileSync(path.join(ROOT, "bench/fidelity/harmless.json"), "utf8")).categories;
-const UNORDERED = JSON.parse(readFileSync(path.join(ROOT, "bench/fidelity/harmless.json"), "utf8")).unordered;
 const { studyFor, pathsFor } = await import(path.join(ROOT, "dist/rootfs/fixups/study/index.js"));
+const { classify, compareTrees, scanTree } = await import("./compare.mjs");
 const study = studyFor("bookworm");
 const SOURCE_DATE_EPOCH = "1735689600"; // 2025-01-01: both tools stamp the same day
 const wanted = process.argv.slice(2);
@@ -131,81 +129,6 @@ const config = path.join(WORK, "kiln.yaml");
 writeFileSync(config, `distributions:\n  - {name: Debian, version: "12", arch: x86_64, mirror: "${url}", suite: bookworm, components: [main], keyring: none}\n`);
 const kilnEnv = { KILN_DATA_DIR: path.join(WORK, "data"), SOURCE_DATE_EPOCH };
 
-// ---- 3. Trees ---------------------------------------------------------------------------------
-
-/** Every path of a tree: type, mode, owner, link target, size, content sha256, xattrs. */
-function scan(root) {
-  const out = new Map();
-  const raw = sh("find", [".", "-path", "./proc", "-prune", "-o", "-path", "./sys", "-prune", "-o", "-printf", "%P\\0%y\\0%m\\0%U:%G\\0%l\\0"], { cwd: root }).toString();
-  const f = raw.split("\0");
-  for (let i = 0; i + 4 < f.length; i += 5) {
-    const [p, type, mode, owner, link] = f.slice(i, i + 5);
-    if (p === "") continue;
-    const e = { type, mode, owner, link: type === "l" ? link : "", hash: "", xattrs: "" };
-    if (type === "f") {
-      let bytes = readFileSync(path.join(root, p));
-      // Files whose records' order no reader depends on are compared record by record.
-      if (UNORDERED.some((c) => matchesAny(c.paths, p))) bytes = Buffer.from(bytes.toString("utf8").split("\n\n").map((r) => r.trim()).filter(Boolean).sort().join("\n\n"));
-      e.hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
-    }
-    out.set(p, e);
-  }
-  // Extended attributes (file capabilities), without following links.
-  const attrs = execFileSync("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { maxBuffer: 1 << 30, stdio: ["ignore", "pipe", "ignore"] }).toString();
-  for (const block of attrs.split("\n\n")) {
-    const m = /^# file: (.*)$/m.exec(block);
-    if (!m) continue;
-    const p = path.relative(root, m[1]);
-    const values = block.split("\n").filter((l) => !l.startsWith("#") && l.includes("=")).sort().join(" ");
-    if (out.has(p) && values) out.get(p).xattrs = values;
-  }
-  return out;
-}
-
-function globRe(glob) {
-  let re = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === "*" && glob[i + 1] === "*") {
-      re += ".*";
-      i++;
-    } else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = glob.indexOf("]", i);
-      re += glob.slice(i, end + 1);
-      i = end;
-    } else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
-
-function matchesAny(globs, p, e) {
-  return globs.some((g) => (g.startsWith("->") ? e?.type === "l" && globRe(g.slice(2)).test(path.basename(e.link)) : globRe(g).test(p)));
-}
-
-function compare(ref, ours) {
-  const diffs = [];
-  for (const [p, r] of ref) {
-    const o = ours.get(p);
-    if (!o) diffs.push({ path: p, kind: "missing", theirs: r });
-    else {
-      const kinds = [];
-      if (o.type !== r.type) kinds.push(`type ${o.type}≠${r.type}`);
-      else {
-        if (o.mode !== r.mode) kinds.push(`mode ${o.mode}≠${r.mode}`);
-        if (o.owner !== r.owner) kinds.push(`owner ${o.owner}≠${r.owner}`);
-        if (o.link !== r.link) kinds.push(`link ${o.link}≠${r.link}`);
-        if (o.hash !== r.hash) kinds.push("content");
-        if (o.xattrs !== r.xattrs) kinds.push(`xattrs [${o.xattrs}]≠[${r.xattrs}]`);
-      }
-      if (kinds.length) diffs.push({ path: p, kind: kinds.join(", "), theirs: r, ours: o });
-    }
-  }
-  for (const [p, o] of ours) if (!ref.has(p)) diffs.push({ path: p, kind: "extra", ours: o });
-  return diffs.sort((a, b) => (a.path < b.path ? -1 : 1));
-}
-
 // ---- 4. Each set ------------------------------------------------------------------------------
 
 const rows = [];
@@ -228,20 +151,14 @@ for (const set of sets) {
   const kiln = await run(process.execPath, [KILN, ...kilnArgs, "--no-cache"], kilnEnv);
   sh("umoci", ["unpack", "--image", `${layout}:t`, bundle], { stdio: "ignore" });
   const report = JSON.parse(readFileSync(reportFile, "utf8"));
-  const explains = report.scripts.filter((e) => e.outcome === "unreproduced").map((e) => ({ entry: e, paths: pathsFor(study, e.package, e.effect) }));
-
-  const diffs = compare(scan(refDir), scan(path.join(bundle, "rootfs")));
-  const counts = { harmless: 0, explained: 0, unexplained: 0 };
-  const lines = [];
-  for (const d of diffs) {
-    const e = d.theirs ?? d.ours;
-    const cat = HARMLESS.find((c) => matchesAny(c.paths, d.path, e) && (!c.kinds || c.kinds.some((k) => d.kind.startsWith(k))));
-    const why = cat ? `harmless: ${cat.name}` : explains.find((x) => matchesAny(x.paths, d.path, e));
-    if (cat) counts.harmless++;
-    else if (why) counts.explained++;
-    else counts.unexplained++;
-    lines.push(`${cat ? "harmless   " : why ? "explained  " : "UNEXPLAINED"} ${d.path}: ${d.kind}${why && !cat ? ` (${why.entry.package} ${why.entry.script}: unreproduced)` : ""}`);
-  }
+  const diffs = compareTrees(scanTree(refDir), scanTree(path.join(bundle, "rootfs")));
+  const sorted = classify(diffs, report, (e) => pathsFor(study, e.package, e.effect));
+  const counts = { harmless: sorted.harmless.length, explained: sorted.explained.length, unexplained: sorted.unexplained.length };
+  const lines = [
+    ...sorted.unexplained.map((d) => `UNEXPLAINED ${d.path}: ${d.kind}`),
+    ...sorted.explained.map((d) => `explained   ${d.path}: ${d.kind} (${d.by.package} ${d.by.script}: unreproduced)`),
+    ...sorted.harmless.map((d) => `harmless    ${d.path}: ${d.kind} (${d.category})`),
+  ];
   const unreproduced = report.scripts.filter((e) => e.outcome === "unreproduced");
   writeFileSync(
     path.join(WORK, `diff-${set.name}.txt`),

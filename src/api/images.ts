@@ -3,6 +3,7 @@
  * cancel), its package list, its download, deletion, and the user's image lists.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Digest } from "../blobs/blob-store.js";
 import { IMAGE_SORT, STATUS_SORT } from "../library/images.js";
 import type { ImageRef } from "../library/index.js";
 import type { ApiContext, HandlerMap, UserCall } from "../server/app.js";
@@ -17,6 +18,11 @@ function imageRef(req: FastifyRequest, param: "tiid" | "itid" = "tiid"): ImageRe
 
 export function imageHandlers(ctx: ApiContext): HandlerMap {
   const { images } = ctx.library;
+
+  /** A JSON document of the blob store (a report, an SBOM): content-addressed, so its ETag is its digest. */
+  function sendDocument(reply: FastifyReply, digest: Digest, contentType: string): FastifyReply {
+    return reply.code(200).header("content-type", contentType).header("etag", `"${digest}"`).send(ctx.blobs.openVerified(digest));
+  }
 
   async function download(req: FastifyRequest, reply: FastifyReply, call: UserCall, fileName: string | undefined): Promise<unknown> {
     const target = await findDownload(req, call.principal, async () => images.downloadTarget(call.owner, imageRef(req, "itid")));
@@ -56,6 +62,14 @@ export function imageHandlers(ctx: ApiContext): HandlerMap {
       async containerTemplateImagePkgs_getAll(req, reply, { owner }) {
         const pkgs = await images.packages(owner, imageRef(req));
         return sendList(req, reply, "imagePkgs", { total: pkgs.length, imagePkgs: pkgs });
+      },
+
+      async containerTemplateImageReport_get(req, reply, { owner }) {
+        return sendDocument(reply, await images.document(owner, imageRef(req), "report"), "application/json; charset=utf-8");
+      },
+
+      async containerTemplateImageSbom_get(req, reply, { owner }) {
+        return sendDocument(reply, await images.document(owner, imageRef(req), "sbom"), "application/spdx+json");
       },
 
       async containerTemplateImage_download(req, reply, call) {

@@ -9,13 +9,13 @@ import type { BlobStore, BlobWriter, Digest } from "../blobs/blob-store.js";
 import { publishReferenced } from "../store/blob-gc.js";
 import { buildImage } from "../builder/build.js";
 import { planBundle } from "../builder/bundle-layer.js";
-import type { BuildProgress } from "../builder/types.js";
+import type { BuildProgress, BuildReport } from "../builder/types.js";
 import { KilnError, isKilnError, rewriteMessages } from "../domain/errors.js";
 import { formatById } from "../domain/formats.js";
 import { writeDockerArchiveGzip } from "../oci/docker-archive.js";
 import type { ContainerConfig } from "../oci/types.js";
 import type { DistributionConfig } from "../domain/distributions.js";
-import type { Store } from "../store/types.js";
+import type { Store, StoreRepositories } from "../store/types.js";
 import { imageFileName, registeringName } from "../domain/image-names.js";
 import type { JobContext, JobHandler } from "./runner.js";
 import type { BuiltImage } from "../oci/types.js";
@@ -77,7 +77,7 @@ export function generationHandler(deps: GenerationDeps): JobHandler {
   const generate = generation(deps);
   return async (job, ctx) => {
     try {
-      await generate(job, ctx);
+      return await generate(job, ctx);
     } catch (err) {
       throw await withoutHostPaths(err, deps, job.id);
     }
@@ -143,6 +143,7 @@ function generation(deps: GenerationDeps): JobHandler {
         localDebs: plan.debs.map((d) => deps.blobs.path(d.digest)),
         extraLayers: plan.layer ? [plan.layer] : [],
         config,
+        imageName: registeringName(img),
         signal: ctx.signal,
         onProgress,
       },
@@ -152,23 +153,84 @@ function generation(deps: GenerationDeps): JobHandler {
     const packages = result.packages.map((p) => ({ name: p.name, version: p.version, arch: p.architecture, origin: p.filename === undefined ? ("bundle" as const) : ("distribution" as const) }));
     const installedSize = result.image.layers.reduce((n, l) => n + l.uncompressedSize, 0);
 
-    const record = { manifestDigest: result.image.manifestDigest, installedSize, packages };
+    // The report and the SBOM are blobs the image row names: published with the row, so that
+    // deleting another image with the same document cannot collect it in between (blob-gc.ts).
+    const documents = await sealDocuments(deps, [result.report, result.sbom]);
+    const record = { manifestDigest: result.image.manifestDigest, installedSize, packages, reportDigest: documents.digests[0]!, sbomDigest: documents.digests[1]! };
+    const message = completionMessage(result.report);
     if (!img.compress) {
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-      await store.images.update(img.id, record);
-      return;
+      if (ctx.signal.aborted) {
+        await documents.cancel();
+        throw ctx.signal.reason;
+      }
+      await store.transaction(async (tx) => {
+        await documents.publish(tx);
+        await tx.images.update(img.id, record);
+      });
+      return { message };
     }
     ctx.progress({ percentage: BUILD_SHARE * 100, message: "writing the image file" });
     const file = await writeImageFile(deps.blobs, result.image, registeringName(img), ctx);
     if (ctx.signal.aborted) {
       await file.cancel();
+      await documents.cancel();
       throw ctx.signal.reason;
     }
     // The file is published with the row that references it, so that removing another image
     // with the same file cannot collect it in between (store/blob-gc.ts).
-    await publishReferenced(store, file, async (tx, blob) => {
-      const updated = await tx.images.update(img.id, { ...record, fileName: imageFileName(img), fileSize: blob.size, fileDigest: blob.digest });
-      if (!updated) throw new KilnError("notFound", "the image was deleted while it was being generated");
-    });
+    try {
+      await publishReferenced(store, file, async (tx, blob) => {
+        await documents.publish(tx);
+        const updated = await tx.images.update(img.id, { ...record, fileName: imageFileName(img), fileSize: blob.size, fileDigest: blob.digest });
+        if (!updated) throw new KilnError("notFound", "the image was deleted while it was being generated");
+      });
+    } finally {
+      await documents.cancel();
+    }
+    return { message };
   };
+}
+
+/**
+ * JSON documents written as sealed (not yet published) blobs; `publish` locks their digests and
+ * publishes them inside the transaction that records the row naming them (blob-gc.ts).
+ */
+async function sealDocuments(deps: GenerationDeps, docs: unknown[]): Promise<{ digests: string[]; publish(tx: StoreRepositories): Promise<void>; cancel(): Promise<void> }> {
+  const writers: BlobWriter[] = [];
+  const digests: string[] = [];
+  try {
+    for (const doc of docs) {
+      const w = deps.blobs.ingest();
+      writers.push(w);
+      w.end(`${JSON.stringify(doc, null, 2)}\n`);
+      digests.push((await w.seal()).digest);
+    }
+  } catch (err) {
+    await Promise.all(writers.map((w) => w.cancel()));
+    throw err;
+  }
+  return {
+    digests,
+    async publish(tx) {
+      for (const [i, w] of writers.entries()) {
+        await tx.blobLocks.lock(digests[i]!);
+        await w.publish();
+      }
+    },
+    async cancel() {
+      await Promise.all(writers.map((w) => w.cancel()));
+    },
+  };
+}
+
+/**
+ * "complete", or — when package scripts had effects Kiln did not reproduce — a message that
+ * says so and where the details are (the image's report).
+ */
+export function completionMessage(report: BuildReport): string {
+  const unreproduced = report.scripts.filter((e) => e.outcome === "unreproduced");
+  if (unreproduced.length === 0) return "complete";
+  const packages = [...new Set(unreproduced.map((e) => e.package))];
+  const shown = packages.slice(0, 5).join(", ") + (packages.length > 5 ? ` and ${packages.length - 5} more` : "");
+  return `complete; ${unreproduced.length} package script effect${unreproduced.length === 1 ? " was" : "s were"} not reproduced (${shown}): see the image's report`;
 }

@@ -28,7 +28,11 @@ export interface JobContext {
   tempDir(): Promise<string>;
 }
 
-export type JobHandler = (job: JobRow, ctx: JobContext) => Promise<void>;
+/**
+ * Runs one job; it may return the message its completed status should show instead of
+ * "complete" (a generation that completed with something to say).
+ */
+export type JobHandler = (job: JobRow, ctx: JobContext) => Promise<void | { message?: string }>;
 
 export interface JobRunnerOptions {
   store: Store;
@@ -48,7 +52,7 @@ const INTERRUPTED = "interrupted by a restart";
 /** Waits between tries to record a job's end while the store is unreachable: 0.25 s doubling to 5 s. */
 const RECORD_RETRY = { ...DEFAULT_RETRY_POLICY, baseDelayMs: 250, maxDelayMs: 5000 };
 
-type Outcome = { state: "complete" | "error" | "cancelled"; errorMessage?: string; detailedError?: string };
+type Outcome = { state: "complete" | "error" | "cancelled"; message?: string; errorMessage?: string; detailedError?: string };
 
 /** Why an abort happened, so the runner knows how to end the job. */
 class Shutdown extends Error {
@@ -214,9 +218,9 @@ export class JobRunner {
     let outcome: Outcome | "requeue";
     try {
       if (controller.signal.aborted) throw controller.signal.reason;
-      await handler(job, ctx);
+      const done = await handler(job, ctx);
       if (controller.signal.aborted) throw controller.signal.reason;
-      outcome = { state: "complete" };
+      outcome = { state: "complete", ...(done?.message ? { message: done.message } : {}) };
     } catch (err) {
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
       if (reason instanceof Shutdown) outcome = "requeue";

@@ -106,7 +106,7 @@ export async function removeImages(deps: LibraryDeps, images: ImageRow[], alsoRe
     }
     await alsoRemove?.(tx);
   });
-  await collectBlobs(deps.store, deps.blobs, images.map((i) => i.fileDigest));
+  await collectBlobs(deps.store, deps.blobs, images.flatMap((i) => [i.fileDigest, i.reportDigest, i.sbomDigest]));
 }
 
 function chosenFormat(value: Image): ContainerFormat {
@@ -213,6 +213,20 @@ export function imageOperations(deps: LibraryDeps) {
         native_from_distribution: p.origin !== "bundle",
         pkg: { name: p.name, version: p.version, arch: p.arch, type: "deb" },
       }));
+    },
+
+    /**
+     * The image's build report or SBOM (JSON blobs its generation kept), known once it completes;
+     * `404` for an image generated before Kiln kept them.
+     */
+    async document(owner: UserRow, ref: ImageRef, which: "report" | "sbom"): Promise<Digest> {
+      const { image, job } = await loadImage(deps, owner, ref);
+      const digest = which === "report" ? image.reportDigest : image.sbomDigest;
+      const what = which === "report" ? "build report" : "SBOM";
+      if (job.state === "queued" || job.state === "running") fail("notReady", `image ${image.id} is still generating (${job.percentage}%): its ${what} is known once it completes`);
+      if (job.state !== "complete") fail("notReady", `image ${image.id} has no ${what}: its generation ${job.state === "cancelled" ? "was cancelled" : "failed"}`);
+      if (!digest) fail("notFound", `image ${image.id} was generated before Kiln kept ${which === "report" ? "build reports" : "SBOMs"}: generate it again to get one`);
+      return digest as Digest;
     },
 
     /** What a one-time download key of this image opens (`404` when there is no such image). */

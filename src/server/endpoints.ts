@@ -65,12 +65,31 @@ export function loadEndpoints(file = `${SPEC_DIR}endpoints.tsv`): EndpointSpec[]
   });
 }
 
+/** An image's document Kiln serves beyond UForge's contract (JSON only). */
+function imageDocument(name: "report" | "sbom", operationId: string): EndpointSpec {
+  return {
+    category: "Containers",
+    operationId,
+    method: "GET",
+    path: `/users/{uid}/mysoftware/{msid}/templates/{tid}/images/{tiid}/${name}`,
+    route: `/api/users/:uid/mysoftware/:msid/templates/:tid/images/:tiid/${name}`,
+    auth: true,
+    entitlements: ["appliance_create"],
+    requestRoot: undefined,
+    responseRoot: undefined,
+    queryParams: [],
+  };
+}
+
 /**
  * Endpoints Kiln serves beyond UForge's table: an image's `pkgsUri` answers the list of packages
- * in the image (objects Kiln returns link to it); `events` is the console's live status stream
- * (Server-Sent Events, server/events.ts).
+ * in the image (objects Kiln returns link to it); `.../report` the build report (what Kiln did
+ * about every maintainer script effect) and `.../sbom` the image's SPDX 2.3 document, both JSON;
+ * `events` is the console's live status stream (Server-Sent Events, server/events.ts).
  */
 export const EXTENSION_ENDPOINTS: EndpointSpec[] = [
+  imageDocument("report", "containerTemplateImageReport_get"),
+  imageDocument("sbom", "containerTemplateImageSbom_get"),
   {
     category: "Containers",
     operationId: "containerTemplateImagePkgs_getAll",

@@ -169,6 +169,9 @@ export interface ImagesTable {
   installed_size: NullableInt8;
   /** JSON array of {name, version, arch}. */
   packages: string | null;
+  /** Blob digests of the build report and the SBOM (JSON documents). */
+  report_digest: string | null;
+  sbom_digest: string | null;
   created: Int8;
   last_modified: Int8;
 }

@@ -299,8 +299,8 @@ export interface JobRepo {
   claimNext(kinds: JobKind[]): Promise<JobRow | undefined>;
   /** Records progress of a running job; the percentage never goes down. */
   progress(id: number, p: JobProgress): Promise<void>;
-  /** Ends a queued or running job; undefined if it had already ended. */
-  finish(id: number, end: { state: "complete" | "error" | "cancelled"; errorMessage?: string; detailedError?: string }): Promise<JobRow | undefined>;
+  /** Ends a queued or running job (a complete one shows `message`, default "complete"); undefined if it had already ended. */
+  finish(id: number, end: { state: "complete" | "error" | "cancelled"; message?: string; errorMessage?: string; detailedError?: string }): Promise<JobRow | undefined>;
   /** A queued job is cancelled at once; a running one is flagged for its worker. */
   requestCancel(id: number): Promise<JobRow | undefined>;
   /**
@@ -347,8 +347,12 @@ export interface ImageRow extends Timestamps {
   installedSize: number | null;
   /** Every package in the image, once complete. */
   packages: ImagePackage[] | null;
+  /** The build report (JSON blob: script effects and their outcomes), once complete. */
+  reportDigest: string | null;
+  /** The SBOM (SPDX 2.3 JSON blob), once complete. */
+  sbomDigest: string | null;
 }
-export type NewImage = Omit<ImageRow, "id" | "created" | "lastModified" | "revision" | "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages">;
+export type NewImage = Omit<ImageRow, "id" | "created" | "lastModified" | "revision" | "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages" | "reportDigest" | "sbomDigest">;
 
 export interface ImageRepo {
   /** Creates the image with the next revision of its template. */
@@ -359,7 +363,7 @@ export interface ImageRepo {
   getByJob(jobId: number): Promise<ImageRow | undefined>;
   listByTemplate(userId: number, templateId: number): Promise<ImageRow[]>;
   listByUser(userId: number): Promise<ImageRow[]>;
-  update(id: number, patch: Partial<Pick<ImageRow, "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages">>): Promise<ImageRow | undefined>;
+  update(id: number, patch: Partial<Pick<ImageRow, "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages" | "reportDigest" | "sbomDigest">>): Promise<ImageRow | undefined>;
   /** Deletes the image, its job and its publications (and their jobs). */
   delete(userId: number, id: number): Promise<boolean>;
   /** Whether any image still needs the blob (as its download file or its manifest). */

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb, buildRawDeb, makeTar, tempDir } from "../fixtures/debs.js";
 import { makeZip } from "../fixtures/zips.js";
 import { errorMessage, jsonClient, startTestServer, xmlField, type JsonStatus, type TestServer } from "../helpers/api.js";
+import { validateSpdx } from "../helpers/spdx.js";
 
 const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
 const XML = { "content-type": "application/xml" };
@@ -196,6 +197,67 @@ describe("generating a Docker image through the API", () => {
     expect(s.complete).toBe(true);
     const second = (await api<{ revision: number }>("GET", again.uri)).json;
     expect(second.revision).toBe(2);
+  });
+});
+
+describe("what Kiln did about the packages' scripts, and what the image holds", () => {
+  it("says in the status that a script effect was not reproduced, serves the report and an SPDX 2.3 SBOM", async () => {
+    const debDir = path.join(work, "debs-frob");
+    mkdirSync(debDir, { recursive: true });
+    const deb = buildDeb(
+      {
+        name: "hello-frob",
+        version: "2.0",
+        arch: "all",
+        files: [{ path: "usr/share/doc/hello-frob/copyright", content: "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: 2026 Kiln tests\nLicense: GPL-2+ or Expat\n" }],
+        controlFiles: { postinst: "#!/bin/sh\nset -e\nmkdir -p /var/lib/frob\nfrobnicate --init /var/lib/frob\n" },
+      },
+      debDir,
+    );
+    const { templateUri } = await bundleWith("frob", [{ name: "hello-frob_2.0_all.deb", fields: { install: true, tag: "ospkg" }, bytes: readFileSync(deb) }]);
+    const ticket = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: false });
+    const status = await waitFor(ticket.statusUri);
+    expect(status.complete, status.detailedErrorMsg).toBe(true);
+    expect(status.message).toBe("complete; 1 package script effect was not reproduced (hello-frob): see the image's report");
+    const img = { reportUri: `${ticket.uri}/report`, sbomUri: `${ticket.uri}/sbom` };
+
+    const report = await server.request({ method: "GET", url: `/api/${img.reportUri}`, user: "alice" });
+    expect(report.statusCode).toBe(200);
+    expect(report.headers["content-type"]).toMatch(/^application\/json/);
+    const r = JSON.parse(report.body) as { digest: string; packages: Array<{ name: string }>; scripts: Array<Record<string, string>> };
+    expect(r.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(r.packages.map((p) => p.name)).toContain("hello-frob");
+    expect(r.scripts.filter((e) => e.package === "hello-frob")).toEqual([
+      { package: "hello-frob", script: "postinst", outcome: "emulated", effect: "mkdir /var/lib/frob" },
+      { package: "hello-frob", script: "postinst", outcome: "unreproduced", effect: "runs `frobnicate --init /var/lib/frob`, which Kiln does not know" },
+    ]);
+
+    const sbom = await server.request({ method: "GET", url: `/api/${img.sbomUri}`, user: "alice" });
+    expect(sbom.statusCode).toBe(200);
+    expect(sbom.headers["content-type"]).toBe("application/spdx+json");
+    const doc = JSON.parse(sbom.body) as { spdxVersion: string; packages: Array<{ name: string; licenseDeclared: string; externalRefs?: Array<{ referenceLocator: string }> }> };
+    expect(validateSpdx(doc)).toEqual([]);
+    const frob = doc.packages.find((p) => p.name === "hello-frob")!;
+    expect(frob.licenseDeclared).toBe("GPL-2.0-or-later OR MIT");
+    expect(frob.externalRefs?.[0]?.referenceLocator).toBe("pkg:deb/debian/hello-frob@2.0?arch=all&distro=debian-12");
+    expect(doc.packages.length).toBe(r.packages.length + 1);
+
+    // Another user sees neither.
+    await server.createUser("mallory");
+    const theirs = await server.request({ method: "GET", url: `/api/${img.sbomUri}`, user: "mallory" });
+    expect(theirs.statusCode).toBe(404);
+  });
+
+  it("answers 409 while an image is still generating", async () => {
+    const { templateUri } = await bundleWith("slow", [{ name: "note.txt", bytes: Buffer.from("x\n") }]);
+    const ticket = await generate(templateUri, { targetFormat: { name: "Docker" }, compress: false });
+    const early = await server.request({ method: "GET", url: `/api/${ticket.uri}/report`, user: "alice" });
+    const s = await waitFor(ticket.statusUri);
+    // Either it was still generating (409, saying so) or it had already completed (200).
+    if (early.statusCode === 409) expect(errorMessage(early)).toMatch(/still generating/);
+    else expect(early.statusCode).toBe(200);
+    expect(s.complete).toBe(true);
+    expect(s.message).toBe("complete");
   });
 });
 

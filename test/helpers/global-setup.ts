@@ -10,8 +10,27 @@ import path from "node:path";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const MIRROR_DIR = path.join(ROOT, ".cache/mirror");
-/** Packages beyond minbase that tests install (jq: a real dependency chain outside minbase). */
-export const EXTRA_PACKAGES = ["jq", "libjq1", "libonig5"];
+/**
+ * Packages beyond minbase that tests install: jq (a real dependency chain outside minbase), and
+ * the suite's small set of packages whose maintainer scripts exercise each fix-up family
+ * ({@link SCRIPTED_PACKAGES}), with their dependency closures (make-local-mirror.sh resolves
+ * nothing).
+ */
+export const EXTRA_PACKAGES = [
+  ...["jq", "libjq1", "libonig5"],
+  ...["ca-certificates", "libssl3", "openssl"],
+  ...["iputils-ping", "libcap2-bin"],
+  ...["cron", "cron-daemon-common", "sensible-utils", "uuid-runtime", "ssl-cert", "readline-common", "wget", "libpsl5"],
+  ...["curl", "libcurl4", "libbrotli1", "libgssapi-krb5-2", "libk5crypto3", "libkeyutils1", "libkrb5-3", "libkrb5support0", "libldap-2.5-0", "libnghttp2-14", "librtmp1", "libsasl2-2", "libsasl2-modules-db", "libssh2-1"],
+  ...["python3", "python3-minimal", "python3.11", "python3.11-minimal", "libpython3-stdlib", "libpython3.11-minimal", "libpython3.11-stdlib", "media-types", "libexpat1", "libncursesw6", "libnsl2", "libreadline8", "libsqlite3-0", "libtirpc-common", "libtirpc3"],
+];
+
+/**
+ * The packages (on minbase) the fix-up tests install with Kiln and with mmdebstrap, whose real
+ * maintainer scripts are the reference: CA certificates, file capabilities, system users and
+ * groups, statoverrides, files and links scripts make, automatic marks.
+ */
+export const SCRIPTED_PACKAGES = ["ca-certificates", "iputils-ping", "libcap2-bin", "cron", "uuid-runtime", "ssl-cert", "readline-common", "python3", "curl", "wget"];
 
 export default function setup(): void {
   const stamp = path.join(MIRROR_DIR, "dists/bookworm/Release");

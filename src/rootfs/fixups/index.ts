@@ -2,13 +2,23 @@
  * The fix-ups that stand in for Debian's maintainer scripts and debootstrap, for bookworm.
  *
  * Kiln never runs package scripts: every `.deb` is unpacked into a virtual tree, then these
- * functions do, exactly and reproducibly, what the scripts would have left behind. The table
- * below is the study behind them: every `preinst`/`postinst` of the 88 minbase packages (read
- * from their control archives) and debootstrap's own steps (`/usr/share/debootstrap/functions`,
- * `scripts/debian-common`), what each does at *first* installation (`configure` with no previous
- * version — upgrade-only branches never run in an image build), and what Kiln does about it.
- * Checked against a real `debootstrap --variant=minbase bookworm` of the same packages
- * (test/rootfs/fixups/).
+ * functions do, exactly and reproducibly, what the scripts would have left behind.
+ *
+ * Most of it is generic: the **maintainer-scripts** fix-up walks every `preinst`, `config`,
+ * `postinst` and trigger run through a shell interpreter (script/) that reproduces the common
+ * idioms — files, directories, links, owners and modes, system users and groups, statoverrides,
+ * file capabilities, debconf's unattended answers — and hands `update-alternatives` and
+ * `add-shell` calls to their fix-ups; what it does not know is reported (the build report lists
+ * every effect: emulated, not-needed or unreproduced). The study (study/: programs common to
+ * every release, then per-release scripts and claims) gives its verdicts. The dedicated fix-ups
+ * below do what no script line can: debootstrap's own steps, and the work of a few programs for
+ * every package at once (ldconfig, update-shells, pam-auth-update, update-ca-certificates).
+ *
+ * The table is the study of the 88 minbase packages and debootstrap's steps
+ * (`/usr/share/debootstrap/functions`, `scripts/debian-common`), what each does at *first*
+ * installation (`configure` with no previous version), and which fix-up does it. Checked against
+ * a real `debootstrap --variant=minbase bookworm` (test/rootfs/fixups/bookworm.test.ts); the
+ * corpus beyond minbase against mmdebstrap (scripted.test.ts, bench/fidelity/).
  *
  * | source | effect at first install | Kiln |
  * | --- | --- | --- |
@@ -34,15 +44,18 @@
  * | mawk, tar, util-linux postinsts | alternatives `awk` (+`nawk`, man pages), `rmt`, `pager` | **alternatives** |
  * | libc-bin postinst + `ldconfig` trigger | `/etc/nsswitch.conf` from the default; `ldconfig` | **nsswitch**, **ldconfig** |
  * | libc6 preinst/postinst | kernel version check, `/etc/ld.so.nohwcap` created then removed, service restarts and `telinit u` on upgrade | not needed: net no-op in a new image; the build host's kernel is irrelevant |
- * | libpam-modules postinst | `/etc/security/opasswd` (0600), `/etc/environment` | **login-files** |
+ * | libpam-modules postinst | `/etc/security/opasswd` (0600), `/etc/environment` | **maintainer-scripts** (`umask 066; touch`) |
  * | libpam-runtime postinst | `pam-auth-update --package --force`: `/etc/pam.d/common-*`, `/var/lib/pam/*` | **pam-auth-update** |
- * | login postinst | `/var/log/faillog`, `/etc/subuid`, `/etc/subgid` | **login-files** |
+ * | login postinst | `/var/log/faillog`, `/etc/subuid`, `/etc/subgid` | **maintainer-scripts** (`touch`, `chown`, `chmod`) |
  * | tzdata postinst (debconf unattended) | `/etc/localtime -> /usr/share/zoneinfo/Etc/UTC`, `/etc/timezone` | **tzdata** |
  * | debconf postinst, `*.templates`, `config` scripts | debconf's databases under `/var/cache/debconf` | not made: debconf creates them on first use, and `dpkg-reconfigure` reloads templates from `info/`; preseeding is left to the user |
  * | coreutils postinst | `/usr/bin/touch -> /bin/touch` if missing | not needed: on merged /usr it exists |
  * | usr-is-merged preinst/postinst | refuses an unmerged system; cleanups on upgrade | guaranteed by **merged-usr** |
  * | adduser, apt, debian-archive-keyring, dpkg, e2fsprogs, init-system-helpers, libgcrypt20, libpam0g, login, passwd, perl-base, tzdata | `dpkg-maintscript-helper` (rm_conffile, dir_to_symlink, symlink_to_dir), keyring/update-passwd/initramfs/service work | not needed: these only act when upgrading from an older version |
- * | packages outside minbase | `update-alternatives` with computed arguments, `adduser`/`useradd`, `add-shell` | alternatives and add-shell replayed when their words are static; the rest reported through `warn` and left to the user |
+ * | every package | whatever its scripts do | **maintainer-scripts** (interpreted; the study decides the rest, unknown effects reported) |
+ * | ca-certificates config, postinst, trigger | `/etc/ca-certificates.conf`, `/etc/ssl/certs` links, hash links, bundle | **ca-certificates** |
+ * | ca-certificates-java postinst, trigger | the Java trust store `/etc/ssl/certs/java/cacerts` | **java-cacerts** (JKS, without Java) |
+ * | apt | automatic marks of the packages it installs as dependencies | **extended-states** |
  * | shadow tools, ldconfig | `passwd-`, `group-`, `.pwd.lock`, `var/cache/ldconfig/aux-cache`, `run/mount` | not made: backups, locks and caches of a live system |
  *
  * Contract note for the builder: a fix-up result may list in `remove` the children of a

@@ -14,6 +14,7 @@ import { bootScripts } from "./003-boot-scripts.js";
 import { loginsIgnoreCase } from "./004-logins-ignore-case.js";
 import { consoleSessions } from "./005-console-sessions.js";
 import { blobLocks } from "./006-blob-locks.js";
+import { imageReports } from "./007-image-reports.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -32,6 +33,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "004-logins-ignore-case": loginsIgnoreCase,
   "005-console-sessions": consoleSessions,
   "006-blob-locks": blobLocks,
+  "007-image-reports": imageReports,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

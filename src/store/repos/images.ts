@@ -28,6 +28,8 @@ function imageRow(r: Selectable<ImagesTable>): ImageRow {
     manifestDigest: r.manifest_digest,
     installedSize: r.installed_size === null ? null : fromInt8(r.installed_size),
     packages: r.packages === null ? null : (JSON.parse(r.packages) as ImagePackage[]),
+    reportDigest: r.report_digest,
+    sbomDigest: r.sbom_digest,
     created: fromMillis(r.created),
     lastModified: fromMillis(r.last_modified),
   };
@@ -83,6 +85,8 @@ export function imageRepo(ctx: RepoContext): ImageRepo {
             manifest_digest: null,
             installed_size: null,
             packages: null,
+            report_digest: null,
+            sbom_digest: null,
             created: now,
             last_modified: now,
           })
@@ -125,6 +129,8 @@ export function imageRepo(ctx: RepoContext): ImageRepo {
       if (patch.manifestDigest !== undefined) set.manifest_digest = patch.manifestDigest;
       if (patch.installedSize !== undefined) set.installed_size = patch.installedSize;
       if (patch.packages !== undefined) set.packages = patch.packages === null ? null : JSON.stringify(patch.packages);
+      if (patch.reportDigest !== undefined) set.report_digest = patch.reportDigest;
+      if (patch.sbomDigest !== undefined) set.sbom_digest = patch.sbomDigest;
       const row = await db.updateTable("images").set(set).where("id", "=", id).returningAll().executeTakeFirst();
       return row && imageRow(row);
     },
@@ -146,7 +152,7 @@ export function imageRepo(ctx: RepoContext): ImageRepo {
       const row = await db
         .selectFrom("images")
         .select("id")
-        .where((eb) => eb.or([eb("file_digest", "=", digest), eb("manifest_digest", "=", digest)]))
+        .where((eb) => eb.or([eb("file_digest", "=", digest), eb("manifest_digest", "=", digest), eb("report_digest", "=", digest), eb("sbom_digest", "=", digest)]))
         .limit(1)
         .executeTakeFirst();
       return row !== undefined;

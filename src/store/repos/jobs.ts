@@ -123,7 +123,7 @@ export function jobRepo(ctx: RepoContext): JobRepo {
         .updateTable("jobs")
         .set({
           state: end.state,
-          ...(end.state === "complete" ? { percentage: 100, message: "complete", eta: null } : {}),
+          ...(end.state === "complete" ? { percentage: 100, message: end.message ?? "complete", eta: null } : {}),
           ...(end.state === "cancelled" ? { message: "cancelled", eta: null } : {}),
           ...(end.state === "error" ? { message: "failed", eta: null } : {}),
           error_message: end.errorMessage ?? null,

@@ -4,7 +4,7 @@
  */
 import type { Invocation, Tool } from "./interpret.js";
 import { parseScript } from "./parse.js";
-import { isUnknown, Unknown, type Status, type Value } from "./values.js";
+import { isUnknown, Unknown, type Status } from "./values.js";
 import { testExpression } from "./test-expr.js";
 
 const ok = (): Status => 0;
@@ -187,7 +187,7 @@ function test(inv: Invocation): Status {
 async function evalBuiltin(inv: Invocation): Promise<Status> {
   const text = inv.argv.slice(1).join(" ");
   try {
-    return await inv.sh.runList(parseScript(text), inv.out, inv.stdin);
+    return await inv.sh.runList(parseScript(text), inv.out, inv.input);
   } catch (err) {
     if (err instanceof Error && err.name === "ShellSyntaxError") {
       inv.sh.unreproduced(`evaluates \`${text}\`, which Kiln cannot read`);
@@ -206,22 +206,31 @@ async function dot(inv: Invocation): Promise<Status> {
   return new Unknown(`the result of . ${file}`);
 }
 
-/** `read [-r] name...`: one line of the input. */
+/** `read [-r] name...`: one line of the input, split on blanks into the names (the last takes the rest). */
 function read(inv: Invocation): Status {
+  const raw = inv.argv.includes("-r");
   const names = inv.argv.slice(1).filter((a) => !a.startsWith("-"));
-  const input: Value | undefined = inv.stdin;
-  if (input === undefined || isUnknown(input)) {
-    for (const n of names) inv.sh.setVar(n, input ?? new Unknown("the terminal's input"));
-    return input === undefined ? new Unknown("the terminal's input") : input;
+  const line = inv.input ? inv.input.line() : new Unknown("the terminal's input");
+  if (isUnknown(line)) {
+    for (const n of names) inv.sh.setVar(n, line);
+    return line;
   }
-  // Only the first line is ever consumed: a `while read` loop over known input would need the
-  // rest of the stream, which the interpreter does not keep between iterations.
-  if (input === "") return 1;
-  const nl = input.indexOf("\n");
-  const line = nl < 0 ? input : input.slice(0, nl);
-  const fields = line.trim().split(/[ \t]+/);
-  names.forEach((n, k) => inv.sh.setVar(n, k === names.length - 1 ? fields.slice(k).join(" ") : (fields[k] ?? "")));
-  return nl < 0 && line === "" ? 1 : 0;
+  if (line === undefined) {
+    for (const n of names) inv.sh.setVar(n, "");
+    return 1;
+  }
+  const text = raw ? line : line.replace(/\\(.)/g, "$1");
+  const trimmed = text.replace(/^[ \t]+|[ \t]+$/g, "");
+  const fields = trimmed === "" ? [] : trimmed.split(/[ \t]+/);
+  names.forEach((n, k) => {
+    if (k === names.length - 1) {
+      // The last name gets the rest of the line, inner blanks kept.
+      let rest = trimmed;
+      for (let j = 0; j < k; j++) rest = rest.replace(/^[^ \t]*[ \t]*/, "");
+      inv.sh.setVar(n, rest);
+    } else inv.sh.setVar(n, fields[k] ?? "");
+  });
+  return 0;
 }
 
 /** `command -v name`, `command name args` (skipping functions). */
@@ -240,7 +249,7 @@ async function command(inv: Invocation): Promise<Status> {
     return 0;
   }
   if (args.length === 0) return 0;
-  return inv.sh.invoke(args, inv.out, inv.stdin, inv.text);
+  return inv.sh.invoke(args, inv.out, inv.input, inv.text);
 }
 
 /** `type name` / `hash name`: whether the name can be run. */

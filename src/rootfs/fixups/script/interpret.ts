@@ -25,7 +25,7 @@ import type { Debconf } from "./misc-tools.js";
 import { writeTextFile } from "./files.js";
 import type { OverlayFs } from "./overlay.js";
 import { parseScript, type AndOr, type Command, type List, type Part, type Pipeline, type Redirect, type SimpleCommand, type Word } from "./parse.js";
-import { concat, firstUnknown, globRegExp, hasGlob, isUnknown, Sink, unescapePattern, Unknown, type Status, type Value } from "./values.js";
+import { concat, firstUnknown, globRegExp, hasGlob, Input, isUnknown, Sink, unescapePattern, Unknown, type Status, type Value } from "./values.js";
 
 export { Sink } from "./values.js";
 
@@ -44,7 +44,10 @@ export interface Invocation {
   argv: string[];
   /** The program name without its directory. */
   name: string;
-  stdin: Value | undefined;
+  /** The rest of the standard input, read (and so consumed) on first use; undefined for a terminal. */
+  readonly stdin: Value | undefined;
+  /** The standard input itself, for `read`, which takes one line at a time. */
+  input: Input | undefined;
   out: Sink;
   sh: Interpreter;
   /** The command as written, for messages. */
@@ -59,6 +62,8 @@ export interface CommandDecision {
   effect: string;
   /** Exit status the script sees (default 0). */
   status?: number;
+  /** Its output, when the study knows it (else the output is unknown). */
+  output?: string;
 }
 
 /** What stays the same across every script of one image. */
@@ -234,7 +239,7 @@ export class Interpreter {
     }
   }
 
-  async runList(list: List, out: Sink, stdin: Value | undefined): Promise<Status> {
+  async runList(list: List, out: Sink, stdin: Input | undefined): Promise<Status> {
     let status: Status = 0;
     for (const item of list.items) {
       status = await this.runAndOr(item.cmd, out, stdin);
@@ -243,7 +248,7 @@ export class Interpreter {
     return status;
   }
 
-  private async condition(list: List, out: Sink, stdin: Value | undefined): Promise<Status> {
+  private async condition(list: List, out: Sink, stdin: Input | undefined): Promise<Status> {
     this.conditionDepth++;
     try {
       return await this.runList(list, out, stdin);
@@ -252,7 +257,7 @@ export class Interpreter {
     }
   }
 
-  private async runAndOr(a: AndOr, out: Sink, stdin: Value | undefined): Promise<Status> {
+  private async runAndOr(a: AndOr, out: Sink, stdin: Input | undefined): Promise<Status> {
     const hasRest = a.rest.length > 0;
     if (hasRest) this.conditionDepth++;
     let status: Status;
@@ -262,6 +267,8 @@ export class Interpreter {
       if (hasRest) this.conditionDepth--;
     }
     let lastNegated = a.first.negate;
+    // `set -e` looks only at the last pipeline of an and-or list, and only if it ran.
+    let lastRan = a.rest.length === 0;
     for (let k = 0; k < a.rest.length; k++) {
       const { op, pipeline } = a.rest[k]!;
       const last = k === a.rest.length - 1;
@@ -281,9 +288,10 @@ export class Interpreter {
       } else if ((op === "&&" && status === 0) || (op === "||" && status !== 0)) {
         status = await runIt();
         lastNegated = pipeline.negate;
+        if (last) lastRan = true;
       }
     }
-    if (this.errexit && this.conditionDepth === 0 && !lastNegated && typeof status === "number" && status !== 0 && this.uncertain.length === 0) {
+    if (this.errexit && lastRan && this.conditionDepth === 0 && !lastNegated && typeof status === "number" && status !== 0 && this.uncertain.length === 0) {
       if (this.substitutionDepth > 0) throw new ExitSignal(status);
       this.unreproduced(`the script fails at line ${this.line} (exit status ${status}) where the real installation would go on; Kiln stops interpreting it`);
       throw new ExitSignal(status);
@@ -291,7 +299,7 @@ export class Interpreter {
     return status;
   }
 
-  private async runPipeline(p: Pipeline, out: Sink, stdin: Value | undefined): Promise<Status> {
+  private async runPipeline(p: Pipeline, out: Sink, stdin: Input | undefined): Promise<Status> {
     let status: Status;
     if (p.commands.length === 1) status = await this.runCommand(p.commands[0]!, out, stdin);
     else {
@@ -302,7 +310,7 @@ export class Interpreter {
         const sink = last ? out : new Sink("capture");
         // Every command of a pipeline runs in a subshell: its variables stay there.
         status = await this.subshell(() => this.runCommand(p.commands[k]!, sink, input));
-        if (!last) input = sink.value();
+        if (!last) input = new Input(sink.value());
       }
     }
     if (p.negate) return isUnknown(status) ? status : status === 0 ? 1 : 0;
@@ -328,7 +336,7 @@ export class Interpreter {
     }
   }
 
-  async runCommand(cmd: Command, out: Sink, stdin: Value | undefined): Promise<Status> {
+  async runCommand(cmd: Command, out: Sink, stdin: Input | undefined): Promise<Status> {
     if ("line" in cmd) this.line = cmd.line;
     switch (cmd.type) {
       case "simple":
@@ -341,7 +349,7 @@ export class Interpreter {
     }
   }
 
-  private async runCompound(cmd: Exclude<Command, SimpleCommand | { type: "function" }>, out: Sink, stdin: Value | undefined): Promise<Status> {
+  private async runCompound(cmd: Exclude<Command, SimpleCommand | { type: "function" }>, out: Sink, stdin: Input | undefined): Promise<Status> {
     switch (cmd.type) {
       case "group":
         return this.runList(cmd.body, out, stdin);
@@ -426,7 +434,7 @@ export class Interpreter {
   }
 
   /** One pass of a loop body; `stop` when `break` ends the loop here. */
-  private async loopBody(body: List, out: Sink, stdin: Value | undefined): Promise<{ status: Status; stop: boolean }> {
+  private async loopBody(body: List, out: Sink, stdin: Input | undefined): Promise<{ status: Status; stop: boolean }> {
     try {
       return { status: await this.runList(body, out, stdin), stop: false };
     } catch (err) {
@@ -442,7 +450,7 @@ export class Interpreter {
   }
 
   /** Calls a function with arguments (positional parameters and locals restored after). */
-  async callFunction(body: Command, args: string[], out: Sink, stdin: Value | undefined): Promise<Status> {
+  async callFunction(body: Command, args: string[], out: Sink, stdin: Input | undefined): Promise<Status> {
     if (++this.callDepth > MAX_DEPTH) {
       this.callDepth--;
       this.unreproduced("a function that calls itself too deeply");
@@ -469,7 +477,7 @@ export class Interpreter {
 
   // ---- simple commands -----------------------------------------------------------------------
 
-  private async runSimple(cmd: SimpleCommand, out: Sink, stdin: Value | undefined): Promise<Status> {
+  private async runSimple(cmd: SimpleCommand, out: Sink, stdin: Input | undefined): Promise<Status> {
     const text = commandText(cmd);
     const argv = await this.expandWords(cmd.words);
     if (cmd.words.length === 0) {
@@ -508,17 +516,34 @@ export class Interpreter {
   }
 
   /** Runs a command whose words are known. */
-  async invoke(argv: string[], out: Sink, stdin: Value | undefined, text: string, env: Record<string, Value> = {}): Promise<Status> {
+  async invoke(argv: string[], out: Sink, stdin: Input | undefined, text: string, env: Record<string, Value> = {}): Promise<Status> {
     const prog = argv[0]!;
     const fn = this.functions.get(prog);
     if (fn) return this.callFunction(fn, argv.slice(1), out, stdin);
     const name = prog.slice(prog.lastIndexOf("/") + 1);
-    const inv: Invocation = { argv, name, stdin, out, sh: this, text };
+    let rest: Value | undefined;
+    let taken = false;
+    const inv: Invocation = {
+      argv,
+      name,
+      get stdin(): Value | undefined {
+        if (!taken) {
+          taken = true;
+          rest = stdin?.rest();
+        }
+        return rest;
+      },
+      input: stdin,
+      out,
+      sh: this,
+      text,
+    };
     const builtin = BUILTINS[prog];
     if (builtin) return builtin(inv);
     const decision = this.host.decide(this.pkg.pkg.name, this.script, argv, name);
     if (decision) {
       this.record(decision.outcome, decision.effect);
+      out.write(decision.output ?? new Unknown(`the output of \`${text}\``));
       return decision.status ?? 0;
     }
     const tool = this.host.tools.get(name);
@@ -530,14 +555,14 @@ export class Interpreter {
 
   // ---- redirections --------------------------------------------------------------------------
 
-  private async withRedirects(redirects: readonly Redirect[], out: Sink, stdin: Value | undefined, fn: (out: Sink, stdin: Value | undefined) => Promise<Status>): Promise<Status> {
+  private async withRedirects(redirects: readonly Redirect[], out: Sink, stdin: Input | undefined, fn: (out: Sink, stdin: Input | undefined) => Promise<Status>): Promise<Status> {
     let o = out;
     let i = stdin;
     const files: Array<{ target: string; sink: Sink; append: boolean }> = [];
     for (const r of redirects) {
       const fd = r.fd ?? (r.op.startsWith("<") ? 0 : 1);
       if (r.heredoc) {
-        i = r.heredoc.expand ? await this.expandHeredoc(r.heredoc.body) : r.heredoc.body;
+        i = new Input(r.heredoc.expand ? await this.expandHeredoc(r.heredoc.body) : r.heredoc.body);
         continue;
       }
       const target = await this.expandString(r.target);
@@ -551,12 +576,12 @@ export class Interpreter {
       if (isUnknown(target)) {
         this.unreproduced(`redirects to a file whose name is not known at build time (${target.why})`);
         if (fd === 1) o = new Sink("discard");
-        else i = target;
+        else i = new Input(target);
         continue;
       }
       if (r.op === "<") {
         const e = this.fs.stat(target, this.cwd);
-        i = e?.type === "file" ? (await this.fs.readFile(target, this.cwd)).toString("utf8") : target === "/dev/null" ? "" : new Unknown(`${target} cannot be read`);
+        i = new Input(e?.type === "file" ? (await this.fs.readFile(target, this.cwd)).toString("utf8") : target === "/dev/null" ? "" : new Unknown(`${target} cannot be read`));
         continue;
       }
       if (fd !== 1) continue;

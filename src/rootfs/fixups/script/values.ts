@@ -23,6 +23,35 @@ export class Sink {
   }
 }
 
+/**
+ * A command's standard input: a value read from the front, like a file descriptor's offset —
+ * `read` takes a line, a program that reads its input takes the rest, and commands that never
+ * read it (most) leave it for the next one, as in `while read x; do ...; done < file`.
+ */
+export class Input {
+  private pos = 0;
+  constructor(private readonly value: Value) {}
+
+  /** One line (without its newline), `undefined` at the end, or Unknown. */
+  line(): string | undefined | Unknown {
+    if (isUnknown(this.value)) return this.value;
+    if (this.pos >= this.value.length) return undefined;
+    const nl = this.value.indexOf("\n", this.pos);
+    const end = nl < 0 ? this.value.length : nl;
+    const line = this.value.slice(this.pos, end);
+    this.pos = nl < 0 ? this.value.length : nl + 1;
+    return line;
+  }
+
+  /** Everything not read yet. */
+  rest(): Value {
+    if (isUnknown(this.value)) return this.value;
+    const r = this.value.slice(this.pos);
+    this.pos = this.value.length;
+    return r;
+  }
+}
+
 /** A value Kiln cannot know at build time, with why (for the report). */
 export class Unknown {
   constructor(readonly why: string) {}

@@ -155,4 +155,14 @@ export const BOOKWORM_SCRIPTS: readonly ScriptStudy[] = [
   ),
 ];
 
-export const BOOKWORM_CLAIMS: readonly CommandClaim[] = [];
+export const BOOKWORM_CLAIMS: readonly CommandClaim[] = [
+  {
+    package: "locales",
+    script: "config",
+    program: "awk",
+    args: /LANG=/,
+    outcome: "not-needed",
+    effect: "reads the default LANG from /etc/environment and /etc/default/locale, which a new image does not set: no default locale",
+    output: "\n",
+  },
+];

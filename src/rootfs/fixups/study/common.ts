@@ -15,7 +15,7 @@ export const COMMON_PROGRAMS: readonly ProgramRule[] = [
     program: "deb-systemd-helper",
     outcome: "not-needed",
     effect: "enables systemd units (links under /etc/systemd/system, state under /var/lib/systemd): no systemd runs in a container; an image that adds systemd enables its units itself",
-    paths: ["etc/systemd/system/**", "var/lib/systemd/deb-systemd-helper-enabled/**", "var/lib/systemd/deb-systemd-user-helper-enabled/**"],
+    paths: ["etc/systemd/system/**", "etc/systemd/user/*.wants/**", "var/lib/systemd/deb-systemd-helper-enabled/**", "var/lib/systemd/deb-systemd-user-helper-enabled/**"],
     // `was-enabled`, `debian-installed`: nothing was enabled before a first installation.
     status: 1,
     args: /(^|\s)(was-enabled|debian-installed|is-enabled)(\s|$)/,
@@ -24,7 +24,7 @@ export const COMMON_PROGRAMS: readonly ProgramRule[] = [
     program: "deb-systemd-helper",
     outcome: "not-needed",
     effect: "enables systemd units (links under /etc/systemd/system, state under /var/lib/systemd): no systemd runs in a container; an image that adds systemd enables its units itself",
-    paths: ["etc/systemd/system/**", "var/lib/systemd/deb-systemd-helper-enabled/**", "var/lib/systemd/deb-systemd-user-helper-enabled/**"],
+    paths: ["etc/systemd/system/**", "etc/systemd/user/*.wants/**", "var/lib/systemd/deb-systemd-helper-enabled/**", "var/lib/systemd/deb-systemd-user-helper-enabled/**"],
   },
   { program: "deb-systemd-invoke", outcome: "not-needed", effect: SERVICE },
   { program: "systemctl", outcome: "not-needed", effect: SERVICE },

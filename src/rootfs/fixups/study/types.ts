@@ -34,6 +34,8 @@ export interface Verdict {
   paths?: readonly string[];
   /** The exit status the script sees (default 0). */
   status?: number;
+  /** What the command prints, as the script reads it (default: nothing Kiln knows). */
+  output?: string;
 }
 
 export interface ProgramRule extends Verdict {
