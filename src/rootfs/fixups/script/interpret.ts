@@ -493,7 +493,11 @@ export class Interpreter {
     }
     if (isUnknown(argv)) {
       const prog = await this.expandString(cmd.words[0]!);
-      return this.unknownArguments(isUnknown(prog) ? undefined : prog, text, argv);
+      // Its output is unknown too: a redirection to a file reports that file.
+      return this.withRedirects(cmd.redirects, out, stdin, async (o) => {
+        o.write(argv);
+        return this.unknownArguments(isUnknown(prog) ? undefined : prog, text, argv);
+      });
     }
     if (argv.length === 0) return 0;
     const env: Record<string, Value> = {};
@@ -506,6 +510,9 @@ export class Interpreter {
 
   private unknownArguments(prog: string | undefined, text: string, why: Unknown): Status {
     const name = prog === undefined ? undefined : prog.slice(prog.lastIndexOf("/") + 1);
+    // A command that only answers a question has no effect to report: its answer is unknown,
+    // and what depends on it is reported where it would act.
+    if (name !== undefined && QUESTIONS.has(name)) return new Unknown(why.why);
     const decision = name === undefined ? undefined : this.host.decide(this.pkg.pkg.name, this.script, [prog!], name);
     if (decision && decision.outcome !== "emulated") {
       this.record(decision.outcome, decision.effect);
@@ -896,6 +903,13 @@ export class Interpreter {
     return this.callDepth > 0;
   }
 }
+
+/** Builtins and programs that change nothing: with unknown arguments, only their answer is unknown. */
+const QUESTIONS = new Set([
+  "[", "test", "echo", "printf", ":", "true", "false", "command", "type", "hash", "getent", "id", "which", "basename", "dirname",
+  "cut", "tr", "grep", "egrep", "fgrep", "head", "tail", "sort", "uniq", "wc", "md5sum", "sha256sum", "sha512sum", "cmp", "readlink",
+  "realpath", "stat", "ls", "expr", "uname", "pidof", "pgrep", "dpkg-query", "getcap", "cat", "local", "export", "read", "shift",
+]);
 
 function escapeGlob(s: string): string {
   return s.replace(/[\\*?[\]]/g, "\\$&");
