@@ -80,8 +80,8 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
     reporter?.done();
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     if (opts.report) await writeJson(path.resolve(opts.report), result.report);
-    if (opts.sbom) await writeJson(path.resolve(opts.sbom), result.sbom);
     else for (const line of unreproducedWarnings(result.report)) process.stderr.write(`warning: ${line}\n`);
+    if (opts.sbom) await writeJson(path.resolve(opts.sbom), result.sbom);
     if (opts.entrypoint === undefined && !hasCmd(result.image.config)) {
       process.stderr.write("note: the image has no /bin/sh, so it has no default command: give one when running it, or build with --entrypoint\n");
     }

@@ -226,6 +226,47 @@ describe("kiln build", () => {
     expect(inChroot(rootfs, "dpkg-query -W -f '${Status}' hello-kiln jq")).toBe("install ok installedinstall ok installed");
   });
 
+  it("reports what package scripts did: warnings, --report FILE, and --strict refusing with exit 3", async () => {
+    const debDir = path.join(work, "debs-frob");
+    mkdirSync(debDir, { recursive: true });
+    const deb = buildDeb(
+      {
+        name: "hello-frob",
+        version: "1.0",
+        arch: "all",
+        files: [{ path: "usr/share/hello-frob/README", content: "frob\n" }],
+        controlFiles: { postinst: "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  adduser --system --group --home /var/lib/frob frob\n  frobnicate --init /var/lib/frob\nfi\n" },
+      },
+      debDir,
+    );
+    // Without --report: one warning per package, naming the effect.
+    const plain = await build(["--deb", deb, "--oci", path.join(work, "frob"), "--tag", "frob"], {}, true);
+    expect(plain.stderr).toMatch(/warning: hello-frob: not reproduced: postinst: runs `frobnicate --init \/var\/lib\/frob`, which Kiln does not know/);
+    expect(plain.stderr.match(/^warning: /gm)).toHaveLength(1);
+    // --report: the JSON document, and no warning.
+    const reportFile = path.join(work, "frob-report.json");
+    const withReport = await build(["--deb", deb, "--oci", path.join(work, "frob2"), "--tag", "frob", "--report", reportFile], {}, true);
+    expect(withReport.stderr).not.toMatch(/^warning: /m);
+    const report = JSON.parse(readFileSync(reportFile, "utf8")) as { digest: string; packages: Array<{ name: string; version: string; architecture: string }>; scripts: Array<{ package: string; script: string; outcome: string; effect: string }> };
+    expect(Object.keys(report)).toEqual(["digest", "packages", "scripts"]);
+    expect(report.digest).toBe(withReport.digest);
+    expect(report.packages).toContainEqual({ name: "hello-frob", version: "1.0", architecture: "all" });
+    expect(report.scripts.filter((e) => e.package === "hello-frob")).toEqual([
+      { package: "hello-frob", script: "postinst", outcome: "emulated", effect: "adduser --system frob: creates the user frob (uid 100, gid 101, home /var/lib/frob, created) and its group (gid 101)" },
+      { package: "hello-frob", script: "postinst", outcome: "unreproduced", effect: "runs `frobnicate --init /var/lib/frob`, which Kiln does not know" },
+    ]);
+    for (const e of report.scripts) expect(Object.keys(e)).toEqual(["package", "script", "outcome", "effect"]);
+    // --strict: exit 3, no image written.
+    const strictOut = path.join(work, "frob-strict");
+    const strict = await kiln(["build", "-q", "--config", config, "--os", OS, "--deb", deb, "--oci", strictOut, "--strict"]);
+    expect(strict.status).toBe(3);
+    expect(strict.stderr).toMatch(/kiln: 1 script effect of hello-frob not reproduced \(--strict\): hello-frob postinst: runs `frobnicate/);
+    expect(existsSync(strictOut)).toBe(false);
+    // The account the script creates is in the image, as adduser makes it.
+    const rootfs = unpack(path.join(work, "frob"), "frob");
+    expect(inChroot(rootfs, "getent passwd frob; stat -c '%a %U:%G' /var/lib/frob")).toBe("frob:x:100:101::/var/lib/frob:/usr/sbin/nologin\n755 frob:frob\n");
+  });
+
   it("fails with one clear line on bad input", async () => {
     const unknownOs = await kiln(["build", "--config", config, "--os", "Debian 99 x86_64", "--oci", path.join(work, "x")]);
     expect(unknownOs.status).toBe(1);

@@ -22,7 +22,7 @@ import type { InstalledPackage } from "../../types.js";
 import { BUILTINS } from "./builtins.js";
 import type { RecordedCalls } from "./dpkg-tools.js";
 import type { Debconf } from "./misc-tools.js";
-import { writeTextFile } from "./files.js";
+import { shown, writeTextFile } from "./files.js";
 import type { OverlayFs } from "./overlay.js";
 import { parseScript, type AndOr, type Command, type List, type Part, type Pipeline, type Redirect, type SimpleCommand, type Word } from "./parse.js";
 import { concat, firstUnknown, globRegExp, hasGlob, Input, isUnknown, Sink, unescapePattern, Unknown, type Status, type Value } from "./values.js";
@@ -556,7 +556,7 @@ export class Interpreter {
     const tool = this.host.tools.get(name);
     if (tool) return tool(inv);
     void env;
-    this.unreproduced(`runs \`${text}\`, which Kiln does not know`);
+    this.unreproduced(`runs \`${shown(argv)}\`, which Kiln does not know`);
     return new Unknown(`the result of \`${text}\``);
   }
 

@@ -389,7 +389,73 @@ const updateLocale: Tool = async (inv) => {
   return 0;
 };
 
+// ---- Apache's a2enmod, a2enconf, a2ensite ------------------------------------------------------
+
+/**
+ * `a2enmod`/`a2enconf`/`a2ensite [-m] [-q] name...` (apache2 2.4): a link in `*-enabled` to
+ * `../*-available/<name>.load|.conf` (a module's `.conf` too), a module's `# Depends:` enabled
+ * first, and the marker `/var/lib/apache2/<module|conf|site>/enabled_by_<maint|admin>/<name>`.
+ * A conflicting module enabled, or a conf/site whose module dependency is not, fails as a2enmod does.
+ */
+function a2enTool(kind: "mod" | "conf" | "site"): Tool {
+  const obj = kind === "mod" ? "module" : kind;
+  const dir = kind === "mod" ? "mods" : kind === "conf" ? "conf" : "sites";
+  const sffx = kind === "mod" ? ".load" : ".conf";
+  return async (inv) => {
+    const sh = inv.sh;
+    const { flags, operands } = getopt(inv.argv.slice(1));
+    const mode = flags.has("-m") || flags.has("--maintmode") ? "maint" : "admin";
+    const avail = `etc/apache2/${dir}-available`;
+    const enabled = `etc/apache2/${dir}-enabled`;
+    const header = async (file: string, field: "Depends" | "Conflicts"): Promise<string[]> => {
+      for (const line of (await readText(sh, `/${file}`)).split("\n")) {
+        const m = new RegExp(`^# ${field}:\\s+(.*?)\\s*$`).exec(line);
+        if (m) return m[1]!.split(/\s+/);
+        if (!/^\s*(?:#.*)?$/.test(line)) break;
+      }
+      return [];
+    };
+    const link = async (target: string, at: string): Promise<void> => {
+      const real = writePath(sh, `/${at}`);
+      if (real !== undefined) sh.fs.put({ path: real, type: "symlink", mode: 0o777, uid: 0, gid: 0, linkname: `../${dir}-available/${target}` });
+    };
+    const doit = async (name: string, seen: Set<string>): Promise<boolean> => {
+      if (seen.has(name)) return true;
+      seen.add(name);
+      if (sh.fs.stat(`/${avail}/${name}${sffx}`)?.type !== "file") return false;
+      if (kind === "mod") {
+        for (const d of await header(`${avail}/${name}.load`, "Depends")) if (!(await doit(d, seen))) return false;
+        for (const c of await header(`${avail}/${name}.load`, "Conflicts")) if (sh.fs.stat(`/${enabled}/${c}.load`)) return false;
+      } else {
+        for (const d of await header(`${avail}/${name}${sffx}`, "Depends")) if (!sh.fs.stat(`/etc/apache2/mods-enabled/${d}.load`)) return false;
+      }
+      if (sh.fs.stat(`/${enabled}/${name}${sffx}`)) return true;
+      await sh.emulate(`a2en${kind} ${name}: links ${enabled}/${name}${sffx}${kind === "mod" && sh.fs.stat(`/${avail}/${name}.conf`) ? ` and ${name}.conf` : ""}, marks it enabled_by_${mode}`, async () => {
+        if (kind === "mod" && sh.fs.stat(`/${avail}/${name}.conf`) && !sh.fs.lstat(`/${enabled}/${name}.conf`)) await link(`${name}.conf`, `${enabled}/${name}.conf`);
+        await link(`${name}${sffx}`, `${enabled}/${name}${sffx}`);
+        const markers = `var/lib/apache2/${obj}/enabled_by_${mode}`;
+        let cur = "";
+        for (const c of markers.split("/")) {
+          cur = cur === "" ? c : `${cur}/${c}`;
+          if (!sh.fs.stat(cur)) sh.fs.put({ path: sh.fs.resolve(cur, false) ?? cur, type: "dir", mode: 0o777 & ~sh.umask, uid: 0, gid: 0 });
+        }
+        sh.fs.writeFile(`${sh.fs.realpath(markers) ?? markers}/${name}`, "", 0o666 & ~sh.umask, 0, 0);
+      });
+      return true;
+    };
+    let status: Status = 0;
+    for (const arg of operands) {
+      const name = arg.endsWith(sffx) ? arg.slice(0, -sffx.length) : arg;
+      if (!(await doit(name, new Set()))) status = 1;
+    }
+    return status;
+  };
+}
+
 export const MISC_TOOLS: ReadonlyArray<[string, Tool]> = [
+  ["a2enmod", a2enTool("mod")],
+  ["a2enconf", a2enTool("conf")],
+  ["a2ensite", a2enTool("site")],
   ["locale-gen", localeGen],
   ["update-locale", updateLocale],
   ["setcap", setcap],
