@@ -156,38 +156,37 @@ function generation(deps: GenerationDeps): JobHandler {
     // The report and the SBOM are blobs the image row names: published with the row, so that
     // deleting another image with the same document cannot collect it in between (blob-gc.ts).
     const documents = await sealDocuments(deps, [result.report, result.sbom]);
-    const record = { manifestDigest: result.image.manifestDigest, installedSize, packages, reportDigest: documents.digests[0]!, sbomDigest: documents.digests[1]! };
-    const message = completionMessage(result.report);
-    if (!img.compress) {
+    // Whatever ends the job (done, cancelled, failed), unpublished documents leave nothing behind.
+    try {
+      const record = { manifestDigest: result.image.manifestDigest, installedSize, packages, reportDigest: documents.digests[0]!, sbomDigest: documents.digests[1]! };
+      const message = completionMessage(result.report);
+      if (!img.compress) {
+        if (ctx.signal.aborted) {
+          throw ctx.signal.reason;
+        }
+        await store.transaction(async (tx) => {
+          await documents.publish(tx);
+          await tx.images.update(img.id, record);
+        });
+        return { message };
+      }
+      ctx.progress({ percentage: BUILD_SHARE * 100, message: "writing the image file" });
+      const file = await writeImageFile(deps.blobs, result.image, registeringName(img), ctx);
       if (ctx.signal.aborted) {
-        await documents.cancel();
+        await file.cancel();
         throw ctx.signal.reason;
       }
-      await store.transaction(async (tx) => {
-        await documents.publish(tx);
-        await tx.images.update(img.id, record);
-      });
-      return { message };
-    }
-    ctx.progress({ percentage: BUILD_SHARE * 100, message: "writing the image file" });
-    const file = await writeImageFile(deps.blobs, result.image, registeringName(img), ctx);
-    if (ctx.signal.aborted) {
-      await file.cancel();
-      await documents.cancel();
-      throw ctx.signal.reason;
-    }
-    // The file is published with the row that references it, so that removing another image
-    // with the same file cannot collect it in between (store/blob-gc.ts).
-    try {
+      // The file is published with the row that references it, so that removing another image
+      // with the same file cannot collect it in between (store/blob-gc.ts).
       await publishReferenced(store, file, async (tx, blob) => {
         await documents.publish(tx);
         const updated = await tx.images.update(img.id, { ...record, fileName: imageFileName(img), fileSize: blob.size, fileDigest: blob.digest });
         if (!updated) throw new KilnError("notFound", "the image was deleted while it was being generated");
       });
+      return { message };
     } finally {
       await documents.cancel();
     }
-    return { message };
   };
 }
 

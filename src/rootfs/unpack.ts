@@ -342,11 +342,21 @@ export async function extractPackage(source: PackageSource, options: UnpackOptio
 }
 
 /** The package an unpacked `.deb` describes, when the caller has no index entry for it. */
-export function describeUnpacked(u: UnpackedPackage): BinaryPackage {
+export function describeUnpacked(u: UnpackedPackage, index?: BinaryPackage): BinaryPackage {
   try {
     // A local .deb has no index entry: its own sha256 and size stand in for the index's fields
     // (the dpkg status file leaves those index-only fields out).
-    const fields = u.control.fields.filter(([k]) => !/^(size|sha256|filename)$/i.test(k));
+    let fields = u.control.fields.filter(([k]) => !/^(size|sha256|filename)$/i.test(k));
+    // The archive's overrides win over the control file's Priority and Section, as in the status
+    // file dpkg writes under apt or debootstrap (apt's control file says "important", the
+    // archive and an installed system "required").
+    for (const name of ["Priority", "Section"]) {
+      const value = index?.paragraph.get(name);
+      if (value === undefined) continue;
+      fields = fields.some(([k]) => k.toLowerCase() === name.toLowerCase())
+        ? fields.map(([k, v]): readonly [string, string] => [k, k.toLowerCase() === name.toLowerCase() ? value : v])
+        : [...fields, [name, value]];
+    }
     return packageFromParagraph(makeParagraph([...fields, ["Size", String(u.debSize)], ["SHA256", u.sha256]]), { eager: true });
   } catch (err) {
     throw new KilnError("badRequest", `${u.debPath}: ${(err as Error).message}`, { cause: err });
@@ -358,7 +368,7 @@ export function describeUnpacked(u: UnpackedPackage): BinaryPackage {
  * (an index may shorten the description), after checking it is the package the index named.
  */
 function recordedPackage(source: PackageSource, u: UnpackedPackage): BinaryPackage {
-  const pkg = describeUnpacked(u);
+  const pkg = describeUnpacked(u, source.pkg);
   if (source.pkg && (source.pkg.name !== pkg.name || source.pkg.version !== pkg.version || source.pkg.architecture !== pkg.architecture)) {
     throw new KilnError("integrityFailed", `${source.deb} holds ${pkg.name} ${pkg.version} (${pkg.architecture}), but the index describes ${source.pkg.name} ${source.pkg.version} (${source.pkg.architecture})`);
   }

@@ -34,7 +34,7 @@ export const SCRIPTED_PACKAGES = ["ca-certificates", "iputils-ping", "libcap2-bi
 
 export default function setup(): void {
   const stamp = path.join(MIRROR_DIR, "dists/bookworm/Release");
-  if (existsSync(stamp) && EXTRA_PACKAGES.every((p) => readFileSync(path.join(MIRROR_DIR, "dists/bookworm/main/binary-amd64/Packages"), "utf8").includes(`\nPackage: ${p}\n`))) return;
+  if (existsSync(stamp) && existsSync(path.join(MIRROR_DIR, "override")) && EXTRA_PACKAGES.every((p) => readFileSync(path.join(MIRROR_DIR, "dists/bookworm/main/binary-amd64/Packages"), "utf8").includes(`\nPackage: ${p}\n`))) return;
   const minbase = readFileSync(path.join(ROOT, "tools/minbase-bookworm.txt"), "utf8").split("\n").filter(Boolean);
   execFileSync("bash", [path.join(ROOT, "tools/make-local-mirror.sh"), MIRROR_DIR, ...minbase, ...EXTRA_PACKAGES], { stdio: "inherit" });
 }

@@ -52,7 +52,8 @@ const NOT_MADE = [
   /^\.\/var\/log\/(alternatives|bootstrap|dpkg)\.log$/,
 ];
 /** Paths Kiln adds that debootstrap does not have. */
-const ADDED = [/^\.\/var\/lib\/dpkg\/statoverride$/, /^\.\/etc\/apt\/sources\.list\.d\/debian\.sources$/];
+// var/lib/dpkg/arch: what mmdebstrap writes (the fidelity reference of bench/fidelity/), debootstrap not.
+const ADDED = [/^\.\/var\/lib\/dpkg\/(statoverride|arch)$/, /^\.\/etc\/apt\/sources\.list\.d\/debian\.sources$/];
 
 function listing(dir: string): Map<string, string> {
   const out = execFileSync("find", [".", "-path", "./proc", "-prune", "-o", "-path", "./sys", "-prune", "-o", "-path", "./dev", "-prune", "-o", "-printf", "%p %y %m %U:%G %l\\n"], { cwd: dir, maxBuffer: 64 << 20 }).toString();

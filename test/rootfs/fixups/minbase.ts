@@ -87,12 +87,23 @@ done`;
     const ctl = path.join(ctlRoot, String(i));
     const controlFiles = new Map<string, Buffer>();
     for (const f of readdirSync(ctl)) if (f !== "control") controlFiles.set(f, readFileSync(path.join(ctl, f)));
-    const paragraph = parseControl(readFileSync(path.join(ctl, "control"), "utf8"));
+    // The archive's Priority and Section, as dpkg records them (the mirror's override file).
+    let text = readFileSync(path.join(ctl, "control"), "utf8");
+    const name = /^Package: (\S+)$/m.exec(text)![1]!;
+    const override = overrides().get(name);
+    if (override) text = text.replace(/^Priority: .*$/m, `Priority: ${override[0]}`).replace(/^Section: .*$/m, `Section: ${override[1]}`);
+    const paragraph = parseControl(text);
     const files = lists[i]!.map((n) => (n === "./" ? "/." : `/${n.replace(/^\.\//, "").replace(/\/$/, "")}`));
     return { pkg: binaryPackage(paragraph), controlFiles, files };
   });
   rmSync(ctlRoot, { recursive: true, force: true });
   return result;
+}
+
+function overrides(): Map<string, [string, string]> {
+  const file = path.join(MIRROR_DIR, "override");
+  if (!existsSync(file)) return new Map();
+  return new Map(readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => { const [n, p, s] = l.split(" "); return [n!, [p!, s!]]; }));
 }
 
 interface StoredPackage {
