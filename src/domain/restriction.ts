@@ -12,9 +12,11 @@
  *
  * `Distribution` has `family`, `pkgType`, `name`, `version`, `arch`; `TargetFormat` has `name` and
  * `type`. Comparisons ignore case, and `*` in a value matches any run of characters
- * (`Distribution#version=12*`). An empty rule allows everything.
+ * (`Distribution#version=12*`), in time linear whatever the rule ({@link Wildcard}). An empty rule
+ * allows everything.
  */
 import { KilnError } from "./errors.js";
+import { Wildcard } from "./wildcard.js";
 
 export type RuleObject = "Distribution" | "TargetFormat";
 
@@ -26,7 +28,7 @@ export const RULE_FIELDS: Record<RuleObject, readonly string[]> = {
 export type RuleNode =
   | { kind: "or" | "and"; left: RuleNode; right: RuleNode }
   | { kind: "not"; operand: RuleNode }
-  | { kind: "cmp"; object: RuleObject; field: string; negated: boolean; value: string; matcher: RegExp };
+  | { kind: "cmp"; object: RuleObject; field: string; negated: boolean; value: string; matcher: Wildcard };
 
 /** The facts a rule is evaluated against. */
 export interface RuleSubject {
@@ -81,11 +83,6 @@ function tokenize(rule: string): Token[] {
   return out;
 }
 
-function globToRegExp(value: string): RegExp {
-  const escaped = value.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${escaped}$`, "i");
-}
-
 /** Parses a rule; a syntax error is a `400` whose message points at the position. */
 export function parseRestrictionRule(rule: string): RuleNode | undefined {
   if (rule.trim() === "") return undefined;
@@ -114,7 +111,7 @@ export function parseRestrictionRule(rule: string): RuleNode | undefined {
     if (op.type !== "op" || (op.text !== "=" && op.text !== "!=")) syntaxError(rule, op.pos, `expected "=" or "!=" after ${object}#${field.text}`);
     const value = next();
     if (value.type !== "word" && value.type !== "string") syntaxError(rule, value.pos, `expected a value after "${op.text}"`);
-    return { kind: "cmp", object, field: field.text, negated: op.text === "!=", value: value.text, matcher: globToRegExp(value.text) };
+    return { kind: "cmp", object, field: field.text, negated: op.text === "!=", value: value.text, matcher: new Wildcard(value.text) };
   };
 
   const parseUnary = (): RuleNode => {

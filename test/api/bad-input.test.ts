@@ -128,6 +128,30 @@ describe("malformed and hostile bodies", () => {
     const after = await server.request({ method: "GET", url: `/api/${uri}/distributions`, user: "alice" });
     expect(xmlField(after.body, "total")).toBe("1"); // the old (empty) rule still holds
   });
+
+  it("evaluates a 4,096-character rule of stars at once, and answers /api/status meanwhile", async () => {
+    // As a regular expression, each star a ".*", this rule backtracked for ever (issue 10, item 5).
+    // Carol's bundle: the other tests count alice's and bob's.
+    await server.createUser("carol");
+    // Carol's bundle: the other tests count alice's and bob's.
+    await server.createUser("carol");
+    const rule = `Distribution#name=${"*".repeat(4096 - 19)}x`;
+    expect(rule).toHaveLength(4096);
+    const b = await server.request({ method: "POST", url: "/api/users/carol/mysoftware", user: "carol", headers: XML, payload: `<ns0:mySoftware ${NS}><name>stars</name><version>1</version></ns0:mySoftware>` });
+    const id = Number(xmlField(b.body, "dbId"));
+    const uri = /<bundleRestriction>[\s\S]*?<uri>([^<]+)<\/uri>/.exec(b.body)![1]!;
+    const put = await server.request({ method: "PUT", url: `/api/${uri}`, user: "carol", headers: XML, payload: `<ns0:bundleRestriction ${NS}><restrictionRule>${rule}</restrictionRule></ns0:bundleRestriction>` });
+    expect(put.statusCode).toBe(200);
+    const [dists, status, template] = await Promise.all([
+      server.request({ method: "GET", url: `/api/${uri}/distributions`, user: "carol" }),
+      server.request({ method: "GET", url: "/api/status" }),
+      server.request({ method: "POST", url: `/api/users/carol/mysoftware/${id}/templates`, user: "carol", headers: XML, payload: `<ns0:containerTemplate ${NS}><distribution><uri>distributions/1</uri></distribution></ns0:containerTemplate>` }),
+    ]);
+    expect(xmlField(dists.body, "total")).toBe("0"); // "Debian" does not end in x
+    expect(status.statusCode).toBe(200);
+    expect(template.statusCode).toBe(400);
+    expect(errorMessage(template)).toMatch(/restriction rule of software bundle stars/);
+  });
 });
 
 describe("bad ids and query parameters", () => {
