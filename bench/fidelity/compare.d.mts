@@ -25,10 +25,14 @@ export interface Category {
   reason: string;
   paths: string[];
 }
-export function loadHarmless(): { categories: Category[]; unordered: Category[] };
+/** Control-file fields (`names`) left out of the comparison of the files at `paths`. */
+export interface FieldCategory extends Category {
+  names: string[];
+}
+export function loadHarmless(): { categories: Category[]; unordered: Category[]; fields: FieldCategory[] };
 export function globRe(glob: string): RegExp;
 export function matchesAny(globs: readonly string[], p: string, e?: TreeEntry): boolean;
-export function scanTree(root: string, unordered?: Category[]): Map<string, TreeEntry>;
+export function scanTree(root: string, unordered?: Category[], fields?: FieldCategory[]): Map<string, TreeEntry>;
 export function compareTrees(ref: Map<string, TreeEntry>, ours: Map<string, TreeEntry>): Difference[];
 export function classify(
   diffs: Difference[],

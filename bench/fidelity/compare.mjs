@@ -78,7 +78,7 @@ function normalizedAccounts(text, file, names) {
  * Every path of a tree but /proc and /sys: type, mode, owner (by the tree's own account names),
  * link target, content hash, xattrs.
  */
-export function scanTree(root, unordered = loadHarmless().unordered) {
+export function scanTree(root, unordered = loadHarmless().unordered, fields = loadHarmless().fields ?? []) {
   const out = new Map();
   const names = accountNames(root);
   const raw = execFileSync("find", [".", "-path", "./proc", "-prune", "-o", "-path", "./sys", "-prune", "-o", "-printf", "%P\\0%y\\0%m\\0%U:%G\\0%l\\0"], { cwd: root, maxBuffer: 1 << 30 }).toString();
@@ -91,6 +91,9 @@ export function scanTree(root, unordered = loadHarmless().unordered) {
     if (type === "f") {
       let bytes = readFileSync(path.join(root, p));
       if (["etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"].includes(p)) bytes = Buffer.from(normalizedAccounts(bytes.toString("utf8"), p, names));
+      // Control-file fields the two references record differently are left out of the comparison.
+      const dropped = fields.filter((c) => matchesAny(c.paths, p)).flatMap((c) => c.names);
+      if (dropped.length) bytes = Buffer.from(bytes.toString("utf8").split("\n").filter((l) => !dropped.some((n) => l.startsWith(`${n}: `))).join("\n"));
       // Files whose records' order no reader depends on are compared record by record.
       if (unordered.some((c) => matchesAny(c.paths, p))) bytes = Buffer.from(bytes.toString("utf8").split("\n\n").map((r) => r.trim()).filter(Boolean).sort().join("\n\n"));
       e.hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
