@@ -1,8 +1,8 @@
 /**
- * Runs once before the suite: makes sure the local Debian mirror the builder tests use exists.
- * It is built by tools/make-local-mirror.sh (apt-get download of bookworm's minbase packages plus
- * a few extras) into .cache/mirror and reused by later runs; tests only ever read it from disk or
- * serve it on loopback.
+ * Runs once before the suite: makes sure the local Debian mirrors the builder tests use exist.
+ * They are built by tools/make-local-mirror.sh (apt-get download of bookworm's minbase packages
+ * plus a few extras, for amd64 into .cache/mirror and for arm64 into .cache/mirror-bookworm-arm64)
+ * and reused by later runs; tests only ever read them from disk or serve them on loopback.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -10,6 +10,9 @@ import path from "node:path";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const MIRROR_DIR = path.join(ROOT, ".cache/mirror");
+/** bookworm for arm64: minbase and jq (arm64 images, their ld.so.cache, multi-architecture images). */
+export const ARM64_MIRROR_DIR = path.join(ROOT, ".cache/mirror-bookworm-arm64");
+export const ARM64_PACKAGES = ["jq", "libjq1", "libonig5"];
 /**
  * Packages beyond minbase that tests install: jq (a real dependency chain outside minbase), and
  * the suite's small set of packages whose maintainer scripts exercise each fix-up family
@@ -32,9 +35,19 @@ export const EXTRA_PACKAGES = [
  */
 export const SCRIPTED_PACKAGES = ["ca-certificates", "iputils-ping", "libcap2-bin", "cron", "uuid-runtime", "ssl-cert", "readline-common", "python3", "curl", "wget"];
 
+/** Whether a mirror made by make-local-mirror.sh holds every package named. */
+function mirrorHolds(dir: string, suite: string, arch: string, names: readonly string[]): boolean {
+  const index = path.join(dir, `dists/${suite}/main/binary-${arch}/Packages`);
+  if (!existsSync(path.join(dir, `dists/${suite}/Release`)) || !existsSync(path.join(dir, "override")) || !existsSync(index)) return false;
+  const text = readFileSync(index, "utf8");
+  return names.every((p) => text.includes(`\nPackage: ${p}\n`) || text.startsWith(`Package: ${p}\n`));
+}
+
 export default function setup(): void {
-  const stamp = path.join(MIRROR_DIR, "dists/bookworm/Release");
-  if (existsSync(stamp) && existsSync(path.join(MIRROR_DIR, "override")) && EXTRA_PACKAGES.every((p) => readFileSync(path.join(MIRROR_DIR, "dists/bookworm/main/binary-amd64/Packages"), "utf8").includes(`\nPackage: ${p}\n`))) return;
   const minbase = readFileSync(path.join(ROOT, "tools/minbase-bookworm.txt"), "utf8").split("\n").filter(Boolean);
-  execFileSync("bash", [path.join(ROOT, "tools/make-local-mirror.sh"), MIRROR_DIR, ...minbase, ...EXTRA_PACKAGES], { stdio: "inherit" });
+  const tool = path.join(ROOT, "tools/make-local-mirror.sh");
+  if (!mirrorHolds(MIRROR_DIR, "bookworm", "amd64", EXTRA_PACKAGES)) execFileSync("bash", [tool, MIRROR_DIR, ...minbase, ...EXTRA_PACKAGES], { stdio: "inherit" });
+  if (!mirrorHolds(ARM64_MIRROR_DIR, "bookworm", "arm64", [...minbase, ...ARM64_PACKAGES])) {
+    execFileSync("bash", [tool, ARM64_MIRROR_DIR, ...minbase, ...ARM64_PACKAGES], { stdio: "inherit", env: { ...process.env, SUITE: "bookworm", ARCH: "arm64" } });
+  }
 }

@@ -105,6 +105,10 @@ export const ET_DYN = 3;
 export const EM_386 = 3;
 /** `e_machine` of x86-64 (and x32). */
 export const EM_X86_64 = 62;
+/** `e_machine` of 32-bit Arm. */
+export const EM_ARM = 40;
+/** `e_machine` of AArch64. */
+export const EM_AARCH64 = 183;
 
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;
@@ -123,6 +127,8 @@ export interface ElfInfo {
   type: number;
   /** `e_machine` (`EM_X86_64` = 62). */
   machine: number;
+  /** `e_flags` (on 32-bit Arm: the EABI version and float ABI ldconfig classifies by). */
+  flags: number;
   /** `PT_INTERP` string, if any. */
   interpreter?: string;
   /** Whether a non-empty `PT_DYNAMIC` segment exists. */
@@ -168,11 +174,12 @@ export async function readElf(src: ByteSource): Promise<ElfInfo | undefined> {
   const word = elfClass === 64 ? u64 : u32;
   const type = u16(ident, 16);
   const machine = u16(ident, 18);
+  const flags = u32(ident, elfClass === 64 ? 48 : 36);
   const phoff = elfClass === 64 ? u64(ident, 32) : u32(ident, 28);
   const phnum = u16(ident, elfClass === 64 ? 56 : 44);
   // ldconfig steps through program headers by sizeof(ElfW(Phdr)), not e_phentsize.
   const phsize = elfClass === 64 ? 56 : 32;
-  const info: ElfInfo = { elfClass, littleEndian, type, machine, dynamic: false, stringTable: false, names: [] };
+  const info: ElfInfo = { elfClass, littleEndian, type, machine, flags, dynamic: false, stringTable: false, names: [] };
   if (phnum === 0) return info;
   if (phoff + phnum * phsize > src.size) return undefined;
   const ph = await src.read(phoff, phnum * phsize);

@@ -15,17 +15,22 @@
  * section and string table. The soname is `DT_SONAME` or the file name; a link whose own name is
  * its target's soname, or a development link `libfoo.so` to a `libfoo.so.N` soname, is entered
  * under its own name. One entry per soname and directory; its path is `<dir>/<soname>`.
- * x86-64 objects get flags `0x0303` (libc6, x86-64), x32 `0x0803`, i386 ones are classified by
- * interpreter and `DT_NEEDED` libc, as ldconfig does.
+ * The machine rules are those of the image's architecture's ldconfig (each architecture's glibc
+ * has its own `readelflib.c` and `ldconfig.h`):
+ * - amd64: x86-64 objects get flags `0x0303` (libc6, x86-64), x32 `0x0803`, i386 ones are
+ *   classified by interpreter and `DT_NEEDED` libc; other machines are skipped.
+ * - arm64: every 64-bit object is `0x0a03` (libc6, AArch64: "AArch64 libraries are always
+ *   libc.so.6+"); 32-bit ones are classified by interpreter and `DT_NEEDED` libc, then, for EABI
+ *   version 5, by float ABI: hard `0x0903`, soft `0x0b03`, unmarked `0x0003`.
  *
- * Limits (documented, not guessed): amd64 images only (other machines' flag rules are not
- * implemented: no cache is written and a warning says so); `glibc-hwcaps/` and legacy hwcap
+ * Limits (documented, not guessed): amd64 and arm64 images only (other machines' flag rules are
+ * not implemented: no cache is written and a warning says so); `glibc-hwcaps/` and legacy hwcap
  * subdirectories (`tls`, `haswell`, ...) are not indexed — the dynamic linker still searches them
  * itself; no `aux-cache` (an inode-keyed speed-up that means nothing in another filesystem).
  */
 import type { Fixup, FixupContext, RootfsView } from "../types.js";
 import { buildLdSoCache, FLAG_ELF_LIBC6, FLAG_X8664_LIB64, FLAG_X8664_LIBX32, libcmp, type LdCacheEntry } from "./ld-so-cache.js";
-import { contentSource, EM_386, EM_X86_64, ET_DYN, readElf } from "./elf.js";
+import { contentSource, EM_386, EM_X86_64, ET_DYN, readElf, type ElfInfo } from "./elf.js";
 import type { FixupOptions } from "./options.js";
 import { compareBytes, EntrySet, joinPath, parentOf, regularFile, treePath } from "./tree.js";
 
@@ -36,14 +41,55 @@ const FLAG_ELF_LIBC5 = 0x0002;
 
 const LIB_TYPES: Record<string, number> = { libc4: FLAG_LIBC4, libc5: FLAG_ELF_LIBC5, libc6: FLAG_ELF_LIBC6, glibc2: FLAG_ELF_LIBC6 };
 
-/** Debian multiarch triplets of the architectures whose ldconfig rules are implemented. */
-const TRIPLETS: Record<string, string> = { amd64: "x86_64-linux-gnu" };
+/** `FLAG_ARM_LIBHF`, `FLAG_AARCH64_LIB64`, `FLAG_ARM_LIBSF` of glibc's ldconfig.h. */
+const FLAG_ARM_LIBHF = 0x0900;
+const FLAG_AARCH64_LIB64 = 0x0a00;
+const FLAG_ARM_LIBSF = 0x0b00;
+const EF_ARM_EABI_VER5 = 0x05000000;
+const EF_ARM_ABI_FLOAT_SOFT = 0x200;
+const EF_ARM_ABI_FLOAT_HARD = 0x400;
 
-/** Names ldconfig 2.36 (x86) treats as hwcap subdirectories. */
-const HWCAP_DIRS = new Set(["tls", "i586", "i686", "haswell", "xeon_phi", "x86_64", "sse2", "avx512_1"]);
+/** One architecture's ldconfig: its multiarch triplet and the rules of its `readelflib.c`. */
+interface MachineRules {
+  triplet: string;
+  /** Names its ldconfig treats as legacy hwcap subdirectories. */
+  hwcapDirs: ReadonlySet<string>;
+  /** `SYSDEP_KNOWN_INTERPRETER_NAMES`: a 32-bit object with one of them is libc6. */
+  interpreters: ReadonlySet<string>;
+  /**
+   * The flag of an ELF shared object before the generic rules: a number to use as is, `0` to
+   * apply the generic rules (interpreter, `DT_NEEDED` libc), undefined to skip the file.
+   */
+  machineFlag(elf: ElfInfo): number | undefined;
+  /** A flag that overrides the generic result (`0`: keep it). */
+  afterGeneric?(elf: ElfInfo, flag: number): number;
+}
 
-const INTERPRETERS = new Set(["/lib/ld-linux-x86-64.so.2", "/lib/ld-linux.so.2", "/libx32/ld-linux-x32.so.2", "/lib64/ld-linux-x86-64.so.2"]);
+/** `SYSDEP_KNOWN_LIBRARY_NAMES`: the same on every architecture Kiln knows. */
 const KNOWN_LIBS = new Set(["libc.so.6", "libm.so.6"]);
+
+const MACHINES: Record<string, MachineRules> = {
+  amd64: {
+    triplet: "x86_64-linux-gnu",
+    hwcapDirs: new Set(["tls", "i586", "i686", "haswell", "xeon_phi", "x86_64", "sse2", "avx512_1"]),
+    interpreters: new Set(["/lib/ld-linux-x86-64.so.2", "/lib/ld-linux.so.2", "/libx32/ld-linux-x32.so.2", "/lib64/ld-linux-x86-64.so.2"]),
+    machineFlag: (elf) =>
+      elf.machine === EM_X86_64 ? (elf.elfClass === 64 ? FLAG_X8664_LIB64 : FLAG_X8664_LIBX32) | FLAG_ELF_LIBC6 : elf.machine === EM_386 && elf.elfClass === 32 ? 0 : undefined,
+  },
+  arm64: {
+    triplet: "aarch64-linux-gnu",
+    hwcapDirs: new Set(["tls"]),
+    interpreters: new Set(["/lib/ld-linux-aarch64.so.1", "/lib/ld-linux-aarch64_be.so.1", "/lib/ld-linux.so.3", "/lib/ld-linux-armhf.so.3"]),
+    machineFlag: (elf) => (elf.elfClass === 64 ? FLAG_AARCH64_LIB64 | FLAG_ELF_LIBC6 : 0),
+    afterGeneric: (elf) => {
+      if ((elf.flags & 0xff000000) !== EF_ARM_EABI_VER5) return 0;
+      if (elf.flags & EF_ARM_ABI_FLOAT_HARD) return FLAG_ARM_LIBHF | FLAG_ELF_LIBC6;
+      if (elf.flags & EF_ARM_ABI_FLOAT_SOFT) return FLAG_ARM_LIBSF | FLAG_ELF_LIBC6;
+      // Unmarked objects of the ABI's transition are taken as compatible with every variant.
+      return FLAG_ELF_LIBC6;
+    },
+  },
+};
 
 /** A directory ldconfig scans: the name it was given and its type flag. */
 export interface LdDir {
@@ -172,18 +218,18 @@ type Examined = { soname: string | undefined; flag: number } | undefined;
  * ldconfig's classification of one file: its soname and flags, or undefined to skip it. Results
  * are remembered by real path: `libfoo.so.1 -> libfoo.so.1.2.3` costs one read, not two.
  */
-async function examine(fs: RootfsView, path: string, seen: Map<string, Promise<Examined>>): Promise<Examined> {
+async function examine(fs: RootfsView, path: string, machine: MachineRules, seen: Map<string, Promise<Examined>>): Promise<Examined> {
   const real = fs.realpath(path);
   if (real === undefined) return undefined;
   let result = seen.get(real);
   if (!result) {
-    result = examineFile(fs, real);
+    result = examineFile(fs, real, machine);
     seen.set(real, result);
   }
   return result;
 }
 
-async function examineFile(fs: RootfsView, path: string): Promise<Examined> {
+async function examineFile(fs: RootfsView, path: string, machine: MachineRules): Promise<Examined> {
   const target = fs.stat(path);
   // ldconfig reads at least a full native ELF header (64 bytes on a 64-bit machine).
   if (!target || target.type !== "file" || !target.content || target.content.size < 64) return undefined;
@@ -191,19 +237,19 @@ async function examineFile(fs: RootfsView, path: string): Promise<Examined> {
   try {
     const elf = await readElf(src);
     if (!elf || elf.type !== ET_DYN) return undefined;
-    let fileFlag = 0;
-    if (elf.machine === EM_X86_64) fileFlag = (elf.elfClass === 64 ? FLAG_X8664_LIB64 : FLAG_X8664_LIBX32) | FLAG_ELF_LIBC6;
-    else if (elf.machine !== EM_386 || elf.elfClass !== 32) return undefined;
+    const fileFlag = machine.machineFlag(elf);
+    if (fileFlag === undefined) return undefined;
     if (!elf.dynamic || !elf.stringTable) return undefined;
     let flag = FLAG_ELF;
-    if (elf.interpreter !== undefined && INTERPRETERS.has(elf.interpreter)) flag = FLAG_ELF_LIBC6;
+    if (elf.interpreter !== undefined && machine.interpreters.has(elf.interpreter)) flag = FLAG_ELF_LIBC6;
     let soname: string | undefined;
     for (const n of elf.names) {
       if (n.tag === "needed" && flag === FLAG_ELF && KNOWN_LIBS.has(n.value)) flag = FLAG_ELF_LIBC6;
       else if (n.tag === "soname") soname = n.value;
       if (soname !== undefined && flag !== FLAG_ELF) break;
     }
-    return { soname, flag: fileFlag !== 0 ? fileFlag : flag };
+    if (fileFlag !== 0) return { soname, flag: fileFlag };
+    return { soname, flag: machine.afterGeneric?.(elf, flag) || flag };
   } finally {
     src.close();
   }
@@ -217,24 +263,24 @@ interface DirLib {
 }
 
 /** ldconfig's `search_dir` for one directory: the cache entries it contributes. */
-export async function scanDirectory(fs: RootfsView, dir: LdDir, warn: (m: string) => void, seen = new Map<string, Promise<Examined>>()): Promise<LdCacheEntry[]> {
+async function scanDirectory(fs: RootfsView, dir: LdDir, machine: MachineRules, warn: (m: string) => void, seen: Map<string, Promise<Examined>>): Promise<LdCacheEntry[]> {
   const real = fs.realpath(treePath(dir.path)) ?? treePath(dir.path);
   const dlibs: DirLib[] = [];
   for (const name of fs.readdir(real)) {
     const p = joinPath(real, name);
     const l = fs.lstat(p);
     if (!l || (l.type !== "file" && l.type !== "symlink" && l.type !== "dir")) continue;
-    if (!isDsoName(name) && (l.type === "file" || !HWCAP_DIRS.has(name))) continue;
+    if (!isDsoName(name) && (l.type === "file" || !machine.hwcapDirs.has(name))) continue;
     if (isPrelinkTemp(name)) continue;
     let isLink = l.type === "symlink";
     const target = isLink ? fs.stat(p) : l;
     if (!target) continue;
     if (target.type === "dir") {
-      if (HWCAP_DIRS.has(name)) warn(`ldconfig: hwcap subdirectory ${dir.path}/${name} is not indexed in ld.so.cache`);
+      if (machine.hwcapDirs.has(name)) warn(`ldconfig: hwcap subdirectory ${dir.path}/${name} is not indexed in ld.so.cache`);
       continue;
     }
     if (l.type !== "file" && !isLink) continue;
-    const info = await examine(fs, p, seen);
+    const info = await examine(fs, p, machine, seen);
     if (!info) continue;
     let soname = info.soname ?? name;
     if (isLink && name !== soname && !(name.endsWith(".so") && soname.startsWith(name))) isLink = false;
@@ -268,11 +314,11 @@ export function generatorString(debianVersion: string): string {
 
 /** Builds the cache of a tree (undefined when the architecture is not supported). */
 export async function buildTreeLdSoCache(fs: RootfsView, arch: string, glibcVersion: string, warn: (m: string) => void = () => {}): Promise<Buffer | undefined> {
-  const triplet = TRIPLETS[arch];
-  if (!triplet) return undefined;
+  const machine = MACHINES[arch];
+  if (!machine) return undefined;
   const entries: LdCacheEntry[] = [];
   const seen = new Map<string, Promise<Examined>>();
-  for (const dir of await ldconfigDirs(fs, triplet)) entries.push(...(await scanDirectory(fs, dir, warn, seen)));
+  for (const dir of await ldconfigDirs(fs, machine.triplet)) entries.push(...(await scanDirectory(fs, dir, machine, warn, seen)));
   return buildLdSoCache(entries, generatorString(glibcVersion));
 }
 
@@ -288,7 +334,7 @@ export function ldconfigFixup(options: FixupOptions = {}): Fixup {
       if (!glibc) return set.result();
       const cache = await buildTreeLdSoCache(ctx.fs, ctx.arch, glibc.pkg.version, warn);
       if (!cache) {
-        warn(`ldconfig: no ld.so.cache for architecture ${ctx.arch} (only amd64 is implemented); the dynamic linker will search the trusted directories`);
+        warn(`ldconfig: no ld.so.cache for architecture ${ctx.arch} (only amd64 and arm64 are implemented); the dynamic linker will search the trusted directories`);
         return set.result();
       }
       set.file("etc/ld.so.cache", cache);
