@@ -63,6 +63,12 @@ export function distributionHandlers(ctx: ApiContext): HandlerMap {
         return sendList(req, reply, "packages", { pkgs: page.items.map((p) => pkgWire(id, p)) });
       },
 
+      async osTemplate_getAll(req, reply) {
+        const c = parseCriteria(req.query as Query, ["id", "name"]);
+        const page = pageOf(distributions.profiles(pathIds(req, "id").id), c, (p) => p.name ?? "", (p, k) => (k === "name" ? (p.name ?? "") : (p.dbId ?? 0)));
+        return sendList(req, reply, "distribProfiles", { total: page.total, distribProfiles: page.items });
+      },
+
       async osPkg_get(req, reply) {
         const { id, pid } = pathIds(req, "id", "pid");
         const d = distributions.get(id);

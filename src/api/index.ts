@@ -4,15 +4,17 @@
  */
 import type { ApiContext, HandlerMap } from "../server/app.js";
 import { accountHandlers } from "./accounts.js";
+import { bundleTransferHandlers } from "./bundle-transfers.js";
 import { distributionHandlers } from "./distributions.js";
 import { imageHandlers } from "./images.js";
 import { libraryHandlers } from "./library.js";
+import { organisationHandlers } from "./organisation.js";
 import { publishHandlers } from "./publish.js";
 import { templateHandlers } from "./templates.js";
 import { userHandlers } from "./users.js";
 
 export function apiHandlers(ctx: ApiContext): Required<HandlerMap> {
-  const maps: HandlerMap[] = [userHandlers(ctx), libraryHandlers(ctx), accountHandlers(ctx), distributionHandlers(ctx), templateHandlers(ctx), imageHandlers(ctx), publishHandlers(ctx)];
+  const maps: HandlerMap[] = [userHandlers(ctx), libraryHandlers(ctx), accountHandlers(ctx), distributionHandlers(ctx), templateHandlers(ctx), imageHandlers(ctx), publishHandlers(ctx), organisationHandlers(ctx), bundleTransferHandlers(ctx)];
   const out: Required<HandlerMap> = { user: {}, global: {} };
   for (const m of maps) {
     for (const kind of ["user", "global"] as const) {

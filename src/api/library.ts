@@ -5,11 +5,11 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { checkFileName } from "../domain/artifacts.js";
-import { fail } from "../domain/errors.js";
 import type { ApiContext, HandlerMap, UserCall } from "../server/app.js";
 import { authorizeDownload, findDownload, sendStoredFile } from "../server/downloads.js";
-import { criteriaPage, detachedBody, discardBody, parseBooleanParam, parseCriteria, parseId, pathIds, pathText, readObject, sendCreated, sendList, sendNoContent, sendObject, type Query } from "../server/http.js";
+import { criteriaPage, parseBooleanParam, parseCriteria, parseId, pathIds, pathText, readObject, sendCreated, sendList, sendNoContent, sendObject, type Query } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
+import { uploadOf } from "./bundle-transfers.js";
 
 export function libraryHandlers(ctx: ApiContext): HandlerMap {
   const { bundles, artifacts } = ctx.library;
@@ -126,18 +126,7 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
 
       async mySoftwareArtifact_upload(req, reply, { owner }) {
         const ref = pathIds(req, "msid", "said");
-        const fileName = checkFileName(pathText(req, "fileName"));
-        const declared = Number(req.headers["content-length"]);
-        const body = detachedBody(req);
-        if (!body) fail("malformedBody", "the upload has no body");
-        const updated = await artifacts.upload(owner, ref, {
-          fileName,
-          body,
-          declaredSize: Number.isFinite(declared) ? declared : undefined,
-          contentType: (req.headers["content-type"] ?? "").split(";")[0]!.trim(),
-          // What is refused early (too large, no such artifact) is read and thrown away, so that the answer reaches the client.
-          discard: () => discardBody(req),
-        });
+        const updated = await artifacts.upload(owner, ref, uploadOf(req, checkFileName(pathText(req, "fileName"))));
         return sendObject(req, reply, "softwareArtifact", updated);
       },
 

@@ -105,15 +105,30 @@ function newArtifact(bundleId: number, parentId: number | null, fields: Partial<
   };
 }
 
-/** Creates an artifact and, for a folder, the children given inline. */
-async function createArtifactTree(repo: ArtifactRepo, bundleId: number, parent: ArtifactRow | null, value: AnySoftwareArtifact, depth: number): Promise<ArtifactRow> {
+/** A file's bytes, already in the blob store (referenced in the same transaction), as its row records them. */
+export type ArtifactBytes = Pick<ArtifactRow, "blobDigest" | "size" | "md5" | "origName" | "mimeType" | "uploadedTime">;
+
+/**
+ * Creates an artifact and, for a folder, the children given inline; `bytesOf` gives the bytes
+ * of the files that come with theirs (an imported archive's).
+ */
+export async function createArtifactTree(
+  repo: ArtifactRepo,
+  bundleId: number,
+  parent: ArtifactRow | null,
+  value: AnySoftwareArtifact,
+  depth: number,
+  bytesOf: (value: AnySoftwareArtifact) => ArtifactBytes | undefined = () => undefined,
+): Promise<ArtifactRow> {
   if (depth > MAX_NESTING) fail("invalidField", `artifacts are nested more than ${MAX_NESTING} levels deep`);
   const row = newArtifact(bundleId, parent?.id ?? null, artifactFields(value, true));
   checkArtifactRules(row, parent !== null);
-  const created = await repo.create(row);
+  const bytes = bytesOf(value);
+  if (bytes && row.kind !== "file") fail("invalidField", `${row.name} is a folder: only files have bytes`);
+  const created = await repo.create(bytes ? { ...row, ...bytes } : row);
   const children = value.subSoftwareArtifacts ?? [];
   if (created.kind !== "folder" && children.length > 0) fail("invalidField", `${created.name} has children but is not a folder`);
-  for (const c of children) await createArtifactTree(repo, bundleId, created, c, depth + 1);
+  for (const c of children) await createArtifactTree(repo, bundleId, created, c, depth + 1, bytesOf);
   return created;
 }
 

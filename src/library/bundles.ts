@@ -54,12 +54,29 @@ function distributionsFor(deps: LibraryDeps, rule: string | null, allowed: boole
   return deps.catalog.list().filter((d) => allowsDistribution(parsed, distributionFacts(d.config), formats) === allowed);
 }
 
+/** The row of a new bundle made from `value` (its name required), imported or created. */
+export function newBundle(owner: UserRow, value: MySoftware, imported: boolean): NewBundle {
+  const f = bundleFields(value, true);
+  return {
+    userId: owner.id,
+    name: f.name!,
+    version: f.version ?? null,
+    description: f.description ?? null,
+    release: f.release ?? null,
+    tag: f.tag ?? null,
+    license: f.license ?? null,
+    defaultInstallLocation: f.defaultInstallLocation ?? null,
+    restrictionRule: f.restrictionRule ?? null,
+    imported,
+  };
+}
+
 export function bundleOperations(deps: LibraryDeps) {
   const { store } = deps;
 
   async function answer(owner: UserRow, b: BundleRow): Promise<MySoftware> {
     const rows = await store.artifacts.listAll(b.id);
-    return bundleWire(owner.login, b, rows.filter((r) => r.parentId === null).map((r) => uris.artifact(owner.login, b.id, r.id)));
+    return bundleWire(owner.login, b, rows.filter((r) => r.parentId === null).map((r) => uris.artifact(owner.login, b.id, r.id)), await store.bundleFiles.list(b.id));
   }
 
   return {
@@ -79,19 +96,7 @@ export function bundleOperations(deps: LibraryDeps) {
     },
 
     async create(owner: UserRow, value: MySoftware): Promise<MySoftware> {
-      const f = bundleFields(value, true);
-      const created = await store.bundles.create({
-        userId: owner.id,
-        name: f.name!,
-        version: f.version ?? null,
-        description: f.description ?? null,
-        release: f.release ?? null,
-        tag: f.tag ?? null,
-        license: f.license ?? null,
-        defaultInstallLocation: f.defaultInstallLocation ?? null,
-        restrictionRule: f.restrictionRule ?? null,
-      });
-      return answer(owner, created);
+      return answer(owner, await store.bundles.create(newBundle(owner, value, false)));
     },
 
     async get(owner: UserRow, ref: BundleRef): Promise<MySoftware> {
@@ -123,13 +128,14 @@ export function bundleOperations(deps: LibraryDeps) {
     async delete(owner: UserRow, ref: BundleRef): Promise<void> {
       const b = await loadBundle(store, owner, ref.msid);
       const rows = await store.artifacts.listAll(b.id);
+      const files = await store.bundleFiles.list(b.id);
       const images = [];
       for (const t of (await store.templates.list(owner.id, b.id, {})).items) images.push(...(await store.images.listByTemplate(owner.id, t.id)));
       await removeImages(deps, images, async (tx) => {
         await tx.bundles.delete(owner.id, b.id);
         for (const r of rows) await tx.downloadKeys.deleteForTarget(`artifact:${r.id}`);
       });
-      await collectBlobs(store, deps.blobs, rows.map((r) => r.blobDigest));
+      await collectBlobs(store, deps.blobs, [...rows.map((r) => r.blobDigest), ...files.map((f) => f.blobDigest)]);
     },
 
     async updateRestriction(owner: UserRow, ref: BundleRef & { brid: number }, value: BundleRestriction): Promise<BundleRestriction> {

@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
 import type { BinaryPackage } from "../debian/types.js";
 import { compareVersions } from "../debian/version.js";
 import { fail, KilnError } from "../domain/errors.js";
-import type { Distribution, Pkg } from "../wire/index.js";
+import { PROFILES } from "../debian/profiles.js";
+import type { Distribution, LinuxProfile, Pkg } from "../wire/index.js";
 import type { CatalogEntry } from "./catalog.js";
 import type { LibraryDeps } from "./context.js";
 import { distributionWire } from "./representations.js";
@@ -88,6 +89,27 @@ export function distributionOperations(deps: LibraryDeps) {
       }
       if (options.latestOnly) pkgs = latestOnly(pkgs);
       return [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : compareVersions(a.version, b.version)));
+    },
+
+    /**
+     * The OS profiles of the distribution: the base sets an image can start from, as `kiln build
+     * --profile` names them (`minbase`: what debootstrap's minbase variant installs; `none`:
+     * nothing but the packages asked for). Their ids are their place in that list.
+     */
+    profiles(id: number): LinuxProfile[] {
+      const d = load(id);
+      const what = { minbase: "every Priority: required package plus apt, as debootstrap --variant=minbase installs", none: "only the packages named, with their dependencies" };
+      return PROFILES.map((name, i) => ({
+        xsiType: "LinuxProfile",
+        dbId: i + 1,
+        name,
+        description: what[name],
+        active: true,
+        arch: d.config.arch,
+        version: d.config.version,
+        distributionUri: `distributions/${d.id}`,
+        uri: `distributions/${d.id}/profiles/${i + 1}`,
+      }));
     },
 
     async package(id: number, pid: number): Promise<Pkg> {

@@ -7,10 +7,14 @@
  */
 import { accountOperations } from "./accounts.js";
 import { artifactOperations } from "./artifacts.js";
+import { bundleFileOperations } from "./bundle-files.js";
 import { bundleOperations } from "./bundles.js";
 import type { LibraryDeps } from "./context.js";
 import { distributionOperations } from "./distributions.js";
+import { exportOperations } from "./exports.js";
 import { imageOperations } from "./images.js";
+import { importOperations } from "./imports.js";
+import { organisationOperations } from "./organisation.js";
 import { publicationOperations } from "./publications.js";
 import { templateOperations } from "./templates.js";
 
@@ -28,6 +32,10 @@ export function openLibrary(deps: LibraryDeps) {
     publications: publicationOperations(deps),
     accounts: accountOperations(deps),
     distributions: distributionOperations(deps),
+    organisation: organisationOperations(),
+    imports: importOperations(deps),
+    exports: exportOperations(deps),
+    bundleFiles: bundleFileOperations(deps),
   };
 }
 

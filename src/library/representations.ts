@@ -5,7 +5,7 @@
  */
 import { CONTAINER_PLATFORMS, type ContainerFormat, type ContainerPlatform } from "../domain/formats.js";
 import { debianArch } from "../domain/distributions.js";
-import type { ApiKeyRow, ArtifactRow, BundleRow, CloudAccountRow, JobRow, TemplateRow, UserRow } from "../store/types.js";
+import type { ApiKeyRow, ArtifactRow, BundleFileRow, BundleRow, CloudAccountRow, JobRow, TemplateRow, UserRow } from "../store/types.js";
 import type {
   AnyCredAccount,
   AnySoftwareArtifact,
@@ -107,7 +107,27 @@ export function distributionWire(e: CatalogEntry): Distribution {
   };
 }
 
-export function bundleWire(login: string, b: BundleRow, artifactUris: string[] = []): MySoftware {
+/** A bundle's license or logo file, as UForge's upload objects describe one. */
+function bundleFileWire(login: string, b: BundleRow, f: BundleFileRow) {
+  const parentUri = uris.bundle(login, b.id);
+  return {
+    dbId: f.id,
+    created: f.created,
+    lastModified: f.lastModified,
+    parentUri,
+    uri: `${parentUri}/${f.kind === "license" ? "licenses" : "logo"}/${f.id}`,
+    md5sum: f.md5,
+    mimeType: f.mimeType,
+    sha256sum: f.blobDigest.slice("sha256:".length),
+    size: f.size,
+    uploaded: true,
+    uploadedTime: f.created,
+  };
+}
+
+export function bundleWire(login: string, b: BundleRow, artifactUris: string[] = [], files: BundleFileRow[] = []): MySoftware {
+  const licenseFile = files.find((f) => f.kind === "license");
+  const logoFile = files.find((f) => f.kind === "logo");
   return {
     dbId: b.id,
     created: b.created,
@@ -123,11 +143,13 @@ export function bundleWire(login: string, b: BundleRow, artifactUris: string[] =
     bundleRestriction: restrictionWire(login, b),
     artifactsUri: uris.artifacts(login, b.id),
     uri: uris.bundle(login, b.id),
-    license: b.license ? { name: b.license } : undefined,
+    // The license's name (`MIT`), and its file when one was uploaded (named by the file when the license has no name).
+    license: licenseFile ? { ...bundleFileWire(login, b, licenseFile), name: b.license ?? licenseFile.fileName } : b.license ? { name: b.license } : undefined,
+    logo: logoFile ? { ...bundleFileWire(login, b, logoFile), name: logoFile.fileName } : undefined,
     softwareArtifactUris: { uri: artifactUris },
     containerTemplatesUri: uris.templates(login, b.id),
     cloneUri: `${uris.bundle(login, b.id)}/clone`,
-    imported: false,
+    imported: b.imported,
     generationEnabled: true,
   };
 }

@@ -11,7 +11,7 @@ import type { BlobStore } from "../blobs/blob-store.js";
 import type { Store, UserRow } from "../store/types.js";
 import { Authenticator, unauthorized, type Principal } from "./auth.js";
 import type { KilnConfig } from "./config.js";
-import { EXTENSION_ENDPOINTS, loadEndpoints, type EndpointSpec } from "./endpoints.js";
+import { EXTENSION_ENDPOINTS, loadServedEndpoints, type EndpointSpec } from "./endpoints.js";
 import { KeptWhileUnchanged } from "./kept.js";
 import { findDownload } from "./downloads.js";
 import { REPRESENTATION, responseFormat, sendBody, sendRepresentation, type Representation } from "./http.js";
@@ -118,7 +118,7 @@ function fromFastifyError(err: { code?: string; statusCode?: number; message: st
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const endpoints = loadEndpoints();
+  const endpoints = loadServedEndpoints();
   const logger =
     deps.logger === false
       ? false

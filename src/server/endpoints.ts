@@ -65,6 +65,15 @@ export function loadEndpoints(file = `${SPEC_DIR}endpoints.tsv`): EndpointSpec[]
   });
 }
 
+/**
+ * Every UForge endpoint Kiln serves: `endpoints.tsv` (the container flow and library) and
+ * `endpoints-added.tsv` (what hammr needs besides: bundle import and export, licenses and logos,
+ * OS profiles, orgs, quotas), in the same format.
+ */
+export function loadServedEndpoints(): EndpointSpec[] {
+  return [...loadEndpoints(), ...loadEndpoints(`${SPEC_DIR}endpoints-added.tsv`)];
+}
+
 /** An image's document Kiln serves beyond UForge's contract (JSON only). */
 function imageDocument(name: "report" | "sbom", operationId: string): EndpointSpec {
   return {
@@ -86,8 +95,22 @@ function imageDocument(name: "report" | "sbom", operationId: string): EndpointSp
  * in the image (objects Kiln returns link to it); `.../report` the build report (what Kiln did
  * about every maintainer script effect) and `.../sbom` the image's SPDX 2.3 document, both JSON;
  * `events` is the console's live status stream (Server-Sent Events, server/events.ts).
+ * `category_getAll` is UForge's own (its page is in the docs) but in neither endpoint file:
+ * `hammr bundle categories` calls it after the orgs.
  */
 export const EXTENSION_ENDPOINTS: EndpointSpec[] = [
+  {
+    category: "Categories",
+    operationId: "category_getAll",
+    method: "GET",
+    path: "/orgs/{oid}/categories",
+    route: "/api/orgs/:oid/categories",
+    auth: false,
+    entitlements: [],
+    requestRoot: undefined,
+    responseRoot: "categories",
+    queryParams: ["query", "descending", "orderBy", "count", "offset"],
+  },
   imageDocument("report", "containerTemplateImageReport_get"),
   imageDocument("sbom", "containerTemplateImageSbom_get"),
   {

@@ -12,7 +12,7 @@ import type { Store } from "../store/types.js";
 import { buildApp, type AppDeps } from "./app.js";
 import { loadConfig, type KilnConfig } from "./config.js";
 import { DistributionCatalog } from "../library/catalog.js";
-import { allEntitlements, loadEndpoints } from "./endpoints.js";
+import { allEntitlements, loadServedEndpoints } from "./endpoints.js";
 import { generatePassword, hashPassword } from "./passwords.js";
 import { SecretBox } from "./secrets.js";
 import { JobRunner } from "../jobs/runner.js";
@@ -39,7 +39,7 @@ export async function ensureAdmin(store: Store, config: KilnConfig, announce: (l
     passwordHash: await hashPassword(password),
     admin: true,
     active: true,
-    entitlements: allEntitlements(loadEndpoints()),
+    entitlements: allEntitlements(loadServedEndpoints()),
   });
   if (!config.adminPassword) announce(`Created the administrator "root" with the password: ${password}\n(shown once; set KILN_ADMIN_PASSWORD to choose it)`);
 }

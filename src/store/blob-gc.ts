@@ -18,7 +18,7 @@ import type { Store, StoreRepositories } from "./types.js";
 
 /** Does anything still need this blob? Every repository whose rows name blobs is asked. */
 async function referenced(tx: StoreRepositories, digest: string): Promise<boolean> {
-  return (await tx.artifacts.referencesBlob(digest)) || (await tx.images.referencesBlob(digest));
+  return (await tx.artifacts.referencesBlob(digest)) || (await tx.images.referencesBlob(digest)) || (await tx.bundleFiles.referencesBlob(digest));
 }
 
 /**
@@ -27,16 +27,26 @@ async function referenced(tx: StoreRepositories, digest: string): Promise<boolea
  * and the bytes are dropped.
  */
 export async function publishReferenced<T>(store: Store, writer: BlobWriter, reference: (tx: StoreRepositories, blob: IngestedBlob) => Promise<T>): Promise<T> {
+  return publishAllReferenced(store, [writer], (tx, [blob]) => reference(tx, blob!));
+}
+
+/**
+ * The same for several blobs at once (an imported archive's files): every digest is locked, in
+ * one order so that two such transactions cannot wait on each other, `reference` records all the
+ * rows, and every blob is published — or, if anything throws, none is recorded and all dropped.
+ */
+export async function publishAllReferenced<T>(store: Store, writers: readonly BlobWriter[], reference: (tx: StoreRepositories, blobs: IngestedBlob[]) => Promise<T>): Promise<T> {
   try {
-    const blob = await writer.seal();
+    const blobs: IngestedBlob[] = [];
+    for (const w of writers) blobs.push(await w.seal());
     return await store.transaction(async (tx) => {
-      await tx.blobLocks.lock(blob.digest);
-      const result = await reference(tx, blob);
-      await writer.publish();
+      for (const digest of [...new Set(blobs.map((b) => b.digest))].sort()) await tx.blobLocks.lock(digest);
+      const result = await reference(tx, blobs);
+      for (const w of writers) await w.publish();
       return result;
     });
   } finally {
-    await writer.cancel();
+    for (const w of writers) await w.cancel();
   }
 }
 

@@ -69,6 +69,49 @@ export interface BundlesTable {
   default_install_location: string | null;
   restriction_id: number;
   restriction_rule: string | null;
+  /** Defaults to false: bundles made before imports existed were not imported. */
+  imported: ColumnType<boolean | number, 0 | 1 | undefined, 0 | 1>;
+  created: Int8;
+  last_modified: Int8;
+}
+
+/** A bundle's license or logo file (one of each at most). */
+export interface BundleFilesTable {
+  id: Generated<number>;
+  bundle_id: number;
+  kind: string;
+  file_name: string;
+  mime_type: string;
+  blob_digest: string;
+  size: Int8;
+  md5: string;
+  created: Int8;
+  last_modified: Int8;
+}
+
+/** An import ticket: the archive uploaded to it becomes a bundle. */
+export interface BundleImportsTable {
+  id: Generated<number>;
+  user_id: number;
+  imported: Bool;
+  state: string;
+  message: string | null;
+  error_message: string | null;
+  bundle_id: number | null;
+  size: NullableInt8;
+  sha256: string | null;
+  md5: string | null;
+  uploaded_time: NullableInt8;
+  created: Int8;
+  last_modified: Int8;
+}
+
+/** An export ticket: a bundle to be downloaded as an archive. */
+export interface BundleExportsTable {
+  id: Generated<number>;
+  user_id: number;
+  bundle_id: number;
+  format: string;
   created: Int8;
   last_modified: Int8;
 }
@@ -223,4 +266,7 @@ export interface KilnDatabase {
   publications: PublicationsTable;
   sessions: SessionsTable;
   blob_locks: BlobLocksTable;
+  bundle_files: BundleFilesTable;
+  bundle_imports: BundleImportsTable;
+  bundle_exports: BundleExportsTable;
 }

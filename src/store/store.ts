@@ -17,6 +17,7 @@ import { apiKeyRepo } from "./repos/api-keys.js";
 import { artifactRepo } from "./repos/artifacts.js";
 import { blobLockRepo } from "./repos/blob-locks.js";
 import { bundleRepo } from "./repos/bundles.js";
+import { bundleExportRepo, bundleFileRepo, bundleImportRepo } from "./repos/bundle-transfers.js";
 import { cloudAccountRepo } from "./repos/cloud-accounts.js";
 import type { RepoContext } from "./repos/context.js";
 import { distributionRepo } from "./repos/distributions.js";
@@ -191,6 +192,9 @@ function repositories(ctx: RepoContext, onWrite: () => void): StoreRepositories 
     publications: wrap(publicationRepo(ctx)),
     sessions: wrap(sessionRepo(ctx)),
     blobLocks: wrap(blobLockRepo(ctx)),
+    bundleFiles: wrap(bundleFileRepo(ctx)),
+    bundleImports: wrap(bundleImportRepo(ctx)),
+    bundleExports: wrap(bundleExportRepo(ctx)),
   };
 }
 

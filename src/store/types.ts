@@ -80,6 +80,8 @@ export interface BundleRow extends Timestamps {
   /** The bundle's restriction rule (one per bundle, id = restrictionId). */
   restrictionId: number;
   restrictionRule: string | null;
+  /** Made by an import (`hammr bundle import`), not created in the library. */
+  imported: boolean;
 }
 export type NewBundle = Omit<BundleRow, "id" | "created" | "lastModified" | "restrictionId">;
 
@@ -415,6 +417,65 @@ export interface BlobLockRepo {
   forget(digest: string): Promise<void>;
 }
 
+/** What a bundle carries besides its artifacts: a license file and a logo. */
+export type BundleFileKind = "license" | "logo";
+
+export interface BundleFileRow extends Timestamps {
+  id: number;
+  bundleId: number;
+  kind: BundleFileKind;
+  fileName: string;
+  mimeType: string;
+  blobDigest: string;
+  size: number;
+  md5: string;
+}
+export type NewBundleFile = Omit<BundleFileRow, "id" | "created" | "lastModified">;
+
+export interface BundleFileRepo {
+  list(bundleId: number): Promise<BundleFileRow[]>;
+  get(bundleId: number, kind: BundleFileKind): Promise<BundleFileRow | undefined>;
+  /** Sets the bundle's file of this kind (replacing the one before); returns the new row. */
+  put(f: NewBundleFile): Promise<BundleFileRow>;
+  delete(bundleId: number, kind: BundleFileKind): Promise<boolean>;
+  referencesBlob(digest: string): Promise<boolean>;
+}
+
+export type BundleImportState = "waiting" | "complete" | "error";
+
+export interface BundleImportRow extends Timestamps {
+  id: number;
+  userId: number;
+  imported: boolean;
+  state: BundleImportState;
+  message: string | null;
+  errorMessage: string | null;
+  bundleId: number | null;
+  size: number | null;
+  sha256: string | null;
+  md5: string | null;
+  uploadedTime: Date | null;
+}
+
+export interface BundleImportRepo {
+  create(userId: number, imported: boolean): Promise<BundleImportRow>;
+  get(userId: number, id: number): Promise<BundleImportRow | undefined>;
+  update(userId: number, id: number, patch: Partial<Pick<BundleImportRow, "state" | "message" | "errorMessage" | "bundleId" | "size" | "sha256" | "md5" | "uploadedTime">>): Promise<BundleImportRow | undefined>;
+}
+
+export interface BundleExportRow extends Timestamps {
+  id: number;
+  userId: number;
+  bundleId: number;
+  format: "yaml" | "json";
+}
+
+export interface BundleExportRepo {
+  create(userId: number, bundleId: number, format: BundleExportRow["format"]): Promise<BundleExportRow>;
+  get(userId: number, bundleId: number, id: number): Promise<BundleExportRow | undefined>;
+  delete(userId: number, bundleId: number, id: number): Promise<boolean>;
+}
+
 /** The whole store: the repositories plus lifecycle. */
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
@@ -431,6 +492,9 @@ export interface Store {
   readonly publications: PublicationRepo;
   readonly sessions: SessionRepo;
   readonly blobLocks: BlobLockRepo;
+  readonly bundleFiles: BundleFileRepo;
+  readonly bundleImports: BundleImportRepo;
+  readonly bundleExports: BundleExportRepo;
   /**
    * A counter that moves after every write through this store (and every `bump()`): anything
    * derived from reads — a cached answer, a cached login — is current only while it has not moved.

@@ -15,6 +15,7 @@ import { loginsIgnoreCase } from "./004-logins-ignore-case.js";
 import { consoleSessions } from "./005-console-sessions.js";
 import { blobLocks } from "./006-blob-locks.js";
 import { imageReports } from "./007-image-reports.js";
+import { bundleTransfers } from "./008-bundle-transfers.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -34,6 +35,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "005-console-sessions": consoleSessions,
   "006-blob-locks": blobLocks,
   "007-image-reports": imageReports,
+  "008-bundle-transfers": bundleTransfers,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

@@ -23,6 +23,7 @@ function toRow(r: Selectable<BundlesTable>): BundleRow {
     defaultInstallLocation: r.default_install_location,
     restrictionId: r.restriction_id,
     restrictionRule: r.restriction_rule,
+    imported: fromBool(r.imported),
     created: fromMillis(r.created),
     lastModified: fromMillis(r.last_modified),
   };
@@ -39,6 +40,7 @@ function toColumns(b: Partial<NewBundle>): Updateable<BundlesTable> {
   if (b.license !== undefined) cols.license = b.license;
   if (b.defaultInstallLocation !== undefined) cols.default_install_location = b.defaultInstallLocation;
   if (b.restrictionRule !== undefined) cols.restriction_rule = b.restrictionRule;
+  if (b.imported !== undefined) cols.imported = toBool(b.imported);
   return cols;
 }
 
@@ -155,6 +157,11 @@ export function bundleRepo(ctx: RepoContext): BundleRepo {
         const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Partial<NewBundle>;
         const copy = await insertBundle(tx, userId, { ...fields, ...given }, now);
         await copyArtifacts(tx, id, copy.id, now);
+        // The license and logo go with the copy (their bytes are shared, as the artifacts' are).
+        const files = await tx.selectFrom("bundle_files").selectAll().where("bundle_id", "=", id).execute();
+        for (const { id: _fid, bundle_id: _b, created: _fc, last_modified: _fm, size, ...f } of files) {
+          await tx.insertInto("bundle_files").values({ ...f, size: fromInt8(size), bundle_id: copy.id, created: now, last_modified: now }).execute();
+        }
         return copy;
       });
     },
