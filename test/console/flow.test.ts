@@ -286,15 +286,15 @@ describe("the console", () => {
 
   it("cancels a running generation", async () => {
     // A package that needs jq: the generation must fetch debs it has never fetched, and the
-    // mirror holds them back until the generation is cancelled.
+    // mirror holds them back until the test ends.
     const deb = buildDeb({ name: "hello-jq", version: "1.0", arch: "all", depends: "jq", files: [{ path: "usr/share/doc/hello-jq/README", content: "needs jq\n" }] }, files);
     await page.getByRole("navigation", { name: "Breadcrumb" }).getByRole("link", { name: "hello" }).click();
     await page.getByLabel("Upload file").setInputFiles(deb);
     await page.getByRole("list", { name: "Files of the bundle" }).getByText(path.basename(deb), { exact: true }).waitFor();
     await page.getByRole("link", { name: "Debian 12 x86_64" }).click();
 
-    // Held back long enough to click Cancel; a cancellation that had to wait for them would show.
-    mirror.debDelayMs = 30_000;
+    // Held back until the test ends: a cancellation that had to wait for them never ends.
+    mirror.holdDebs = "headers";
     try {
       await page.getByRole("button", { name: "Generate image" }).click();
       const dialog = page.getByRole("dialog", { name: "Generate image" });
@@ -305,8 +305,9 @@ describe("the console", () => {
       await item.getByRole("button", { name: "Cancel" }).click();
       expect(await outcome(item)).toBe("cancelled");
       expect(await item.getByRole("button", { name: "Cancel" }).count()).toBe(0);
+      expect(mirror.holdDebs).toBe("headers");
     } finally {
-      mirror.debDelayMs = 0;
+      mirror.release();
     }
     const status = (await (await api("GET", "users/alice/mysoftware/1/templates/1/images/2/status")).json()) as { cancelled: boolean };
     expect(status.cancelled).toBe(true);

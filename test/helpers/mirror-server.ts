@@ -4,7 +4,7 @@
  * told to misbehave (503s, connections cut mid-body, slow bodies, required credentials).
  */
 import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -24,6 +24,15 @@ export class MirrorServer {
   readonly cutNext = new Map<string, number>();
   /** Milliseconds to wait before sending a `.deb` body (to make parallel downloads overlap). */
   debDelayMs = 0;
+  /**
+   * While set, `.deb` requests are held until {@link release} (or close): `"headers"` before a
+   * byte of the answer is sent, `"body"` after the headers and half the body (a stalled mirror).
+   */
+  holdDebs: "headers" | "body" | undefined;
+  /** `.deb` requests held right now, and how many of them the client gave up (closed). */
+  readonly held = { now: 0, abandoned: 0 };
+  private releaseHeld = new Set<() => void>();
+  private heldChanged = new Set<() => void>();
   /** When set, requests must carry this `Authorization` header. */
   requireAuthorization: string | undefined;
   private inFlight = 0;
@@ -57,7 +66,48 @@ export class MirrorServer {
     return this.requests.filter((r) => r.path.endsWith(".deb"));
   }
 
+  /** Resolves once `until(held)` holds (checked whenever a held request arrives or ends). */
+  async whenHeld(until: (held: { now: number; abandoned: number }) => boolean): Promise<void> {
+    while (!until(this.held)) await new Promise<void>((resolve) => this.heldChanged.add(resolve));
+  }
+
+  /** Lets every held `.deb` request go on (and stops holding new ones). */
+  release(): void {
+    this.holdDebs = undefined;
+    for (const go of this.releaseHeld) go();
+    this.releaseHeld.clear();
+  }
+
+  private notifyHeld(): void {
+    const waiters = [...this.heldChanged];
+    this.heldChanged.clear();
+    for (const w of waiters) w();
+  }
+
+  /** Holds a response until released; true when the client closed it meanwhile. */
+  private async hold(res: ServerResponse): Promise<boolean> {
+    this.held.now++;
+    this.notifyHeld();
+    const abandoned = await new Promise<boolean>((resolve) => {
+      const go = () => {
+        res.off("close", gone);
+        resolve(false);
+      };
+      const gone = () => {
+        this.releaseHeld.delete(go);
+        resolve(true);
+      };
+      this.releaseHeld.add(go);
+      res.once("close", gone);
+    });
+    this.held.now--;
+    if (abandoned) this.held.abandoned++;
+    this.notifyHeld();
+    return abandoned;
+  }
+
   async close(): Promise<void> {
+    this.release();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -98,9 +148,21 @@ export class MirrorServer {
       res.writeHead(304, { etag, "last-modified": lastModified }).end();
       return;
     }
+    const isDeb = urlPath.endsWith(".deb");
+    if (isDeb && this.holdDebs === "headers" && (await this.hold(res))) {
+      record(499);
+      return;
+    }
     record(200);
     res.writeHead(200, { "content-length": st.size, etag, "last-modified": lastModified, "content-type": "application/octet-stream" });
-    const isDeb = urlPath.endsWith(".deb");
+    if (isDeb && this.holdDebs === "body") {
+      res.flushHeaders();
+      const half = await readFile(file).then((b) => b.subarray(0, Math.floor(b.length / 2)));
+      res.write(half);
+      if (await this.hold(res)) return;
+      createReadStream(file, { start: half.length }).on("error", () => res.destroy()).pipe(res);
+      return;
+    }
     if (isDeb) {
       this.inFlight++;
       this.maxDebsInFlight = Math.max(this.maxDebsInFlight, this.inFlight);
