@@ -4,11 +4,10 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Digest } from "../blobs/blob-store.js";
-import { IMAGE_SORT, STATUS_SORT } from "../library/images.js";
 import type { ImageRef } from "../library/index.js";
 import type { ApiContext, HandlerMap, UserCall } from "../server/app.js";
 import { authorizeDownload, findDownload, sendStoredFile } from "../server/downloads.js";
-import { criteriaPage, pathIds, pathText, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
+import { listPage, pathIds, pathText, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 
 /** An image's ids; the download routes name the image `{itid}` where the others say `{tiid}`. */
 function imageRef(req: FastifyRequest, param: "tiid" | "itid" = "tiid"): ImageRef {
@@ -81,12 +80,12 @@ export function imageHandlers(ctx: ApiContext): HandlerMap {
       },
 
       async userMachineImage_getAll(req, reply, { owner }) {
-        const page = criteriaPage(req, await images.listAll(owner), IMAGE_SORT, (w) => `${w.name} ${w.version} ${w.fullName}`);
+        const page = listPage(req, await images.listAll(owner), "Image");
         return sendList(req, reply, "images", { total: page.total, images: page.items });
       },
 
       async userMachineImageStatus_get(req, reply, { owner }) {
-        const page = criteriaPage(req, await images.statuses(owner), STATUS_SORT, (w) => w.message ?? "");
+        const page = listPage(req, await images.statuses(owner), "OpStatus");
         return sendList(req, reply, "statuses", { total: page.total, statuses: page.items });
       },
     },

@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { checkFileName } from "../domain/artifacts.js";
 import type { ApiContext, HandlerMap, UserCall } from "../server/app.js";
 import { authorizeDownload, findDownload, sendStoredFile } from "../server/downloads.js";
-import { criteriaPage, parseBooleanParam, parseCriteria, parseId, pathIds, pathText, readObject, sendCreated, sendList, sendNoContent, sendObject, type Query } from "../server/http.js";
+import { listPage, parseBooleanParam, parseCriteria, parseId, pathIds, pathText, readObject, sendCreated, sendList, sendNoContent, sendObject, type Query } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import { uploadOf } from "./bundle-transfers.js";
 
@@ -79,7 +79,7 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
       async mySoftwareArtifact_getAll(req, reply, { owner }) {
         const filename = (req.query as Query).filename;
         const trees = await artifacts.list(owner, pathIds(req, "msid"), typeof filename === "string" ? filename : undefined);
-        const page = criteriaPage(req, trees, ["dbId", "name", "created", "lastModified", "size"], (w) => w.name ?? "");
+        const page = listPage(req, trees, "SoftwareArtifact");
         return sendList(req, reply, "softwareArtifacts", { total: page.total, softwareArtifacts: page.items });
       },
 

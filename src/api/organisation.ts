@@ -3,7 +3,7 @@
  * what UForge's clients ask (see library/organisation.ts).
  */
 import type { ApiContext, HandlerMap } from "../server/app.js";
-import { pathIds, sendList, type Query } from "../server/http.js";
+import { listPage, pathIds, sendList, type Query } from "../server/http.js";
 
 export function organisationHandlers(ctx: ApiContext): HandlerMap {
   const { organisation } = ctx.library;
@@ -22,8 +22,9 @@ export function organisationHandlers(ctx: ApiContext): HandlerMap {
     },
     global: {
       async category_getAll(req, reply) {
-        const categories = organisation.categories(pathIds(req, "oid").oid);
-        return sendList(req, reply, "categories", { total: categories.length, categories });
+        // hammr asks for `query=type=='PROJECT'`.
+        const page = listPage(req, organisation.categories(pathIds(req, "oid").oid), "Category");
+        return sendList(req, reply, "categories", { total: page.total, categories: page.items });
       },
     },
   };

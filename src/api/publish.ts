@@ -3,10 +3,9 @@
  * cancellation, the published image, its deletion, and the user's publication lists.
  */
 import type { FastifyRequest } from "fastify";
-import { IMAGE_SORT, STATUS_SORT } from "../library/images.js";
 import type { PublicationRef } from "../library/index.js";
 import type { ApiContext, HandlerMap } from "../server/app.js";
-import { criteriaPage, pathIds, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
+import { listPage, pathIds, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject } from "../server/http.js";
 
 const publicationRef = (req: FastifyRequest): PublicationRef => pathIds(req, "msid", "tid", "tiid", "ptiid");
 
@@ -38,15 +37,12 @@ export function publishHandlers(ctx: ApiContext): HandlerMap {
       },
 
       async userMachineImagePublished_getAll(req, reply, { owner }) {
-        const page = criteriaPage(req, await publications.listAll(owner), [...IMAGE_SORT, "repositoryName", "tagName"], (w) => {
-          const c = w as { namespace?: string; repositoryName?: string; tagName?: string };
-          return `${c.namespace}/${c.repositoryName}:${c.tagName}`;
-        });
+        const page = listPage(req, await publications.listAll(owner), "PublishImage");
         return sendList(req, reply, "publishImages", { total: page.total, publishImages: page.items });
       },
 
       async userMachineImagePublishedStatus_getAll(req, reply, { owner }) {
-        const page = criteriaPage(req, await publications.statuses(owner), STATUS_SORT, (w) => w.message ?? "");
+        const page = listPage(req, await publications.statuses(owner), "OpStatus");
         return sendList(req, reply, "statuses", { total: page.total, statuses: page.items });
       },
     },

@@ -73,8 +73,8 @@ Examples:
     });
 
   addCommonOptions(bundle.command("list").description("list the bundles of your library"))
-    .option("--query <text>", "only bundles whose fields contain this text")
-    .addHelpText("after", "\nExamples:\n  kiln bundle list\n  kiln bundle list --query hello --json")
+    .option("--query <fiql>", "only the bundles this FIQL search finds (name=='hello*';version=='1.0')")
+    .addHelpText("after", "\nExamples:\n  kiln bundle list\n  kiln bundle list --query \"name=='hello*'\" --json")
     .action(async (opts: CommonOptions & { query?: string }, cmd: Command) => {
       await withClient(cmd, opts, async (client) => {
         const list = await client.bundles.list(opts.query ? { query: opts.query } : {});

@@ -131,10 +131,6 @@ function requireJobs(deps: LibraryDeps): NonNullable<LibraryDeps["jobs"]> {
   return deps.jobs;
 }
 
-/** What image and status lists may be ordered by (fields of their wire objects). */
-export const IMAGE_SORT = ["dbId", "name", "version", "revision", "created", "lastModified"] as const;
-export const STATUS_SORT = ["dbId", "percentage", "created", "lastModified"] as const;
-
 export function imageOperations(deps: LibraryDeps) {
   const { store } = deps;
 

@@ -7,8 +7,10 @@ import { createHash } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { KilnError, fail } from "../domain/errors.js";
+import { constraints, matchFiql, parseFiql, unknownSelector } from "../domain/fiql.js";
 import type { ListCriteria } from "../store/types.js";
 import { decode, encode, type RootElement, type RootValues } from "../wire/index.js";
+import { findTypeModel, typeModel } from "../wire/model.js";
 
 export type WireFormat = "xml" | "json";
 
@@ -306,13 +308,20 @@ function parseNonNegative(query: Query, name: string): number | undefined {
   return Number(v);
 }
 
-/** UForge's search criteria; `orderBy` must be one of `sortable`. */
+/**
+ * UForge's search criteria; `orderBy` must be one of `sortable` (when it is not empty). `query`
+ * is FIQL: parsed here already, so that a malformed one is a 400 pointing at the character
+ * before any work is done.
+ */
 export function parseCriteria(query: Query, sortable: readonly string[]): ListCriteria {
   const c: ListCriteria = {};
   const q = single(query, "query");
-  if (q !== undefined && q !== "") c.query = q;
+  if (q !== undefined && q !== "") {
+    parseFiql(q);
+    c.query = q;
+  }
   const orderBy = single(query, "orderBy");
-  if (orderBy !== undefined && orderBy !== "") {
+  if (orderBy !== undefined && orderBy !== "" && sortable.length > 0) {
     if (!sortable.includes(orderBy)) fail("invalidQuery", `cannot order by "${orderBy}": use one of ${sortable.join(", ")}`);
     c.orderBy = orderBy;
   }
@@ -325,36 +334,85 @@ export function parseCriteria(query: Query, sortable: readonly string[]): ListCr
   return c;
 }
 
-/** Applies search criteria to an in-memory list (for families that are not in the database). */
-export function pageOf<T>(items: T[], c: ListCriteria, text: (t: T) => string, sortKey: (t: T, field: string) => string | number): { items: T[]; total: number } {
-  let out = items;
+/** Whether `path` names a scalar field of `type` or of one of its subtypes (dots go into embedded objects). */
+function scalarField(type: string, path: string): boolean {
+  const model = findTypeModel(type);
+  if (model === undefined) return false;
+  const [head, ...rest] = path.split(".");
+  for (const candidate of model.candidates.values()) {
+    const field = candidate.byName.get(head!);
+    if (field === undefined || field.kind === "list" || field.repeated) continue;
+    if (rest.length === 0 ? field.kind !== "object" : field.kind === "object" && scalarField(field.type!, rest.join("."))) return true;
+  }
+  return false;
+}
+
+/** The scalar fields of a type and its subtypes, for an error message. */
+function scalarFields(type: string): string[] {
+  const out = new Set<string>();
+  for (const candidate of typeModel(type).candidates.values()) {
+    for (const f of candidate.fields) if (f.kind !== "object" && f.kind !== "list" && !f.repeated) out.add(f.name);
+  }
+  return [...out];
+}
+
+/** A field of an in-memory wire object by its dotted path. */
+export function wireField(item: object, path: string): unknown {
+  let v: unknown = item;
+  for (const part of path.split(".")) {
+    if (typeof v !== "object" || v === null) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  return v;
+}
+
+function sortValue(v: unknown): string | number | undefined {
+  if (v instanceof Date) return v.getTime();
+  if (typeof v === "string") return v.toLowerCase();
+  if (typeof v === "number") return v;
+  if (typeof v === "boolean") return v ? 1 : 0;
+  return undefined;
+}
+
+/**
+ * Search criteria over a list computed in memory (distributions, packages, formats, images,
+ * statuses, publications, artifact trees): `query` (FIQL) and `orderBy` name fields of `type`,
+ * the items' UForge type (dotted for embedded objects: `targetFormat.name`). `valueOf` reads a
+ * field of an item that is not itself a wire object (packages straight from the index).
+ */
+export function listPage<T extends object>(
+  req: FastifyRequest,
+  items: readonly T[],
+  type: string,
+  valueOf: (item: T, path: string) => unknown = wireField,
+): { items: T[]; total: number } {
+  const query = req.query as Query;
+  const c = parseCriteria(query, []);
+  const orderBy = single(query, "orderBy");
+  if (orderBy !== undefined && orderBy !== "") {
+    if (!scalarField(type, orderBy)) fail("invalidQuery", `cannot order by "${orderBy}": use a field of ${type} (${scalarFields(type).join(", ")})`);
+    c.orderBy = orderBy;
+  }
+  let out = [...items];
   if (c.query) {
-    const q = c.query.toLowerCase();
-    out = out.filter((t) => text(t).toLowerCase().includes(q));
+    const tree = parseFiql(c.query);
+    for (const k of constraints(tree)) if (!scalarField(type, k.selector)) unknownSelector(k, `a list of ${type}`, scalarFields(type));
+    out = out.filter((item) => matchFiql(tree, (path) => valueOf(item, path)));
   }
   if (c.orderBy) {
     const field = c.orderBy;
-    out = [...out].sort((a, b) => {
-      const x = sortKey(a, field);
-      const y = sortKey(b, field);
-      return x < y ? -1 : x > y ? 1 : 0;
+    const keyed = out.map((item) => ({ item, key: sortValue(valueOf(item, field)) }));
+    const sign = c.descending ? -1 : 1;
+    keyed.sort((a, b) => {
+      if (a.key === b.key) return 0;
+      if (a.key === undefined) return -sign;
+      if (b.key === undefined) return sign;
+      return (a.key < b.key ? -1 : 1) * sign;
     });
-  }
-  if (c.descending) out = [...out].reverse();
+    out = keyed.map((k) => k.item);
+  } else if (c.descending) out.reverse();
   const total = out.length;
   const offset = c.offset ?? 0;
   out = out.slice(offset, c.count === undefined ? undefined : offset + c.count);
   return { items: out, total };
-}
-
-/**
- * Search criteria over a list computed in memory (images, statuses, publications, artifact
- * trees): `query` matches `text`, `orderBy` one of `sortable` (fields of the wire objects).
- */
-export function criteriaPage<T extends object>(req: FastifyRequest, items: T[], sortable: readonly string[], text: (w: T) => string): { items: T[]; total: number } {
-  const c = parseCriteria(req.query as Query, sortable);
-  return pageOf(items, c, text, (w, field) => {
-    const v = (w as Record<string, unknown>)[field];
-    return v instanceof Date ? v.getTime() : typeof v === "number" || typeof v === "string" ? v : "";
-  });
 }

@@ -16,7 +16,7 @@ export interface Timestamps {
 
 /** Search criteria of every UForge list (`query`, `orderBy`, `descending`, `count`, `offset`). */
 export interface ListCriteria {
-  /** Case-insensitive substring matched against the family's searchable text columns. */
+  /** FIQL (`name=='nginx';version=='1.*'`) over the family's fields (see store/list.ts); malformed: `invalidQuery`. */
   query?: string;
   /** A field name from the family's sortable fields (SORTABLE_FIELDS in store.ts); others are rejected with `invalidQuery`. */
   orderBy?: string;

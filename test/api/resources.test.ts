@@ -56,18 +56,47 @@ describe("HTTP caching", () => {
 });
 
 describe("search criteria", () => {
-  it("filters, orders, pages and counts", async () => {
+  const list = async (q: string) => server.request({ method: "GET", url: `/api/users/alice/mysoftware?${q}`, user: "alice", headers: { accept: "application/json" } });
+  const get = async (q: string) => (await list(q)).json() as { total: number; mySoftwareList: Array<{ name: string; version: string }> };
+
+  it("filters with FIQL, orders, pages and counts", async () => {
     for (const n of ["zeta", "alpha-tool", "beta-tool", "gamma-tool"]) await createBundle(n);
-    const get = async (q: string) => (await server.request({ method: "GET", url: `/api/users/alice/mysoftware?${q}`, user: "alice", headers: { accept: "application/json" } })).json() as { total: number; mySoftwareList: Array<{ name: string }> };
-    let page = await get("query=tool&orderBy=name");
+    let page = await get(`query=${encodeURIComponent("name=='*tool'")}&orderBy=name`);
     expect(page.total).toBe(3);
     expect(page.mySoftwareList.map((b) => b.name)).toEqual(["alpha-tool", "beta-tool", "gamma-tool"]);
-    page = await get("query=TOOL&orderBy=name&descending=true&count=2");
+    page = await get(`query=${encodeURIComponent("name==*TOOL*")}&orderBy=name&descending=true&count=2`);
     expect(page.total).toBe(3);
     expect(page.mySoftwareList.map((b) => b.name)).toEqual(["gamma-tool", "beta-tool"]);
-    page = await get("query=tool&orderBy=name&count=2&offset=2");
+    page = await get(`query=${encodeURIComponent("name=='*tool*'")}&orderBy=name&count=2&offset=2`);
     expect(page.mySoftwareList.map((b) => b.name)).toEqual(["gamma-tool"]);
     expect(page.total).toBe(3);
+  });
+
+  it("reads the documented forms: ; and, , or, != and quoted or bare values", async () => {
+    await createBundle("nginx");
+    await createBundle("nginx-extras");
+    const q = async (fiql: string) => (await get(`query=${encodeURIComponent(fiql)}&orderBy=name`)).mySoftwareList.map((b) => `${b.name} ${b.version}`);
+    expect(await q("name=='nginx';version=='1.0'")).toEqual(["nginx 1.0"]);
+    expect(await q("name==nginx;version==1.0")).toEqual(["nginx 1.0"]);
+    expect(await q("name=='nginx';version=='2.0'")).toEqual([]);
+    expect(await q("name==nginx,name==zeta")).toEqual(["nginx 1.0", "zeta 1.0"]);
+    expect(await q("name==nginx*;name!=nginx")).toEqual(["nginx-extras 1.0"]);
+    // The raw form hammr's SDK sends: quotes and = not percent-encoded.
+    const raw = await list("query=name=='nginx';version=='1.0'");
+    expect(raw.statusCode, raw.body).toBe(200);
+    expect((raw.json() as { total: number }).total).toBe(1);
+  });
+
+  it("answers 400 pointing at the fault of a malformed query, or naming the fields of the list", async () => {
+    const bad = await list(`query=${encodeURIComponent("name=='nginx'version==1")}`);
+    expect(bad.statusCode).toBe(400);
+    expect(errorMessage(bad)).toMatch(/malformed query at character 14: expected "," or ";"/);
+    const unknown = await list(`query=${encodeURIComponent("colour==red")}`);
+    expect(unknown.statusCode).toBe(400);
+    expect(errorMessage(unknown)).toMatch(/cannot search mySoftwareList by "colour" .*: searchable fields are dbId, name, version/);
+    const images = await server.request({ method: "GET", url: `/api/users/alice/images?query=${encodeURIComponent("colour==red")}`, user: "alice" });
+    expect(images.statusCode).toBe(400);
+    expect(errorMessage(images)).toMatch(/cannot search a list of Image by "colour"/);
   });
 });
 
@@ -258,7 +287,7 @@ describe("distributions, packages and formats", () => {
     const d = await server.request({ method: "GET", url: "/api/distributions/1", user: "alice", headers: { accept: "application/json" } });
     expect(d.statusCode).toBe(200);
     expect(d.json()).toMatchObject({ name: "Debian", version: "12", arch: "x86_64" });
-    const pkgs = await server.request({ method: "GET", url: "/api/distributions/1/pkgs?query=libc&orderBy=name&count=5", user: "alice" });
+    const pkgs = await server.request({ method: "GET", url: "/api/distributions/1/pkgs?query=name==*libc*&orderBy=name&count=5", user: "alice" });
     expect(pkgs.statusCode, pkgs.body).toBe(200);
     const names = [...pkgs.body.matchAll(/<name>([^<]+)<\/name>/g)].map((m) => m[1]);
     const index = readFileSync(path.join(MIRROR_DIR, "dists/bookworm/main/binary-amd64/Packages"), "utf8");

@@ -66,7 +66,7 @@ describe("users, keys, distributions and formats", () => {
     const created = await root.users.create({ loginName: "alice", email: "alice@example.com", password: "alice-password" });
     expect(created.loginName).toBe("alice");
     expect(created.uri).toBe("users/alice");
-    expect((await root.users.list({ query: "alice" })).users?.map((u) => u.loginName)).toEqual(["alice"]);
+    expect((await root.users.list({ query: "loginName==alice" })).users?.map((u) => u.loginName)).toEqual(["alice"]);
     const status = await alice.status();
     expect(status.alive).toBe(true);
     const me = await alice.users.get();
@@ -80,7 +80,7 @@ describe("users, keys, distributions and formats", () => {
     expect((await alice.distributions.listForUser()).total).toBe(1);
     expect((await alice.distributions.get(debian.dbId!)).name).toBe("Debian");
     expect((await root.distributions.update(debian.dbId!, { active: true })).active).toBe(true);
-    const pkgs = await alice.distributions.packages(debian.dbId!, { query: "jq", count: 5 });
+    const pkgs = await alice.distributions.packages(debian.dbId!, { query: "name==jq*", count: 5 });
     const jq = pkgs.pkgs!.find((p) => p.name === "jq")!;
     expect(jq).toBeDefined();
     expect((await alice.distributions.package(debian.dbId!, jq.dbId!)).name).toBe("jq");

@@ -211,17 +211,18 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       expect(await store.users.getByLogin(user.login.toLowerCase())).toBeUndefined();
     });
 
-    it("lists users by active flag and by case-insensitive search on login, email and names", async () => {
+    it("lists users by active flag and by a case-insensitive FIQL search on login, email and names", async () => {
       const tag = `zq${seq}`;
       const a = await newUser({ login: `${tag}-anna`, firstName: "Anna" });
       const b = await newUser({ login: `other${seq}`, email: `${tag.toUpperCase()}@EXAMPLE.ORG`, active: false });
       const c = await newUser({ login: `third${seq}`, surname: `Mc${tag}` });
-      const all = await store.users.list({ query: tag });
+      const q = `loginName=='*${tag}*',email=='*${tag}*',firstName=='*${tag}*',surname=='*${tag}*'`;
+      const all = await store.users.list({ query: q });
       expect(all.items.map((u) => u.id)).toEqual([a.id, b.id, c.id]);
       expect(all.total).toBe(3);
-      const inactive = await store.users.list({ query: tag, active: false });
+      const inactive = await store.users.list({ query: q, active: false });
       expect(inactive.items.map((u) => u.id)).toEqual([b.id]);
-      const active = await store.users.list({ query: tag, active: true, orderBy: "login", descending: true });
+      const active = await store.users.list({ query: q, active: true, orderBy: "login", descending: true });
       expect(active.items.map((u) => u.login)).toEqual([a.login, c.login]);
     });
   });
@@ -253,7 +254,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       );
 
       expect((await store.apiKeys.list(alice.id, {})).items).toEqual([key, other]);
-      expect((await store.apiKeys.list(alice.id, { query: "LAPTOP" })).items).toEqual([other]);
+      expect((await store.apiKeys.list(alice.id, { query: "name=='*LAPTOP*',description=='*LAPTOP*'" })).items).toEqual([other]);
       expect(await store.apiKeys.list(bob.id, {})).toEqual({ items: [], total: 0 });
 
       expect(await store.apiKeys.get(bob.id, key.id)).toBeUndefined();
@@ -295,7 +296,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       expect((await store.distributions.get(d11.id))?.active).toBe(false);
       expect(await store.distributions.setActive(999_999, true)).toBeUndefined();
 
-      const list = await store.distributions.list({ query: "aarch", orderBy: "arch" });
+      const list = await store.distributions.list({ query: "arch==aarch*", orderBy: "arch" });
       expect(list.items.map((d) => d.arch)).toEqual(["aarch64"]);
       const byVersion = await store.distributions.list({ orderBy: "version", descending: true });
       expect(byVersion.items.map((d) => d.version)).toEqual(["12", "12", "11"]);
@@ -347,13 +348,23 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       expect(all.items.map((b) => b.name)).toEqual(names);
       expect(all.total).toBe(7);
 
-      const beta = await store.bundles.list(owner.id, { query: "BETA" });
+      const beta = await store.bundles.list(owner.id, { query: "name=='*BETA*'" });
       expect(beta.items.map((b) => b.id)).toEqual([id("Beta"), id("beta-2")]);
       expect(beta.total).toBe(2);
-      // LIKE's wildcards in a query are literal characters.
-      expect((await store.bundles.list(owner.id, { query: "0%_" })).items.map((b) => b.name)).toEqual(["50%_off"]);
-      expect((await store.bundles.list(owner.id, { query: "_" })).items.map((b) => b.name)).toEqual(["50%_off"]);
-      expect((await store.bundles.list(owner.id, { query: "nothing like it" })).total).toBe(0);
+      // LIKE's wildcards in a query are literal characters; only `*` is a wildcard.
+      expect((await store.bundles.list(owner.id, { query: "name=='*0%_*'" })).items.map((b) => b.name)).toEqual(["50%_off"]);
+      expect((await store.bundles.list(owner.id, { query: "name==*_*" })).items.map((b) => b.name)).toEqual(["50%_off"]);
+      expect((await store.bundles.list(owner.id, { query: "name=='50%_off'" })).items.map((b) => b.name)).toEqual(["50%_off"]);
+      expect((await store.bundles.list(owner.id, { query: "name=='*nothing like it*'" })).total).toBe(0);
+      // FIQL: `;` and, `,` or (`;` binds tighter), `!=` keeps rows without the field, numbers and dates typed.
+      expect((await store.bundles.list(owner.id, { query: `name==beta*;dbId!=${id("Beta")},name==GAMMA` })).items.map((b) => b.name)).toEqual(["gamma", "beta-2"]);
+      expect((await store.bundles.list(owner.id, { query: "version!='1'" })).items.map((b) => b.name)).toEqual(["gamma"]);
+      expect((await store.bundles.list(owner.id, { query: "name!=*a*" })).items.map((b) => b.name)).toEqual(names.filter((n) => !/a/i.test(n)));
+      expect((await store.bundles.list(owner.id, { query: `dbId=ge=${id("Beta")};dbId=le=${id("Beta")}` })).items.map((b) => b.name)).toEqual(["Beta"]);
+      expect((await store.bundles.list(owner.id, { query: "created=gt=2000-01-01T00:00:00Z" })).total).toBe(7);
+      await expectKilnError(store.bundles.list(owner.id, { query: "secret==x" }), "invalidQuery", /cannot search mySoftwareList by "secret" \(query character 1\)/);
+      await expectKilnError(store.bundles.list(owner.id, { query: "dbId==abc" }), "invalidQuery", /dbId is a number, got "abc" \(query character 7\)/);
+      await expectKilnError(store.bundles.list(owner.id, { query: "name=='x" }), "invalidQuery", /character 7: the quoted value is not closed/);
 
       const byName = await store.bundles.list(owner.id, { orderBy: "name" });
       // Digits before letters everywhere; how "%" and " " compare is the collation's business.
@@ -384,7 +395,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
 
     it("refuses an unknown orderBy, naming the fields allowed, and negative paging", async () => {
       const owner = await newUser();
-      await expectKilnError(store.bundles.list(owner.id, { orderBy: "password_hash" }), "invalidQuery", /name, version, created, lastModified, id/);
+      await expectKilnError(store.bundles.list(owner.id, { orderBy: "password_hash" }), "invalidQuery", /dbId, name, version, .*created, lastModified, id/);
       await expectKilnError(store.bundles.list(owner.id, { orderBy: "user_id" }), "invalidQuery");
       await expectKilnError(store.bundles.list(owner.id, { count: -1 }), "invalidQuery", /count/);
       await expectKilnError(store.bundles.list(owner.id, { offset: 1.5 }), "invalidQuery", /offset/);
@@ -569,7 +580,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
         secretEnc: "v1:token",
       });
       expect(await store.cloudAccounts.get(alice.id, docker.id)).toEqual(docker);
-      expect((await store.cloudAccounts.list(alice.id, { query: "EXAMPLE.org" })).items).toEqual([openshift]);
+      expect((await store.cloudAccounts.list(alice.id, { query: "registryUrl=='*EXAMPLE.org*'" })).items).toEqual([openshift]);
       expect((await store.cloudAccounts.list(alice.id, { orderBy: "type", descending: true })).items.map((x) => x.type)).toEqual([
         "openshift",
         "docker",
@@ -607,7 +618,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       expect(await store.templates.get(alice.id, bundle.id, t1.id)).toEqual(t1);
       expect(await store.templates.get(alice.id, bundle.id + 100_000, t1.id)).toBeUndefined();
       expect(await store.templates.list(alice.id, bundle.id, {})).toEqual({ items: [t1, t2], total: 2 });
-      expect((await store.templates.list(alice.id, bundle.id, { query: "ubuntu" })).items).toEqual([t2]);
+      expect((await store.templates.list(alice.id, bundle.id, { query: "distribution.name==ubuntu" })).items).toEqual([t2]);
       expect((await store.templates.list(alice.id, bundle.id, { orderBy: "id", descending: true })).items).toEqual([t2, t1]);
 
       // Bob cannot hang a template from Alice's bundle, nor see, list or delete hers.
@@ -802,9 +813,9 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
         expect(await store.bundles.clone(bob.id, id, {})).toBeUndefined();
         expect(await store.bundles.delete(bob.id, id)).toBe(false);
       }
-      expect(await store.bundles.list(bob.id, { query: "secret" })).toEqual({ items: [], total: 0 });
+      expect(await store.bundles.list(bob.id, { query: "name=='*secret*'" })).toEqual({ items: [], total: 0 });
       expect(await store.bundles.get(alice.id, bundle.id)).toEqual(bundle);
-      expect((await store.bundles.list(alice.id, { query: "secret" })).items).toEqual([bundle]);
+      expect((await store.bundles.list(alice.id, { query: "name=='*secret*'" })).items).toEqual([bundle]);
     });
   });
 
