@@ -26,15 +26,20 @@ export function userHandlers(ctx: ApiContext): HandlerMap {
     global: {
       async uforgeStatus_get(req, reply) {
         const plain = /^text\/plain/i.test(req.headers.accept ?? "");
-        // Alive means able to serve: without its database Kiln cannot (503, saying why).
-        try {
-          await ctx.store.ping();
-        } catch (err) {
+        // Alive means able to serve: without its database or its blob store Kiln cannot (503,
+        // saying which). The headers say which process answered and what it reaches.
+        const [database, blobStore] = await Promise.allSettled([ctx.store.ping(), ctx.blobs.ping()]);
+        reply.header("X-Kiln-Role", ctx.config.role);
+        reply.header("X-Kiln-Database", database.status === "fulfilled" ? "reachable" : "unreachable");
+        reply.header("X-Kiln-Blob-Store", blobStore.status === "fulfilled" ? "reachable" : "unreachable");
+        const failed = [database, blobStore].find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) {
+          const err: unknown = failed.reason;
           if (!plain || !isKilnError(err)) throw err;
           for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
           return reply.code(err.status).type("text/plain; charset=utf-8").send(`unavailable: ${err.message}`);
         }
-        if (plain) return reply.type("text/plain; charset=utf-8").send("alive");
+        if (plain) return reply.type("text/plain; charset=utf-8").send(`alive (role ${ctx.config.role})`);
         return sendBody(req, reply, 200, "serviceStatus", { alive: true, version: VERSION, serviceLoad: 0 });
       },
 

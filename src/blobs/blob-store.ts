@@ -280,6 +280,15 @@ export class BlobStore {
     await this.driver.delete(keyOf(digest));
   }
 
+  /** Resolves when the store can be written to; else rejects with `unavailable`. */
+  async ping(): Promise<void> {
+    try {
+      await this.driver.ping();
+    } catch (err) {
+      throw new KilnError("unavailable", "the blob store cannot be reached", { cause: err });
+    }
+  }
+
   /** Every stored digest (for garbage collection). */
   async list(): Promise<Digest[]> {
     const keys = await this.driver.list("sha256");

@@ -9,8 +9,8 @@
  *   └── tmp/
  *       └── <random>             an upload in flight; renamed into sha256/ only when complete
  */
-import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { link, mkdir, rename, rm, stat, unlink, copyFile, chmod, readdir } from "node:fs/promises";
+import { constants, createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { access, link, mkdir, rename, rm, stat, unlink, copyFile, chmod, readdir } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
@@ -44,6 +44,8 @@ export interface StorageDriver {
   localPath(key: string): string;
   /** Keys under a prefix (used by garbage collection and tests). */
   list(prefix: string): Promise<string[]>;
+  /** Resolves when the storage can be written to; rejects when it cannot (health). */
+  ping(): Promise<void>;
 }
 
 export class FsDriver implements StorageDriver {
@@ -52,6 +54,11 @@ export class FsDriver implements StorageDriver {
   localPath(key: string): string {
     if (key.includes("..") || path.isAbsolute(key)) throw new Error(`invalid storage key ${key}`);
     return path.join(this.root, key);
+  }
+
+  async ping(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await access(this.root, constants.W_OK);
   }
 
   async stat(key: string): Promise<StoredObject | undefined> {

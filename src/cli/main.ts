@@ -56,10 +56,18 @@ KILN_PASSWORD override the profile. Exit status: 0 success, 1 failure, 2 bad usa
   program
     .command("serve")
     .description("run the Kiln API server (configured by KILN_* environment variables and kiln.yaml)")
-    .addHelpText("after", examples("kiln serve", "KILN_HOST=0.0.0.0 KILN_PORT=8080 KILN_DATA_DIR=/var/lib/kiln kiln serve"))
-    .action(async () => {
+    .option("--role <role>", "all (the default: one process does everything), api (serves the API, runs no jobs) or worker (runs jobs; needs KILN_DATABASE_URL)")
+    .addHelpText(
+      "after",
+      examples(
+        "kiln serve",
+        "KILN_HOST=0.0.0.0 KILN_PORT=8080 KILN_DATA_DIR=/var/lib/kiln kiln serve",
+        "KILN_DATABASE_URL=postgres://kiln@db/kiln kiln serve --role worker",
+      ),
+    )
+    .action(async (opts: { role?: string }) => {
       const { serve } = await import("../server/serve.js");
-      await serve();
+      await serve(process.env, opts.role === undefined ? {} : { role: opts.role });
     });
 
   registerBuild(program);

@@ -165,6 +165,7 @@ function generation(deps: GenerationDeps): JobHandler {
           throw ctx.signal.reason;
         }
         await store.transaction(async (tx) => {
+          await ctx.fence(tx);
           await documents.publish(tx);
           await tx.images.update(img.id, record);
         });
@@ -179,6 +180,7 @@ function generation(deps: GenerationDeps): JobHandler {
       // The file is published with the row that references it, so that removing another image
       // with the same file cannot collect it in between (store/blob-gc.ts).
       await publishReferenced(store, file, async (tx, blob) => {
+        await ctx.fence(tx);
         await documents.publish(tx);
         const updated = await tx.images.update(img.id, { ...record, fileName: imageFileName(img), fileSize: blob.size, fileDigest: blob.digest });
         if (!updated) throw new KilnError("notFound", "the image was deleted while it was being generated");

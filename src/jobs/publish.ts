@@ -67,6 +67,9 @@ export function publicationHandler(deps: PublicationDeps): JobHandler {
           }),
       },
     );
-    await store.publications.update(pub.id, { cloudId: result.cloudId, registeringName: result.registeringName });
+    await store.transaction(async (tx) => {
+      await ctx.fence(tx);
+      await tx.publications.update(pub.id, { cloudId: result.cloudId, registeringName: result.registeringName });
+    });
   };
 }

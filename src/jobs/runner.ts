@@ -4,9 +4,15 @@
  * decreasing, an ETA once one can be estimated), and ends them: complete, error with a message a
  * user can act on and the chain of causes, or cancelled.
  *
- * One Kiln server per database: at start, jobs left running by a previous process are resumed
- * (builds are deterministic and cached, so redoing one is safe) or, after too many attempts,
- * failed with "interrupted by a restart"; their scratch directories are removed first.
+ * Several runners (worker processes, on several machines) may share one database: each claims
+ * a job with a lease (store/repos/jobs.ts) and renews it while the job runs. A runner that dies
+ * stops renewing; once its lease lapses another runner resumes the job (builds are deterministic
+ * and cached, so redoing one is safe) or, after too many attempts, fails it with "interrupted by
+ * a restart". A runner that stops cleanly gives its jobs back at once. Every write for a job —
+ * progress, results ({@link JobContext.fence}), its end — presents the claim's fencing token, so
+ * a runner whose lease was taken over (it was paused, or cut off from the database) writes
+ * nothing, and stops the job at its next renewal. Cancellation reaches the runner holding the job
+ * through the database: a notice (LISTEN/NOTIFY on PostgreSQL), else the next renewal.
  *
  * Nothing a job does can take the process down: a handler's failure becomes the job's error, a
  * store that cannot be reached while a job ends is retried until it answers (the job stays
@@ -17,7 +23,9 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { causeChain, isKilnError } from "../domain/errors.js";
 import { DEFAULT_RETRY_POLICY, retryDelay } from "../registry/retry.js";
-import type { JobKind, JobProgress, JobRow, Store } from "../store/types.js";
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { JobKind, JobProgress, JobRow, Store, StoreRepositories } from "../store/types.js";
 
 export interface JobContext {
   /** Aborted when the job is cancelled or the server shuts down. */
@@ -26,6 +34,11 @@ export interface JobContext {
   progress(p: JobProgress): void;
   /** A private scratch directory, removed when the job ends, whatever the outcome. */
   tempDir(): Promise<string>;
+  /**
+   * Call first in the transaction that records the job's results: it fails (and so rolls the
+   * results back) unless this runner still holds the job, and keeps it held until the commit.
+   */
+  fence(tx: StoreRepositories): Promise<void>;
 }
 
 /**
@@ -45,7 +58,17 @@ export interface JobRunnerOptions {
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** How often progress reaches the store at most (ms). */
   progressIntervalMs?: number;
+  /** How long a claim holds without renewal (KILN_JOB_LEASE; default 30 s); renewed every third of it. */
+  leaseMs?: number;
+  /**
+   * Whether this runner is the only one on its database (the single process on SQLite): then the
+   * jobs a previous process left running are resumed at start, without waiting for their leases.
+   */
+  exclusive?: boolean;
 }
+
+/** The default KILN_JOB_LEASE. */
+export const DEFAULT_JOB_LEASE_MS = 30_000;
 
 const INTERRUPTED = "interrupted by a restart";
 
@@ -65,6 +88,11 @@ class Cancelled extends Error {
     super("cancelled");
   }
 }
+class LeaseLost extends Error {
+  constructor() {
+    super("another worker took the job over");
+  }
+}
 
 interface Running {
   job: JobRow;
@@ -79,10 +107,19 @@ export class JobRunner {
   private pumping = false;
   private pumpAgain = false;
   private timer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewing = false;
+  private listener: { close(): Promise<void> } | undefined;
   /** Aborted by stop(): ends the waits between tries to record a job's end. */
   private stopping = new AbortController();
+  /** Who this runner is in the jobs' lease_owner column: host, process and a random part. */
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
 
   constructor(private readonly options: JobRunnerOptions) {}
+
+  private get leaseMs(): number {
+    return this.options.leaseMs ?? DEFAULT_JOB_LEASE_MS;
+  }
 
   /** Where each job's scratch directory lives (`<data>/tmp/jobs/<id>`). */
   private get scratchRoot(): string {
@@ -97,13 +134,59 @@ export class JobRunner {
   async start(): Promise<void> {
     await this.sweepScratch();
     this.stopping = new AbortController();
-    const { resumed, failed } = await this.options.store.jobs.recoverInterrupted(this.options.maxAttempts ?? 3, INTERRUPTED);
-    if (resumed.length || failed.length) this.options.log?.info({ resumed, failed }, "recovered jobs interrupted by a restart");
+    if (this.options.exclusive) {
+      const lapsed = await this.options.store.jobs.expireLeases();
+      if (lapsed > 0) this.options.log?.info({ jobs: lapsed }, "resuming the jobs an earlier process left running");
+    }
+    this.listener = await this.options.store.listen((event) => this.heard(event));
     this.stopped = false;
-    // A safety net: new work is normally signalled by wake(), but a poll catches anything missed.
+    // A safety net: new work is normally signalled by wake() or a notice, but a poll catches
+    // anything missed, and the jobs of a worker that died become claimable without any notice.
     this.timer = setInterval(() => this.wake(), 2000);
     this.timer.unref();
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    this.renewTimer.unref();
     this.wake();
+  }
+
+  /** A notice from another process (store.listen). */
+  private heard(event: string): void {
+    if (event === "queued") return this.wake();
+    if (event === "reconnected") {
+      void this.renew();
+      return this.wake();
+    }
+    const m = /^cancel:(\d+)$/.exec(event);
+    const entry = m ? this.running.get(Number(m[1])) : undefined;
+    if (entry && !entry.controller.signal.aborted) entry.controller.abort(new Cancelled());
+  }
+
+  /**
+   * Extends the leases of the jobs running here; stops those another runner took over (this one
+   * was paused or cut off past its lease) and those cancelled meanwhile.
+   */
+  private async renew(): Promise<void> {
+    if (this.renewing) return;
+    this.renewing = true;
+    try {
+      for (const entry of [...this.running.values()]) {
+        if (entry.controller.signal.aborted) continue;
+        let held: { cancelRequested: boolean } | undefined;
+        try {
+          held = await this.options.store.jobs.renew(entry.job.id, entry.job.leaseToken, this.leaseMs);
+        } catch (err) {
+          // The database is away: keep working; the fence stops the results if the lease lapses.
+          this.options.log?.warn({ err, job: entry.job.id }, "cannot renew the lease of a job");
+          continue;
+        }
+        if (!held) {
+          this.options.log?.warn({ job: entry.job.id }, "another worker took the job over; stopping it here");
+          entry.controller.abort(new LeaseLost());
+        } else if (held.cancelRequested) entry.controller.abort(new Cancelled());
+      }
+    } finally {
+      this.renewing = false;
+    }
   }
 
   /** Looks for queued work now (call after enqueuing). */
@@ -131,7 +214,12 @@ export class JobRunner {
       if (this.stopped || kinds.length === 0) return;
       let job: JobRow | undefined;
       try {
-        job = await this.options.store.jobs.claimNext(kinds);
+        job = await this.options.store.jobs.claimNext(kinds, {
+          owner: this.owner,
+          ms: this.leaseMs,
+          maxAttempts: this.options.maxAttempts ?? 3,
+          interruptedMessage: INTERRUPTED,
+        });
       } catch (err) {
         this.options.log?.error({ err }, "cannot claim a job");
         return;
@@ -184,7 +272,7 @@ export class JobRunner {
       const p = pending;
       pending = undefined;
       lastWrite = Date.now();
-      writing = writing.then(() => store.jobs.progress(job.id, p)).catch((err: unknown) => this.options.log?.error({ err, job: job.id }, "cannot record progress"));
+      writing = writing.then(() => store.jobs.progress(job.id, p, job.leaseToken)).catch((err: unknown) => this.options.log?.error({ err, job: job.id }, "cannot record progress"));
     };
     let scratch: string | undefined;
     const ctx: JobContext = {
@@ -213,9 +301,12 @@ export class JobRunner {
         await mkdir(scratch, { recursive: true });
         return scratch;
       },
+      fence: (tx) => tx.jobs.fence(job.id, job.leaseToken),
     };
+    // A job cancelled before this runner took it (a notice that came first) stops at once.
+    if (job.cancelRequested) controller.abort(new Cancelled());
 
-    let outcome: Outcome | "requeue";
+    let outcome: Outcome | "requeue" | "lost";
     try {
       if (controller.signal.aborted) throw controller.signal.reason;
       const done = await handler(job, ctx);
@@ -224,6 +315,7 @@ export class JobRunner {
     } catch (err) {
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
       if (reason instanceof Shutdown) outcome = "requeue";
+      else if (reason instanceof LeaseLost) outcome = "lost";
       else if (reason instanceof Cancelled) outcome = { state: "cancelled" };
       else {
         const chain = causeChain(err);
@@ -240,8 +332,11 @@ export class JobRunner {
       await writing;
       if (scratch) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
     }
+    if (outcome === "lost") return;
     if (outcome === "requeue") {
-      // Left as running: the next start resumes it (or fails it after too many attempts).
+      // Given back to the queue for another runner (or the next start); if the database cannot
+      // be reached now, the lease lapses and the job is resumed all the same.
+      await this.options.store.jobs.release(job.id, job.leaseToken).catch((err: unknown) => this.options.log?.warn({ err, job: job.id }, "cannot give the job back; it resumes once its lease lapses"));
       return;
     }
     await this.record(job, outcome);
@@ -256,7 +351,8 @@ export class JobRunner {
     const stopping = this.stopping.signal;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.options.store.jobs.finish(job.id, outcome);
+        const ended = await this.options.store.jobs.finish(job.id, outcome, job.leaseToken);
+        if (!ended) this.options.log?.warn({ job: job.id, outcome: outcome.state }, "the job was taken over (or ended) elsewhere; this outcome is dropped");
         if (attempt > 1) this.options.log?.info({ job: job.id, attempts: attempt }, "recorded the end of the job once the store answered again");
         return;
       } catch (err) {
@@ -281,13 +377,15 @@ export class JobRunner {
 
   /**
    * Cancels a job: a queued one at once, a running one by aborting its handler (which stops
-   * within moments and removes its temporary files). Returns the job as it now stands.
+   * within moments and removes its temporary files). Returns the job as it now stands. A job
+   * running in another process is flagged, and its runner told (`cancelling` until it stops).
    */
   async cancel(jobId: number): Promise<JobRow | undefined> {
     const row = await this.options.store.jobs.requestCancel(jobId);
     const entry = this.running.get(jobId);
-    if (entry && !entry.controller.signal.aborted) {
-      entry.controller.abort(new Cancelled());
+    if (entry) {
+      // Already stopping (a renewal or a notice saw the request first): wait for it all the same.
+      if (!entry.controller.signal.aborted) entry.controller.abort(new Cancelled());
       await entry.done;
       return this.options.store.jobs.get(jobId);
     }
@@ -299,13 +397,17 @@ export class JobRunner {
     return this.running.has(jobId);
   }
 
-  /** Stops taking work and interrupts running jobs (they resume at the next start). */
+  /** Stops taking work and interrupts running jobs (given back to the queue, to resume elsewhere or at the next start). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.stopping.abort();
     if (this.timer) clearInterval(this.timer);
+    if (this.renewTimer) clearInterval(this.renewTimer);
     const all = [...this.running.values()];
     for (const r of all) r.controller.abort(new Shutdown());
+    // Jobs that already ended still try to record their end until now.
+    this.stopping.abort();
     await Promise.all(all.map((r) => r.done));
+    await this.listener?.close();
+    this.listener = undefined;
   }
 }

@@ -188,11 +188,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The console (routes made after the error handler, which a route takes when it is made):
   // sessions (a cookie is the last way in, after Basic and API keys), its page and
   // assets, and the event stream, which must end before the server can close.
-  const sessions = new Sessions(deps.store, deps.config.sessionTtlMs);
-  auth.sessions = sessions;
-  await app.register(fastifyCookie);
-  registerSessionRoutes(app, { auth, sessions });
-  await registerConsole(app, { sessions });
+  // A worker process serves its health only (GET /api/status): no console, no API.
+  const worker = deps.config.role === "worker";
+  if (!worker) {
+    const sessions = new Sessions(deps.store, deps.config.sessionTtlMs);
+    auth.sessions = sessions;
+    await app.register(fastifyCookie);
+    registerSessionRoutes(app, { auth, sessions });
+    await registerConsole(app, { sessions });
+  }
   app.addHook("preClose", async () => events.close());
 
   const api = apiHandlers(ctx);
@@ -202,6 +206,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const userHandler = handlers.user?.[spec.operationId];
     const globalHandler = handlers.global?.[spec.operationId];
     if (!userHandler && !globalHandler) continue;
+    if (worker && spec.operationId !== STATUS_OPERATION) continue;
     const scoped = spec.path.startsWith("/users/{uid}");
     if (scoped !== (userHandler !== undefined)) {
       throw new Error(`${spec.operationId} (${spec.path}) needs a ${scoped ? "user" : "global"} handler`);
@@ -227,6 +232,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   return app;
 }
+
+/** The one operation a worker process serves. */
+const STATUS_OPERATION = "uforgeStatus_get";
 
 /**
  * Object GETs whose answers may be kept: they hand out no one-time keys. An answer is reused

@@ -11,7 +11,22 @@ import { DEBIAN_ARCHIVE_KEYRING, debianArch, distributionLabel, type Distributio
 import { KilnError } from "../domain/errors.js";
 import { parseAllowList, type AllowEntry } from "../registry/egress.js";
 
+/** What a `kiln serve` process does (KILN_ROLE / `--role`): everything, the API only, or jobs only. */
+export type Role = "all" | "api" | "worker";
+export const ROLES: readonly Role[] = ["all", "api", "worker"];
+
+/**
+ * KILN_BLOB_STORE: where every blob lives — a directory (`file:///dir`, one every process
+ * mounts) or a registry (`oci+http(s)://host:port/prefix`). Credentials stay out of the URL.
+ */
+export type BlobStoreConfig = { kind: "file"; root: string } | { kind: "oci"; registry: string; prefix: string; credentials?: { username: string; password: string } };
+
 export interface KilnConfig {
+  blobStore: BlobStoreConfig;
+  /** `all` (the single process), `api` (serves the API, runs no jobs) or `worker` (runs jobs, serves only GET /api/status). */
+  role: Role;
+  /** KILN_JOB_LEASE: how long a worker's claim on a job holds without renewal. */
+  jobLeaseMs: number;
   host: string;
   port: number;
   dataDir: string;
@@ -153,17 +168,64 @@ export function loadDistributions(file: string): DistributionConfig[] {
   return out;
 }
 
+function parseBlobStore(raw: string | undefined, credentials: string | undefined, dataDir: string): BlobStoreConfig {
+  const value = raw?.trim();
+  if (!value) return { kind: "file", root: path.join(dataDir, "blobs") };
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    // Not repeated: a mistyped URL may hold a password.
+    throw new KilnError("badRequest", "KILN_BLOB_STORE must be a file:///dir or oci+http(s)://host:port/prefix URL");
+  }
+  if (url.username || url.password) throw new KilnError("badRequest", "KILN_BLOB_STORE must not hold credentials: put user:password in KILN_BLOB_STORE_CREDENTIALS");
+  if (url.protocol === "file:") {
+    if (url.host) throw new KilnError("badRequest", "KILN_BLOB_STORE: a file URL names a local directory (file:///dir), not a host");
+    return { kind: "file", root: path.resolve(decodeURIComponent(url.pathname)) };
+  }
+  if (url.protocol !== "oci+http:" && url.protocol !== "oci+https:") {
+    throw new KilnError("badRequest", `KILN_BLOB_STORE must be a file:///dir or oci+http(s)://host:port/prefix URL, not ${url.protocol.replace(/:$/, "")}`);
+  }
+  const prefix = url.pathname.replace(/^\/+|\/+$/g, "");
+  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(prefix)) {
+    throw new KilnError("badRequest", "KILN_BLOB_STORE: the registry URL needs a path prefix of lowercase repository components (oci+http://host:port/kiln)");
+  }
+  let creds: { username: string; password: string } | undefined;
+  if (credentials) {
+    const colon = credentials.indexOf(":");
+    if (colon <= 0) throw new KilnError("badRequest", "KILN_BLOB_STORE_CREDENTIALS must be user:password");
+    creds = { username: credentials.slice(0, colon), password: credentials.slice(colon + 1) };
+  }
+  return { kind: "oci", registry: `${url.protocol.slice(4)}//${url.host}`, prefix, ...(creds ? { credentials: creds } : {}) };
+}
+
+function parseRole(raw: string | undefined, databaseUrl: string | undefined): Role {
+  const role = (raw ?? "").trim().toLowerCase() || "all";
+  if (!(ROLES as readonly string[]).includes(role)) throw new KilnError("badRequest", `the role must be ${ROLES.join(", ")}; got "${raw}"`);
+  // SQLite is one process's database: the roles only make sense beside others.
+  if (role !== "all" && !databaseUrl) {
+    throw new KilnError("badRequest", `the ${role} role runs beside other Kiln processes, which share one PostgreSQL database: set KILN_DATABASE_URL (SQLite serves a single "all" process)`);
+  }
+  return role as Role;
+}
+
 /** Reads the whole configuration from an environment (process.env by default). */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { configFile?: string } = {}): KilnConfig {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { configFile?: string; role?: string } = {}): KilnConfig {
   const explicit = overrides.configFile ?? env.KILN_CONFIG;
   const configFile = explicit ? path.resolve(explicit) : existsSync("kiln.yaml") ? path.resolve("kiln.yaml") : undefined;
   if (explicit && !existsSync(configFile!)) throw new KilnError("badRequest", `config file ${configFile} does not exist`);
   const port = parseIntEnv(env.KILN_PORT, "KILN_PORT", 8080);
   if (port > 65535) throw new KilnError("badRequest", `KILN_PORT must be at most 65535, got ${port}`);
+  const jobLeaseMs = parseDuration(env.KILN_JOB_LEASE, "KILN_JOB_LEASE", 30_000);
+  if (jobLeaseMs < 300) throw new KilnError("badRequest", `KILN_JOB_LEASE must be at least 300ms, got "${env.KILN_JOB_LEASE}"`);
+  const dataDir = path.resolve(env.KILN_DATA_DIR || "data");
   return {
+    blobStore: parseBlobStore(env.KILN_BLOB_STORE, env.KILN_BLOB_STORE_CREDENTIALS, dataDir),
+    role: parseRole(overrides.role ?? env.KILN_ROLE, env.KILN_DATABASE_URL || undefined),
+    jobLeaseMs,
     host: env.KILN_HOST || "127.0.0.1",
     port,
-    dataDir: path.resolve(env.KILN_DATA_DIR || "data"),
+    dataDir,
     databaseUrl: env.KILN_DATABASE_URL || undefined,
     adminPassword: env.KILN_ADMIN_PASSWORD || undefined,
     secretKey: env.KILN_SECRET_KEY || undefined,

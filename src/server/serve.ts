@@ -2,12 +2,17 @@
  * `kiln serve`: opens the store and blob store under the configured data directory, makes sure
  * the administrator exists, builds the app and listens — and shuts down gracefully on SIGINT or
  * SIGTERM (stop accepting, finish what is in flight, close the store).
+ *
+ * Its role (KILN_ROLE / `--role`) says what the process does: `all` serves the API and runs the
+ * jobs (the single process, on SQLite or PostgreSQL); `api` serves the API and leaves the jobs
+ * it queues to workers; `worker` runs jobs and answers only `GET /api/status`. The last two share
+ * a PostgreSQL database with their peers; the queue between them is the jobs table (leases).
  */
 import { chmodSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { BlobStore } from "../blobs/blob-store.js";
-import { openStore } from "../store/store.js";
+import { claimSqliteDataDir, openStore } from "../store/store.js";
 import type { Store } from "../store/types.js";
 import { buildApp, type AppDeps } from "./app.js";
 import { loadConfig, type KilnConfig } from "./config.js";
@@ -16,6 +21,7 @@ import { allEntitlements, loadServedEndpoints } from "./endpoints.js";
 import { generatePassword, hashPassword } from "./passwords.js";
 import { SecretBox } from "./secrets.js";
 import { JobRunner } from "../jobs/runner.js";
+import { KilnError, isKilnError } from "../domain/errors.js";
 import { generationHandler } from "../jobs/generate.js";
 import { publicationHandler } from "../jobs/publish.js";
 import { publicationEgress } from "../registry/egress.js";
@@ -31,7 +37,8 @@ export interface Runtime {
 export async function ensureAdmin(store: Store, config: KilnConfig, announce: (line: string) => void): Promise<void> {
   if (await store.users.getByLogin("root")) return;
   const password = config.adminPassword ?? generatePassword();
-  await store.users.create({
+  // Several processes may start at once on one database: the first one's root stands.
+  const created = await store.users.create({
     login: "root",
     email: null,
     firstName: null,
@@ -40,8 +47,20 @@ export async function ensureAdmin(store: Store, config: KilnConfig, announce: (l
     admin: true,
     active: true,
     entitlements: allEntitlements(loadServedEndpoints()),
-  });
-  if (!config.adminPassword) announce(`Created the administrator "root" with the password: ${password}\n(shown once; set KILN_ADMIN_PASSWORD to choose it)`);
+  }).then(
+    () => true,
+    (err: unknown) => {
+      if (isKilnError(err, "conflict")) return false;
+      throw err;
+    },
+  );
+  if (created && !config.adminPassword) announce(`Created the administrator "root" with the password: ${password}\n(shown once; set KILN_ADMIN_PASSWORD to choose it)`);
+}
+
+/** The blob store KILN_BLOB_STORE names (by default `<data>/blobs`). */
+export function openBlobStore(config: KilnConfig): BlobStore {
+  if (config.blobStore.kind === "file") return BlobStore.open(config.blobStore.root);
+  throw new KilnError("badRequest", "KILN_BLOB_STORE: registry blob stores are not supported yet");
 }
 
 /** Opens everything the server needs (also used by tests and benchmarks). */
@@ -55,26 +74,34 @@ export async function openRuntime(
   const store = await openStore({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
   try {
     await ensureAdmin(store, config, options.announce ?? ((l) => process.stdout.write(`${l}\n`)));
-    const blobs = BlobStore.open(path.join(config.dataDir, "blobs"));
+    const blobs = openBlobStore(config);
     const debs = BlobStore.open(path.join(config.dataDir, "cache", "debs"));
     const catalog = await DistributionCatalog.open(store, config.distributions, { dataDir: config.dataDir, debs });
     const secrets = SecretBox.fromConfig(config.secretKey, config.dataDir);
     // The runner logs through the app's logger, which exists once the app is built.
     let app: FastifyInstance | undefined;
+    // An api process keeps a runner without handlers: it queues and cancels through the store,
+    // and the workers hear of both (store.listen).
+    const runsJobs = config.role !== "api";
     const jobs = new JobRunner({
       log: { info: (o, m) => app?.log.info(o, m), warn: (o, m) => app?.log.warn(o, m), error: (o, m) => app?.log.error(o, m) },
       store,
       dataDir: config.dataDir,
-      handlers: {
-        generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir }),
-        publish: publicationHandler({ store, blobs, secrets, egress: publicationEgress(config.publishAllow) }),
-      },
+      leaseMs: config.jobLeaseMs,
+      // On SQLite this process is the only one (serve() holds the data directory's claim).
+      exclusive: !config.databaseUrl,
+      handlers: runsJobs
+        ? {
+            generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir }),
+            publish: publicationHandler({ store, blobs, secrets, egress: publicationEgress(config.publishAllow) }),
+          }
+        : {},
       // Pushes wait on the network more than on the CPU: a few may run beside the builds.
       concurrency: { generate: config.buildConcurrency, publish: 3 },
     });
     const deps: AppDeps = { config, store, blobs, secrets, catalog, jobs, ...(options.logger === undefined ? {} : { logger: options.logger }) };
     app = await buildApp(deps);
-    if (options.startJobs !== false) await jobs.start();
+    if (options.startJobs !== false && runsJobs) await jobs.start();
     const built = app;
     return {
       config,
@@ -92,9 +119,18 @@ export async function openRuntime(
   }
 }
 
-export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const config = loadConfig(env);
-  const rt = await openRuntime(config);
+export async function serve(env: NodeJS.ProcessEnv = process.env, overrides: { role?: string } = {}): Promise<void> {
+  const config = loadConfig(env, overrides);
+  // SQLite is one process's database: a second server on the same file is refused (the claim
+  // goes with this process, however it ends).
+  const claim = config.databaseUrl ? undefined : claimSqliteDataDir(config.dataDir);
+  let rt: Runtime;
+  try {
+    rt = await openRuntime(config);
+  } catch (err) {
+    claim?.release();
+    throw err;
+  }
   let closing = false;
   const shutdown = (signal: string): void => {
     if (closing) return;

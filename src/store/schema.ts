@@ -190,6 +190,12 @@ export interface JobsTable {
   finished_at: NullableInt8;
   created: Int8;
   last_modified: Int8;
+  /** Who holds the job while it runs (migration 009). */
+  lease_owner: string | null;
+  /** Until when (ms since the epoch) the claim holds unless renewed; null counts as expired. */
+  lease_expires: NullableInt8;
+  /** The fencing token: one more at every claim. */
+  lease_token: ColumnType<number | string, number | undefined, number>;
 }
 
 export interface ImagesTable {

@@ -23,7 +23,7 @@ import type { RepoContext } from "./repos/context.js";
 import { distributionRepo } from "./repos/distributions.js";
 import { downloadKeyRepo } from "./repos/download-keys.js";
 import { imageRepo, publicationRepo } from "./repos/images.js";
-import { jobRepo } from "./repos/jobs.js";
+import { JOB_CHANNEL, jobRepo } from "./repos/jobs.js";
 import { sessionRepo } from "./repos/sessions.js";
 import { templateRepo } from "./repos/templates.js";
 import { userRepo } from "./repos/users.js";
@@ -132,6 +132,39 @@ function ownerOnly(file: string): void {
   }
 }
 
+/**
+ * Claims a SQLite data directory for one server process: SQLite is one process's database (its
+ * job queue has no other worker to hand jobs to, and the process resumes at start the jobs left
+ * running). The claim is an exclusive transaction held open on a lock file beside the database —
+ * an OS lock, so it goes with the process however the process ends. A second server is refused.
+ */
+export function claimSqliteDataDir(dataDir: string): { release(): void } {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = path.resolve(dataDir, `${SQLITE_FILE}.lock`);
+  ownerOnly(file);
+  const db = new Database(file, { timeout: 0 });
+  try {
+    db.exec("begin exclusive");
+  } catch (err) {
+    db.close();
+    if ((err as { code?: string }).code === "SQLITE_BUSY") {
+      throw new KilnError(
+        "conflict",
+        "another Kiln server is already running on this data directory's SQLite database; SQLite serves a single process: stop the other one, or run several processes on PostgreSQL (KILN_DATABASE_URL)",
+      );
+    }
+    throw new KilnError("unavailable", "cannot lock the SQLite metadata database", { cause: err });
+  }
+  let held = true;
+  return {
+    release() {
+      if (!held) return;
+      held = false;
+      db.close();
+    },
+  };
+}
+
 function connect(options: StoreOptions): Connection {
   if (options.databaseUrl === undefined) {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
@@ -174,6 +207,60 @@ function connect(options: StoreOptions): Connection {
   // unusable: the next query on it fails (and is translated), and the pool drops it on release.
   pool.on("connect", (client) => client.on("error", () => undefined));
   return { dialect: "postgres", kysely: new PostgresDialect({ pool }) };
+}
+
+/**
+ * LISTEN on its own connection (a pooled one would be handed to other queries). A lost
+ * connection is opened again after a pause, and `reconnected` says notices may have been missed.
+ */
+async function listenForJobs(url: string, onEvent: (event: string) => void): Promise<{ close(): Promise<void> }> {
+  let closed = false;
+  let client: pg.Client | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const open = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
+    c.on("notification", (n) => {
+      if (n.channel === JOB_CHANNEL && n.payload) onEvent(n.payload);
+    });
+    const lost = (): void => {
+      if (client !== c) return;
+      client = undefined;
+      c.end().catch(() => undefined);
+      schedule();
+    };
+    c.on("error", lost);
+    c.on("end", lost);
+    client = c;
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${JOB_CHANNEL}`);
+    } catch (err) {
+      lost();
+      throw err;
+    }
+  };
+  const schedule = (): void => {
+    if (closed || retry) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      open().then(
+        () => onEvent("reconnected"),
+        () => undefined,
+      );
+    }, 1000);
+    retry.unref();
+  };
+  // A first connection that fails is retried like a lost one; meanwhile the caller's polls serve.
+  await open().catch(() => undefined);
+  return {
+    async close() {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => undefined);
+    },
+  };
 }
 
 function repositories(ctx: RepoContext, onWrite: () => void): StoreRepositories {
@@ -235,14 +322,14 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   };
   return {
     dialect,
-    ...repositories({ db, now }, bump),
+    ...repositories({ db, now, dialect }, bump),
     get generation() {
       return generation;
     },
     bump,
     async transaction(fn) {
       try {
-        return await db.transaction().execute((tx) => fn(repositories({ db: tx, now }, bump)));
+        return await db.transaction().execute((tx) => fn(repositories({ db: tx, now, dialect }, bump)));
       } catch (err) {
         throw translateDbError(err);
       } finally {
@@ -256,6 +343,10 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         const translated = translateDbError(err);
         throw isKilnError(translated) ? translated : new KilnError("unavailable", "the metadata database does not answer", { cause: err });
       }
+    },
+    async listen(onEvent) {
+      if (dialect !== "postgres") return { close: async () => undefined };
+      return listenForJobs(options.databaseUrl!, onEvent);
     },
     close() {
       closing ??= db.destroy();

@@ -284,6 +284,21 @@ export interface JobRow extends Timestamps {
   cancelRequested: boolean;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** The worker holding the job while it runs (null when no one does). */
+  leaseOwner: string | null;
+  /** When the holder's claim lapses unless renewed. */
+  leaseExpires: Date | null;
+  /** The fencing token of the current claim: writes for the job present it (see JobRepo.fence). */
+  leaseToken: number;
+}
+
+/** How a worker claims: who it is, for how long a claim holds, and when a job is given up. */
+export interface JobLease {
+  owner: string;
+  ms: number;
+  /** A job claimed this many times whose lease lapses again fails with `interruptedMessage`. */
+  maxAttempts: number;
+  interruptedMessage: string;
 }
 
 export interface JobProgress {
@@ -297,19 +312,40 @@ export interface JobProgress {
 export interface JobRepo {
   create(j: { kind: JobKind; userId: number }): Promise<JobRow>;
   get(id: number): Promise<JobRow | undefined>;
-  /** Atomically takes the oldest queued job of these kinds (queued → running, attempts + 1). */
-  claimNext(kinds: JobKind[]): Promise<JobRow | undefined>;
-  /** Records progress of a running job; the percentage never goes down. */
-  progress(id: number, p: JobProgress): Promise<void>;
-  /** Ends a queued or running job (a complete one shows `message`, default "complete"); undefined if it had already ended. */
-  finish(id: number, end: { state: "complete" | "error" | "cancelled"; message?: string; errorMessage?: string; detailedError?: string }): Promise<JobRow | undefined>;
-  /** A queued job is cancelled at once; a running one is flagged for its worker. */
-  requestCancel(id: number): Promise<JobRow | undefined>;
   /**
-   * After a restart: running jobs go back to the queue (to be resumed) while they have been
-   * started fewer than `maxAttempts` times, and fail with `message` otherwise.
+   * Atomically takes the oldest job of these kinds that is queued, or running under a lease that
+   * has lapsed (its worker died): running, attempts + 1, a new fencing token, leased to
+   * `lease.owner` for `lease.ms`. Lapsed jobs that must not run again end first (cancelled when a
+   * cancel was asked, failed after `maxAttempts`). Concurrent claimers never get the same job.
    */
-  recoverInterrupted(maxAttempts: number, message: string): Promise<{ resumed: number[]; failed: number[] }>;
+  claimNext(kinds: JobKind[], lease?: JobLease): Promise<JobRow | undefined>;
+  /**
+   * Extends the lease of a job its holder still holds (`token`); undefined when the lease was
+   * taken over or the job ended (the holder must stop), else whether a cancel was asked.
+   */
+  renew(id: number, token: number, ms: number): Promise<{ cancelRequested: boolean } | undefined>;
+  /**
+   * Inside a transaction: holds the job's row until the transaction ends and fails with
+   * `conflict` unless the job is running under `token` — the fence that makes a worker whose
+   * lease was taken over unable to write the job's results.
+   */
+  fence(id: number, token: number): Promise<void>;
+  /** Gives a running job back to the queue (a worker shutting down); false if it was not held under `token`. */
+  release(id: number, token: number): Promise<boolean>;
+  /**
+   * Lets every lease lapse now: for a process that knows no other worker is alive (the single
+   * process on SQLite, at start), so that the jobs it left running resume at once.
+   */
+  expireLeases(): Promise<number>;
+  /** Records progress of a running job (held under `token`, when given); the percentage never goes down. */
+  progress(id: number, p: JobProgress, token?: number): Promise<void>;
+  /**
+   * Ends a queued or running job (a complete one shows `message`, default "complete"); undefined
+   * if it had already ended, or, with `token`, if it is no longer held under that token.
+   */
+  finish(id: number, end: { state: "complete" | "error" | "cancelled"; message?: string; errorMessage?: string; detailedError?: string }, token?: number): Promise<JobRow | undefined>;
+  /** A queued job is cancelled at once; a running one is flagged for its worker (and its worker told). */
+  requestCancel(id: number): Promise<JobRow | undefined>;
   /** Jobs whose `lastModified` is at or after `since`, oldest change first, at most `limit`. */
   listChangedSince(since: Date, limit: number): Promise<JobRow[]>;
   delete(id: number): Promise<boolean>;
@@ -506,8 +542,14 @@ export interface Store {
   transaction<T>(fn: (tx: StoreRepositories) => Promise<T>): Promise<T>;
   /** Resolves when the database answers a query; else rejects with `unavailable` (or `insufficientStorage`). */
   ping(): Promise<void>;
+  /**
+   * Calls `onEvent` with what other processes say about jobs (`queued`, `cancel:<id>`; and
+   * `reconnected` after a lost connection, when something may have been missed): PostgreSQL's
+   * LISTEN/NOTIFY. On SQLite (one process) nothing arrives. Resolves once listening.
+   */
+  listen(onEvent: (event: string) => void): Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
 /** The repositories alone, as a transaction binds them. */
-export type StoreRepositories = Omit<Store, "transaction" | "ping" | "close" | "dialect" | "generation" | "bump">;
+export type StoreRepositories = Omit<Store, "transaction" | "ping" | "listen" | "close" | "dialect" | "generation" | "bump">;

@@ -9,7 +9,7 @@ import type { ErrorKind } from "../../src/domain/errors.js";
 import { SORTABLE_FIELDS, openStore } from "../../src/store/store.js";
 import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import type { ListFamily } from "../../src/store/store.js";
-import type { ArtifactKind, ArtifactRow, BundleRow, NewArtifact, NewBundle, NewUser, Store, UserRow } from "../../src/store/types.js";
+import type { ArtifactKind, ArtifactRow, BundleRow, JobRow, NewArtifact, NewBundle, NewUser, Store, UserRow } from "../../src/store/types.js";
 import { childStoreKit } from "./child-process.js";
 import { postgresTarget, sqliteTarget } from "../helpers/databases.js";
 import type { StoreTarget, TargetDatabase } from "../helpers/databases.js";
@@ -738,18 +738,123 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       expect(flagged.cancelRequested).toBe(true);
     });
 
-    it("resumes interrupted jobs after a restart, and fails them after too many attempts", async () => {
+    it("resumes a job whose lease lapsed, and fails it after too many attempts", async () => {
       const u = await newUser();
       const j = await store.jobs.create({ kind: "generate", userId: u.id });
-      expect((await store.jobs.claimNext(["generate"]))!.id).toBe(j.id);
-      let rec = await store.jobs.recoverInterrupted(2, "interrupted by a restart");
-      expect(rec.resumed).toContain(j.id);
-      expect((await store.jobs.get(j.id))!.state).toBe("queued");
-      // Other tests' jobs share the queue: claim until this one is running again.
-      for (let c = await store.jobs.claimNext(["generate"]); c && c.id !== j.id; c = await store.jobs.claimNext(["generate"]));
-      rec = await store.jobs.recoverInterrupted(2, "interrupted by a restart");
-      expect(rec.failed).toContain(j.id);
-      expect(await store.jobs.get(j.id)).toMatchObject({ state: "error", errorMessage: "interrupted by a restart" });
+      const lease = { owner: "w1", ms: 1000, maxAttempts: 2, interruptedMessage: "interrupted by a restart" };
+      // Other tests' jobs share the queue: claim until this one is running.
+      const claimUntil = async (owner: string): Promise<JobRow> => {
+        for (;;) {
+          const c = await store.jobs.claimNext(["generate"], { ...lease, owner });
+          if (!c) throw new Error(`job ${j.id} was not claimable`);
+          if (c.id === j.id) return c;
+          await store.jobs.finish(c.id, { state: "complete" });
+        }
+      };
+      const first = await claimUntil("w1");
+      expect(first).toMatchObject({ state: "running", attempts: 1, leaseOwner: "w1" });
+      // Held: nobody else gets it while the lease runs, renewed or not.
+      expect((await store.jobs.claimNext(["generate"], { ...lease, owner: "w2" }))?.id).not.toBe(j.id);
+      nowMs += 900;
+      expect(await store.jobs.renew(j.id, first.leaseToken, 1000)).toEqual({ cancelRequested: false });
+      nowMs += 900;
+      expect((await store.jobs.claimNext(["generate"], { ...lease, owner: "w2" }))?.id).not.toBe(j.id);
+      // Lapsed: another worker resumes it, under a new token.
+      nowMs += 1001;
+      const second = await claimUntil("w2");
+      expect(second).toMatchObject({ attempts: 2, leaseOwner: "w2", message: "resuming (its worker stopped)" });
+      expect(second.leaseToken).toBeGreaterThan(first.leaseToken);
+      nowMs += 1001;
+      // Out of attempts: the next claimer fails it instead of running it a third time.
+      await store.jobs.claimNext(["generate"], { ...lease, owner: "w3" });
+      expect(await store.jobs.get(j.id)).toMatchObject({ state: "error", errorMessage: "interrupted by a restart", leaseOwner: null });
+    });
+
+    it("never writes for a worker whose lease was taken over, even once it resumes", async () => {
+      const u = await newUser();
+      const j = await store.jobs.create({ kind: "publish", userId: u.id });
+      const lease = (owner: string) => ({ owner, ms: 1000, maxAttempts: 5, interruptedMessage: "interrupted" });
+      let old: JobRow | undefined;
+      while ((old = await store.jobs.claimNext(["publish"], lease("paused"))) && old.id !== j.id) await store.jobs.finish(old.id, { state: "complete" });
+      expect(old?.id).toBe(j.id);
+      // The worker pauses past its lease; another takes the job over and makes progress.
+      nowMs += 5000;
+      let fresh: JobRow | undefined;
+      while ((fresh = await store.jobs.claimNext(["publish"], lease("fresh"))) && fresh.id !== j.id) await store.jobs.finish(fresh.id, { state: "complete" });
+      expect(fresh?.id).toBe(j.id);
+      await store.jobs.progress(j.id, { percentage: 30, message: "fresh at work" }, fresh!.leaseToken);
+      // The paused worker wakes up: its renewal says it lost the job, and none of its writes land.
+      expect(await store.jobs.renew(j.id, old!.leaseToken, 1000)).toBeUndefined();
+      await store.jobs.progress(j.id, { percentage: 90, message: "stale" }, old!.leaseToken);
+      await expectKilnError(
+        store.transaction(async (tx) => {
+          await tx.jobs.fence(j.id, old!.leaseToken);
+          await tx.users.update(u.id, { surname: "written by the stale worker" });
+        }),
+        "conflict",
+        /taken over/,
+      );
+      expect((await store.users.get(u.id))!.surname).toBeNull();
+      expect(await store.jobs.finish(j.id, { state: "error", errorMessage: "stale" }, old!.leaseToken)).toBeUndefined();
+      expect(await store.jobs.release(j.id, old!.leaseToken)).toBe(false);
+      expect(await store.jobs.get(j.id)).toMatchObject({ state: "running", percentage: 30, message: "fresh at work", leaseOwner: "fresh" });
+      // The owner's own writes go through.
+      await store.transaction(async (tx) => tx.jobs.fence(j.id, fresh!.leaseToken));
+      expect(await store.jobs.finish(j.id, { state: "complete" }, fresh!.leaseToken)).toMatchObject({ state: "complete", leaseOwner: null });
+    });
+
+    it("hands each job to exactly one of many concurrent claimers, across connections", async () => {
+      const u = await newUser();
+      const created = await Promise.all(Array.from({ length: 12 }, () => store.jobs.create({ kind: "generate", userId: u.id })));
+      const mine = new Set(created.map((c) => c.id));
+      const other = await openStore({ ...database.options, now });
+      const third = await openStore({ ...database.options, now });
+      try {
+        const stores = [store, other, third];
+        const claimed: number[] = [];
+        await Promise.all(
+          Array.from({ length: 9 }, async (_, i) => {
+            for (;;) {
+              const c = await stores[i % 3]!.jobs.claimNext(["generate"], { owner: `w${i}`, ms: 60_000, maxAttempts: 3, interruptedMessage: "x" });
+              if (!c) return;
+              claimed.push(c.id);
+            }
+          }),
+        );
+        const ours = claimed.filter((id) => mine.has(id));
+        expect(ours.sort((a, b) => a - b)).toEqual([...mine].sort((a, b) => a - b));
+        expect(new Set(claimed).size).toBe(claimed.length);
+        for (const id of claimed) await store.jobs.finish(id, { state: "complete" });
+      } finally {
+        await other.close();
+        await third.close();
+      }
+    });
+
+    it("ends a lapsed job that was asked to cancel, gives jobs back on release, and retries a released job", async () => {
+      const u = await newUser();
+      const lease = { owner: "w", ms: 1000, maxAttempts: 3, interruptedMessage: "x" };
+      const a = await store.jobs.create({ kind: "publish", userId: u.id });
+      let c: JobRow | undefined;
+      while ((c = await store.jobs.claimNext(["publish"], lease)) && c.id !== a.id) await store.jobs.finish(c.id, { state: "complete" });
+      expect((await store.jobs.renew(a.id, c!.leaseToken, 1000))!.cancelRequested).toBe(false);
+      expect((await store.jobs.requestCancel(a.id))!.cancelRequested).toBe(true);
+      expect((await store.jobs.renew(a.id, c!.leaseToken, 1000))!.cancelRequested).toBe(true);
+      nowMs += 2000;
+      await store.jobs.claimNext(["publish"], lease);
+      expect(await store.jobs.get(a.id)).toMatchObject({ state: "cancelled" });
+
+      const b = await store.jobs.create({ kind: "publish", userId: u.id });
+      while ((c = await store.jobs.claimNext(["publish"], lease)) && c.id !== b.id) await store.jobs.finish(c.id, { state: "complete" });
+      expect(await store.jobs.release(b.id, c!.leaseToken)).toBe(true);
+      expect(await store.jobs.get(b.id)).toMatchObject({ state: "queued", leaseOwner: null });
+      while ((c = await store.jobs.claimNext(["publish"], lease)) && c.id !== b.id) await store.jobs.finish(c.id, { state: "complete" });
+      expect(c).toMatchObject({ id: b.id, attempts: 2, message: "starting" });
+      // A single process at start lets every lease lapse: its own earlier jobs resume at once.
+      expect(await store.jobs.expireLeases()).toBeGreaterThanOrEqual(1);
+      const again = await store.jobs.claimNext(["publish"], { ...lease, owner: "restarted" });
+      expect(again).toMatchObject({ id: b.id, attempts: 3, leaseOwner: "restarted" });
+      await store.jobs.finish(b.id, { state: "complete" }, again!.leaseToken);
     });
   });
 

@@ -16,6 +16,7 @@ import { consoleSessions } from "./005-console-sessions.js";
 import { blobLocks } from "./006-blob-locks.js";
 import { imageReports } from "./007-image-reports.js";
 import { bundleTransfers } from "./008-bundle-transfers.js";
+import { jobLeases } from "./009-job-leases.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -36,6 +37,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "006-blob-locks": blobLocks,
   "007-image-reports": imageReports,
   "008-bundle-transfers": bundleTransfers,
+  "009-job-leases": jobLeases,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

@@ -10,6 +10,8 @@ export interface RepoContext {
   /** The store's Kysely instance, or a transaction (which is one too). */
   readonly db: Kysely<KilnDatabase>;
   readonly now: () => Date;
+  /** Which database: the job queue locks rows and notifies other processes on PostgreSQL only. */
+  readonly dialect?: "sqlite" | "postgres";
 }
 
 /**

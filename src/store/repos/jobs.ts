@@ -1,11 +1,21 @@
 /**
- * Jobs: the durable record of asynchronous work and its progress. State changes are single
- * conditional UPDATEs, so a job is claimed by one worker and ended once, whatever races.
+ * Jobs: the durable record of asynchronous work and its progress, and the queue workers share.
+ * State changes are single conditional UPDATEs, so a job is claimed by one worker and ended once,
+ * whatever races.
+ *
+ * The queue is leases over this table rather than a queue library (pg-boss, graphile-worker):
+ * those keep jobs in tables of their own and run on PostgreSQL only, while Kiln's jobs are rows
+ * the API reads for status and the same queue must run on SQLite for the single process. A claim
+ * is one UPDATE of the oldest claimable row — on PostgreSQL chosen `FOR UPDATE SKIP LOCKED`, so
+ * concurrent claimers pass each other instead of queueing on one row; on SQLite the single writer
+ * makes the statement exclusive by itself. Each claim bumps the fencing token; progress, results
+ * (through {@link JobRepo.fence}) and the end are written only under the current token.
  */
 import { sql, type Selectable } from "kysely";
 import { fromBool, fromInt8, fromMillis, toBool, toMillis } from "../codec.js";
 import type { JobsTable } from "../schema.js";
-import type { JobKind, JobRepo, JobRow, JobState } from "../types.js";
+import { KilnError } from "../../domain/errors.js";
+import type { JobKind, JobLease, JobRepo, JobRow, JobState } from "../types.js";
 import { atomically, type RepoContext } from "./context.js";
 
 function nullableDate(v: number | string | null): Date | null {
@@ -35,7 +45,24 @@ function toRow(r: Selectable<JobsTable>): JobRow {
     finishedAt: nullableDate(r.finished_at),
     created: fromMillis(r.created),
     lastModified: fromMillis(r.last_modified),
+    leaseOwner: r.lease_owner,
+    leaseExpires: nullableDate(r.lease_expires),
+    leaseToken: fromInt8(r.lease_token),
   };
+}
+
+/** The lease of a process that did not say who it is (tests, tools): 30 s, three attempts. */
+const DEFAULT_LEASE: JobLease = { owner: "kiln", ms: 30_000, maxAttempts: 3, interruptedMessage: "interrupted by a restart" };
+
+/** The channel other processes hear job events on (PostgreSQL). */
+export const JOB_CHANNEL = "kiln_jobs";
+
+/**
+ * Tells the other processes (PostgreSQL): inside a transaction, the notice goes out at commit,
+ * so a worker woken by it finds the row. SQLite serves one process, which wakes itself.
+ */
+async function notify(ctx: RepoContext, event: string): Promise<void> {
+  if (ctx.dialect === "postgres") await sql`select pg_notify(${JOB_CHANNEL}, ${event})`.execute(ctx.db);
 }
 
 const clampPercentage = (p: number): number => Math.max(0, Math.min(100, Math.floor(p)));
@@ -71,39 +98,104 @@ export function jobRepo(ctx: RepoContext): JobRepo {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+      await notify(ctx, "queued");
       return toRow(row);
     },
 
     get,
 
-    async claimNext(kinds) {
+    async claimNext(kinds, lease = DEFAULT_LEASE) {
       if (kinds.length === 0) return undefined;
-      // Try the oldest candidates in turn; the conditional UPDATE makes a claim exclusive even
-      // if another worker picked the same row in between.
-      for (let attempt = 0; attempt < 5; attempt++) {
-        const candidate = await db
-          .selectFrom("jobs")
-          .select("id")
-          .where("state", "=", "queued")
-          .where("kind", "in", kinds)
-          .orderBy("id")
-          .limit(1)
-          .executeTakeFirst();
-        if (!candidate) return undefined;
-        const now = toMillis(ctx.now());
-        const claimed = await db
-          .updateTable("jobs")
-          .set({ state: "running", attempts: sql`attempts + 1`, started_at: now, last_modified: now, message: "starting" })
-          .where("id", "=", candidate.id)
-          .where("state", "=", "queued")
-          .returningAll()
-          .executeTakeFirst();
-        if (claimed) return toRow(claimed);
-      }
-      return undefined;
+      const now = toMillis(ctx.now());
+      const lapsed = sql<boolean>`(lease_expires is null or lease_expires < ${now})`;
+      // Lapsed jobs that must not run again end here, whoever claims next.
+      await db
+        .updateTable("jobs")
+        .set({ state: "cancelled", message: "cancelled", finished_at: now, last_modified: now, eta: null, lease_owner: null, lease_expires: null })
+        .where("state", "=", "running")
+        .where("kind", "in", kinds)
+        .where("cancel_requested", "=", toBool(true))
+        .where(lapsed)
+        .execute();
+      await db
+        .updateTable("jobs")
+        .set({
+          state: "error",
+          message: "failed",
+          error_message: lease.interruptedMessage,
+          detailed_error: `${lease.interruptedMessage}: its worker stopped during each of ${lease.maxAttempts} attempts`,
+          finished_at: now,
+          last_modified: now,
+          eta: null,
+          lease_owner: null,
+          lease_expires: null,
+        })
+        .where("state", "=", "running")
+        .where("kind", "in", kinds)
+        .where("attempts", ">=", lease.maxAttempts)
+        .where(lapsed)
+        .execute();
+      const lock = ctx.dialect === "postgres" ? sql`for update skip locked` : sql``;
+      const claimable = sql<boolean>`(state = 'queued' or (state = 'running' and ${lapsed}))`;
+      const candidate = sql`(select id from jobs where kind in (${sql.join(kinds)}) and ${claimable} order by id limit 1 ${lock})`;
+      const claimed = await db
+        .updateTable("jobs")
+        .set({
+          state: "running",
+          attempts: sql`attempts + 1`,
+          lease_token: sql`lease_token + 1`,
+          lease_owner: lease.owner,
+          lease_expires: now + lease.ms,
+          started_at: now,
+          last_modified: now,
+          message: sql`case when state = 'queued' then 'starting' else 'resuming (its worker stopped)' end`,
+        })
+        .where("id", "=", sql<number>`${candidate}`)
+        .where(claimable)
+        .returningAll()
+        .executeTakeFirst();
+      return claimed && toRow(claimed);
     },
 
-    async progress(id, p) {
+    async renew(id, token, ms) {
+      const row = await db
+        .updateTable("jobs")
+        .set({ lease_expires: toMillis(ctx.now()) + ms })
+        .where("id", "=", id)
+        .where("state", "=", "running")
+        .where("lease_token", "=", token)
+        .returning("cancel_requested")
+        .executeTakeFirst();
+      return row && { cancelRequested: fromBool(row.cancel_requested) };
+    },
+
+    async fence(id, token) {
+      if (!db.isTransaction) throw new Error("a job's fence is only held inside a transaction");
+      // FOR UPDATE: a claimer taking the job over waits until the results are written (and then
+      // redoes the job), or takes it first and these writes fail. SQLite's writer lock does both.
+      const query = db.selectFrom("jobs").select("id").where("id", "=", id).where("state", "=", "running").where("lease_token", "=", token);
+      const held = await (ctx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+      if (!held) throw new KilnError("conflict", `job ${id} was taken over by another worker (or ended) while this one worked on it; its results are discarded`);
+    },
+
+    async release(id, token) {
+      const r = await db
+        .updateTable("jobs")
+        .set({ state: "queued", message: "queued (its worker stopped)", lease_owner: null, lease_expires: null, eta: null, last_modified: toMillis(ctx.now()) })
+        .where("id", "=", id)
+        .where("state", "=", "running")
+        .where("lease_token", "=", token)
+        .executeTakeFirst();
+      if (r.numUpdatedRows > 0n) await notify(ctx, "queued");
+      return r.numUpdatedRows > 0n;
+    },
+
+    async expireLeases() {
+      const r = await db.updateTable("jobs").set({ lease_expires: 0 }).where("state", "=", "running").executeTakeFirst();
+      return Number(r.numUpdatedRows);
+    },
+
+    async progress(id, p, token) {
       const set: Record<string, unknown> = { last_modified: toMillis(ctx.now()) };
       if (p.percentage !== undefined) {
         // Monotonic in the database itself, whatever order updates arrive in.
@@ -114,12 +206,14 @@ export function jobRepo(ctx: RepoContext): JobRepo {
       if (p.eta !== undefined) set.eta = p.eta === null ? null : toMillis(p.eta);
       if (p.bytesLoaded !== undefined) set.bytes_loaded = Math.floor(p.bytesLoaded);
       if (p.bytesTotal !== undefined) set.bytes_total = Math.floor(p.bytesTotal);
-      await db.updateTable("jobs").set(set).where("id", "=", id).where("state", "=", "running").execute();
+      let q = db.updateTable("jobs").set(set).where("id", "=", id).where("state", "=", "running");
+      if (token !== undefined) q = q.where("lease_token", "=", token);
+      await q.execute();
     },
 
-    async finish(id, end) {
+    async finish(id, end, token) {
       const now = toMillis(ctx.now());
-      const row = await db
+      let q = db
         .updateTable("jobs")
         .set({
           state: end.state,
@@ -130,11 +224,13 @@ export function jobRepo(ctx: RepoContext): JobRepo {
           detailed_error: end.detailedError ?? null,
           finished_at: now,
           last_modified: now,
+          lease_owner: null,
+          lease_expires: null,
         })
         .where("id", "=", id)
-        .where("state", "in", ["queued", "running"])
-        .returningAll()
-        .executeTakeFirst();
+        .where("state", "in", ["queued", "running"]);
+      if (token !== undefined) q = q.where("lease_token", "=", token);
+      const row = await q.returningAll().executeTakeFirst();
       return row && toRow(row);
     },
 
@@ -156,41 +252,13 @@ export function jobRepo(ctx: RepoContext): JobRepo {
           .where("state", "=", "running")
           .returningAll()
           .executeTakeFirst();
-        if (running) return toRow(running);
+        if (running) {
+          // Its worker may be another process: tell it now rather than at its next renewal.
+          await notify({ ...ctx, db: tx }, `cancel:${id}`);
+          return toRow(running);
+        }
         const row = await tx.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
         return row && toRow(row);
-      });
-    },
-
-    async recoverInterrupted(maxAttempts, message) {
-      return atomically(ctx, async (tx) => {
-        const now = toMillis(ctx.now());
-        const running = await tx.selectFrom("jobs").select(["id", "attempts", "cancel_requested"]).where("state", "=", "running").orderBy("id").execute();
-        const resumed: number[] = [];
-        const failed: number[] = [];
-        for (const r of running) {
-          if (r.attempts < maxAttempts && !fromBool(r.cancel_requested)) {
-            await tx.updateTable("jobs").set({ state: "queued", message: "queued (resumed after a restart)", last_modified: now }).where("id", "=", r.id).execute();
-            resumed.push(r.id);
-          } else {
-            const cancelled = fromBool(r.cancel_requested);
-            await tx
-              .updateTable("jobs")
-              .set({
-                state: cancelled ? "cancelled" : "error",
-                message: cancelled ? "cancelled" : "failed",
-                error_message: cancelled ? null : message,
-                detailed_error: cancelled ? null : message,
-                finished_at: now,
-                last_modified: now,
-                eta: null,
-              })
-              .where("id", "=", r.id)
-              .execute();
-            failed.push(r.id);
-          }
-        }
-        return { resumed, failed };
       });
     },
 

@@ -1,0 +1,72 @@
+/**
+ * The roles of `kiln serve` and what each refuses: `api` and `worker` only beside a PostgreSQL
+ * database, never two servers on one SQLite file; a worker answers its health and nothing else.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { kilnYaml } from "../helpers/api.js";
+import { postgresTarget, type TargetDatabase } from "../helpers/databases.js";
+import { runServe, startKiln } from "../helpers/kiln-process.js";
+
+const dir = mkdtempSync(path.join(tmpdir(), "kiln-roles-"));
+writeFileSync(path.join(dir, "kiln.yaml"), kilnYaml());
+const databases: TargetDatabase[] = [];
+afterAll(async () => {
+  for (const d of databases) await d.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+const base = (name: string): Record<string, string> => ({ KILN_DATA_DIR: path.join(dir, name), KILN_CONFIG: path.join(dir, "kiln.yaml"), KILN_ADMIN_PASSWORD: "roles-root-pw", KILN_DATABASE_URL: "" });
+
+describe("kiln serve --role", () => {
+  it("refuses the api and worker roles without PostgreSQL, naming KILN_DATABASE_URL", async () => {
+    for (const role of ["api", "worker"]) {
+      const r = await runServe(base("none"), role);
+      expect(r.code).toBe(1);
+      expect(r.output).toMatch(new RegExp(`the ${role} role .*PostgreSQL.*KILN_DATABASE_URL`));
+    }
+    const env = await runServe({ ...base("none"), KILN_ROLE: "builder" });
+    expect(env.code).toBe(1);
+    expect(env.output).toMatch(/the role must be all, api, worker; got "builder"/);
+  });
+
+  it("refuses a second server on one SQLite data directory, and serves again once the first stops", async () => {
+    const first = await startKiln(base("sqlite"));
+    try {
+      const second = await runServe(base("sqlite"));
+      expect(second.code).toBe(1);
+      expect(second.output).toMatch(/another Kiln server is already running on this data directory's SQLite database/);
+      // The first one was not disturbed.
+      expect((await fetch(`${first.url}/api/status`)).status).toBe(200);
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    const again = await startKiln(base("sqlite"));
+    expect(await again.stop()).toBe(0);
+  });
+
+  it("a worker answers GET /api/status with its role and reachability, and serves nothing else", async () => {
+    const db = await postgresTarget.create();
+    databases.push(db);
+    const worker = await startKiln({ ...base("worker"), KILN_DATABASE_URL: db.options.databaseUrl! }, "worker");
+    const api = await startKiln({ ...base("api"), KILN_DATABASE_URL: db.options.databaseUrl! }, "api");
+    try {
+      const status = await fetch(`${worker.url}/api/status`, { headers: { accept: "text/plain" } });
+      expect(status.status).toBe(200);
+      expect(await status.text()).toBe("alive (role worker)");
+      expect(status.headers.get("x-kiln-role")).toBe("worker");
+      expect(status.headers.get("x-kiln-database")).toBe("reachable");
+      expect(status.headers.get("x-kiln-blob-store")).toBe("reachable");
+      const auth = { authorization: `Basic ${Buffer.from("root:roles-root-pw").toString("base64")}` };
+      expect((await fetch(`${worker.url}/api/users/root`, { headers: auth })).status).toBe(404);
+      expect((await fetch(`${worker.url}/`)).status).toBe(404);
+      const apiStatus = await fetch(`${api.url}/api/status`);
+      expect(apiStatus.headers.get("x-kiln-role")).toBe("api");
+      expect((await fetch(`${api.url}/api/users/root`, { headers: auth })).status).toBe(200);
+    } finally {
+      expect(await worker.stop()).toBe(0);
+      expect(await api.stop()).toBe(0);
+    }
+  });
+});
