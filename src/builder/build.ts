@@ -140,9 +140,13 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
     if (!digest) throw new KilnError("internal", `package ${p.name} was not downloaded`);
     return { deb: deps.debs.path(digest), pkg: p, sha256: digest.slice(7) };
   });
-  const clock =
-    req.clock ??
-    buildClock({ sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, candidates: await Promise.all(sources.map((s) => readDebDate(s.deb))) });
+  const dates = await Promise.all(sources.map((s) => readDebDate(s.deb)));
+  const clockOf = (candidates: Iterable<Date>): Date => req.clock ?? buildClock({ sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, candidates });
+  const clock = clockOf(dates);
+  // A package layer's clock is its own packages' newest date: a bundle's fresh .deb (or any
+  // package added to the image) then changes the clock of its own layer and of the fix-up layer,
+  // never the bytes of the distribution's layers, which stay shared with every other image.
+  const dateOf = new Map(sources.map((s, i) => [s.pkg!.name, dates[i]!]));
   const format = layerFormat();
   const shaOf = new Map(sources.map((s) => [s.pkg!.name, s.sha256!]));
   const cache = new LayerCache(path.join(cacheDir, "layers"), deps.blobs);
@@ -159,9 +163,10 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   const settle = (i: number): void => {
     const g = groups[i]!;
     const entries = rootfs.entries((owner) => g.names.has(owner));
-    const key = layerKey({ kind: `packages ${g.tier}/${g.bucket}`, format, clock, sources: g.packages.map((p) => `${p.name} ${shaOf.get(p.name)}`), entries });
+    const groupClock = clockOf(g.packages.map((p) => dateOf.get(p.name)!));
+    const key = layerKey({ kind: `packages ${g.tier}/${g.bucket}`, format, clock: groupClock, sources: g.packages.map((p) => `${p.name} ${shaOf.get(p.name)}`), entries });
     const createdBy = groupDescription(g);
-    packageLayers[i] = { createdBy, entries, key, layer: writes.track(cached(key).then((hit) => hit ?? writes.write(key, createdBy, entries))) };
+    packageLayers[i] = { createdBy, entries, key, layer: writes.track(cached(key).then((hit) => hit ?? writes.write(key, createdBy, entries, { clock: groupClock }))) };
   };
   let installed = 0;
   progress.set("unpacking", `unpacking ${packages.length} packages`);
@@ -237,8 +242,8 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   // 6. The layers on top, then every write finished.
   progress.set("writing layers", "writing layers");
   const top: Array<Promise<Layer>> = [
-    fixupCached ? Promise.resolve(fixupCached) : writes.write(fixupKey, FIXUP_HISTORY, fixupEntries!, undefined, configuration),
-    ...(req.extraLayers ?? []).map(async (x, i) => extraCached[i] ?? writes.write(extraKeys[i], x.createdBy, await x.entries(rootfs), (p) => rootfs.lstat(p))),
+    fixupCached ? Promise.resolve(fixupCached) : writes.write(fixupKey, FIXUP_HISTORY, fixupEntries!, { note: configuration }),
+    ...(req.extraLayers ?? []).map(async (x, i) => extraCached[i] ?? writes.write(extraKeys[i], x.createdBy, await x.entries(rootfs), { ancestors: (p) => rootfs.lstat(p) })),
   ];
   const layers = await Promise.all([...settled.map((l) => l.layer), ...top.map((l) => writes.track(l))]);
   checkCancelled(signal);
@@ -329,6 +334,15 @@ function replacesAny(p: BinaryPackage, pkgs: readonly BinaryPackage[]): boolean 
   return p.replaces.some((group) => group.some((r) => names.has(r.name)));
 }
 
+interface WriteOptions {
+  /** Resolves parents missing from the entries (see {@link LayerWriter.write}). */
+  ancestors?: (p: string) => FsEntry | undefined;
+  /** Recorded with the layer in the cache. */
+  note?: unknown;
+  /** The layer's own clock, when not the image's. */
+  clock?: Date;
+}
+
 /**
  * Writes layers, at most {@link LayerWriter.LIMIT} at once (gzip runs on libuv's thread pool),
  * records each in the cache, and counts them. It keeps every promise of a layer it was given
@@ -352,7 +366,7 @@ class LayerWriter {
     signal?.addEventListener("abort", () => this.abort(), { once: true });
   }
 
-  /** Where layers are recorded and the clock of their entries, known once packages are downloaded. */
+  /** Where layers are recorded and the image's clock (of entries whose layer has none of its own). */
   begin(cache: LayerCache, clock: Date): void {
     this.cache = cache;
     this.clock = clock;
@@ -381,16 +395,16 @@ class LayerWriter {
    * `ancestors` resolves parents missing from `entries`; package and fix-up layers list theirs
    * (Rootfs.entries includes them), since the tree keeps changing while their writes are queued.
    */
-  write(key: string | undefined, createdBy: string, entries: readonly FsEntry[], ancestors?: (p: string) => FsEntry | undefined, note?: unknown): Promise<Layer> {
-    return this.track(this.writeNow(key, createdBy, entries, ancestors, note));
+  write(key: string | undefined, createdBy: string, entries: readonly FsEntry[], options: WriteOptions = {}): Promise<Layer> {
+    return this.track(this.writeNow(key, createdBy, entries, options));
   }
 
-  private async writeNow(key: string | undefined, createdBy: string, entries: readonly FsEntry[], ancestors?: (p: string) => FsEntry | undefined, note?: unknown): Promise<Layer> {
+  private async writeNow(key: string | undefined, createdBy: string, entries: readonly FsEntry[], { ancestors, note, clock }: WriteOptions): Promise<Layer> {
     if (this.running >= LayerWriter.LIMIT) await new Promise<void>((resolve) => this.queue.push(resolve));
     this.running++;
     try {
       checkCancelled(this.controller.signal);
-      const layer = await writeLayer(entries, this.deps.blobs, { clock: this.clock!, createdBy, signal: this.controller.signal, ...(ancestors ? { ancestors } : {}) });
+      const layer = await writeLayer(entries, this.deps.blobs, { clock: clock ?? this.clock!, createdBy, signal: this.controller.signal, ...(ancestors ? { ancestors } : {}) });
       if (key !== undefined) await this.cache!.put(key, layer, note);
       this.count++;
       return layer;

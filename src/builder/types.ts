@@ -57,7 +57,7 @@ export interface BuildRequest {
    * program at `/bin/sh` (`["/bin/sh"]`); an image without a shell then gets no Cmd at all.
    */
   defaultCmd?: ["/bin/sh", ...string[]];
-  /** The one clock of every timestamp; default `SOURCE_DATE_EPOCH`, else the newest package's date. */
+  /** The one clock of every timestamp; default `SOURCE_DATE_EPOCH`, else the newest package's date (a package layer's files: the newest of its own packages). */
   clock?: Date;
   /** Rebuild every layer (downloaded packages are still reused). */
   noCache?: boolean;

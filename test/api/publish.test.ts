@@ -4,10 +4,10 @@
  * skopeo and umoci and run in a chroot; a second tag uploads no layer bytes; and the errors.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTar, tempDir } from "../fixtures/debs.js";
+import { buildDeb, makeTar, tempDir } from "../fixtures/debs.js";
 import { errorMessage, jsonClient, startTestServer, type JsonStatus, type TestServer } from "../helpers/api.js";
 import { startProxy, startRegistry, type TestProxy, type TestRegistry } from "../helpers/registry.js";
 import { gzipSync } from "node:zlib";
@@ -222,5 +222,36 @@ describe("OpenShift", () => {
     } finally {
       await tokenRegistry.stop();
     }
+  });
+});
+
+// Last: it adds an image and a publication, which the counts above do not expect.
+describe("layers shared across images", () => {
+  it("a bundle with a fresh .deb reuses the distribution's layers: its push uploads only the changed ones", async () => {
+    // What every bundle with a .deb artifact is: a package built today, depending on the distribution's.
+    const deb = buildDeb({ name: "hello-kiln", version: "1.0", arch: "all", depends: "jq", sourceDateEpoch: Math.floor(Date.now() / 1000), files: [{ path: "usr/bin/hello-kiln", content: "#!/bin/sh\necho hi\n", mode: 0o755 }] }, work);
+    const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "hello-deb", version: "1.0" });
+    const a = await api<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: "hello-kiln_1.0_all.deb", install: true, tag: "ospkg" });
+    expect((await server.request({ method: "POST", url: `/api/${a.json.uri}/bin/hello-kiln_1.0_all.deb`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: readFileSync(deb) })).statusCode).toBe(200);
+    const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { uri: "distributions/1" } });
+    const img = await api<{ uri: string; statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: false });
+    expect((await waitFor(img.json.statusUri)).complete).toBe(true);
+    const since = proxy.records.length;
+    const pub = await api<{ statusUri: string }>("POST", `${img.json.uri}/pimages`, { xsiType: "PublishImageDocker", credAccount: { xsiType: "CredAccountDocker", uri: accountUri }, namespace: "team", repositoryName: "hello", tagName: "deb" });
+    expect(pub.status, JSON.stringify(pub.json)).toBe(201);
+    expect((await waitFor(pub.json.statusUri)).complete).toBe(true);
+
+    const manifest = (tag: string): { config: { digest: string }; layers: Array<{ digest: string }> } =>
+      JSON.parse(execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `--creds=alice:${REGISTRY_PASSWORD}`, `docker://${registry.host}/team/hello:${tag}`], { encoding: "utf8" }));
+    const first = manifest("1.0").layers.map((l) => l.digest);
+    const second = manifest("deb");
+    const secondLayers = second.layers.map((l) => l.digest);
+    // The first image's distribution layers (all but its bundle-files layer on top): every one
+    // reused but the fix-up layer.
+    const distribution = first.slice(0, -1);
+    expect(distribution.filter((d) => secondLayers.includes(d))).toHaveLength(distribution.length - 1);
+    // Uploaded: the new layers and the config, nothing the registry had.
+    const uploaded = proxy.records.slice(since).filter((r) => r.method === "PUT" && /\/blobs\/uploads\/.*[?&]digest=/.test(r.url)).map((r) => decodeURIComponent(/[?&]digest=([^&]+)/.exec(r.url)![1]!));
+    expect(uploaded.sort()).toEqual([second.config.digest, ...secondLayers.filter((d) => !first.includes(d))].sort());
   });
 });

@@ -206,7 +206,7 @@ describe("kiln build", () => {
     expect(await installed(["--install-recommends"])).toEqual(["gcc-12-base", "libc6", "libgcc-s1", "libidn2-0", "libunistring2"]);
   });
 
-  it("installs a local .deb with its dependencies from the distribution", async () => {
+  it("installs a local .deb with its dependencies from the distribution, reusing minbase's layers", async () => {
     const debDir = path.join(work, "debs");
     mkdirSync(debDir, { recursive: true });
     const deb = buildDeb(
@@ -216,11 +216,16 @@ describe("kiln build", () => {
         arch: "all",
         depends: "jq",
         files: [{ path: "usr/bin/hello-kiln", content: "#!/bin/sh\necho '{\"hello\":\"kiln\"}' | jq -r .hello\n", mode: 0o755 }],
+        // Built today, as a bundle's package is: newer than every package of the distribution.
+        sourceDateEpoch: Math.floor(Date.now() / 1000),
       },
       debDir,
     );
     const out = path.join(work, "local-deb");
     await build(["--deb", deb, "--oci", out, "--tag", "hello"]);
+    // The package layers of minbase are the same blobs; only the fix-up layer differs.
+    const base = layersOf(minbaseLayout());
+    expect(base.filter((d) => layersOf(out).includes(d))).toHaveLength(base.length - 1);
     const rootfs = unpack(out, "hello");
     expect(inChroot(rootfs, "hello-kiln")).toBe("kiln\n");
     expect(inChroot(rootfs, "dpkg-query -W -f '${Status}' hello-kiln jq")).toBe("install ok installedinstall ok installed");
