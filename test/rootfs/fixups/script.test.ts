@@ -53,7 +53,9 @@ async function both(script: string, name = "demo"): Promise<{ differences: strin
   return { differences: sorted.unexplained.map((d) => `${d.path}: ${d.kind}`), report };
 }
 
-describe("the interpreter leaves what sh leaves", () => {
+// Each case copies the configured minbase tree twice and hashes both whole trees: a few seconds
+// alone, a minute or more when the machine's two cores are shared with the rest of the suite.
+describe("the interpreter leaves what sh leaves", { timeout: 300_000 }, () => {
   test("directories, files, links, owners and modes (mkdir, install -d, touch, ln, chown, chgrp, chmod, cp, mv, rm, redirections)", async () => {
     const { differences, report } = await both(`#!/bin/sh
 set -e
