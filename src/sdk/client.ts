@@ -48,6 +48,8 @@ import type {
   TargetPlatforms,
   User,
   Users,
+  SoftwareBundleExport,
+  SoftwareBundleImport,
 } from "./types.js";
 import { KilnApiError } from "./errors.js";
 import { pollStatus, statusUriOf, type WaitOptions } from "./wait.js";
@@ -301,6 +303,42 @@ export class BundlesApi {
   /** The distributions a candidate rule would allow, without saving it. */
   async evaluateRestriction(id: number, restrictionId: number, restrictionRule: string): Promise<Distributions> {
     return this.c.call("mySoftwareRestrictionOS_evaluate", { msid: id, brid: restrictionId }, { body: { restrictionRule } });
+  }
+
+  /**
+   * Sends a bundle archive (hammr's tar.gz: `bundle.yml` at the root, the files where it says)
+   * as `hammr bundle create` (`imported: false`) and `hammr bundle import` (`imported: true`) do:
+   * an import ticket, the archive as its upload, its status followed to the end. Answers the
+   * bundle made; an archive the server refuses throws its `KilnApiError`.
+   */
+  async importArchive(source: string | Readable, options: Omit<UploadOptions, "operationId"> & { imported?: boolean } = {}): Promise<MySoftware> {
+    const { imported, ...upload } = options;
+    const ticket = await this.c.call<SoftwareBundleImport>("softwareBundle_import", {}, { query: { imported: imported ?? false } });
+    const sbid = ticket.dbId!;
+    await uploadBytes<OpStatus>(this.c.transport, this.c.operationUrl("softwareBundleImport_upload", { sbid }), source, { ...upload, operationId: "softwareBundleImport_upload" });
+    // The upload's answer may already say how it ended; the status resource says it too, and is the one to follow.
+    const status = await pollStatus(() => this.c.call<OpStatus>("softwareBundleImportStatus_get", { sbid }), `bundle import ${sbid}`, options.signal ? { signal: options.signal } : {});
+    if (status.error) throw new Error(`the bundle import failed: ${status.errorMessage ?? status.message ?? "no reason given"}`);
+    const done = await this.c.call<SoftwareBundleImport>("softwareBundleImport_get", { sbid });
+    return this.c.get<MySoftware>(done.referenceUri!);
+  }
+
+  /**
+   * Exports a bundle as hammr does: an export ticket (`format`: the description's, yaml by
+   * default), its status followed to the end, the archive downloaded to `file`, the ticket deleted.
+   */
+  async exportArchive(id: number, file: string, options: Omit<DownloadOptions, "operationId"> & { format?: "yaml" | "json" } = {}): Promise<DownloadResult> {
+    const { format, ...download } = options;
+    const ticket = await this.c.call<SoftwareBundleExport>("mySoftware_export", { msid: id }, { query: { outputFormat: format ?? "yaml" } });
+    const eid = ticket.dbId!;
+    try {
+      const status = await pollStatus(() => this.c.call<OpStatus>("mySoftwareExportStatus_get", { msid: id, eid }), `export ${eid} of bundle ${id}`, options.signal ? { signal: options.signal } : {});
+      if (status.error) throw new Error(`the export of bundle ${id} failed: ${status.errorMessage ?? status.message ?? "no reason given"}`);
+      const url = this.c.operationUrl("mySoftwareExport_download", { msid: id, eid });
+      return await downloadToFile(this.c.transport, url, file, { ...download, resume: false, operationId: "mySoftwareExport_download" });
+    } finally {
+      await this.c.call("mySoftwareExport_delete", { msid: id, eid }).catch(() => undefined);
+    }
   }
 }
 

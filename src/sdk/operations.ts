@@ -1,6 +1,7 @@
 /**
  * Every operation the client can call: UForge's operation ids (the `id` column of
- * `spec/uforge/endpoints.tsv`) with their method and path, plus Kiln's image package list. A test
+ * `spec/uforge/endpoints.tsv`) with their method and path, plus Kiln's image package list and
+ * the bundle import and export operations of `endpoints-added.tsv`. A test
  * holds this table equal to the endpoint file, so an endpoint added there cannot be forgotten here.
  */
 
@@ -81,6 +82,15 @@ export const OPERATIONS = {
   userTargetPlatforms_getAll: { method: "GET", path: "/users/{uid}/targetplatforms" },
   userTargetPlatformFormat_getAll: { method: "GET", path: "/users/{uid}/targetplatforms/{tpid}/targetformats" },
   containerTemplateImagePkgs_getAll: { method: "GET", path: "/users/{uid}/mysoftware/{msid}/templates/{tid}/images/{tiid}/pkgs" },
+  // From endpoints-added.tsv: hammr's bundle import and export.
+  softwareBundle_import: { method: "POST", path: "/users/{uid}/bundleimports" },
+  softwareBundleImport_get: { method: "GET", path: "/users/{uid}/bundleimports/{sbid}" },
+  softwareBundleImportStatus_get: { method: "GET", path: "/users/{uid}/bundleimports/{sbid}/status" },
+  softwareBundleImport_upload: { method: "POST", path: "/users/{uid}/bundleimports/{sbid}/uploads" },
+  mySoftware_export: { method: "POST", path: "/users/{uid}/mysoftware/{msid}/exports" },
+  mySoftwareExport_delete: { method: "DELETE", path: "/users/{uid}/mysoftware/{msid}/exports/{eid}" },
+  mySoftwareExport_download: { method: "GET", path: "/users/{uid}/mysoftware/{msid}/exports/{eid}/downloads" },
+  mySoftwareExportStatus_get: { method: "GET", path: "/users/{uid}/mysoftware/{msid}/exports/{eid}/status" },
 } as const satisfies Record<string, Operation>;
 
 /** A UForge operation id, e.g. `"mySoftware_create"`. */

@@ -13,7 +13,7 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnAbortError, KilnApiError, KilnClient, KilnConnectionError, KilnIntegrityError, KilnTimeoutError, OPERATIONS, signUrl, type OpStatus, type ResponseEvent } from "../../src/sdk/index.js";
 import { signUrl as serverSignUrl } from "../../src/server/auth.js";
-import { loadEndpoints } from "../../src/server/endpoints.js";
+import { loadEndpoints, SPEC_DIR } from "../../src/server/endpoints.js";
 import { makeTar, tempDir } from "../fixtures/debs.js";
 import { startTestServer, type TestServer } from "../helpers/api.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
@@ -52,11 +52,13 @@ afterAll(async () => {
 });
 
 describe("the operation table", () => {
-  it("is endpoints.tsv, operation for operation, plus the image package list", () => {
+  it("is endpoints.tsv, operation for operation, plus the image package list and the bundle import and export of endpoints-added.tsv", () => {
     const fromFile = Object.fromEntries(loadEndpoints().map((e) => [e.operationId, { method: e.method, path: e.path }]));
+    const added = loadEndpoints(`${SPEC_DIR}endpoints-added.tsv`).filter((e) => /^softwareBundle|^mySoftware_?[eE]xport/.test(e.operationId));
+    for (const e of added) fromFile[e.operationId] = { method: e.method, path: e.path };
     const { containerTemplateImagePkgs_getAll: pkgs, ...table } = OPERATIONS;
     expect(table).toEqual(fromFile);
-    expect(Object.keys(table)).toHaveLength(66);
+    expect(Object.keys(table)).toHaveLength(66 + 8);
     expect(pkgs.path).toBe("/users/{uid}/mysoftware/{msid}/templates/{tid}/images/{tiid}/pkgs");
   });
 });
@@ -357,6 +359,23 @@ describe("templates, generation, waitFor, download and publication", () => {
 
     await alice.templates.delete(templateUri);
     expect((await alice.images.list()).total).toBe(0);
+  });
+});
+
+describe("bundle archives", () => {
+  it("exports a bundle as hammr's archive and imports it back as an equal bundle", async () => {
+    const b = await alice.bundles.create({ name: "sdk-archive", version: "1.0" });
+    const a = await alice.artifacts.add(b.dbId!, { name: "hello.txt" });
+    await alice.artifacts.upload(b.dbId!, a.dbId!, "hello.txt", Readable.from([Buffer.from("hello\n")]), { size: 6 });
+    const file = path.join(work, "sdk-archive.tar.gz");
+    await alice.bundles.exportArchive(b.dbId!, file);
+    const again = await alice.bundles.importArchive(file, { imported: true });
+    expect(again).toMatchObject({ name: "sdk-archive", version: "1.0", imported: true });
+    const files = await alice.artifacts.list(again.dbId!);
+    expect(files.softwareArtifacts?.map((f) => [f.name, f.size])).toEqual([["hello.txt", 6]]);
+    // A refused archive is the server's typed error.
+    const refused = await alice.bundles.importArchive(Readable.from([Buffer.from("not a tar.gz")])).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ status: 400 });
   });
 });
 
