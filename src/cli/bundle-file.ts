@@ -1,6 +1,6 @@
 /**
- * hammr's bundle file (YAML, or JSON for a `.json` file): read it, check it the way hammr does,
- * and turn it into the artifacts to create.
+ * hammr's bundle file (YAML, or JSON for a `.json` file), read as hammr reads it, and the
+ * archive `hammr bundle create` builds from it.
  *
  * ```yaml
  * name: hello                 # mandatory
@@ -8,10 +8,11 @@
  * description: says hello
  * destination: /opt/hello     # → defaultInstallLocation
  * restrictionRule: "Distribution#name=Debian"
- * license: { name: MIT, source: LICENSE }   # the name is kept; nothing is uploaded for it
+ * license: { name: MIT, source: LICENSE }   # the license's name, and its file
+ * sourceLogo: logo.png
  * files:                      # mandatory
  *   - name: hello.tar.gz      # the file's name in the bundle
- *     source: dist/hello.tar.gz   # relative to this file, absolute, or an http(s):// URL
+ *     source: dist/hello.tar.gz   # a path (see below) or an http(s):// URL
  *     destination: /opt/hello # → installLocation
  *     extract: true
  *   - name: conf              # a folder: its source is a directory
@@ -22,59 +23,60 @@
  *         rights: "0640"      # ownerGroup, rights, symlink → params (softwarefile only)
  * ```
  *
- * The checks are hammr's, in hammr's order (mandatory name, version and files; each file needs a
- * name and a source; `ospkg` and `bootscript` only at the first level; `bootOrder`/`bootType`
- * only on a bootscript; `ownerGroup`/`rights`/`symlink` only on a softwarefile; nested `files`
- * only under a folder tagged softwarefile), then the ones Kiln's API would otherwise refuse later
- * (value types, paths, rights, the rule's syntax, sources that exist). The first problem is
- * reported, naming where it is (`files[1].files[0] (app.conf)`).
+ * The checks are hammr's (domain/bundle-description.ts, shared with the server's import): the
+ * structure, the tags, `ospkg` and `bootscript` only at the first level, the attributes each tag
+ * allows, then what Kiln's API would refuse. A `source` path is relative to the current
+ * directory, as hammr takes it; only when nothing is there is it looked for beside the bundle
+ * file. An entry with nested `files` must have a directory as its source. A source that is not
+ * there is a warning for `validate` and an error for `create`.
  */
-import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, mkdtemp, readdir, readFile, realpath, rm, stat } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
-import YAML from "yaml";
-import { checkImagePath, isArtifactTag, isBootType, parseArtifactParams } from "../domain/artifacts.js";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import tar from "tar-stream";
+import { parseArtifactParams } from "../domain/artifacts.js";
+import { formatDescription, parseDescriptionText, readBundleDescription, type BundleDescription, type DescribedFile } from "../domain/bundle-description.js";
 import { isKilnError } from "../domain/errors.js";
-import { parseRestrictionRule } from "../domain/restriction.js";
-import type { BootScript, MySoftware, SoftwareArtifact } from "../sdk/index.js";
+import { openUrl } from "./fetch-source.js";
 
 /** A mistake in a bundle file; `message` names the file and the place. */
 export class BundleFileError extends Error {
   override readonly name = "BundleFileError";
 }
 
-/** Where a file's bytes come from. */
-export type Source = { kind: "path"; path: string; size: number } | { kind: "url"; url: string };
+/** Where an entry's bytes are. */
+export type Source = { kind: "path"; path: string; size: number } | { kind: "url"; url: string } | { kind: "missing" } | { kind: "package" };
 
-/** One artifact to create, with its children for a folder. */
-export interface PlannedArtifact {
-  /** Where it came from in the file (`files[2]`), or the directory entry that produced it. */
+/** One entry of the bundle, its source found, with the entries of a folder. */
+export interface PlannedEntry {
+  /** `files[2] (name)`, or the folder's place and the name of an entry found in it. */
   where: string;
+  name: string;
   kind: "file" | "folder";
-  /** The body of the artifact's creation. */
-  body: SoftwareArtifact;
-  /** A file's bytes (absent for folders). */
-  source?: Source;
-  /** Checksums the file gave, checked against what the server computed after the upload. */
-  md5sum?: string;
-  sha256sum?: string;
-  children: PlannedArtifact[];
+  /** What the file says of the entry (absent for an entry found in a folder). */
+  described?: DescribedFile;
+  source: Source;
+  children: PlannedEntry[];
 }
 
 /** A checked bundle file. */
 export interface BundlePlan {
   file: string;
-  bundle: MySoftware;
-  artifacts: PlannedArtifact[];
-  /** Files to upload (folders not counted). */
+  format: "yaml" | "json";
+  description: BundleDescription;
+  entries: PlannedEntry[];
+  license?: Source;
+  logo?: Source;
+  /** What hammr would stumble on, or files not there (`validate` prints them). */
+  warnings: string[];
+  /** Files to send (folders not counted). */
   fileCount: number;
   /** Bytes of local sources (URLs not counted). */
   localBytes: number;
-}
-
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function isUrl(s: string): boolean {
@@ -89,255 +91,248 @@ export async function readBundleFile(file: string): Promise<unknown> {
   } catch (err) {
     throw new BundleFileError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
   }
-  if (/\.json$/i.test(file)) {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (err) {
-      throw new BundleFileError(`${file} is not valid JSON: ${(err as Error).message}`);
-    }
-  }
-  const doc = YAML.parseDocument(text, { prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const line = e.linePos?.[0] ? ` (line ${e.linePos[0].line})` : "";
-    throw new BundleFileError(`${file} is not valid YAML${line}: ${e.message.split("\n")[0]}`);
-  }
-  return doc.toJS() as unknown;
+  return asBundleFileError(() => parseDescriptionText(text, /\.json$/i.test(file), path.basename(file)));
 }
 
-class Checker {
-  constructor(private readonly file: string) {}
-
-  fail(where: string, message: string): never {
-    throw new BundleFileError(`${path.basename(this.file)}: ${where ? `${where}: ` : ""}${message}`);
+function asBundleFileError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (isKilnError(err)) throw new BundleFileError(err.message);
+    throw err;
   }
-
-  string(o: Obj, key: string, where: string, required = false): string | undefined {
-    const v = o[key];
-    if (v === undefined || v === null) {
-      if (required) this.fail(where, `there is no attribute [${key}]`);
-      return undefined;
-    }
-    // YAML reads `version: 1.0` as a number: hammr takes it as text, and so do we.
-    if (typeof v === "number") return String(v);
-    if (typeof v !== "string") this.fail(where, `[${key}] must be text`);
-    if (required && v.trim() === "") this.fail(where, `[${key}] must not be empty`);
-    return v;
-  }
-
-  boolean(o: Obj, key: string, where: string): boolean | undefined {
-    const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "boolean") this.fail(where, `[${key}] must be true or false`);
-    return v;
-  }
-
-  imagePath(value: string | undefined, where: string, key: string): string | undefined {
-    if (value === undefined || value.trim() === "") return undefined;
-    try {
-      return checkImagePath(value.trim(), `[${key}]`);
-    } catch (err) {
-      if (isKilnError(err)) this.fail(where, err.message);
-      throw err;
-    }
-  }
-}
-
-/** The structural checks hammr makes, in its order, on one file entry and its nested files. */
-function checkHammrRules(c: Checker, f: Obj, where: string, level: number): void {
-  const name = c.string(f, "name", where, true)!;
-  const label = `${where} (${name})`;
-  if (f.source === undefined || f.source === null || f.source === "") c.fail(label, "there is no attribute [source]");
-  const tag = f.tag;
-  if (tag !== undefined && !isArtifactTag(tag)) c.fail(label, `[tag] must be softwarefile, ospkg or bootscript, not ${JSON.stringify(tag)}`);
-  if (level > 0 && (tag === "ospkg" || tag === "bootscript")) c.fail(label, `a file tagged ${tag} must be in the first level files section`);
-  if ((f.bootOrder !== undefined || f.bootType !== undefined) && tag !== "bootscript") c.fail(label, "[bootOrder] or [bootType] is set but the file is not tagged bootscript");
-  if ((f.ownerGroup !== undefined || f.rights !== undefined || f.symlink !== undefined) && tag !== undefined && tag !== "softwarefile") {
-    c.fail(label, "[ownerGroup], [rights] or [symlink] is set but the file is not tagged softwarefile");
-  }
-  if (f.files !== undefined && f.files !== null) {
-    if (!Array.isArray(f.files)) c.fail(label, "[files] must be a list");
-    if (f.files.length > 0 && tag !== undefined && tag !== "softwarefile") c.fail(label, "the list of files is not empty but the file is not tagged softwarefile");
-    f.files.forEach((sub: unknown, i: number) => {
-      if (!isObj(sub)) c.fail(`${where}.files[${i}]`, "a file must be a mapping with name and source");
-      checkHammrRules(c, sub, `${where}.files[${i}]`, level + 1);
-    });
-  }
-}
-
-/** The artifact fields of a file entry, checked. */
-function artifactBody(c: Checker, f: Obj, label: string, kind: "file" | "folder"): SoftwareArtifact {
-  const name = c.string(f, "name", label, true)!.trim();
-  if (name === "." || name === ".." || /[/\\\0]/.test(name) || name.length > 255) c.fail(label, `[name] must be a file name without "/" (got ${JSON.stringify(name)})`);
-  const body: SoftwareArtifact = { name };
-  if (kind === "folder") body.type = "folder";
-  const tag = f.tag as string | undefined;
-  if (tag !== undefined) body.tag = tag;
-  const loc = c.imagePath(c.string(f, "destination", label), label, "destination");
-  if (loc !== undefined) body.installLocation = loc;
-  const extract = c.boolean(f, "extract", label);
-  if (extract !== undefined) body.extract = extract;
-  const install = c.boolean(f, "install", label);
-  if (install !== undefined) body.install = install;
-  if (f.bootOrder !== undefined && !(typeof f.bootOrder === "number" && Number.isInteger(f.bootOrder) && f.bootOrder >= 0)) c.fail(label, "[bootOrder] must be a whole number");
-  if (f.bootType !== undefined && !isBootType(f.bootType)) c.fail(label, "[bootType] must be firstboot or everyboot");
-  if (tag === "bootscript") {
-    const boot = body as BootScript;
-    boot.xsiType = "BootScript";
-    if (f.bootOrder !== undefined) boot.bootOrder = f.bootOrder as number;
-    if (isBootType(f.bootType)) boot.bootType = f.bootType;
-  }
-  const parts: string[] = [];
-  for (const key of ["ownerGroup", "rights", "symlink"] as const) {
-    const v = c.string(f, key, label);
-    if (v !== undefined && v.trim() !== "") parts.push(`${key}=${v.trim()}`);
-  }
-  if (parts.length > 0) {
-    try {
-      body.params = parseArtifactParams(parts.join(";"), "the file").text!;
-    } catch (err) {
-      if (isKilnError(err)) c.fail(label, err.message.replace(/^the file\.?/, "").replace(/^: /, "").trim() || err.message);
-      throw err;
-    }
-  }
-  return body;
-}
-
-function checksum(c: Checker, f: Obj, key: "md5sum" | "sha256sum", label: string): string | undefined {
-  const v = c.string(f, key, label);
-  if (v === undefined) return undefined;
-  const re = key === "md5sum" ? /^[0-9a-f]{32}$/i : /^[0-9a-f]{64}$/i;
-  if (!re.test(v.trim())) c.fail(label, `[${key}] is not a hex ${key === "md5sum" ? "MD5" : "SHA-256"} checksum`);
-  return v.trim().toLowerCase();
 }
 
 interface Walk {
-  c: Checker;
-  baseDir: string;
+  label: string;
+  fileDir: string;
+  warnings: string[];
   count: { files: number; bytes: number };
 }
 
-/** The children of a folder found in its source directory, except those the file describes. */
-async function directoryChildren(w: Walk, dir: string, root: string, described: Set<string>, where: string): Promise<PlannedArtifact[]> {
-  const out: PlannedArtifact[] = [];
-  const names = (await readdir(dir)).sort();
-  for (const entry of names) {
-    const full = path.join(dir, entry);
+/** hammr's reading of a `source` path: from the current directory; beside the bundle file only when nothing is there. */
+async function findSource(w: Walk, source: string): Promise<{ path: string; st: import("node:fs").Stats } | undefined> {
+  for (const candidate of [path.resolve(source), path.resolve(w.fileDir, source)]) {
+    const st = await stat(candidate).catch(() => undefined);
+    if (st) return { path: candidate, st };
+  }
+  return undefined;
+}
+
+function missing(w: Walk, where: string, source: string): Source {
+  const looked = path.isAbsolute(source) ? source : `${path.resolve(source)}, then ${path.resolve(w.fileDir, source)}`;
+  w.warnings.push(`${w.label}: ${where}: [source] ${source} does not exist (looked for ${looked})`);
+  return { kind: "missing" };
+}
+
+/** The entries of a folder's directory that the file does not describe. */
+async function directoryEntries(w: Walk, dir: string, root: string, described: Set<string>, where: string): Promise<PlannedEntry[]> {
+  const out: PlannedEntry[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    const full = path.join(dir, name);
     if (described.has(full)) continue;
-    const entryWhere = `${where}/${entry}`;
+    const entryWhere = `${where}/${name}`;
     let st = await lstat(full);
     if (st.isSymbolicLink()) {
-      // A link is followed only inside the folder being uploaded: what it names is uploaded, never what lies beyond.
+      // A link is followed only inside the folder being sent: what it names is sent, never what lies beyond.
       const target = await realpath(full).catch(() => undefined);
-      if (!target || (target !== root && !target.startsWith(`${root}${path.sep}`))) w.c.fail(entryWhere, `is a symbolic link that leads outside ${root}: refused`);
+      if (!target || (target !== root && !target.startsWith(`${root}${path.sep}`))) throw new BundleFileError(`${w.label}: ${entryWhere} is a symbolic link that leads outside ${root}: refused`);
       st = await stat(target);
     }
     if (st.isDirectory()) {
-      out.push({ where: entryWhere, kind: "folder", body: { name: entry, type: "folder" }, children: await directoryChildren(w, full, root, described, entryWhere), });
+      out.push({ where: entryWhere, name, kind: "folder", source: { kind: "path", path: full, size: 0 }, children: await directoryEntries(w, full, root, described, entryWhere) });
     } else if (st.isFile()) {
       w.count.files++;
       w.count.bytes += st.size;
-      out.push({ where: entryWhere, kind: "file", body: { name: entry }, source: { kind: "path", path: full, size: st.size }, children: [] });
+      out.push({ where: entryWhere, name, kind: "file", source: { kind: "path", path: full, size: st.size }, children: [] });
     } else {
-      w.c.fail(entryWhere, "is neither a file nor a directory: refused");
+      throw new BundleFileError(`${w.label}: ${entryWhere} is neither a file nor a directory: refused`);
     }
   }
   return out;
 }
 
-async function planEntry(w: Walk, f: Obj, where: string): Promise<PlannedArtifact> {
-  const c: Checker = w.c;
-  const name = String(f.name);
-  const label = `${where} (${name})`;
-  const rawSource = c.string(f, "source", label, true)!.trim();
-  const nested = Array.isArray(f.files) ? (f.files as Obj[]) : [];
-  if (isUrl(rawSource)) {
-    if (nested.length > 0) c.fail(label, "the list of files is not empty but [source] is a URL, not a folder");
+async function planEntry(w: Walk, f: DescribedFile, raw: Record<string, unknown>): Promise<PlannedEntry> {
+  const nested = f.files ?? [];
+  const rawNested = Array.isArray(raw.files) ? (raw.files as Array<Record<string, unknown>>) : [];
+  const base = { where: f.where, name: f.name, described: f };
+  if (isUrl(f.source)) {
+    if (nested.length > 0) throw new BundleFileError(`${w.label}: ${f.where}: the list of files is not empty but [source] is a URL, not a folder`);
     try {
-      new URL(rawSource);
+      new URL(f.source);
     } catch {
-      c.fail(label, `[source] ${rawSource} is not a valid URL`);
+      throw new BundleFileError(`${w.label}: ${f.where}: [source] ${f.source} is not a valid URL`);
     }
     w.count.files++;
-    return { where: label, kind: "file", body: artifactBody(c, f, label, "file"), source: { kind: "url", url: rawSource }, ...sums(c, f, label), children: [] };
+    return { ...base, kind: "file", source: { kind: "url", url: f.source }, children: [] };
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rawSource)) c.fail(label, `[source] ${rawSource}: only local paths and http(s):// URLs can be uploaded`);
-  const sourcePath = path.resolve(w.baseDir, rawSource);
-  const st = await stat(sourcePath).catch(() => undefined);
-  if (!st) c.fail(label, `[source] ${rawSource} does not exist (looked for ${sourcePath})`);
-  if (st.isDirectory()) {
-    if (f.tag !== undefined && f.tag !== "softwarefile") c.fail(label, `[source] ${rawSource} is a folder, and a folder can only be tagged softwarefile`);
-    const body = artifactBody(c, f, label, "folder");
-    const children: PlannedArtifact[] = [];
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(f.source)) throw new BundleFileError(`${w.label}: ${f.where}: [source] ${f.source}: only local paths and http(s):// URLs can be sent`);
+  const found = await findSource(w, f.source);
+  if (!found) {
+    // An OS package may be a false source: the distribution has it, by name.
+    if (f.tag === "ospkg") return { ...base, kind: "file", source: { kind: "package" }, children: [] };
+    return { ...base, kind: nested.length > 0 ? "folder" : "file", source: missing(w, f.where, f.source), children: await Promise.all(nested.map((n, i) => planEntry(w, n, rawNested[i] ?? {}))) };
+  }
+  if (found.st.isDirectory()) {
+    if (f.tag !== undefined && f.tag !== "softwarefile") throw new BundleFileError(`${w.label}: ${f.where}: [source] ${f.source} is a folder, and a folder can only be tagged softwarefile`);
+    if (raw.files === undefined) w.warnings.push(`${w.label}: ${f.where}: [source] ${f.source} is a folder but the entry has no [files] (hammr needs it, even empty: files: [])`);
+    const children: PlannedEntry[] = [];
     const described = new Set<string>();
     for (let i = 0; i < nested.length; i++) {
-      const child = await planEntry(w, nested[i]!, `${where}.files[${i}]`);
-      children.push(child);
-      const src = nested[i]!.source;
-      if (typeof src === "string" && !isUrl(src)) described.add(path.resolve(w.baseDir, src));
+      children.push(await planEntry(w, nested[i]!, rawNested[i] ?? {}));
+      const at = await findSource(w, nested[i]!.source);
+      if (at) described.add(at.path);
     }
-    const root = await realpath(sourcePath);
-    children.push(...(await directoryChildren(w, sourcePath, root, described, `${where} (${name})`)));
-    return { where: label, kind: "folder", body, children };
+    children.push(...(await directoryEntries(w, found.path, await realpath(found.path), described, f.where)));
+    return { ...base, kind: "folder", source: { kind: "path", path: found.path, size: 0 }, children };
   }
-  if (!st.isFile()) c.fail(label, `[source] ${rawSource} is neither a file nor a folder`);
-  if (nested.length > 0) c.fail(label, `the list of files is not empty but [source] ${rawSource} is not a folder`);
+  if (!found.st.isFile()) throw new BundleFileError(`${w.label}: ${f.where}: [source] ${f.source} is neither a file nor a folder`);
+  if (nested.length > 0) throw new BundleFileError(`${w.label}: ${f.where}: the list of files is not empty but [source] ${f.source} is not a folder`);
   w.count.files++;
-  w.count.bytes += st.size;
-  return { where: label, kind: "file", body: artifactBody(c, f, label, "file"), source: { kind: "path", path: sourcePath, size: st.size }, ...sums(c, f, label), children: [] };
+  w.count.bytes += found.st.size;
+  return { ...base, kind: "file", source: { kind: "path", path: found.path, size: found.st.size }, children: [] };
 }
 
-function sums(c: Checker, f: Obj, label: string): { md5sum?: string; sha256sum?: string } {
-  const md5sum = checksum(c, f, "md5sum", label);
-  const sha256sum = checksum(c, f, "sha256sum", label);
-  return { ...(md5sum ? { md5sum } : {}), ...(sha256sum ? { sha256sum } : {}) };
+async function planExtra(w: Walk, source: string | undefined, where: string): Promise<Source | undefined> {
+  if (source === undefined) return undefined;
+  if (isUrl(source)) return { kind: "url", url: source };
+  const found = await findSource(w, source);
+  if (!found) return missing(w, where, source);
+  if (!found.st.isFile()) throw new BundleFileError(`${w.label}: ${where} ${source} is not a file`);
+  w.count.bytes += found.st.size;
+  return { kind: "path", path: found.path, size: found.st.size };
 }
 
 /**
- * Reads, checks and plans a bundle file. Throws a `BundleFileError` naming the first problem.
+ * Reads, checks and plans a bundle file. Throws a `BundleFileError` naming the first problem;
+ * sources that are not there are `warnings`.
  */
 export async function loadBundleFile(file: string): Promise<BundlePlan> {
   const data = await readBundleFile(file);
-  const c: Checker = new Checker(file);
-  if (!isObj(data)) c.fail("", "a bundle file is a mapping with name, version and files");
-  // hammr's checks first, in its order.
-  const name = c.string(data, "name", "", false);
-  if (name === undefined || name.trim() === "") c.fail("", "there is no attribute [name] for the bundle");
-  const version = c.string(data, "version", "", false);
-  if (version === undefined || version.trim() === "") c.fail("", "there is no attribute [version] for the bundle");
-  if (data.files === undefined || data.files === null) c.fail("", "there is no attribute [files] for the bundle");
-  if (!Array.isArray(data.files)) c.fail("", "[files] must be a list");
-  const files = data.files as unknown[];
-  files.forEach((f, i) => {
-    if (!isObj(f)) c.fail(`files[${i}]`, "a file must be a mapping with name and source");
-    checkHammrRules(c, f, `files[${i}]`, 0);
-  });
+  const label = path.basename(file);
+  const description = asBundleFileError(() => readBundleDescription(data, label));
+  const w: Walk = { label, fileDir: path.dirname(path.resolve(file)), warnings: [], count: { files: 0, bytes: 0 } };
+  const rawFiles = (data as { files: Array<Record<string, unknown>> }).files;
+  const entries: PlannedEntry[] = [];
+  for (let i = 0; i < description.files.length; i++) entries.push(await planEntry(w, description.files[i]!, rawFiles[i] ?? {}));
+  const license = await planExtra(w, description.license?.source, "[license.source]");
+  const logo = await planExtra(w, description.sourceLogo, "[sourceLogo]");
+  return { file, format: /\.json$/i.test(file) ? "json" : "yaml", description, entries, ...(license ? { license } : {}), ...(logo ? { logo } : {}), warnings: w.warnings, fileCount: w.count.files, localBytes: w.count.bytes };
+}
 
-  // Then what the API would refuse.
-  const bundle: MySoftware = { name: name.trim(), version: version.trim() };
-  const description = c.string(data, "description", "");
-  if (description !== undefined) bundle.description = description;
-  const destination = c.imagePath(c.string(data, "destination", ""), "", "destination");
-  if (destination !== undefined) bundle.defaultInstallLocation = destination;
-  const rule = c.string(data, "restrictionRule", "");
-  if (rule !== undefined && rule.trim() !== "") {
-    try {
-      parseRestrictionRule(rule);
-    } catch (err) {
-      // The parser's message draws a caret under the fault on more lines; the first says it all.
-      if (isKilnError(err)) c.fail("", `[restrictionRule]: ${err.message.split("\n")[0]}`);
-      throw err;
+/** hammr's `remove_URI_forbidden_char`: a space in a name or version becomes `_` in archive paths. */
+function clean(s: string): string {
+  return s.replace(/ /g, "_");
+}
+
+/** A planned archive: its members in order, and the description with every source rewritten. */
+interface Layout {
+  members: Array<{ path: string; kind: "directory" } | { path: string; kind: "file"; source: Source }>;
+  description: Record<string, unknown>;
+}
+
+/** hammr's layout (`do_create`): files under `bundles/<name>/<version>/`, a folder's below its path, license and logo under `bundles/<name>/`. */
+function layout(plan: BundlePlan): Layout {
+  const d = plan.description;
+  const root = `bundles/${clean(d.name)}`;
+  const members: Layout["members"] = [];
+  const taken = new Set<string>();
+  const entry = (e: PlannedEntry, dir: string): Record<string, unknown> => {
+    const at = `${dir}/${clean(e.name)}`;
+    const f = e.described;
+    const out: Record<string, unknown> = { name: e.name, source: at };
+    if (f?.tag) out.tag = f.tag;
+    if (f?.destination) out.destination = f.destination;
+    if (f?.extract !== undefined) out.extract = f.extract;
+    if (f?.install !== undefined) out.install = f.install;
+    Object.assign(out, parseArtifactParams(f?.params).params);
+    if (f?.bootOrder !== undefined) out.bootOrder = f.bootOrder;
+    if (f?.bootType) out.bootType = f.bootType;
+    if (f?.md5sum) out.md5sum = f.md5sum;
+    if (f?.sha256sum) out.sha256sum = f.sha256sum;
+    if (e.source.kind === "package") {
+      out.source = f!.source;
+      return out;
     }
-    bundle.bundleRestriction = { restrictionRule: rule };
+    if (taken.has(at)) throw new BundleFileError(`${path.basename(plan.file)}: ${e.where}: cannot have identical files in the bundles section (${at})`);
+    taken.add(at);
+    if (e.kind === "folder") {
+      members.push({ path: at, kind: "directory" });
+      out.files = e.children.map((c) => entry(c, at));
+    } else {
+      members.push({ path: at, kind: "file", source: e.source });
+      out.files = [];
+    }
+    return out;
+  };
+  const files = plan.entries.map((e) => entry(e, `${root}/${clean(d.version)}`));
+  const out: Record<string, unknown> = { name: d.name, version: d.version, files };
+  if (d.description !== undefined) out.description = d.description;
+  if (d.destination !== undefined) out.destination = d.destination;
+  if (d.restrictionRule !== undefined) out.restrictionRule = d.restrictionRule;
+  const extra = (source: Source | undefined, given: string): string | undefined => {
+    if (!source) return undefined;
+    const at = `${root}/${clean(path.basename(isUrl(given) ? new URL(given).pathname : given))}`;
+    members.push({ path: at, kind: "file", source });
+    return at;
+  };
+  if (d.license) {
+    const at = extra(plan.license, d.license.source ?? "");
+    out.license = { ...(d.license.name !== undefined ? { name: d.license.name } : {}), ...(at ? { source: at } : {}) };
   }
-  if (data.license !== undefined && data.license !== null) {
-    if (!isObj(data.license)) c.fail("", "[license] must be a mapping with name (and source)");
-    const licenseName = c.string(data.license, "name", "license");
-    if (licenseName !== undefined && licenseName.trim() !== "") bundle.license = { name: licenseName.trim() };
-  }
+  const logo = extra(plan.logo, d.sourceLogo ?? "");
+  if (logo) out.sourceLogo = logo;
+  return { members, description: out };
+}
 
-  const w: Walk = { c, baseDir: path.dirname(path.resolve(file)), count: { files: 0, bytes: 0 } };
-  const artifacts: PlannedArtifact[] = [];
-  for (let i = 0; i < files.length; i++) artifacts.push(await planEntry(w, files[i] as Obj, `files[${i}]`));
-  return { file, bundle, artifacts, fileCount: w.count.files, localBytes: w.count.bytes };
+/** The bytes of a source, with their size (a URL is downloaded to `tmp` first: a tar header needs the size). */
+async function openSource(source: Source, tmp: string, n: number): Promise<{ stream: Readable; size: number }> {
+  if (source.kind === "path") {
+    const st = await stat(source.path);
+    return { stream: createReadStream(source.path), size: st.size };
+  }
+  if (source.kind !== "url") throw new Error("a source that is not there cannot be sent");
+  const { stream } = await openUrl(source.url);
+  const file = path.join(tmp, `download-${n}`);
+  await pipeline(stream, createWriteStream(file));
+  return { stream: createReadStream(file), size: (await stat(file)).size };
+}
+
+/**
+ * Builds hammr's archive of a bundle file (every source must be there) in a new temporary
+ * directory; answers its path and a function that removes it.
+ */
+export async function buildBundleArchive(plan: BundlePlan): Promise<{ archive: string; size: number; cleanup: () => Promise<void> }> {
+  const missingOne = [plan.license, plan.logo].some((s) => s?.kind === "missing") || hasMissing(plan.entries);
+  if (missingOne) throw new BundleFileError(plan.warnings.find((x) => /does not exist/.test(x)) ?? `${path.basename(plan.file)}: a source does not exist`);
+  const { members, description } = layout(plan);
+  const tmp = await mkdtemp(path.join(os.tmpdir(), "kiln-bundle-"));
+  const cleanup = (): Promise<void> => rm(tmp, { recursive: true, force: true });
+  try {
+    const archive = path.join(tmp, "archive.tar.gz");
+    const pack = tar.pack();
+    const written = pipeline(pack, createGzip(), createWriteStream(archive));
+    const mtime = new Date();
+    for (let i = 0; i < members.length; i++) {
+      const m = members[i]!;
+      if (m.kind === "directory") {
+        pack.entry({ name: m.path, type: "directory", mode: 0o755, mtime });
+        continue;
+      }
+      const { stream, size } = await openSource(m.source, tmp, i);
+      await pipeline(stream, pack.entry({ name: m.path, size, mode: 0o644, mtime }) as unknown as NodeJS.WritableStream);
+    }
+    const text = formatDescription(description, plan.format);
+    pack.entry({ name: plan.format === "json" ? "bundle.json" : "bundle.yml", mode: 0o644, mtime }, text);
+    pack.finalize();
+    await written;
+    return { archive, size: (await stat(archive)).size, cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+function hasMissing(entries: PlannedEntry[]): boolean {
+  return entries.some((e) => e.source.kind === "missing" || hasMissing(e.children));
 }

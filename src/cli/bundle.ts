@@ -1,16 +1,17 @@
 /**
- * `kiln bundle`: software bundles of the library. `create` builds one from a hammr bundle file
- * (see `bundle-file.ts`) and uploads every file with progress; `validate` checks such a file
- * without a server; `list`, `info`, `delete` and `clone` manage what is there.
+ * `kiln bundle`: software bundles of the library. `create` builds hammr's archive from a hammr
+ * bundle file (see `bundle-file.ts`) and sends it as `hammr bundle create` does (an import), so
+ * a bundle made by kiln and one made by hammr arrive the same; `import` sends an archive as
+ * `hammr bundle import`, `export` fetches one as `hammr bundle export`; `validate` checks a
+ * bundle file without a server; `list`, `info`, `delete` and `clone` manage what is there.
  */
 import path from "node:path";
 import type { Command } from "commander";
 import type { BootScript, KilnClient, MySoftware, SoftwareArtifact } from "../sdk/index.js";
 import { addCommonOptions, positiveInt, withClient, type CommonOptions } from "./context.js";
-import { CliExit } from "./errors.js";
-import { loadBundleFile, type BundlePlan, type PlannedArtifact } from "./bundle-file.js";
-import { openUrl } from "./fetch-source.js";
-import { bytes, details, printJson, say, table } from "./output.js";
+import { CliExit, UsageError } from "./errors.js";
+import { buildBundleArchive, loadBundleFile, type BundlePlan } from "./bundle-file.js";
+import { bytes, details, note, printJson, say, table } from "./output.js";
 import { transferReporter } from "./transfer-progress.js";
 
 export function registerBundle(program: Command): void {
@@ -23,18 +24,21 @@ export function registerBundle(program: Command): void {
 Examples:
   kiln bundle validate --file bundle.yml
   kiln bundle create --file bundle.yml
+  kiln bundle export --id 3 --file hello.tar.gz
+  kiln bundle import --file hello.tar.gz
   kiln bundle list
   kiln bundle info --id 3
   kiln bundle clone --id 3 --name hello-2 --version 2.0
   kiln bundle delete --id 3`,
     );
 
-  addCommonOptions(bundle.command("create").description("create a bundle from a hammr bundle file (YAML or JSON) and upload its files"))
+  addCommonOptions(bundle.command("create").description("create a bundle from a hammr bundle file (YAML or JSON): its files go in one archive, as hammr sends them"))
     .requiredOption("--file <file>", "the bundle file: bundle.yml, bundle.yaml or bundle.json")
     .addHelpText(
       "after",
       `
-The bundle file (hammr's format; sources are paths relative to the file, or http(s) URLs):
+The bundle file (hammr's format; sources are http(s) URLs or paths relative to the current
+directory, as hammr reads them, else to the bundle file's directory):
   name: hello
   version: "1.0"
   destination: /opt/hello
@@ -66,10 +70,45 @@ Examples:
     .command("validate")
     .description("check a bundle file the way hammr does, without a server")
     .requiredOption("--file <file>", "the bundle file: bundle.yml, bundle.yaml or bundle.json")
-    .addHelpText("after", "\nExample:\n  kiln bundle validate --file bundle.yml   # exit 0 when valid, 1 with the first problem otherwise")
+    .addHelpText("after", "\nExample:\n  kiln bundle validate --file bundle.yml   # exit 0 when valid (files not found are warnings), 1 with the first problem otherwise")
     .action(async (opts: { file: string }) => {
       const plan = await loadBundleFile(opts.file);
-      say(`OK: the bundle file ${path.resolve(opts.file)} is valid (${plan.bundle.name} ${plan.bundle.version}, ${plan.fileCount} file${plan.fileCount === 1 ? "" : "s"}, ${bytes(plan.localBytes)} to upload)`);
+      for (const w of plan.warnings) note(`warning: ${w}`);
+      say(`OK: the bundle file ${path.resolve(opts.file)} is valid (${plan.description.name} ${plan.description.version}, ${plan.fileCount} file${plan.fileCount === 1 ? "" : "s"}, ${bytes(plan.localBytes)} to upload)${plan.warnings.length ? `, with ${plan.warnings.length} warning${plan.warnings.length === 1 ? "" : "s"}` : ""}`);
+    });
+
+  addCommonOptions(bundle.command("import").description("import a bundle archive (hammr's .tar.gz, from kiln or hammr bundle export) as a new bundle"))
+    .requiredOption("--file <file>", "the archive: a .tar.gz with bundle.yml or bundle.json at its root")
+    .addHelpText("after", "\nExample:\n  kiln bundle import --file hello.tar.gz")
+    .action(async (opts: CommonOptions & { file: string }, cmd: Command) => {
+      await withClient(cmd, opts, async (client) => {
+        const made = await sendArchive(client, opts.file, `uploading ${path.basename(opts.file)}`, true);
+        if (opts.json) return printJson(made);
+        say(`Imported bundle ${made.dbId} "${made.name}" ${made.version ?? ""}`.trimEnd());
+      });
+    });
+
+  addCommonOptions(bundle.command("export").description("download a bundle as hammr's archive (bundle.yml and its files), which kiln or hammr can import"))
+    .requiredOption("--id <id>", "the bundle's id", positiveInt)
+    .option("--file <file>", "where to write the archive (default: <name>.tar.gz in the current directory)")
+    .option("--output-format <format>", "the description's format in the archive: yaml (bundle.yml) or json (bundle.json)", "yaml")
+    .addHelpText("after", "\nExamples:\n  kiln bundle export --id 3\n  kiln bundle export --id 3 --file hello.tar.gz --output-format json")
+    .action(async (opts: CommonOptions & { id: number; file?: string; outputFormat: string }, cmd: Command) => {
+      if (opts.outputFormat !== "yaml" && opts.outputFormat !== "json") throw new UsageError(`--output-format must be yaml or json, not ${opts.outputFormat}`);
+      const format = opts.outputFormat;
+      await withClient(cmd, opts, async (client) => {
+        const b = await client.bundles.get(opts.id);
+        const file = opts.file ?? `${(b.name ?? String(opts.id)).replace(/ /g, "_")}.tar.gz`;
+        const reporter = transferReporter(process.stderr, `downloading ${path.basename(file)}`);
+        let result;
+        try {
+          result = await client.bundles.exportArchive(opts.id, file, { format, onProgress: (p) => reporter.update(p) });
+        } finally {
+          reporter.done();
+        }
+        if (opts.json) return printJson({ file: path.resolve(file), size: result.size });
+        say(`Exported bundle ${opts.id} "${b.name}" to ${file} (${bytes(result.size)})`);
+      });
     });
 
   addCommonOptions(bundle.command("list").description("list the bundles of your library"))
@@ -147,60 +186,42 @@ Examples:
     });
 }
 
-/**
- * Creates the bundle, then each artifact (folders before their children) and uploads each file.
- * If anything fails the half-made bundle is deleted, so a retry starts clean.
- */
-export async function createBundle(client: KilnClient, plan: BundlePlan): Promise<MySoftware> {
-  const created = await client.bundles.create(plan.bundle);
-  const msid = created.dbId!;
-  // Ctrl-C during the uploads: remove what was made, then stop.
-  let interrupted = false;
-  const onSigint = (): void => {
-    interrupted = true;
-  };
+/** Sends an archive as hammr does (an import ticket, the archive, its status); answers the bundle made. */
+async function sendArchive(client: KilnClient, archive: string, label: string, imported: boolean): Promise<MySoftware> {
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
   process.once("SIGINT", onSigint);
+  const reporter = transferReporter(process.stderr, label);
   try {
-    for (const a of plan.artifacts) {
-      await addArtifact(client, msid, undefined, a, () => interrupted);
-    }
-    return created;
+    return await client.bundles.importArchive(archive, { imported, onProgress: (p) => reporter.update(p), signal: controller.signal });
   } catch (err) {
-    await client.bundles.delete(msid).catch(() => undefined);
-    if (interrupted) throw new CliExit(130, `interrupted: bundle ${created.name} was not created`);
-    throw new Error(`bundle ${created.name} was not created: ${(err as Error).message}`, { cause: err });
+    // The server makes the bundle whole or not at all: an interrupted upload leaves nothing.
+    if (controller.signal.aborted) throw new CliExit(130, "interrupted: nothing was created");
+    throw err;
   } finally {
+    reporter.done();
     process.removeListener("SIGINT", onSigint);
   }
 }
 
-async function addArtifact(client: KilnClient, msid: number, parent: number | undefined, a: PlannedArtifact, interrupted: () => boolean): Promise<void> {
-  if (interrupted()) throw new Error("interrupted");
-  const made = parent === undefined ? await client.artifacts.add(msid, a.body) : await client.artifacts.addChild(msid, parent, a.body);
-  if (a.kind === "folder") {
-    for (const child of a.children) await addArtifact(client, msid, made.dbId!, child, interrupted);
-    return;
-  }
-  const name = a.body.name!;
-  const reporter = transferReporter(process.stderr, `uploading ${name}`);
-  let uploaded: SoftwareArtifact;
+/**
+ * Creates the bundle as `hammr bundle create` does: hammr's archive of the bundle file's files
+ * (built in a temporary directory, removed after), imported with `imported=false`.
+ */
+export async function createBundle(client: KilnClient, plan: BundlePlan): Promise<MySoftware> {
+  const name = plan.description.name;
+  let built: Awaited<ReturnType<typeof buildBundleArchive>>;
   try {
-    const controller = new AbortController();
-    const onSigint = (): void => controller.abort();
-    process.once("SIGINT", onSigint);
-    try {
-      if (a.source!.kind === "path") {
-        uploaded = await client.artifacts.upload(msid, made.dbId!, name, a.source!.path, { onProgress: (p) => reporter.update(p), signal: controller.signal });
-      } else {
-        const { stream, size } = await openUrl(a.source!.url);
-        uploaded = await client.artifacts.upload(msid, made.dbId!, name, stream, { ...(size !== undefined ? { size } : {}), onProgress: (p) => reporter.update(p), signal: controller.signal });
-      }
-    } finally {
-      process.removeListener("SIGINT", onSigint);
-    }
-  } finally {
-    reporter.done();
+    built = await buildBundleArchive(plan);
+  } catch (err) {
+    throw new Error(`bundle ${name} was not created: ${(err as Error).message}`, { cause: err });
   }
-  if (a.md5sum && uploaded.md5sum !== a.md5sum) throw new Error(`${a.where}: the uploaded file has MD5 ${uploaded.md5sum}, the bundle file says ${a.md5sum}`);
-  if (a.sha256sum && uploaded.sha256sum !== a.sha256sum) throw new Error(`${a.where}: the uploaded file has SHA-256 ${uploaded.sha256sum}, the bundle file says ${a.sha256sum}`);
+  try {
+    return await sendArchive(client, built.archive, `uploading the archive of ${name} (${plan.fileCount} file${plan.fileCount === 1 ? "" : "s"})`, false);
+  } catch (err) {
+    if (err instanceof CliExit) throw err;
+    throw new Error(`bundle ${name} was not created: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await built.cleanup();
+  }
 }

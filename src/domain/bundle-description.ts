@@ -23,7 +23,7 @@ export interface DescribedFile {
   destination?: string;
   extract?: boolean;
   install?: boolean;
-  /** ownerGroup, rights and symlink, in Kiln's `params` form. */
+  /** ownerGroup, rights and symlink, in Kiln's `params` form (not hammr's `params` key, which is ignored). */
   params?: string;
   bootOrder?: number;
   bootType?: BootType;
@@ -112,7 +112,8 @@ class Reader {
     try {
       return fn();
     } catch (err) {
-      if (isKilnError(err)) this.fail(where, err.message.split("\n")[0]!);
+      // `[params].rights must be ...` reads better as `rights must be ...` at the file's place.
+      if (isKilnError(err)) this.fail(where, err.message.split("\n")[0]!.replace(/^\[params\]\.?:? ?/, ""));
       throw err;
     }
   }
@@ -151,9 +152,8 @@ function readFile(r: Reader, f: unknown, where: string, level: number): Describe
   if (f.bootType !== undefined && !isBootType(f.bootType)) r.fail(label, "[bootType] must be firstboot or everyboot");
   if (typeof f.bootOrder === "number") out.bootOrder = f.bootOrder;
   if (isBootType(f.bootType)) out.bootType = f.bootType;
+  // hammr's own `params` (a Windows installer's arguments) is accepted and means nothing here.
   const parts: string[] = [];
-  const given = r.string(f, "params", label);
-  if (given !== undefined && given.trim() !== "") parts.push(given.trim());
   for (const key of ["ownerGroup", "rights", "symlink"] as const) {
     const v = r.string(f, key, label);
     if (v !== undefined && v.trim() !== "") parts.push(`${key}=${v.trim()}`);
@@ -192,7 +192,7 @@ export function readBundleDescription(data: unknown, what: string): BundleDescri
   if (destination !== undefined && destination.trim() !== "") out.destination = r.checked("", () => checkImagePath(destination.trim(), "[destination]"));
   const rule = r.string(data, "restrictionRule", "");
   if (rule !== undefined && rule.trim() !== "") {
-    r.checked("", () => parseRestrictionRule(rule));
+    r.checked("[restrictionRule]", () => parseRestrictionRule(rule));
     out.restrictionRule = rule;
   }
   if (data.license !== undefined && data.license !== null) {
