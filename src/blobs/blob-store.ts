@@ -271,9 +271,17 @@ export class BlobStore {
     return r.pipe(v);
   }
 
-  /** A local path to the blob (read-only), for sendfile and hard links. */
+  /**
+   * Where the blob is (or would be) as a local file, without fetching it: for messages, and for
+   * reading a blob of a local store. Use {@link localFile} to read it whatever the driver.
+   */
   path(digest: Digest): string {
     return this.driver.localPath(keyOf(digest));
+  }
+
+  /** The blob as a local file (read-only), for sendfile, hard links and archives: fetched first from a remote store. */
+  localFile(digest: Digest): Promise<string> {
+    return this.driver.localFile(keyOf(digest));
   }
 
   async delete(digest: Digest): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * A plain storage driver: keys and bytes, nothing more. Content addressing lives above it
- * (blob-store.ts). The only driver is the local filesystem; its layout under the root is
+ * (blob-store.ts). Two drivers: the local filesystem (here) and an OCI registry (oci-driver.ts).
+ * The filesystem's layout under the root is
  *
  *   <root>/
  *   ├── sha256/
@@ -40,8 +41,15 @@ export interface StorageDriver {
   /** Atomically publishes a temporary object under `key`, replacing nothing that exists. */
   move(tempKey: string, key: string): Promise<void>;
   delete(key: string): Promise<void>;
-  /** A filesystem path for the key, for zero-copy serving and hard links. */
+  /**
+   * Where the key's bytes are (or would be) as a local file — the store's own file, or a local
+   * copy of a remote one — for messages; {@link localFile} makes sure it is there.
+   */
   localPath(key: string): string;
+  /** The key's bytes as a local file (read-only), for zero-copy serving, hard links and archives. */
+  localFile(key: string): Promise<string>;
+  /** Whether {@link localPath} is the stored object itself (no copy to fetch first). */
+  readonly local: boolean;
   /** Keys under a prefix (used by garbage collection and tests). */
   list(prefix: string): Promise<string[]>;
   /** Resolves when the storage can be written to; rejects when it cannot (health). */
@@ -49,7 +57,12 @@ export interface StorageDriver {
 }
 
 export class FsDriver implements StorageDriver {
+  readonly local = true;
   constructor(readonly root: string) {}
+
+  localFile(key: string): Promise<string> {
+    return Promise.resolve(this.localPath(key));
+  }
 
   localPath(key: string): string {
     if (key.includes("..") || path.isAbsolute(key)) throw new Error(`invalid storage key ${key}`);

@@ -410,10 +410,11 @@ class BundleLayerBuilder {
   }
 
   private async extractZip(archive: string, digest: Digest, root: string, special: number): Promise<void> {
+    const file = await this.options.blobs.localFile(digest);
     const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
       // Names are decoded and checked here (decodeStrings: false): yauzl's own check fails the
       // whole archive with "invalid relative path", where Kiln names the entry like for tar.
-      yauzl.open(this.options.blobs.path(digest), { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: false }, (err, z) => (err ? reject(err) : resolve(z!))),
+      yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: false }, (err, z) => (err ? reject(err) : resolve(z!))),
     ).catch((err: unknown) => {
       throw new KilnError("buildFailed", `cannot read zip archive ${archive}: ${(err as Error).message}`, { cause: err });
     });

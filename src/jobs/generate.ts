@@ -140,7 +140,7 @@ function generation(deps: GenerationDeps): JobHandler {
       {
         distribution: dist.config,
         profile: "minbase",
-        localDebs: plan.debs.map((d) => deps.blobs.path(d.digest)),
+        localDebs: await Promise.all(plan.debs.map((d) => deps.blobs.localFile(d.digest))),
         extraLayers: plan.layer ? [plan.layer] : [],
         config,
         imageName: registeringName(img),

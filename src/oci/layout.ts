@@ -79,7 +79,7 @@ async function exportBlob(blobs: BlobStore, digest: Digest, size: number, blobDi
   if (have === size) return;
   const st = await blobs.stat(digest);
   if (!st || st.size !== size) fail("notFound", `blob ${digest} is not in the blob store with ${size} bytes`);
-  const src = blobs.path(digest);
+  const src = await blobs.localFile(digest);
   const tmp = tempName(dest);
   try {
     try {

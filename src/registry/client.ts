@@ -105,6 +105,14 @@ interface Call {
   maxResponseBytes?: number;
   signal?: AbortSignal;
   onBodyBytes?: (n: number) => void;
+  streamResponse?: boolean;
+}
+
+/** A blob being read (see {@link RegistryClient.openBlob}). */
+export interface BlobRead {
+  stream: Readable;
+  /** The bytes this answer carries (the range's length for a range). */
+  length: number;
 }
 
 /** A client for one registry and one set of credentials. Reuse it; `close()` it when done. */
@@ -183,6 +191,62 @@ export class RegistryClient {
       if (res.status >= 300 && res.status < 400) return true;
       if (res.status === 404) return false;
       return this.fail(res, "HEAD", url);
+    });
+  }
+
+  /** The blob's size when the repository has it (`HEAD`), else undefined. */
+  async blobSize(repository: string, digest: Digest, signal?: AbortSignal): Promise<number | undefined> {
+    return this.retrying(signal, async () => {
+      const url = this.url(`/v2/${repository}/blobs/${digest}`);
+      const res = await this.call({ method: "HEAD", url, scopes: [repositoryScope(repository, ["pull"])], ...opt(signal) });
+      if (res.status === 404) return undefined;
+      if (res.status !== 200) return this.fail(res, "HEAD", url);
+      const length = Number(first(res.headers["content-length"]));
+      if (!Number.isSafeInteger(length) || length < 0) throw new RegistryError(`${this.endpoint.name} gave no size for blob ${digest}`, { registry: this.endpoint.name, retryable: false });
+      return length;
+    });
+  }
+
+  /**
+   * Reads a blob, or bytes `range.start..range.end` (inclusive) of it, as a stream; follows a
+   * redirect to the registry's storage (without credentials). Undefined when the repository does
+   * not have it. The caller consumes or destroys the stream.
+   */
+  async openBlob(repository: string, digest: Digest, range?: { start: number; end: number }, signal?: AbortSignal): Promise<BlobRead | undefined> {
+    const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end}` } : {};
+    return this.retrying(signal, async () => {
+      let url = this.url(`/v2/${repository}/blobs/${digest}`);
+      for (let hop = 0; ; hop++) {
+        const res = await this.call({ method: "GET", url, scopes: [repositoryScope(repository, ["pull"])], headers, streamResponse: true, ...opt(signal) });
+        const location = first(res.headers.location);
+        if (res.status >= 300 && res.status < 400 && location && hop < 3) {
+          url = new URL(location, url);
+          continue;
+        }
+        if (res.status === 404) return undefined;
+        const wanted = range ? 206 : 200;
+        if (res.status !== wanted || !res.stream) {
+          res.stream?.destroy();
+          if (res.status === 200 && range) throw new RegistryError(`${this.endpoint.name} ignored the range of a blob read`, { registry: this.endpoint.name, retryable: false });
+          return this.fail(res, "GET", url);
+        }
+        const length = Number(first(res.headers["content-length"]));
+        return { stream: res.stream, length: Number.isSafeInteger(length) ? length : -1 };
+      }
+    });
+  }
+
+  /**
+   * Deletes a blob from a repository (the registry unlinks it; its storage reclaims the bytes at
+   * its own garbage collection). True if it was there; a registry with deletes disabled fails.
+   */
+  async deleteBlob(repository: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    return this.retrying(signal, async () => {
+      const url = this.url(`/v2/${repository}/blobs/${digest}`);
+      const res = await this.call({ method: "DELETE", url, scopes: [repositoryScope(repository, ["delete"])], ...opt(signal) });
+      if (res.status === 202 || res.status === 200 || res.status === 204) return true;
+      if (res.status === 404) return false;
+      return this.fail(res, "DELETE", url);
     });
   }
 
@@ -506,6 +570,7 @@ export class RegistryClient {
         maxResponseBytes: c.maxResponseBytes ?? MAX_ERROR_BODY,
         ...(c.body !== undefined ? { body: c.body } : {}),
         ...(c.onBodyBytes ? { onBodyBytes: c.onBodyBytes } : {}),
+        ...(c.streamResponse ? { streamResponse: true } : {}),
         ...opt(c.signal),
       });
       if (res.status === 401 && sameOrigin && round === 0 && (await this.auth.renew(res.headers["www-authenticate"], c.scopes, authorization, c.signal))) {

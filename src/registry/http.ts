@@ -30,6 +30,11 @@ export interface Exchange {
   maxResponseBytes: number;
   /** Called with each count of request-body bytes handed to the socket. */
   onBodyBytes?: (n: number) => void;
+  /**
+   * A 2xx answer's body is not read but handed over as {@link ExchangeResult.stream} (a blob read):
+   * the caller consumes or destroys it. Other answers are read as usual.
+   */
+  streamResponse?: boolean;
 }
 
 /** What came back. */
@@ -39,6 +44,8 @@ export interface ExchangeResult {
   body: Buffer;
   /** True when the body was longer than `maxResponseBytes`. */
   truncated: boolean;
+  /** The unread body of a 2xx answer to an exchange with `streamResponse`. */
+  stream?: IncomingMessage;
 }
 
 /** Transport settings. */
@@ -187,6 +194,13 @@ export class HttpTransport {
         // not reused since the server did not read what it was sent.
         const bodySent = req.writableFinished;
         if (!bodySent) stopSending();
+        const code = res.statusCode ?? 0;
+        if (ex.streamResponse && code >= 200 && code < 300) {
+          // From here the reader owns the body: a stall still times out (the socket's idle
+          // timeout destroys the request, and the body fails), an abort is the reader's to make.
+          finish(undefined, { status: code, headers: res.headers, body: Buffer.alloc(0), truncated: false, stream: res });
+          return;
+        }
         readBounded(res, ex.maxResponseBytes).then(
           ({ body: data, truncated }) => {
             if (truncated || !bodySent) req.destroy();

@@ -5,6 +5,7 @@
  */
 import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { fail, isKilnError } from "../domain/errors.js";
 import type { BlobStore } from "../blobs/blob-store.js";
@@ -14,8 +15,10 @@ import type { Store, UserRow } from "../store/types.js";
 import type { Principal } from "./auth.js";
 
 export interface DownloadableFile {
-  /** Local path of the bytes (a blob). */
-  path: string;
+  /** Local path of the bytes (a blob of a local store)... */
+  path?: string;
+  /** ...or how to read bytes `start..end` (inclusive) of them (a blob of a registry store). */
+  open?: (start: number, end: number) => Readable;
   size: number;
   /** Hex sha256 of the bytes (the ETag). */
   sha256: string;
@@ -153,20 +156,21 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: D
   reply.hijack();
   const res = reply.raw;
   res.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
-  void copyRange(res, file.path, start, end).catch((err: unknown) => {
+  const copy = file.path !== undefined ? copyRange(res, file.path, start, end) : pipeline(file.open!(start, end), res);
+  void copy.catch((err: unknown) => {
     req.log.warn({ err: (err as Error).message }, "download interrupted");
     res.destroy();
   });
   return reply;
 }
 
-/** Streams a file of the blob store (see {@link sendFile}). */
+/** Streams a file of the blob store (see {@link sendFile}): from its file, or from the registry that holds it. */
 export function sendStoredFile(req: FastifyRequest, reply: FastifyReply, blobs: BlobStore, file: StoredFile, options: SendFileOptions = {}): Promise<FastifyReply> {
   return sendFile(
     req,
     reply,
     {
-      path: blobs.path(file.digest),
+      ...(blobs.driver.local ? { path: blobs.path(file.digest) } : { open: (start: number, end: number) => blobs.open(file.digest, { start, end }) }),
       size: file.size,
       sha256: file.digest.slice("sha256:".length),
       fileName: file.fileName,

@@ -21,7 +21,8 @@ import { allEntitlements, loadServedEndpoints } from "./endpoints.js";
 import { generatePassword, hashPassword } from "./passwords.js";
 import { SecretBox } from "./secrets.js";
 import { JobRunner } from "../jobs/runner.js";
-import { KilnError, isKilnError } from "../domain/errors.js";
+import { isKilnError } from "../domain/errors.js";
+import { OciDriver } from "../blobs/oci-driver.js";
 import { generationHandler } from "../jobs/generate.js";
 import { publicationHandler } from "../jobs/publish.js";
 import { publicationEgress } from "../registry/egress.js";
@@ -59,8 +60,10 @@ export async function ensureAdmin(store: Store, config: KilnConfig, announce: (l
 
 /** The blob store KILN_BLOB_STORE names (by default `<data>/blobs`). */
 export function openBlobStore(config: KilnConfig): BlobStore {
-  if (config.blobStore.kind === "file") return BlobStore.open(config.blobStore.root);
-  throw new KilnError("badRequest", "KILN_BLOB_STORE: registry blob stores are not supported yet");
+  const b = config.blobStore;
+  if (b.kind === "file") return BlobStore.open(b.root);
+  // Uploads in flight and the copies builds read as files stay in this process's data directory.
+  return new BlobStore(new OciDriver({ registry: b.registry, prefix: b.prefix, localDir: path.join(config.dataDir, "cache", "blob-store"), ...(b.credentials ? { credentials: b.credentials } : {}) }));
 }
 
 /** Opens everything the server needs (also used by tests and benchmarks). */

@@ -1,6 +1,7 @@
 /**
- * Kiln on several processes, for real: a fresh PostgreSQL database, one shared blob store, one
- * `api` and two `worker` processes (bin/kiln.js serve). Generations submitted to the API complete
+ * Kiln on several processes, for real: a fresh PostgreSQL database, a registry (Debian's
+ * docker-registry, with credentials) as the blob store of them all, one `api` and two `worker`
+ * processes (bin/kiln.js serve), each with its own data directory. Generations submitted to the API complete
  * on the workers; a job submitted while no worker runs waits for one; a worker SIGKILLed in the
  * middle of a generation loses nothing (the other resumes the job once the lease lapses, and the
  * image downloads intact); a cancel from the API stops a job on a worker; the API restarts
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kilnYaml, type JsonStatus } from "../helpers/api.js";
 import { postgresTarget, type TargetDatabase } from "../helpers/databases.js";
 import { startKiln, type KilnProcess } from "../helpers/kiln-process.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const ROOT_PW = "cluster-root-pw";
 const LEASE = "5s";
@@ -23,6 +25,8 @@ let db: TargetDatabase;
 let api: KilnProcess | undefined;
 const workers: Array<KilnProcess | undefined> = [];
 let blobStore = "";
+let registry: TestRegistry;
+const REGISTRY_PW = "registry-secret-pw";
 
 function env(name: string): Record<string, string> {
   return {
@@ -31,6 +35,7 @@ function env(name: string): Record<string, string> {
     KILN_ADMIN_PASSWORD: ROOT_PW,
     KILN_DATABASE_URL: db.options.databaseUrl!,
     KILN_BLOB_STORE: blobStore,
+    KILN_BLOB_STORE_CREDENTIALS: `kiln:${REGISTRY_PW}`,
     KILN_JOB_LEASE: LEASE,
     KILN_BUILD_CONCURRENCY: "1",
   };
@@ -40,10 +45,14 @@ const startWorker = async (i: number): Promise<KilnProcess> => (workers[i] = awa
 
 beforeAll(async () => {
   db = await postgresTarget.create();
-  blobStore = `file://${path.join(dir, "blobs")}`;
+  registry = await startRegistry({ auth: "htpasswd", users: { kiln: REGISTRY_PW } });
+  blobStore = `oci+${registry.url}/kiln`;
 });
 afterAll(async () => {
   await Promise.all([api, ...workers].map((p) => p?.stop()));
+  // The registry's password was never written by any process.
+  for (const p of [api, ...workers]) expect(p?.output() ?? "").not.toContain(REGISTRY_PW);
+  await registry?.stop();
   await db?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -84,13 +93,30 @@ async function generate(): Promise<{ uri: string; statusUri: string }> {
 }
 
 /** Downloads the image through the API and checks its bytes against what the store recorded. */
-async function expectIntactDownload(imageUri: string): Promise<void> {
+async function expectIntactDownload(imageUri: string): Promise<Buffer> {
   const res = await fetch(`${api!.url}/api/${imageUri}/downloads`, { headers: { authorization: auth("alice", "alice-password") } });
   expect(res.status).toBe(200);
   const bytes = Buffer.from(await res.arrayBuffer());
   const [row] = await db.query(`select file_digest, file_size from images where id = ${Number(imageUri.split("/").pop())}`);
   expect(bytes.length).toBe(Number(row!.file_size));
   expect(`sha256:${createHash("sha256").update(bytes).digest("hex")}`).toBe(row!.file_digest);
+  return bytes;
+}
+
+/** A one-time key, Range, ETag and 304 through the API, from the registry store, as on one process. */
+async function expectDownloadSemantics(imageUri: string, bytes: Buffer): Promise<void> {
+  const img = await call<{ downloadUri: string }>("GET", imageUri);
+  const url = `${api!.url}/api/${img.json.downloadUri.replace(/^\/?(api\/)?/, "")}`;
+  const etag = `"${createHash("sha256").update(bytes).digest("hex")}"`;
+  const notModified = await fetch(url, { headers: { "if-none-match": etag } });
+  expect(notModified.status).toBe(304);
+  const part = await fetch(url, { headers: { range: "bytes=100-1123" } });
+  expect(part.status).toBe(206);
+  expect(part.headers.get("content-range")).toBe(`bytes 100-1123/${bytes.length}`);
+  expect(part.headers.get("etag")).toBe(etag);
+  expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(100, 1124))).toBe(true);
+  // The 206 used the key up.
+  expect((await fetch(url)).status).toBe(401);
 }
 
 describe("an api and two workers on PostgreSQL", () => {
@@ -142,7 +168,8 @@ describe("an api and two workers on PostgreSQL", () => {
     const row = await jobRow(job.uri);
     expect(row.state).toBe("complete");
     expect(row.attempts).toBeGreaterThanOrEqual(2);
-    await expectIntactDownload(job.uri);
+    const bytes = await expectIntactDownload(job.uri);
+    await expectDownloadSemantics(job.uri, bytes);
     await startWorker(victim);
   });
 

@@ -1,0 +1,149 @@
+/**
+ * A storage driver over an OCI registry (KILN_BLOB_STORE=oci+http(s)://host:port/prefix): every
+ * blob is a blob of the repository `<prefix>/blobs`, written and read with Kiln's own registry
+ * client — HEAD to skip a blob the registry has, chunked uploads, Range reads. The registry (CNCF
+ * distribution, which itself stores on S3, GCS, Azure or a filesystem) is then the one place every
+ * Kiln process reads and writes blobs.
+ *
+ * What the registry cannot do is kept in this process's data directory: an upload in flight is a
+ * local temporary file until it is complete and verified (the registry sees only whole blobs, under
+ * their digest); a blob a build needs as a file (a `.deb`, a zip) is copied into a local cache,
+ * checked against its digest, once.
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { KilnError } from "../domain/errors.js";
+import { RegistryClient } from "../registry/client.js";
+import type { Credentials } from "../registry/auth.js";
+import { FsDriver, type ByteRange, type StorageDriver, type StoredObject, type TempObject } from "./driver.js";
+import { VerifyingStream, type Digest } from "./blob-store.js";
+
+const KEY_RE = /^sha256\/[0-9a-f]{2}\/([0-9a-f]{64})$/;
+
+export interface OciDriverOptions {
+  /** `http(s)://host:port` */
+  registry: string;
+  /** Repositories live under it: blobs in `<prefix>/blobs`. */
+  prefix: string;
+  credentials?: Credentials;
+  /** This process's own directory for uploads in flight and the local cache. */
+  localDir: string;
+}
+
+export class OciDriver implements StorageDriver {
+  readonly local = false;
+  readonly client: RegistryClient;
+  /** The repository every blob belongs to. */
+  readonly repository: string;
+  /** Uploads in flight (`tmp/…`) and the cache of blobs needed as files (`sha256/…`). */
+  private readonly files: FsDriver;
+
+  constructor(readonly options: OciDriverOptions) {
+    this.client = new RegistryClient(options.registry, { ...(options.credentials ? { credentials: options.credentials } : {}), userAgent: "kiln/0.1 (blob store)" });
+    this.repository = `${options.prefix}/blobs`;
+    this.files = new FsDriver(options.localDir);
+  }
+
+  /** The registry URL without credentials, for messages. */
+  get where(): string {
+    return `${this.client.endpoint.name}/${this.repository}`;
+  }
+
+  private digestOf(key: string): Digest | undefined {
+    const m = KEY_RE.exec(key);
+    return m ? (`sha256:${m[1]}` as Digest) : undefined;
+  }
+
+  async ping(): Promise<void> {
+    await this.client.ping(AbortSignal.timeout(10_000));
+    // The credentials must also open the repository (a 401 or 403 fails here).
+    await this.client.blobSize(this.repository, `sha256:${"0".repeat(64)}`, AbortSignal.timeout(10_000));
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    const digest = this.digestOf(key);
+    if (!digest) return this.files.stat(key);
+    const size = await this.client.blobSize(this.repository, digest);
+    // A blob never changes: its time is not the registry's to tell (and it does not).
+    return size === undefined ? undefined : { size, mtime: new Date(0) };
+  }
+
+  reader(key: string, range?: ByteRange): Readable {
+    const digest = this.digestOf(key);
+    if (!digest) return this.files.reader(key, range);
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    const controller = new AbortController();
+    out.once("close", () => controller.abort());
+    this.client.openBlob(this.repository, digest, range, controller.signal).then(
+      (read) => {
+        if (!read) return out.destroy(Object.assign(new Error(`blob ${digest} is not in the registry blob store`), { code: "ENOENT" }));
+        if (out.destroyed) return void read.stream.destroy();
+        pipeline(read.stream, out).catch((err: unknown) => out.destroy(err as Error));
+      },
+      (err: unknown) => out.destroy(err as Error),
+    );
+    return out;
+  }
+
+  temp(): Promise<TempObject> {
+    return this.files.temp();
+  }
+
+  /**
+   * Uploads a complete temporary object under its digest — nothing when the registry has it
+   * already (HEAD) — then drops the local copy. The registry checks the digest of what it got.
+   */
+  async move(tempKey: string, key: string): Promise<void> {
+    const digest = this.digestOf(key);
+    if (!digest) throw new Error(`invalid blob key ${key}`);
+    const file = this.files.localPath(tempKey);
+    try {
+      if ((await this.client.blobSize(this.repository, digest)) === undefined) {
+        const { size } = await stat(file);
+        await this.client.uploadBlob(this.repository, digest, size, (start, end) => this.files.reader(tempKey, { start, end }));
+      }
+    } finally {
+      await this.files.delete(tempKey);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const digest = this.digestOf(key);
+    if (!digest) return this.files.delete(key);
+    await this.client.deleteBlob(this.repository, digest);
+    await this.files.delete(key);
+  }
+
+  /** Where the local copy of a blob lives (made by {@link localFile}). */
+  localPath(key: string): string {
+    return this.files.localPath(key);
+  }
+
+  /** The blob as a local file: the cached copy, fetched and checked against the digest first if need be. */
+  async localFile(key: string): Promise<string> {
+    const digest = this.digestOf(key);
+    const dest = this.files.localPath(key);
+    if (!digest) return dest;
+    const size = await this.client.blobSize(this.repository, digest);
+    if (size === undefined) throw new KilnError("notFound", `blob ${digest} is not in the blob store`);
+    const have = await stat(dest).catch(() => undefined);
+    if (have?.size === size) return dest;
+    await mkdir(path.dirname(dest), { recursive: true });
+    const tmp = `${dest}.${randomBytes(6).toString("hex")}.part`;
+    try {
+      await pipeline(this.reader(key), new VerifyingStream(digest, size), createWriteStream(tmp, { mode: 0o400 }));
+      await rename(tmp, dest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    return dest;
+  }
+
+  list(): Promise<string[]> {
+    return Promise.reject(new KilnError("badRequest", "a registry blob store cannot list its blobs"));
+  }
+}
