@@ -35,7 +35,7 @@ import { aptSourceFor } from "../rootfs/fixups/apt-sources.js";
 import { bufferContent, type FsEntry } from "../rootfs/types.js";
 import { describeUnpacked, extractPackage, unpackPackages, type PackageSource } from "../rootfs/unpack.js";
 import { readDebDate } from "../debian/deb.js";
-import { debianArch, ociArch } from "../domain/distributions.js";
+import { debianArch, ociArch, ociVariant } from "../domain/distributions.js";
 import { refuseDeviceNodes } from "./bundle-layer.js";
 import { groupDescription, groupPackages, layerKey } from "./layers.js";
 import type { ScriptReportEntry } from "../rootfs/fixups/maintainer-scripts.js";
@@ -253,7 +253,8 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   const config = { ...req.config };
   // A default command only when the image has the program: a distroless image has no /bin/sh.
   if (req.defaultCmd && config.Entrypoint === undefined && config.Cmd === undefined && configuration!.binSh) config.Cmd = [...req.defaultCmd];
-  const image = await assembleImage(layers, { architecture: ociArch(req.distribution.arch), config, clock, blobs: deps.blobs });
+  const variant = ociVariant(req.distribution.arch);
+  const image = await assembleImage(layers, { architecture: ociArch(req.distribution.arch), ...(variant ? { variant } : {}), config, clock, blobs: deps.blobs });
   progress.set("writing image", "done", 1);
   const sbom = spdxDocument({
     name: req.imageName ?? image.manifestDigest,

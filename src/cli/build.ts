@@ -2,6 +2,7 @@
  * `kiln build`: one image from a distribution of kiln.yaml, without a server.
  *
  *   kiln build --config kiln.yaml --os "Debian 12 x86_64" [--profile minbase|none]
+ *              (or --os "Debian 12" --arch x86_64,aarch64: an image index, with --oci)
  *              [--packages a,b] [--deb ./local.deb ...] [--entrypoint '["/bin/sh"]'] [--tag NAME]
  *              (--oci DIR | --docker-archive FILE[.tar|.tar.gz]) [--report FILE] [--sbom FILE] [--strict]
  *              [--install-recommends] [--no-cache]
@@ -12,6 +13,7 @@ import type { Command } from "commander";
 export interface BuildOptions {
   config?: string;
   os: string;
+  arch?: string;
   profile: string;
   packages?: string;
   deb: string[];
@@ -32,6 +34,7 @@ export function registerBuild(program: Command): void {
     .command("build")
     .description("build a Debian image from packages, without Docker, root or package scripts")
     .requiredOption("--os <name>", 'the distribution, as "<name> <version> <arch>" from kiln.yaml (e.g. "Debian 12 x86_64")')
+    .option("--arch <list>", 'with --os "<name> <version>": the architectures, comma-separated (x86_64,aarch64); several make a multi-architecture image (an OCI image index), which needs --oci')
     .option("--config <file>", "kiln.yaml listing the distributions (default: $KILN_CONFIG, else ./kiln.yaml, else Debian 12 from deb.debian.org)")
     .option("--profile <profile>", "minbase: Priority required + apt, like debootstrap --variant=minbase; none: only the named packages", "minbase")
     .option("--packages <list>", "more packages, comma-separated (jq,curl)")
@@ -54,6 +57,7 @@ Examples:
   kiln build --config kiln.yaml --os "Debian 12 x86_64" --profile none --packages jq \\
              --entrypoint '["/usr/bin/jq"]' --docker-archive jq.tar.gz
   kiln build --os "Debian 12 x86_64" --deb ./hello_1.0_all.deb --oci ./out --no-cache
+  kiln build --os "Debian 12" --arch x86_64,aarch64 --oci ./out --tag minbase:12
 
 Package scripts are never run: their effects are reproduced by fix-ups. Those Kiln does not
 reproduce are printed as warnings, one per package (or listed in --report's file); --strict makes

@@ -49,6 +49,12 @@ export function ociArch(uforgeArch: string): string {
   return a === "ppc64el" ? "ppc64le" : a === "armhf" ? "arm" : a;
 }
 
+/** The OCI architecture variant, where the image-spec's platform names one (`aarch64` → `v8`, `armhf` → `v7`). */
+export function ociVariant(uforgeArch: string): string | undefined {
+  const a = debianArch(uforgeArch);
+  return a === "arm64" ? "v8" : a === "armhf" ? "v7" : undefined;
+}
+
 /** `"Debian 12 x86_64"`: how commands and messages name a distribution. */
 export function distributionLabel(d: Pick<DistributionConfig, "name" | "version" | "arch">): string {
   return `${d.name} ${d.version} ${d.arch}`;

@@ -7,7 +7,7 @@ import type { BlobStore, Digest } from "../blobs/blob-store.js";
 import { fail } from "../domain/errors.js";
 import { putBytes } from "./blob-write.js";
 import { canonicalBytes, type JsonValue } from "./canonical-json.js";
-import { MediaTypes, type BuiltImage, type ContainerConfig, type Layer } from "./types.js";
+import { MediaTypes, type BuiltImage, type BuiltIndex, type ContainerConfig, type Layer } from "./types.js";
 
 /** The PATH an image gets unless its config sets one (Docker's and Debian's default). */
 export const DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -155,4 +155,35 @@ export async function assembleImage(layers: readonly Layer[], options: AssembleI
     os: options.os ?? "linux",
     ...(options.variant ? { variant: options.variant } : {}),
   };
+}
+
+/** An image's platform, as an index lists it. */
+function platformOf(image: BuiltImage): NonNullable<Descriptor["platform"]> {
+  return { architecture: image.architecture, os: image.os, ...(image.variant ? { variant: image.variant } : {}) };
+}
+
+/**
+ * The index of a multi-architecture image over complete images (already in the store): an OCI
+ * image index of their OCI manifests and a Docker manifest list of their Docker manifests, both
+ * stored. Two images of one platform are refused: a client could not choose between them.
+ */
+export async function assembleIndex(images: readonly BuiltImage[], blobs: BlobStore): Promise<BuiltIndex> {
+  if (images.length === 0) fail("buildFailed", "an image index needs at least one image");
+  const seen = new Set<string>();
+  for (const i of images) {
+    const p = platformOf(i);
+    const key = `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;
+    if (seen.has(key)) fail("invalidField", `two images for the platform ${key}`);
+    seen.add(key);
+  }
+  const list = (mediaType: string, manifestType: string, pick: (i: BuiltImage) => { digest: Digest; bytes: Buffer }): Buffer =>
+    canonicalBytes({
+      manifests: images.map((i) => descriptorJson({ mediaType: manifestType, digest: pick(i).digest, size: pick(i).bytes.length, platform: platformOf(i) })),
+      mediaType,
+      schemaVersion: 2,
+    });
+  const index = list(MediaTypes.ociIndex, MediaTypes.ociManifest, (i) => ({ digest: i.manifestDigest, bytes: i.manifest }));
+  const dockerList = list(MediaTypes.dockerManifestList, MediaTypes.dockerManifest, (i) => ({ digest: i.dockerManifestDigest, bytes: i.dockerManifest }));
+  const [x, d] = [await putBytes(blobs, index), await putBytes(blobs, dockerList)];
+  return { indexDigest: x.digest, index, dockerListDigest: d.digest, dockerList, images: [...images] };
 }

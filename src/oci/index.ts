@@ -8,6 +8,7 @@ export { GZIP_MEMBER_SIZE, normaliseRepoTag, writeDockerArchive, writeDockerArch
 export {
   DEFAULT_PATH_ENV,
   assembleImage,
+  assembleIndex,
   dockerManifestBytes,
   imageConfigBytes,
   ociManifestBytes,
@@ -21,4 +22,4 @@ export { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, layerFormat, storedLayer, writeLayer,
 export { REF_NAME_ANNOTATION, writeOciLayout, type OciLayoutOptions } from "./layout.js";
 export { loadImage, readBlobBytes, readLayer, verifyDiffId, type LoadImageOptions, type ReadLayerOptions } from "./load.js";
 export { TAR_CHUNK_SIZE, assertEntryPath, compareTarPaths, planTar, tarChunks, type TarEntry, type TarOptions } from "./tar.js";
-export { MediaTypes, type BuiltImage, type ContainerConfig, type Layer } from "./types.js";
+export { MediaTypes, type BuiltImage, type BuiltIndex, type ContainerConfig, type Layer } from "./types.js";

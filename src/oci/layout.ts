@@ -19,7 +19,7 @@ import path from "node:path";
 import type { BlobStore, Digest } from "../blobs/blob-store.js";
 import { KilnError, fail } from "../domain/errors.js";
 import { canonicalBytes, type JsonValue } from "./canonical-json.js";
-import { MediaTypes, type BuiltImage } from "./types.js";
+import { MediaTypes, type BuiltImage, type BuiltIndex } from "./types.js";
 
 /** The annotation that names an image in a layout (what `skopeo ... oci:DIR:TAG` looks up). */
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
@@ -135,21 +135,30 @@ async function ensureLayoutFile(file: string): Promise<void> {
 }
 
 /**
- * Writes `image` into the OCI image layout at `dir` (created if needed), optionally tagged.
- * Other images and tags already in the layout are kept; an existing tag of the same name moves.
- * Concurrent calls on one layout from this process are serialised; separate processes writing the
- * same layout at once are not coordinated.
+ * Writes `image` into the OCI image layout at `dir` (created if needed), optionally tagged; a
+ * multi-architecture image is written whole (every image's blobs and manifest, then the index
+ * blob) and its index is what the tag names. Other images and tags already in the layout are kept;
+ * an existing tag of the same name moves. Concurrent calls on one layout from this process are
+ * serialised; separate processes writing the same layout at once are not coordinated.
  */
-export async function writeOciLayout(dir: string, image: BuiltImage, blobs: BlobStore, options: OciLayoutOptions = {}): Promise<void> {
+export async function writeOciLayout(dir: string, image: BuiltImage | BuiltIndex, blobs: BlobStore, options: OciLayoutOptions = {}): Promise<void> {
   const { tag } = options;
   if (tag !== undefined && !REF_NAME.test(tag)) fail("invalidField", `"${tag}" is not a valid image reference name`);
   const blobDir = path.join(dir, "blobs", "sha256");
   await mkdir(blobDir, { recursive: true });
   await ensureLayoutFile(path.join(dir, "oci-layout"));
 
-  for (const l of image.layers) await exportBlob(blobs, l.digest, l.size, blobDir);
-  await exportBlob(blobs, image.configDigest, image.config.length, blobDir);
-  await exportBlob(blobs, image.manifestDigest, image.manifest.length, blobDir);
+  const images = "indexDigest" in image ? image.images : [image];
+  for (const i of images) {
+    for (const l of i.layers) await exportBlob(blobs, l.digest, l.size, blobDir);
+    await exportBlob(blobs, i.configDigest, i.config.length, blobDir);
+    await exportBlob(blobs, i.manifestDigest, i.manifest.length, blobDir);
+  }
+  const top =
+    "indexDigest" in image
+      ? { mediaType: MediaTypes.ociIndex, digest: image.indexDigest, size: image.index.length, platform: undefined }
+      : { mediaType: MediaTypes.ociManifest, digest: image.manifestDigest, size: image.manifest.length, platform: { architecture: image.architecture, os: image.os, variant: image.variant } };
+  if ("indexDigest" in image) await exportBlob(blobs, image.indexDigest, image.index.length, blobDir);
 
   await withIndexLock(dir, async () => {
     const file = path.join(dir, "index.json");
@@ -159,14 +168,8 @@ export async function writeOciLayout(dir: string, image: BuiltImage, blobs: Blob
       return typeof ann?.[REF_NAME_ANNOTATION] === "string" ? (ann[REF_NAME_ANNOTATION] as string) : undefined;
     };
     const digestOf = (m: JsonValue): unknown => (m as { digest?: unknown } | null)?.digest;
-    const kept = index.manifests.filter((m) => (tag !== undefined ? refOf(m) !== tag : !(refOf(m) === undefined && digestOf(m) === image.manifestDigest)));
-    const descriptor: JsonValue = {
-      mediaType: MediaTypes.ociManifest,
-      digest: image.manifestDigest,
-      size: image.manifest.length,
-      annotations: tag !== undefined ? { [REF_NAME_ANNOTATION]: tag } : undefined,
-      platform: { architecture: image.architecture, os: image.os, variant: image.variant },
-    };
+    const kept = index.manifests.filter((m) => (tag !== undefined ? refOf(m) !== tag : !(refOf(m) === undefined && digestOf(m) === top.digest)));
+    const descriptor: JsonValue = { ...top, annotations: tag !== undefined ? { [REF_NAME_ANNOTATION]: tag } : undefined };
     await writeAtomically(file, canonicalBytes({ ...index, schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [...kept, descriptor] }));
   });
 }

@@ -59,3 +59,15 @@ export interface BuiltImage {
   variant?: string;
   os: string;
 }
+
+/** A multi-architecture image: one complete image per platform, under one index. */
+export interface BuiltIndex {
+  /** Digest of the OCI image index (its manifests are the images' OCI manifests). */
+  indexDigest: Digest;
+  index: Buffer;
+  /** Digest of the Docker manifest list over the images' Docker manifests (what registries get). */
+  dockerListDigest: Digest;
+  dockerList: Buffer;
+  /** The images, in the index's order. */
+  images: BuiltImage[];
+}
