@@ -6,7 +6,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { Transform, Writable, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { KilnError } from "../domain/errors.js";
+import { KilnError, storageError } from "../domain/errors.js";
 import type { ByteRange, StorageDriver } from "./driver.js";
 import { FsDriver } from "./driver.js";
 
@@ -58,6 +58,10 @@ export class BlobWriter extends Writable {
   private target: import("node:fs").WriteStream | undefined;
   private tempKey: string | undefined;
   private readonly ready: Promise<void>;
+  /** The temp file's failure (a full disk), as the user sees it; every later write fails with it. */
+  private targetError: Error | undefined;
+  /** The write waiting for `drain`: a failed file never drains, so its error must end the wait. */
+  private waiting: ((err?: Error) => void) | undefined;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -70,8 +74,15 @@ export class BlobWriter extends Writable {
     this.ready = driver.temp().then((t) => {
       this.target = t.stream;
       this.tempKey = t.tempKey;
+      t.stream.on("error", (err) => {
+        this.targetError ??= storageError(err);
+        const waiting = this.waiting;
+        this.waiting = undefined;
+        waiting?.(this.targetError);
+      });
       if (this.state === "cancelled") void this.dropTemp();
     });
+    // A temp file that cannot even be created (a full disk) fails the first write with its cause.
     this.ready.catch(() => undefined);
   }
 
@@ -85,23 +96,35 @@ export class BlobWriter extends Writable {
       () => {
         // A write that races a cancel is dropped: the blob is being discarded anyway.
         if (this.state !== "open") return cb();
+        if (this.targetError) return cb(this.targetError);
         this.written += chunk.length;
         if (this.maxSize !== undefined && this.written > this.maxSize) {
           return cb(new KilnError("tooLarge", `the upload exceeds the limit of ${this.maxSize} bytes`));
         }
         this.sha256.update(chunk);
         this.md5?.update(chunk);
-        if (this.target!.write(chunk)) cb();
-        else this.target!.once("drain", () => cb());
+        if (this.target!.write(chunk)) return cb();
+        const target = this.target!;
+        const onDrain = (): void => done();
+        const done = (err?: Error): void => {
+          target.off("drain", onDrain);
+          this.waiting = undefined;
+          cb(err);
+        };
+        this.waiting = done;
+        target.once("drain", onDrain);
       },
-      (err) => cb(err as Error),
+      (err) => cb(storageError(err)),
     );
   }
 
   override _final(cb: (err?: Error | null) => void): void {
     this.ready.then(
-      () => this.target!.end(() => cb()),
-      (err) => cb(err as Error),
+      () => {
+        if (this.targetError) return cb(this.targetError);
+        this.target!.end((err?: Error | null) => cb(err ? storageError(err) : (this.targetError ?? null)));
+      },
+      (err) => cb(storageError(err)),
     );
   }
 
@@ -138,6 +161,10 @@ export class BlobWriter extends Writable {
       this.target!.once("close", resolve);
       this.target!.once("error", reject);
     });
+    if (this.targetError) {
+      await this.cancel();
+      throw this.targetError;
+    }
     const digest = `sha256:${this.sha256.digest("hex")}` as Digest;
     const md5 = this.md5?.digest("hex") ?? "";
     try {

@@ -21,7 +21,7 @@ import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import yauzl from "yauzl";
 import type { BlobStore, Digest } from "../blobs/blob-store.js";
-import { KilnError } from "../domain/errors.js";
+import { isKilnError, KilnError, storageError } from "../domain/errors.js";
 import { createDecoder, type DebCompression } from "../debian/deb-decompress.js";
 import { ContentFile } from "../rootfs/content.js";
 import { UnsafePathError, normaliseArchivePath, parentPath } from "../rootfs/paths.js";
@@ -127,13 +127,18 @@ function readIds(view: RootfsView, file: string): Promise<Map<string, number>> {
   });
 }
 
-/** Copies a stream into the content file while counting, so each file is a range of it. */
+/**
+ * Copies a stream into the content file while counting, so each file is a range of it. A write
+ * that fails (a full disk) fails the copy at once with its cause: the file never drains again.
+ */
 class Appender {
   private offset = 0;
   private readonly out: ReturnType<typeof createWriteStream>;
+  private failed: Error | undefined;
   readonly file: ContentFile;
   constructor(readonly filePath: string) {
     this.out = createWriteStream(filePath);
+    this.out.on("error", (err) => (this.failed ??= storageError(err)));
     this.file = new ContentFile(filePath);
   }
   async append(source: Readable, what: string): Promise<ContentRef> {
@@ -147,16 +152,43 @@ class Appender {
     });
     await pipeline(source, counter, async (src: AsyncIterable<Buffer>) => {
       for await (const chunk of src) {
-        if (!this.out.write(chunk)) await new Promise<void>((r) => this.out.once("drain", () => r()));
+        if (this.failed) throw this.failed;
+        if (!this.out.write(chunk)) await this.drained();
       }
     }).catch((err: unknown) => {
+      if (err === this.failed || isKilnError(err)) throw err;
       throw new KilnError("buildFailed", `cannot read ${what}: ${(err as Error).message}`, { cause: err });
     });
+    if (this.failed) throw this.failed;
     this.offset += n;
     return this.file.range(start, n);
   }
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onDrain = (): void => {
+        this.out.off("error", onError);
+        resolve();
+      };
+      const onError = (): void => {
+        this.out.off("drain", onDrain);
+        reject(this.failed);
+      };
+      this.out.once("drain", onDrain);
+      this.out.once("error", onError);
+    });
+  }
+  /** Closes the file (its descriptor too after a failure: an open deleted file keeps its space). */
   close(): Promise<void> {
-    return new Promise((resolve, reject) => this.out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    if (this.failed || this.out.destroyed) {
+      const failed = this.failed;
+      return new Promise((resolve, reject) => {
+        const done = (): void => (failed ? reject(failed) : resolve());
+        if (this.out.closed) return done();
+        this.out.once("close", done);
+        this.out.destroy();
+      });
+    }
+    return new Promise((resolve, reject) => this.out.end((err?: Error | null) => (err ? reject(this.failed ?? storageError(err)) : resolve())));
   }
 }
 

@@ -85,6 +85,22 @@ export function isKilnError(err: unknown, kind?: ErrorKind): err is KilnError {
   return err instanceof KilnError && (kind === undefined || err.kind === kind);
 }
 
+/** Error codes of a filesystem that has no room left (a full disk, an exhausted quota). */
+const NO_SPACE = new Set(["ENOSPC", "EDQUOT"]);
+
+/**
+ * A filesystem error as the user sees it: a full disk is `507 no space left on device` (the one
+ * thing they can act on: free space), anything else passes through unchanged. Its `cause`
+ * keeps the system's message, which names host paths.
+ */
+export function storageError(err: unknown): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && NO_SPACE.has(code)) {
+    return new KilnError("insufficientStorage", "no space left on device: Kiln's data directory is full; free space there (delete images or bundles) and try again", { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 /** The chain of messages of an error and its causes, outermost first. */
 export function causeChain(err: unknown): string[] {
   const out: string[] = [];

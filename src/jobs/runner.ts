@@ -21,7 +21,7 @@
  */
 import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { causeChain, isKilnError } from "../domain/errors.js";
+import { causeChain, isKilnError, storageError } from "../domain/errors.js";
 import { DEFAULT_RETRY_POLICY, retryDelay } from "../registry/retry.js";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
@@ -318,10 +318,12 @@ export class JobRunner {
       else if (reason instanceof LeaseLost) outcome = "lost";
       else if (reason instanceof Cancelled) outcome = { state: "cancelled" };
       else {
-        const chain = causeChain(err);
+        // A full disk met anywhere (a temp file, a cache) is said as such: the user can free space.
+        const failure = isKilnError(err) ? err : storageError(err);
+        const chain = causeChain(failure);
         outcome = {
           state: "error",
-          errorMessage: isKilnError(err) ? err.message.split("\n")[0]! : `internal error: ${chain[0] ?? "unknown"}`,
+          errorMessage: isKilnError(failure) ? failure.message.split("\n")[0]! : `internal error: ${chain[0] ?? "unknown"}`,
           detailedError: chain.join("\ncaused by: "),
         };
         this.options.log?.error({ err, job: job.id, kind: job.kind }, "job failed");

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import fastifyCookie from "@fastify/cookie";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { KilnError, fail } from "../domain/errors.js";
+import { KilnError, fail, storageError } from "../domain/errors.js";
 import type { BlobStore } from "../blobs/blob-store.js";
 import type { Store, UserRow } from "../store/types.js";
 import { Authenticator, unauthorized, type Principal } from "./auth.js";
@@ -101,6 +101,10 @@ function renderError(req: FastifyRequest, reply: FastifyReply, status: number, c
 /** Maps Fastify's own errors (body limits, bad content types, ...) onto the catalog. */
 function fromFastifyError(err: { code?: string; statusCode?: number; message: string }): KilnError | undefined {
   switch (err.code) {
+    // A full disk met outside the blob store (a temp file, the layer cache) is still a 507.
+    case "ENOSPC":
+    case "EDQUOT":
+      return storageError(err) as KilnError;
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new KilnError("tooLarge", "the request body is too large");
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":

@@ -114,7 +114,7 @@ export function translateDbError(err: unknown): unknown {
  * Wraps every method of a repository so that database errors leave the store already
  * translated: callers handle `KilnError`s only, whichever database is underneath.
  */
-export function translatingErrors<T extends object>(repo: T, onWrite?: () => void): T {
+export function translatingErrors<T extends object>(repo: T, onWrite?: () => void, onError?: (translated: unknown) => void): T {
   const wrapped = {} as Record<string, unknown>;
   for (const [name, value] of Object.entries(repo)) {
     const writes = onWrite !== undefined && !READ_METHOD.test(name);
@@ -124,7 +124,9 @@ export function translatingErrors<T extends object>(repo: T, onWrite?: () => voi
             try {
               return await (value as (...a: unknown[]) => Promise<unknown>).apply(repo, args);
             } catch (err) {
-              throw translateDbError(err);
+              const translated = translateDbError(err);
+              onError?.(translated);
+              throw translated;
             } finally {
               // After the write, whatever its outcome: a reader that saw the old state is then stale.
               if (writes) onWrite();

@@ -3,7 +3,7 @@
  * KILN_DATABASE_URL names one. This file holds the one dialect switch; above it, the same Kysely
  * queries and migrations run on both.
  */
-import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from "kysely";
@@ -53,6 +53,7 @@ interface Connection {
   kysely: Dialect;
   /** The SQLite file, for {@link migrateOnce}; undefined for PostgreSQL. */
   file?: string;
+  reserve?: Reserve;
 }
 
 /**
@@ -90,6 +91,10 @@ function withStatementCache(db: Database.Database): SqliteDatabase {
   return {
     close: () => db.close(),
     prepare(text: string) {
+      // SQLite rolls a transaction back by itself on some failures (SQLITE_FULL: a full disk);
+      // Kysely's own rollback would then fail ("no transaction is active") and replace the
+      // error that says what happened. Nothing is left to roll back: do nothing.
+      if (text === "rollback" && !db.inTransaction) return db.prepare("select 1");
       const cached = cache.get(text);
       if (cached && !cached.busy) return cached;
       const stmt = db.prepare(text);
@@ -165,11 +170,44 @@ export function claimSqliteDataDir(dataDir: string): { release(): void } {
   };
 }
 
+/** What the SQLite database keeps in reserve for a full disk. */
+const RESERVE_BYTES = 8 << 20;
+export const RESERVE_FILE = "kiln.db-reserve";
+
+/**
+ * A file of zeros kept beside the SQLite database. On a full disk the database cannot even
+ * record a deletion (its write-ahead log must grow), so nothing could ever free space: the first
+ * write that finds no room releases the reserve (that write still answers 507), and what follows
+ * — deleting images or bundles, recording a job's end — has room again. Made again at each start
+ * when there is room for it.
+ */
+class Reserve {
+  constructor(private readonly file: string) {}
+
+  fill(): void {
+    try {
+      if (statSync(this.file, { throwIfNoEntry: false })?.size === RESERVE_BYTES) return;
+      writeFileSync(this.file, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+    } catch (err) {
+      // No room for it now: the database starts without one.
+      rmSync(this.file, { force: true });
+      if ((err as NodeJS.ErrnoException).code !== "ENOSPC" && (err as NodeJS.ErrnoException).code !== "EDQUOT") throw err;
+    }
+  }
+
+  /** Gives the reserve back to the filesystem when an error says the disk is full. */
+  releaseOn(translated: unknown): void {
+    if (isKilnError(translated, "insufficientStorage")) rmSync(this.file, { force: true });
+  }
+}
+
 function connect(options: StoreOptions): Connection {
   if (options.databaseUrl === undefined) {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     const file = path.resolve(options.dataDir, SQLITE_FILE);
     ownerOnly(file);
+    const reserve = new Reserve(path.resolve(options.dataDir, RESERVE_FILE));
+    reserve.fill();
     const db = new Database(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     // WAL: readers do not block the writer; NORMAL sync is durable across crashes of the process
     // in WAL mode (only a power loss can drop the last commits). Foreign keys are off by default
@@ -178,7 +216,7 @@ function connect(options: StoreOptions): Connection {
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
     db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    return { dialect: "sqlite", kysely: new SqliteDialect({ database: withStatementCache(db) }), file };
+    return { dialect: "sqlite", kysely: new SqliteDialect({ database: withStatementCache(db) }), file, reserve };
   }
   let protocol: string | undefined;
   try {
@@ -263,8 +301,8 @@ async function listenForJobs(url: string, onEvent: (event: string) => void): Pro
   };
 }
 
-function repositories(ctx: RepoContext, onWrite: () => void): StoreRepositories {
-  const wrap = <T extends object>(repo: T): T => translatingErrors(repo, onWrite);
+function repositories(ctx: RepoContext, onWrite: () => void, onError?: (translated: unknown) => void): StoreRepositories {
+  const wrap = <T extends object>(repo: T): T => translatingErrors(repo, onWrite, onError);
   return {
     users: wrap(userRepo(ctx)),
     apiKeys: wrap(apiKeyRepo(ctx)),
@@ -299,6 +337,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     throw new KilnError("unavailable", "cannot open the SQLite metadata database", { cause: err });
   }
   const { dialect, kysely } = connection;
+  const onError = connection.reserve ? (translated: unknown) => connection.reserve!.releaseOn(translated) : undefined;
   const db = new Kysely<KilnDatabase>({ dialect: kysely });
   const now = options.now ?? (() => new Date());
   try {
@@ -322,16 +361,18 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   };
   return {
     dialect,
-    ...repositories({ db, now, dialect }, bump),
+    ...repositories({ db, now, dialect }, bump, onError),
     get generation() {
       return generation;
     },
     bump,
     async transaction(fn) {
       try {
-        return await db.transaction().execute((tx) => fn(repositories({ db: tx, now, dialect }, bump)));
+        return await db.transaction().execute((tx) => fn(repositories({ db: tx, now, dialect }, bump, onError)));
       } catch (err) {
-        throw translateDbError(err);
+        const translated = translateDbError(err);
+        onError?.(translated);
+        throw translated;
       } finally {
         bump();
       }
