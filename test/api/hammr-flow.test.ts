@@ -17,15 +17,22 @@ import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decode, type RootValue } from "../../src/wire/index.js";
 import { jsonClient, startTestServer, type TestServer } from "../helpers/api.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 let server: TestServer;
+let registry: TestRegistry;
 const USER = "hammr";
 
 beforeAll(async () => {
-  server = await startTestServer();
+  // The test registry listens on loopback, which publication refuses unless allowed.
+  server = await startTestServer({ env: { KILN_PUBLISH_ALLOW: "127.0.0.1" } });
   await server.createUser(USER);
+  registry = await startRegistry();
 });
-afterAll(async () => server?.close());
+afterAll(async () => {
+  await server?.close();
+  await registry?.stop();
+});
 
 /** One hammr call: XML in and out, the answer's root checked and decoded. */
 async function call<R extends string>(method: "GET" | "POST" | "PUT" | "DELETE", url: string, root: R | undefined, options: { status?: number; payload?: string | Buffer; contentType?: string } = {}): Promise<RootValue<R>> {
@@ -324,7 +331,27 @@ describe("image list, info, download", () => {
     imageId = img.json.dbId;
     const s = await waitFor(img.json.statusUri);
     expect(s.complete, JSON.stringify(s)).toBe(true);
+    // Published once, so that the publications hammr lists are not an empty list.
+    const acct = await api<{ uri: string }>("POST", `users/${USER}/accounts`, { xsiType: "CredAccountDocker", name: "local", endpointUrl: registry.url, login: "x", password: "y" });
+    expect(acct.status, JSON.stringify(acct.json)).toBe(201);
+    const pub = await api<{ uri: string }>("POST", `${img.json.statusUri.replace(/\/status$/, "")}/pimages`, { xsiType: "PublishImageDocker", credAccount: { xsiType: "CredAccountDocker", uri: acct.json.uri }, namespace: "team", repositoryName: "img", tagName: "1.0" });
+    expect(pub.status, JSON.stringify(pub.json)).toBe(201);
+    expect((await waitFor(`${pub.json.uri}/status`)).complete).toBe(true);
   }, 300_000);
+
+  function checkPublication(p: RootValue<"publishImage">): void {
+    must(p.name, "string", "publishImage.name");
+    must(p.imageUri, "string", "publishImage.imageUri");
+    must(p.dbId, "number", "publishImage.dbId");
+    must(p.credAccount?.targetPlatform?.name, "string", "publishImage.credAccount.targetPlatform.name");
+    must(p.cloudId, "string", "publishImage.cloudId");
+    for (const f of ["complete", "error", "cancelled"] as const) must(p.status?.[f], "boolean", `publishImage.status.${f}`);
+    must(p.status?.percentage, "number", "publishImage.status.percentage");
+    const docker = p as { namespace?: string; repositoryName?: string; tagName?: string };
+    must(docker.namespace, "string", "publishImage.namespace");
+    must(docker.repositoryName, "string", "publishImage.repositoryName");
+    must(docker.tagName, "string", "publishImage.tagName");
+  }
 
   function checkImage(i: RootValue<"image">, contract: boolean): void {
     must(i.dbId, "number", "image.dbId");
@@ -349,7 +376,8 @@ describe("image list, info, download", () => {
     const list = await call("GET", `users/${USER}/images`, "images");
     for (const i of list.images!) checkImage(i, false);
     const pimages = await call("GET", `users/${USER}/pimages`, "publishImages");
-    expect(pimages.publishImages ?? []).toEqual([]);
+    expect(pimages.publishImages).toHaveLength(1);
+    for (const p of pimages.publishImages!) checkPublication(p);
   });
 
   it("image list (contract): every image has its fileSize", async () => {
@@ -374,7 +402,10 @@ describe("image list, info, download", () => {
     must(t.distribution?.version, "string", "containerTemplate.distribution.version");
     must(t.distribution?.arch, "string", "containerTemplate.distribution.arch");
     const pimages = await call("GET", `users/${USER}/pimages`, "publishImages");
-    expect((pimages.publishImages ?? []).filter((p) => p.imageUri === i.uri)).toEqual([]);
+    const mine = (pimages.publishImages ?? []).filter((p) => p.imageUri === i.uri);
+    expect(mine).toHaveLength(1);
+    checkPublication(mine[0]!);
+    expect(mine[0]!.status!.complete).toBe(true);
   });
 
   it("image download: a complete, compressed docker image gives hammr its registeringName to pull", async () => {
