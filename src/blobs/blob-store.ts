@@ -324,6 +324,11 @@ export class BlobStore {
     }
   }
 
+  /** Removes what writers of ended processes left in temporary space; answers how many. */
+  sweepTemp(): Promise<number> {
+    return this.driver.sweepTemp?.() ?? Promise.resolve(0);
+  }
+
   /** Every stored digest (for garbage collection). */
   async list(): Promise<Digest[]> {
     const keys = await this.driver.list("sha256");

@@ -8,12 +8,13 @@
  *   │   └── ab/
  *   │       └── ab12…ef          a committed blob, named by its digest (read-only, mode 0444)
  *   └── tmp/
- *       └── <random>             an upload in flight; renamed into sha256/ only when complete
+ *       └── <pid>-<host>-<random>  an upload in flight; renamed into sha256/ only when complete
  */
 import { constants, createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { access, link, mkdir, rename, rm, stat, unlink, copyFile, chmod, readdir } from "node:fs/promises";
 import path from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { Readable } from "node:stream";
 
 export interface StoredObject {
@@ -54,6 +55,25 @@ export interface StorageDriver {
   list(prefix: string): Promise<string[]>;
   /** Resolves when the storage can be written to; rejects when it cannot (health). */
   ping(): Promise<void>;
+  /** Removes the temporary objects of processes that have ended (a local driver); answers how many. */
+  sweepTemp?(): Promise<number>;
+}
+
+/**
+ * Who writes a temporary object: this process's id and a short hash of the machine's name (a
+ * directory shared by several machines holds objects of processes a pid says nothing about).
+ */
+const WRITER = `${process.pid}-${createHash("sha256").update(hostname()).digest("hex").slice(0, 8)}`;
+const WRITER_RE = /^(\d+)-([0-9a-f]{8})-/;
+
+/** Whether process `pid` still runs (EPERM: it does, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 export class FsDriver implements StorageDriver {
@@ -91,7 +111,8 @@ export class FsDriver implements StorageDriver {
   async temp(): Promise<TempObject> {
     const dir = path.join(this.root, "tmp");
     await mkdir(dir, { recursive: true });
-    const tempKey = `tmp/${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`;
+    // The writer's pid in the name: a sweep at start knows whose the object is (sweepTemp).
+    const tempKey = `tmp/${WRITER}-${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`;
     const stream = createWriteStream(this.localPath(tempKey), { flags: "wx", mode: 0o600 });
     await new Promise<void>((resolve, reject) => {
       stream.once("open", () => resolve());
@@ -142,6 +163,29 @@ export class FsDriver implements StorageDriver {
     };
     await walk(prefix.replace(/\/+$/, ""));
     return out.sort();
+  }
+
+  /**
+   * A process killed during an upload or a build (SIGKILL, a power cut) leaves its temporary
+   * objects for ever: removes those whose writer, a process of this machine, has ended. An object
+   * of a process still running — this one, or another sharing the directory, such as
+   * `kiln build` — or of another machine is left alone: its write may be live.
+   */
+  async sweepTemp(): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.localPath("tmp"));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      throw err;
+    }
+    const host = WRITER.split("-")[1];
+    const ended = names.filter((n) => {
+      const owner = WRITER_RE.exec(n);
+      return owner !== null && owner[2] === host && !alive(Number(owner[1]));
+    });
+    await Promise.all(ended.map((n) => rm(this.localPath(`tmp/${n}`), { force: true })));
+    return ended.length;
   }
 
   /** Copies or hard-links a stored object to a path outside the store. */

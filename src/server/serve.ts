@@ -79,6 +79,8 @@ export async function openRuntime(
     await ensureAdmin(store, config, options.announce ?? ((l) => process.stdout.write(`${l}\n`)));
     const blobs = openBlobStore(config);
     const debs = BlobStore.open(path.join(config.dataDir, "cache", "debs"));
+    // Before any upload or job of this process can start: what is left is an ended process's.
+    const swept = (await blobs.sweepTemp()) + (await debs.sweepTemp());
     const catalog = await DistributionCatalog.open(store, config.distributions, { dataDir: config.dataDir, debs });
     const secrets = SecretBox.fromConfig(config.secretKey, config.dataDir);
     // The runner logs through the app's logger, which exists once the app is built.
@@ -104,6 +106,7 @@ export async function openRuntime(
     });
     const deps: AppDeps = { config, store, blobs, secrets, catalog, jobs, ...(options.logger === undefined ? {} : { logger: options.logger }) };
     app = await buildApp(deps);
+    if (swept > 0) app.log.info({ removed: swept }, "removed the temporary files of uploads and downloads an earlier process left");
     if (options.startJobs !== false && runsJobs) await jobs.start();
     const built = app;
     return {
