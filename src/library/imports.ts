@@ -125,7 +125,9 @@ function plan(d: BundleDescription, archive: ReadArchive): Planned {
     }
     if (p !== "" && isDirectory(p)) {
       const children = (f.files ?? []).map(entry);
-      const described = new Set((f.files ?? []).map(sourcePath));
+      // Described by path, or by name: hammr's walk names a deeper level's files at paths of its
+      // own (`<dir><subdir>/<file>`, no `/`) beside the copies its recursive add wrote.
+      const described = new Set((f.files ?? []).flatMap((c) => [sourcePath(c), `${p}/${c.name}`]));
       return artifactValue(f, true, [...children, ...undescribed(p, described, 0)]);
     }
     // An OS package may name a file that is not there: the distribution has it, by name.

@@ -182,6 +182,40 @@ describe.each([sqliteTarget, postgresTarget])("on $dialect", (target) => {
       expect(bundle.imported).toBe(false);
     });
 
+    it("reads hammr's deeper levels: a subfolder's files named at <dir><subdir>/ beside the recursive add's copies, each once", async () => {
+      const d = {
+        name: "deep",
+        version: "1",
+        files: [
+          {
+            name: "conf",
+            source: "bundles/deep/1/conf",
+            files: [
+              { name: "a.txt", source: "bundles/deep/1/conf/a.txt", files: [] },
+              { name: "sub", source: "bundles/deep/1/conf/sub", files: [{ name: "deep.txt", source: "bundles/deep/1/confsub/deep.txt", files: [] }] },
+            ],
+          },
+        ],
+      };
+      const r = await importArchive(
+        await archive([
+          { name: "bundles/deep/1/conf", type: "directory" },
+          { name: "bundles/deep/1/conf/a.txt", body: "A\n" },
+          { name: "bundles/deep/1/conf/sub", type: "directory" },
+          { name: "bundles/deep/1/conf/sub/deep.txt", body: "deep\n" },
+          { name: "bundles/deep/1/conf/a.txt", body: "A\n" },
+          { name: "bundles/deep/1/conf/sub", type: "directory" },
+          { name: "bundles/deep/1/conf/sub/deep.txt", body: "deep\n" },
+          { name: "bundles/deep/1/confsub/deep.txt", body: "deep\n" },
+          { name: "bundle.yml", body: YAML.stringify(d) },
+        ]),
+      );
+      expect(r.status, r.body).toBe(201);
+      const s = await snapshot(r.msid!);
+      const shape = (a: any): unknown => [a.name, a.size ?? null, a.children.map(shape)];
+      expect(s.artifacts.map(shape)).toEqual([["conf", null, [["a.txt", 2, []], ["sub", null, [["deep.txt", 5, []]]]]]]);
+    });
+
     it("marks the bundle imported for hammr bundle import (imported=true)", async () => {
       const r = await importArchive(await hammrArchive({ ...DESCRIPTION, name: "again" }), true);
       expect((await api<{ imported: boolean }>("GET", `users/imp/mysoftware/${r.msid}`)).json.imported).toBe(true);
