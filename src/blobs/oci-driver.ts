@@ -18,9 +18,11 @@ import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KilnError } from "../domain/errors.js";
 import { RegistryClient } from "../registry/client.js";
+import { pushImage } from "../registry/push.js";
+import type { BuiltImage } from "../oci/types.js";
 import type { Credentials } from "../registry/auth.js";
 import { FsDriver, type ByteRange, type StorageDriver, type StoredObject, type TempObject } from "./driver.js";
-import { VerifyingStream, type Digest } from "./blob-store.js";
+import { VerifyingStream, type BlobStore, type Digest } from "./blob-store.js";
 
 const KEY_RE = /^sha256\/[0-9a-f]{2}\/([0-9a-f]{64})$/;
 
@@ -141,6 +143,20 @@ export class OciDriver implements StorageDriver {
       await rm(tmp, { force: true });
     }
     return dest;
+  }
+
+  /**
+   * Tags an image whose blobs are in this store under `<prefix>/<repository>:<tag>` in the same
+   * registry — its blobs mounted from the store's repository, not copied — and returns the
+   * reference (`registry.example.com/kiln/alice/hello:1.0-7`), pullable with the registry's
+   * credentials.
+   */
+  async tagImage(image: BuiltImage, blobs: BlobStore, repository: string, tag: string, signal?: AbortSignal): Promise<string> {
+    const result = await pushImage(image, blobs, { registry: this.options.registry, repository: `${this.options.prefix}/${repository}`, tag }, this.options.credentials ?? {}, {
+      mountFrom: [this.repository],
+      ...(signal ? { signal } : {}),
+    });
+    return result.registeringName;
   }
 
   list(): Promise<string[]> {

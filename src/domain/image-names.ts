@@ -21,6 +21,15 @@ export function registeringName(img: { name: string; version: string | null }): 
   return `${referenceName(img.name)}:${tagOf(img.version)}`;
 }
 
+/**
+ * Where a registry blob store tags the image: repository `<login>/<name>` (under the store's
+ * prefix), tag `<version>-<revision>`, so every generation has a reference of its own.
+ */
+export function registryTarget(login: string, img: { name: string; version: string | null; revision: number }): { repository: string; tag: string } {
+  const revision = `-${img.revision}`;
+  return { repository: `${referenceName(login)}/${referenceName(img.name)}`, tag: `${tagOf(img.version).slice(0, 128 - revision.length)}${revision}` };
+}
+
 /** `hello-1.0-docker.tar.gz`. */
 export function imageFileName(img: { name: string; version: string | null; formatId: number }): string {
   const format = formatById(img.formatId)!;

@@ -16,7 +16,8 @@ import { writeDockerArchiveGzip } from "../oci/docker-archive.js";
 import type { ContainerConfig } from "../oci/types.js";
 import type { DistributionConfig } from "../domain/distributions.js";
 import type { Store, StoreRepositories } from "../store/types.js";
-import { imageFileName, registeringName } from "../domain/image-names.js";
+import { imageFileName, registeringName, registryTarget } from "../domain/image-names.js";
+import { OciDriver } from "../blobs/oci-driver.js";
 import type { JobContext, JobHandler } from "./runner.js";
 import type { BuiltImage } from "../oci/types.js";
 import { Transform } from "node:stream";
@@ -156,9 +157,31 @@ function generation(deps: GenerationDeps): JobHandler {
     // The report and the SBOM are blobs the image row names: published with the row, so that
     // deleting another image with the same document cannot collect it in between (blob-gc.ts).
     const documents = await sealDocuments(deps, [result.report, result.sbom]);
+    // With a registry blob store the image is also tagged there, before it completes: its
+    // registeringName is then a reference anyone with the registry's credentials can pull.
+    let registryReference: string | undefined;
+    if (deps.blobs.driver instanceof OciDriver) {
+      try {
+        ctx.progress({ message: "tagging the image in the registry" });
+        const owner = await store.users.get(img.userId);
+        if (!owner) throw new KilnError("notFound", "the owner of this image was deleted");
+        const target = registryTarget(owner.login, img);
+        registryReference = await deps.blobs.driver.tagImage(result.image, deps.blobs, target.repository, target.tag, ctx.signal);
+      } catch (err) {
+        await documents.cancel();
+        throw err;
+      }
+    }
     // Whatever ends the job (done, cancelled, failed), unpublished documents leave nothing behind.
     try {
-      const record = { manifestDigest: result.image.manifestDigest, installedSize, packages, reportDigest: documents.digests[0]!, sbomDigest: documents.digests[1]! };
+      const record = {
+        manifestDigest: result.image.manifestDigest,
+        installedSize,
+        packages,
+        reportDigest: documents.digests[0]!,
+        sbomDigest: documents.digests[1]!,
+        ...(registryReference ? { registryReference } : {}),
+      };
       const message = completionMessage(result.report);
       if (!img.compress) {
         if (ctx.signal.aborted) {

@@ -69,7 +69,8 @@ export function imageWire(deps: LibraryDeps, login: string, img: ImageRow, job: 
     uri: base,
     version: img.version ?? undefined,
     entrypoint: img.entrypoint ?? undefined,
-    registeringName: registeringName(img),
+    // Where a registry blob store tagged it (pullable), else the name `docker load` gives it.
+    registeringName: img.registryReference ?? registeringName(img),
   };
 }
 

@@ -221,6 +221,8 @@ export interface ImagesTable {
   /** Blob digests of the build report and the SBOM (JSON documents). */
   report_digest: string | null;
   sbom_digest: string | null;
+  /** Where the image is tagged in a registry blob store (migration 010). */
+  registry_reference: string | null;
   created: Int8;
   last_modified: Int8;
 }

@@ -389,8 +389,10 @@ export interface ImageRow extends Timestamps {
   reportDigest: string | null;
   /** The SBOM (SPDX 2.3 JSON blob), once complete. */
   sbomDigest: string | null;
+  /** With a registry blob store: the reference the image is tagged under there, once complete. */
+  registryReference: string | null;
 }
-export type NewImage = Omit<ImageRow, "id" | "created" | "lastModified" | "revision" | "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages" | "reportDigest" | "sbomDigest">;
+export type NewImage = Omit<ImageRow, "id" | "created" | "lastModified" | "revision" | "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages" | "reportDigest" | "sbomDigest" | "registryReference">;
 
 export interface ImageRepo {
   /** Creates the image with the next revision of its template. */
@@ -401,7 +403,7 @@ export interface ImageRepo {
   getByJob(jobId: number): Promise<ImageRow | undefined>;
   listByTemplate(userId: number, templateId: number): Promise<ImageRow[]>;
   listByUser(userId: number): Promise<ImageRow[]>;
-  update(id: number, patch: Partial<Pick<ImageRow, "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages" | "reportDigest" | "sbomDigest">>): Promise<ImageRow | undefined>;
+  update(id: number, patch: Partial<Pick<ImageRow, "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages" | "reportDigest" | "sbomDigest" | "registryReference">>): Promise<ImageRow | undefined>;
   /** Deletes the image, its job and its publications (and their jobs). */
   delete(userId: number, id: number): Promise<boolean>;
   /** Whether any image still needs the blob (as its download file or its manifest). */

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kilnYaml, type JsonStatus } from "../helpers/api.js";
 import { postgresTarget, type TargetDatabase } from "../helpers/databases.js";
 import { startKiln, type KilnProcess } from "../helpers/kiln-process.js";
-import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { run, startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const ROOT_PW = "cluster-root-pw";
 const LEASE = "5s";
@@ -103,6 +103,22 @@ async function expectIntactDownload(imageUri: string): Promise<Buffer> {
   return bytes;
 }
 
+/**
+ * The image is tagged in the registry blob store: its registeringName (JSON and XML) is that
+ * reference, and skopeo reads it with the registry's credentials.
+ */
+async function expectPullableReference(imageUri: string): Promise<void> {
+  const revision = Number((await db.query(`select revision from images where id = ${Number(imageUri.split("/").pop())}`))[0]!.revision);
+  const reference = `${registry.host}/kiln/alice/spread:1.0-${revision}`;
+  expect((await call<{ registeringName: string }>("GET", imageUri)).json.registeringName).toBe(reference);
+  const xml = await fetch(`${api!.url}/api/${imageUri}`, { headers: { authorization: auth("alice", "alice-password"), accept: "application/xml" } });
+  expect(await xml.text()).toContain(`<registeringName>${reference}</registeringName>`);
+  const { stdout } = await run("skopeo", ["inspect", "--tls-verify=false", "--creds", `kiln:${REGISTRY_PW}`, `docker://${reference}`]);
+  const inspected = JSON.parse(stdout) as { Labels: Record<string, string>; Layers: string[] };
+  expect(inspected.Labels).toMatchObject({ "org.opencontainers.image.title": "spread", "org.opencontainers.image.version": "1.0" });
+  expect(inspected.Layers.length).toBeGreaterThan(0);
+}
+
 /** A one-time key, Range, ETag and 304 through the API, from the registry store, as on one process. */
 async function expectDownloadSemantics(imageUri: string, bytes: Buffer): Promise<void> {
   const img = await call<{ downloadUri: string }>("GET", imageUri);
@@ -144,6 +160,7 @@ describe("an api and two workers on PostgreSQL", () => {
     expect(await jobRow(first.uri)).toMatchObject({ state: "complete", attempts: 1 });
     expect(w0.output()).not.toMatch(/"level":50/);
     await expectIntactDownload(first.uri);
+    await expectPullableReference(first.uri);
   });
 
   it("resumes on the other worker the job of a worker killed mid-generation, and the image downloads intact", async () => {
@@ -170,6 +187,7 @@ describe("an api and two workers on PostgreSQL", () => {
     expect(row.attempts).toBeGreaterThanOrEqual(2);
     const bytes = await expectIntactDownload(job.uri);
     await expectDownloadSemantics(job.uri, bytes);
+    await expectPullableReference(job.uri);
     await startWorker(victim);
   });
 

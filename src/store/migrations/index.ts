@@ -17,6 +17,7 @@ import { blobLocks } from "./006-blob-locks.js";
 import { imageReports } from "./007-image-reports.js";
 import { bundleTransfers } from "./008-bundle-transfers.js";
 import { jobLeases } from "./009-job-leases.js";
+import { imageReferences } from "./010-image-references.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -38,6 +39,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "007-image-reports": imageReports,
   "008-bundle-transfers": bundleTransfers,
   "009-job-leases": jobLeases,
+  "010-image-references": imageReferences,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

@@ -29,6 +29,7 @@ function imageRow(r: Selectable<ImagesTable>): ImageRow {
     installedSize: r.installed_size === null ? null : fromInt8(r.installed_size),
     packages: r.packages === null ? null : (JSON.parse(r.packages) as ImagePackage[]),
     reportDigest: r.report_digest,
+    registryReference: r.registry_reference,
     sbomDigest: r.sbom_digest,
     created: fromMillis(r.created),
     lastModified: fromMillis(r.last_modified),
@@ -86,6 +87,7 @@ export function imageRepo(ctx: RepoContext): ImageRepo {
             installed_size: null,
             packages: null,
             report_digest: null,
+            registry_reference: null,
             sbom_digest: null,
             created: now,
             last_modified: now,
@@ -131,6 +133,7 @@ export function imageRepo(ctx: RepoContext): ImageRepo {
       if (patch.packages !== undefined) set.packages = patch.packages === null ? null : JSON.stringify(patch.packages);
       if (patch.reportDigest !== undefined) set.report_digest = patch.reportDigest;
       if (patch.sbomDigest !== undefined) set.sbom_digest = patch.sbomDigest;
+      if (patch.registryReference !== undefined) set.registry_reference = patch.registryReference;
       const row = await db.updateTable("images").set(set).where("id", "=", id).returningAll().executeTakeFirst();
       return row && imageRow(row);
     },
