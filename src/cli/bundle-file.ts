@@ -39,7 +39,7 @@ import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
 import { parseArtifactParams } from "../domain/artifacts.js";
-import { formatDescription, parseDescriptionText, readBundleDescription, type BundleDescription, type DescribedFile } from "../domain/bundle-description.js";
+import { archiveComponent, formatDescription, parseDescriptionText, readBundleDescription, type BundleDescription, type DescribedFile } from "../domain/bundle-description.js";
 import { isKilnError } from "../domain/errors.js";
 import { openUrl } from "./fetch-source.js";
 
@@ -220,11 +220,6 @@ export async function loadBundleFile(file: string): Promise<BundlePlan> {
   return { file, format: /\.json$/i.test(file) ? "json" : "yaml", description, entries, ...(license ? { license } : {}), ...(logo ? { logo } : {}), warnings: w.warnings, fileCount: w.count.files, localBytes: w.count.bytes };
 }
 
-/** hammr's `remove_URI_forbidden_char`: a space in a name or version becomes `_` in archive paths. */
-function clean(s: string): string {
-  return s.replace(/ /g, "_");
-}
-
 /** A planned archive: its members in order, and the description with every source rewritten. */
 interface Layout {
   members: Array<{ path: string; kind: "directory" } | { path: string; kind: "file"; source: Source }>;
@@ -234,11 +229,11 @@ interface Layout {
 /** hammr's layout (`do_create`): files under `bundles/<name>/<version>/`, a folder's below its path, license and logo under `bundles/<name>/`. */
 function layout(plan: BundlePlan): Layout {
   const d = plan.description;
-  const root = `bundles/${clean(d.name)}`;
+  const root = `bundles/${archiveComponent(d.name)}`;
   const members: Layout["members"] = [];
   const taken = new Set<string>();
   const entry = (e: PlannedEntry, dir: string): Record<string, unknown> => {
-    const at = `${dir}/${clean(e.name)}`;
+    const at = `${dir}/${archiveComponent(e.name)}`;
     const f = e.described;
     const out: Record<string, unknown> = { name: e.name, source: at };
     if (f?.tag) out.tag = f.tag;
@@ -265,14 +260,14 @@ function layout(plan: BundlePlan): Layout {
     }
     return out;
   };
-  const files = plan.entries.map((e) => entry(e, `${root}/${clean(d.version)}`));
+  const files = plan.entries.map((e) => entry(e, `${root}/${archiveComponent(d.version)}`));
   const out: Record<string, unknown> = { name: d.name, version: d.version, files };
   if (d.description !== undefined) out.description = d.description;
   if (d.destination !== undefined) out.destination = d.destination;
   if (d.restrictionRule !== undefined) out.restrictionRule = d.restrictionRule;
   const extra = (source: Source | undefined, given: string): string | undefined => {
     if (!source) return undefined;
-    const at = `${root}/${clean(path.basename(isUrl(given) ? new URL(given).pathname : given))}`;
+    const at = `${root}/${archiveComponent(path.basename(isUrl(given) ? new URL(given).pathname : given))}`;
     members.push({ path: at, kind: "file", source });
     return at;
   };

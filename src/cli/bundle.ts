@@ -10,6 +10,7 @@ import type { Command } from "commander";
 import type { BootScript, KilnClient, MySoftware, SoftwareArtifact } from "../sdk/index.js";
 import { addCommonOptions, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { CliExit, UsageError } from "./errors.js";
+import { archiveComponent } from "../domain/bundle-description.js";
 import { buildBundleArchive, loadBundleFile, type BundlePlan } from "./bundle-file.js";
 import { bytes, details, note, printJson, say, table } from "./output.js";
 import { transferReporter } from "./transfer-progress.js";
@@ -98,7 +99,7 @@ Examples:
       const format = opts.outputFormat;
       await withClient(cmd, opts, async (client) => {
         const b = await client.bundles.get(opts.id);
-        const file = opts.file ?? `${(b.name ?? String(opts.id)).replace(/ /g, "_")}.tar.gz`;
+        const file = opts.file ?? `${archiveComponent(b.name ?? String(opts.id))}.tar.gz`;
         const reporter = transferReporter(process.stderr, `downloading ${path.basename(file)}`);
         let result;
         try {

@@ -53,6 +53,16 @@ function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/**
+ * A name as one component of an archive path: hammr's `remove_URI_forbidden_char` turns spaces
+ * into `_`; Kiln also turns `/`, `\` and NUL into `_` and never answers `.` or `..`, so that a
+ * bundle named `../x` cannot make an archive entry that climbs out.
+ */
+export function archiveComponent(s: string): string {
+  const c = s.replace(/[ /\\\0]/g, "_");
+  return c === "" || c === "." || c === ".." ? c.replace(/\./g, "_") || "_" : c;
+}
+
 /** The names hammr gives the description in an archive, by output format. */
 export const DESCRIPTION_FILES = { yaml: "bundle.yml", json: "bundle.json" } as const;
 

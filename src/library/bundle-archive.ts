@@ -18,6 +18,8 @@ import { normaliseArchivePath, UnsafePathError } from "../rootfs/paths.js";
 
 /** A description larger than this is not one (hammr's are a few kilobytes). */
 const MAX_DESCRIPTION = 4 << 20;
+/** Entries an archive may hold: each file is held (sealed, unpublished) until the description comes. */
+export const MAX_ENTRIES = 100_000;
 
 /** What an archive held: its description's text and every file, in the blob store (unpublished). */
 export interface ReadArchive {
@@ -72,7 +74,7 @@ async function readText(stream: Readable, name: string): Promise<string> {
  * Reads an uploaded archive (`body`, gzip-compressed tar). The archive and its files together
  * may not exceed `maxSize` each. On any failure every file read so far is dropped.
  */
-export async function readBundleArchive(blobs: BlobStore, body: Readable, maxSize: number): Promise<ReadArchive> {
+export async function readBundleArchive(blobs: BlobStore, body: Readable, maxSize: number, maxEntries = MAX_ENTRIES): Promise<ReadArchive> {
   const measure = new Measure(maxSize);
   const gunzip = createGunzip();
   const extract = tar.extract();
@@ -80,9 +82,11 @@ export async function readBundleArchive(blobs: BlobStore, body: Readable, maxSiz
   const feeding = pipeline(body, measure, gunzip, extract);
   feeding.catch(() => undefined);
   let total = 0;
+  let entries = 0;
   try {
     for await (const entry of extract) {
       const h = entry.header;
+      if (++entries > maxEntries) fail("tooLarge", `the archive has more than ${maxEntries} entries`);
       const p = entryPath(h.name);
       if (h.type === "directory") {
         if (p !== "") out.directories.add(p);

@@ -10,7 +10,7 @@
 import type { Readable } from "node:stream";
 import type { Digest } from "../blobs/blob-store.js";
 import { parseArtifactParams } from "../domain/artifacts.js";
-import { DESCRIPTION_FILES, formatDescription } from "../domain/bundle-description.js";
+import { archiveComponent, DESCRIPTION_FILES, formatDescription } from "../domain/bundle-description.js";
 import { fail } from "../domain/errors.js";
 import type { ArtifactRow, BundleExportRow, BundleRow, UserRow } from "../store/types.js";
 import type { OpStatus, SoftwareBundleExport } from "../wire/index.js";
@@ -22,11 +22,6 @@ import { uris } from "./representations.js";
 export type ExportFormat = BundleExportRow["format"];
 
 const exportUri = (login: string, e: Pick<BundleExportRow, "bundleId" | "id">): string => `${uris.bundle(login, e.bundleId)}/exports/${e.id}`;
-
-/** hammr's `remove_URI_forbidden_char`: a space in a name or version becomes `_` in archive paths. */
-function clean(s: string): string {
-  return s.replace(/ /g, "_");
-}
 
 function exportStatus(login: string, e: BundleExportRow): OpStatus {
   const uri = exportUri(login, e);
@@ -54,8 +49,8 @@ type Entry = Record<string, unknown>;
 /** The description and the archive's members for a bundle, its artifacts and its files. */
 async function layout(deps: LibraryDeps, b: BundleRow, format: ExportFormat): Promise<ArchiveMember[]> {
   if (!b.version) fail("invalidField", `software bundle ${b.id} has no version: a bundle archive (hammr's format) needs one; set mySoftware.version first`);
-  const root = `bundles/${clean(b.name)}`;
-  const base = `${root}/${clean(b.version)}`;
+  const root = `bundles/${archiveComponent(b.name)}`;
+  const base = `${root}/${archiveComponent(b.version)}`;
   const rows = await deps.store.artifacts.listAll(b.id);
   const byParent = new Map<number | null, ArtifactRow[]>();
   for (const r of rows) byParent.set(r.parentId, [...(byParent.get(r.parentId) ?? []), r]);
@@ -66,7 +61,7 @@ async function layout(deps: LibraryDeps, b: BundleRow, format: ExportFormat): Pr
     (byParent.get(parent) ?? [])
       .sort((x, y) => x.position - y.position || x.id - y.id)
       .map((a) => {
-        const path = `${dir}/${clean(a.name)}`;
+        const path = `${dir}/${archiveComponent(a.name)}`;
         if (taken.has(path)) fail("conflict", `software bundle ${b.id} has two files at ${path} (names differ only by spaces, or repeat): rename one to export it`);
         taken.add(path);
         const e: Entry = { name: a.name, source: path };
@@ -103,7 +98,7 @@ async function layout(deps: LibraryDeps, b: BundleRow, format: ExportFormat): Pr
   if (b.restrictionRule) d.restrictionRule = b.restrictionRule;
   d.files = describe(null, base, 0);
   for (const f of await deps.store.bundleFiles.list(b.id)) {
-    const path = `${root}/${clean(f.fileName)}`;
+    const path = `${root}/${archiveComponent(f.fileName)}`;
     members.push({ kind: "blob", path, digest: f.blobDigest as Digest, size: f.size, mtime: f.lastModified });
     if (f.kind === "license") d.license = { ...(b.license ? { name: b.license } : {}), source: path };
     else d.sourceLogo = path;
@@ -139,7 +134,7 @@ export function exportOperations(deps: LibraryDeps) {
     async download(owner: UserRow, ref: BundleRef & { eid: number }): Promise<{ stream: Readable; fileName: string }> {
       const { bundle, ticket } = await load(owner, ref);
       const members = await layout(deps, bundle, ticket.format);
-      return { stream: writeBundleArchive(deps.blobs, members), fileName: `${clean(bundle.name)}.tar.gz` };
+      return { stream: writeBundleArchive(deps.blobs, members), fileName: `${archiveComponent(bundle.name)}.tar.gz` };
     },
 
     async delete(owner: UserRow, ref: BundleRef & { eid: number }): Promise<void> {

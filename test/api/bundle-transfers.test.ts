@@ -4,12 +4,17 @@
  * equal bundle; hostile archives are refused with the reason on the ticket.
  */
 import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { gunzipSync, gzipSync } from "node:zlib";
 import tar from "tar-stream";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BlobStore } from "../../src/blobs/blob-store.js";
+import { readBundleArchive } from "../../src/library/bundle-archive.js";
 import { errorMessage, jsonClient, startTestServer, type JsonStatus, type TestServer } from "../helpers/api.js";
 import { postgresTarget, sqliteTarget, type TargetDatabase } from "../helpers/databases.js";
 
@@ -297,6 +302,19 @@ describe.each([sqliteTarget, postgresTarget])("on $dialect", (target) => {
       expect(gone.statusCode).toBe(404);
     });
 
+    it("keeps an export's paths inside the archive whatever the bundle's name, and re-imports it", async () => {
+      const b = (await api<{ dbId: number; uri: string }>("POST", "users/imp/mysoftware", { name: "../evil name", version: ".." })).json;
+      const a = (await api<{ uri: string }>("POST", `${b.uri}/artifacts`, { name: "x.txt" })).json;
+      await server.request({ method: "POST", url: `/api/${a.uri}/bin/x.txt`, user: "imp", payload: "x" });
+      const t = (await api<{ dbId: number }>("POST", `users/imp/mysoftware/${b.dbId}/exports?outputFormat=yaml`)).json;
+      const dl = await server.request({ method: "GET", url: `/api/users/imp/mysoftware/${b.dbId}/exports/${t.dbId}/downloads`, user: "imp" });
+      expect(dl.headers["content-disposition"]).toMatch(/filename="\.\._evil_name\.tar\.gz"/);
+      expect([...(await members(dl.rawPayload)).keys()]).toEqual(["bundles/.._evil_name/__/x.txt", "bundle.yml"]);
+      const again = await importArchive(dl.rawPayload);
+      expect(again.status, again.body).toBe(201);
+      expect(await snapshot(again.msid!)).toEqual(await snapshot(b.dbId));
+    });
+
     it("writes bundle.json for outputFormat=json, and refuses another format", async () => {
       const r = await importArchive(await hammrArchive({ ...DESCRIPTION, name: "json one" }));
       const t = (await api<{ dbId: number }>("POST", `users/imp/mysoftware/${r.msid}/exports?outputFormat=json`)).json;
@@ -357,6 +375,15 @@ describe("limits", () => {
     const r = await small.request({ method: "POST", url: `/api/users/imp/bundleimports/${ticket}/uploads`, user: "imp", headers: { "content-type": "application/octet-stream" }, payload: gz });
     return { status: r.statusCode, message: errorMessage(r), ticket };
   }
+
+  it("refuses an archive of more entries than it may hold, and keeps none of them", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kiln-entries-"));
+    const blobs = BlobStore.open(dir);
+    const gz = await archive([{ name: "a", body: "a" }, { name: "b", body: "b" }, { name: "c", body: "c" }]);
+    await expect(readBundleArchive(blobs, Readable.from([gz]), 1 << 20, 2)).rejects.toThrow(/more than 2 entries/);
+    expect(await blobs.list()).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it("refuses an archive larger than KILN_MAX_UPLOAD, and one whose files unpack larger (a gzip bomb), with 413", async () => {
     const big = await upload(Buffer.alloc(70 * 1024, 7));
