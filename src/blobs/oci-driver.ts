@@ -95,6 +95,11 @@ export class OciDriver implements StorageDriver {
     return this.files.temp();
   }
 
+  /** Uploads in flight are local files: those of ended processes go as the filesystem's do. */
+  sweepTemp(): Promise<number> {
+    return this.files.sweepTemp();
+  }
+
   /**
    * Uploads a complete temporary object under its digest — nothing when the registry has it
    * already (HEAD) — then drops the local copy. The registry checks the digest of what it got.
