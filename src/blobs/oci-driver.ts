@@ -44,8 +44,13 @@ export class OciDriver implements StorageDriver {
   /** Uploads in flight (`tmp/…`) and the cache of blobs needed as files (`sha256/…`). */
   private readonly files: FsDriver;
 
+  /** For health checks: one try, a short connect timeout (a load balancer waits on the answer). */
+  private readonly probe: RegistryClient;
+
   constructor(readonly options: OciDriverOptions) {
-    this.client = new RegistryClient(options.registry, { ...(options.credentials ? { credentials: options.credentials } : {}), userAgent: "kiln/0.1 (blob store)" });
+    const credentials = options.credentials ? { credentials: options.credentials } : {};
+    this.client = new RegistryClient(options.registry, { ...credentials, userAgent: "kiln/0.1 (blob store)" });
+    this.probe = new RegistryClient(options.registry, { ...credentials, userAgent: "kiln/0.1 (blob store)", retry: { attempts: 1 }, connectTimeoutMs: 3000, idleTimeoutMs: 5000 });
     this.repository = `${options.prefix}/blobs`;
     this.files = new FsDriver(options.localDir);
   }
@@ -61,9 +66,9 @@ export class OciDriver implements StorageDriver {
   }
 
   async ping(): Promise<void> {
-    await this.client.ping(AbortSignal.timeout(10_000));
+    await this.probe.ping(AbortSignal.timeout(5000));
     // The credentials must also open the repository (a 401 or 403 fails here).
-    await this.client.blobSize(this.repository, `sha256:${"0".repeat(64)}`, AbortSignal.timeout(10_000));
+    await this.probe.blobSize(this.repository, `sha256:${"0".repeat(64)}`, AbortSignal.timeout(5000));
   }
 
   async stat(key: string): Promise<StoredObject | undefined> {

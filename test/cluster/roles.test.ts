@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { kilnYaml } from "../helpers/api.js";
+import { kilnYaml, startTestServer } from "../helpers/api.js";
+import { startRegistry } from "../helpers/registry.js";
 import { postgresTarget, type TargetDatabase } from "../helpers/databases.js";
 import { runServe, startKiln } from "../helpers/kiln-process.js";
 
@@ -67,6 +68,44 @@ describe("kiln serve --role", () => {
     } finally {
       expect(await worker.stop()).toBe(0);
       expect(await api.stop()).toBe(0);
+    }
+  });
+});
+
+describe("GET /api/status with a registry blob store", () => {
+  it("answers 503 naming the blob store while its registry is away", async () => {
+    const registry = await startRegistry({ auth: "htpasswd", users: { kiln: "status-pw" } });
+    const server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${registry.url}/kiln`, KILN_BLOB_STORE_CREDENTIALS: "kiln:status-pw" } });
+    try {
+      const up = await server.request({ method: "GET", url: "/api/status", headers: { accept: "text/plain" } });
+      expect(up.statusCode).toBe(200);
+      expect(up.headers["x-kiln-blob-store"]).toBe("reachable");
+      await registry.kill();
+      const down = await server.request({ method: "GET", url: "/api/status", headers: { accept: "text/plain" } });
+      expect(down.statusCode).toBe(503);
+      expect(down.headers["x-kiln-blob-store"]).toBe("unreachable");
+      expect(down.headers["x-kiln-database"]).toBe("reachable");
+      expect(down.body).toMatch(/blob store cannot be reached/);
+      expect(down.body).not.toContain("status-pw");
+      const xml = await server.request({ method: "GET", url: "/api/status" });
+      expect(xml.statusCode).toBe(503);
+    } finally {
+      await server.close();
+      await registry.stop();
+    }
+  });
+
+  it("answers 503 when the registry refuses the blob store's credentials", async () => {
+    const registry = await startRegistry({ auth: "htpasswd", users: { kiln: "status-pw" } });
+    const server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${registry.url}/kiln`, KILN_BLOB_STORE_CREDENTIALS: "kiln:wrong-pw" } });
+    try {
+      const res = await server.request({ method: "GET", url: "/api/status", headers: { accept: "text/plain" } });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers["x-kiln-blob-store"]).toBe("unreachable");
+      expect(res.body).not.toContain("wrong-pw");
+    } finally {
+      await server.close();
+      await registry.stop();
     }
   });
 });
