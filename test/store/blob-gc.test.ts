@@ -2,6 +2,8 @@
  * Blob garbage collection against a concurrent reference to the same bytes, on both databases:
  * an upload whose bytes are already in the store (left over, unreferenced) races the collector
  * that is about to delete them. Whatever the interleaving, the uploaded artifact's blob exists.
+ * Also as two processes on PostgreSQL sharing a registry blob store: the collector and the
+ * uploader each with their own connection pool and their own registry driver.
  */
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -9,15 +11,34 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BlobStore } from "../../src/blobs/blob-store.js";
+import { OciDriver } from "../../src/blobs/oci-driver.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { collectBlobs, publishReferenced } from "../../src/store/blob-gc.js";
 import { openStore } from "../../src/store/store.js";
 import type { BundleRow, Store } from "../../src/store/types.js";
-import { postgresTarget, sqliteTarget, type TargetDatabase } from "../helpers/databases.js";
+import { postgresTarget, sqliteTarget, type StoreTarget, type TargetDatabase } from "../helpers/databases.js";
 
-describe.each([sqliteTarget, postgresTarget])("blob collection on $dialect", (target) => {
+let registry: TestRegistry | undefined;
+afterAll(async () => registry?.stop());
+/** A process's view of a registry blob store: its own driver and local directory. */
+async function registryStore(dir: string): Promise<BlobStore> {
+  registry ??= await startRegistry();
+  return new BlobStore(new OciDriver({ registry: registry.url, prefix: "kiln/gc", localDir: dir }));
+}
+
+const cases: Array<{ name: string; target: StoreTarget; registry: boolean }> = [
+  { name: "SQLite and files", target: sqliteTarget, registry: false },
+  { name: "PostgreSQL and files", target: postgresTarget, registry: false },
+  { name: "PostgreSQL and a registry, collector and uploader in two processes", target: postgresTarget, registry: true },
+];
+
+describe.each(cases)("blob collection on $name", ({ target, registry: onRegistry }) => {
   let db: TargetDatabase;
   let store: Store;
   let blobs: BlobStore;
+  /** The uploader's store and blobs: another process's (its own pool, its own driver) on a registry. */
+  let uploaderStore: Store;
+  let uploaderBlobs: BlobStore;
   let dir: string;
   let bundle: BundleRow;
 
@@ -25,12 +46,15 @@ describe.each([sqliteTarget, postgresTarget])("blob collection on $dialect", (ta
     db = await target.create();
     store = await openStore(db.options);
     dir = mkdtempSync(path.join(tmpdir(), "kiln-gc-"));
-    blobs = BlobStore.open(dir);
+    blobs = onRegistry ? await registryStore(path.join(dir, "collector")) : BlobStore.open(dir);
+    uploaderStore = onRegistry ? await openStore(db.options) : store;
+    uploaderBlobs = onRegistry ? await registryStore(path.join(dir, "uploader")) : blobs;
     const user = await store.users.create({ login: "gc", email: null, firstName: null, surname: null, passwordHash: "h", admin: false, active: true, entitlements: [] });
     bundle = await store.bundles.create({ userId: user.id, name: "b", version: null, description: null, release: null, tag: null, license: null, defaultInstallLocation: null, restrictionRule: null });
   });
   afterAll(async () => {
     await store?.close();
+    if (uploaderStore !== store) await uploaderStore?.close();
     await db?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -69,9 +93,9 @@ describe.each([sqliteTarget, postgresTarget])("blob collection on $dialect", (ta
     await atDelete;
 
     // Meanwhile the same bytes are uploaded again: the writer finds them already stored.
-    const writer = blobs.ingest();
+    const writer = uploaderBlobs.ingest();
     writer.end(bytes);
-    const upload = publishReferenced(store, writer, async (tx, blob) => {
+    const upload = publishReferenced(uploaderStore, writer, async (tx, blob) => {
       await tx.artifacts.update(bundle.id, a.id, { blobDigest: blob.digest, size: blob.size });
     });
     // Given the time to finish, an upload that did not wait for the collector would be done now.
