@@ -36,6 +36,7 @@ import { bufferContent, type FsEntry } from "../rootfs/types.js";
 import { describeUnpacked, extractPackage, unpackPackages, type PackageSource } from "../rootfs/unpack.js";
 import { readDebDate } from "../debian/deb.js";
 import { debianArch, ociArch, ociVariant } from "../domain/distributions.js";
+import { defaultImageName } from "../domain/image-names.js";
 import { refuseDeviceNodes } from "./bundle-layer.js";
 import { groupDescription, groupPackages, layerKey } from "./layers.js";
 import type { ScriptReportEntry } from "../rootfs/fixups/maintainer-scripts.js";
@@ -256,8 +257,9 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   const variant = ociVariant(req.distribution.arch);
   const image = await assembleImage(layers, { architecture: ociArch(req.distribution.arch), ...(variant ? { variant } : {}), config, clock, blobs: deps.blobs });
   progress.set("writing image", "done", 1);
+  const imageName = req.imageName ?? defaultImageName(req.packages?.[0] ?? local[0]?.pkg.name ?? req.distribution.name);
   const sbom = spdxDocument({
-    name: req.imageName ?? image.manifestDigest,
+    name: imageName,
     digest: image.manifestDigest,
     created: clock,
     release: req.distribution.version,
@@ -269,7 +271,7 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
     packages: packages.map((p) => ({ name: p.name, version: p.version, architecture: p.architecture })),
     scripts: configuration!.scripts,
   };
-  return { image, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings, report, sbom };
+  return { image, imageName, packages, clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings, report, sbom };
 }
 
 /** A package's copyright file in the tree (`/usr/share/doc/<name>/copyright`), when it has one. */

@@ -48,7 +48,10 @@ export interface BuildRequest {
   /** Local `.deb` files to install (bundle packages, `--deb`); their dependencies come from the repository. */
   localDebs?: string[];
   extraLayers?: ExtraLayer[];
-  /** The image's name for its SBOM (`name:tag`); its digest when not given. */
+  /**
+   * The image's name (`name:tag`), for its SBOM and for the writer's tags; without it, the first
+   * named package (else the distribution) at `latest` (`defaultImageName`).
+   */
   imageName?: string;
   /** Entrypoint, Cmd, Env, User, WorkingDir, Labels of the image config. */
   config: ContainerConfig;
@@ -72,6 +75,8 @@ export interface BuildRequest {
 
 export interface BuildResult {
   image: BuiltImage;
+  /** `req.imageName`, or the default name the build gave the image. */
+  imageName: string;
   /** Every package in the image, in install order. */
   packages: BinaryPackage[];
   clock: Date;

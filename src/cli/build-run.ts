@@ -86,14 +86,14 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
     const index = results.length > 1 ? await assembleIndex(results.map((r) => r.image), blobs) : undefined;
     reporter?.update(1, "writing the output");
     if (opts.oci) {
-      await writeOciLayout(path.resolve(opts.oci), index ?? result.image, blobs, opts.tag ? { tag: opts.tag } : {});
+      await writeOciLayout(path.resolve(opts.oci), index ?? result.image, blobs, { tag: result.imageName });
     } else {
       const file = path.resolve(opts.dockerArchive!);
       const tmp = `${file}.tmp-${process.pid}`;
       await mkdir(path.dirname(file), { recursive: true });
       try {
         const out = createWriteStream(tmp);
-        const repoTags = opts.tag ? [opts.tag] : [];
+        const repoTags = [result.imageName];
         const through = new PassThrough();
         const done = pipeline(through, out);
         if (/\.(tar\.gz|tgz)$/.test(file)) await writeDockerArchiveGzip(through, result.image, blobs, { repoTags, layers: "gzip", gzipLevel: 0 });
@@ -109,6 +109,7 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
     if (opts.report) await writeJson(path.resolve(opts.report), result.report);
     else for (const [i, r] of results.entries()) for (const line of unreproducedWarnings(r.report)) process.stderr.write(`warning: ${results.length > 1 ? `${dists[i]!.arch}: ` : ""}${line}\n`);
     if (opts.sbom) await writeJson(path.resolve(opts.sbom), result.sbom);
+    if (!opts.tag) process.stderr.write(`note: the image is tagged ${result.imageName} (--tag NAME to choose)\n`);
     if (opts.entrypoint === undefined && !hasCmd(result.image.config)) {
       process.stderr.write("note: the image has no /bin/sh, so it has no default command: give one when running it, or build with --entrypoint\n");
     }

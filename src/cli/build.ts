@@ -40,7 +40,7 @@ export function registerBuild(program: Command): void {
     .option("--packages <list>", "more packages, comma-separated (jq,curl)")
     .option("--deb <file>", "a local .deb to install (repeatable); its dependencies come from the distribution", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--entrypoint <json>", 'the entrypoint in exec form, e.g. \'["/bin/sh"]\'')
-    .option("--tag <name>", "the image name:tag (OCI ref name / docker-archive RepoTags)")
+    .option("--tag <name>", "the image name:tag (OCI ref name / docker-archive RepoTags); default: the first package named (else the distribution) at latest, e.g. jq:latest")
     .option("--oci <dir>", "write an OCI image layout to this directory")
     .option("--docker-archive <file>", "write a docker-archive (docker load) to this file; .tar.gz compresses it")
     .option("--report <file>", "write a JSON report: the image digest, its packages, and what Kiln did about every maintainer script effect (emulated, not-needed, unreproduced)")

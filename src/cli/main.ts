@@ -36,7 +36,8 @@ export function createProgram(): Command {
     .option("--debug", "print stack traces on errors, and each request made")
     .exitOverride()
     .showHelpAfterError("(add --help for usage)")
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    // Usage errors read like every other failure: `kiln: <what went wrong>` (commander says `error:`).
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.replace(/^error: /, "kiln: ")) })
     .configureHelp({ showGlobalOptions: true })
     .addHelpText(
       "after",

@@ -30,6 +30,15 @@ export function registryTarget(login: string, img: { name: string; version: stri
   return { repository: `${referenceName(login)}/${referenceName(img.name)}`, tag: `${tagOf(img.version).slice(0, 128 - revision.length)}${revision}` };
 }
 
+/**
+ * The name of an image nobody named (`kiln build` without `--tag`): its first named package (or
+ * the distribution's name for a bare minbase) at `latest`, so that an OCI layout has a ref name
+ * and a docker-archive `RepoTags` — `docker load` and `umoci unpack` need one.
+ */
+export function defaultImageName(what: string): string {
+  return registeringName({ name: what, version: null });
+}
+
 /** `hello-1.0-docker.tar.gz`. */
 export function imageFileName(img: { name: string; version: string | null; formatId: number }): string {
   const format = formatById(img.formatId)!;

@@ -17,6 +17,8 @@ import { loadImage, loadPublication, type ImageRef, type PublicationRef } from "
 import { accountWire, statusWire, uris } from "./representations.js";
 
 const TYPES = { docker: "PublishImageDocker", openshift: "PublishImageOpenShift" } as const;
+/** What an account of each type is for, as a sentence names it. */
+const REGISTRY = { docker: "a Docker registry", openshift: "an OpenShift registry" } as const;
 
 /** Where a registry's answer to a tag deletion is reported (the request's logger). */
 export interface PublicationLog {
@@ -107,9 +109,9 @@ export function publicationOperations(deps: LibraryDeps) {
       if (!account) fail("invalidField", `no cloud account ${accountId}`);
       const format = formatById(img.formatId)!;
       if (account.type !== format.credAccountType) {
-        fail("invalidField", `cloud account ${account.name} is a ${account.type} account; a ${format.name} image is published with a ${format.credAccountType} account`);
+        fail("invalidField", `cloud account ${account.name} is for ${REGISTRY[account.type]}; ${format.name} images are published to ${REGISTRY[format.credAccountType]}`);
       }
-      if (value.xsiType !== TYPES[account.type]) fail("invalidField", `publishImage must be of xsi:type ${TYPES[account.type]} for a ${account.type} account${value.xsiType ? `, not ${value.xsiType}` : ""}`);
+      if (value.xsiType !== TYPES[account.type]) fail("invalidField", `publishImage must be of xsi:type ${TYPES[account.type]} for cloud account ${account.name} (${REGISTRY[account.type]})${value.xsiType ? `, not ${value.xsiType}` : ""}`);
       const container = value as PublishImageDocker | PublishImageOpenShift;
       const namespace = (container.namespace ?? "").trim();
       const repositoryName = requiredString(container, "publishImage", "repositoryName", 255);

@@ -188,7 +188,7 @@ describe("publication errors", () => {
     const ocp = await api<{ uri: string }>("POST", "users/alice/accounts", { xsiType: "CredAccountOpenShift", name: "ocp", registryUrl: registry.url, token: "t" });
     res = await publish(ocp.json.uri, "hello", "1.0", "PublishImageOpenShift");
     expect(res.statusCode).toBe(400);
-    expect(errorMessage(res)).toMatch(/a Docker image is published with a docker account/);
+    expect(errorMessage(res)).toBe("cloud account ocp is for an OpenShift registry; Docker images are published to a Docker registry");
     const mine = (await api<{ total: number }>("GET", "users/alice/pimages")).json.total;
     expect(mine).toBe(5); // nothing was recorded by the refused requests
   });

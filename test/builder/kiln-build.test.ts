@@ -186,12 +186,20 @@ describe("kiln build", () => {
     expect(readFileSync(path.join(rootfs, "etc/group"), "utf8")).toBe("root:x:0:\nnonroot:x:65532:\n");
     expect(existsSync(path.join(rootfs, "etc/shadow"))).toBe(true);
     // Without --entrypoint and without a shell, no default command (Cmd ["/bin/sh"] could not run).
+    // Without --tag, the image is named after its first package: umoci and skopeo find it by that name.
     const bare = path.join(work, "jq-bare");
-    const { stderr } = await build(["--profile", "none", "--packages", "jq", "--oci", bare, "--tag", "jq"], {}, true);
+    const { stderr } = await build(["--profile", "none", "--packages", "jq", "--oci", bare], {}, true);
     expect(stderr).toMatch(/note: the image has no \/bin\/sh, so it has no default command/);
-    const bareCfg = JSON.parse(execFileSync("skopeo", ["inspect", "--config", `oci:${bare}:jq`], { encoding: "utf8" })) as { config?: { Cmd?: string[]; Entrypoint?: string[] } };
+    expect(stderr).toContain("note: the image is tagged jq:latest (--tag NAME to choose)");
+    expect(existsSync(path.join(unpack(bare, "jq:latest"), "usr/bin/jq"))).toBe(true);
+    const bareCfg = JSON.parse(execFileSync("skopeo", ["inspect", "--config", `oci:${bare}:jq:latest`], { encoding: "utf8" })) as { config?: { Cmd?: string[]; Entrypoint?: string[] } };
     expect(bareCfg.config?.Cmd).toBeUndefined();
     expect(bareCfg.config?.Entrypoint).toBeUndefined();
+    // The docker-archive's RepoTags too (docker load names the image by them).
+    const archive = path.join(work, "jq-bare.tar");
+    await build(["--profile", "none", "--packages", "jq", "--docker-archive", archive]);
+    const manifest = JSON.parse(execFileSync("tar", ["-xOf", archive, "manifest.json"], { encoding: "utf8" })) as Array<{ RepoTags: string[] }>;
+    expect(manifest.map((m) => m.RepoTags)).toEqual([["jq:latest"]]);
   });
 
   it("installs Recommends only with --install-recommends", async () => {
@@ -222,11 +230,12 @@ describe("kiln build", () => {
       debDir,
     );
     const out = path.join(work, "local-deb");
-    await build(["--deb", deb, "--oci", out, "--tag", "hello"]);
+    // No --tag: named after the local package.
+    await build(["--deb", deb, "--oci", out]);
     // The package layers of minbase are the same blobs; only the fix-up layer differs.
     const base = layersOf(minbaseLayout());
     expect(base.filter((d) => layersOf(out).includes(d))).toHaveLength(base.length - 1);
-    const rootfs = unpack(out, "hello");
+    const rootfs = unpack(out, "hello-kiln:latest");
     expect(inChroot(rootfs, "hello-kiln")).toBe("kiln\n");
     expect(inChroot(rootfs, "dpkg-query -W -f '${Status}' hello-kiln jq")).toBe("install ok installedinstall ok installed");
   });

@@ -154,6 +154,14 @@ describe("logging in", () => {
     expect(noServer.stderr).toMatch(/no Kiln server configured: run kiln login/);
   });
 
+  it("says what is wrong in a usage error as every failure does: kiln: ...", async () => {
+    for (const args of [["image", "info"], ["image", "list", "--bogus"], ["frobnicate"]]) {
+      const r = await kiln(args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr.split("\n")[0], args.join(" ")).toMatch(/^kiln: (required option '--id <id>' not specified|unknown option '--bogus'|unknown command 'frobnicate')$/);
+    }
+  });
+
   it("saves the profile with mode 0600 and uses it", async () => {
     const r = await ok(["login", "--url", url, "--user", "alice", "--password-stdin"], { input: `${PASSWORD}\n` });
     expect(r.stdout).toMatch(/^Logged in to http:\/\/127\.0\.0\.1:\d+ as alice; saved as profile "default"/);
