@@ -4,12 +4,15 @@
  * equal bundle; hostile archives are refused with the reason on the ticket.
  */
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { createGzip, gunzipSync, gzipSync } from "node:zlib";
 import tar from "tar-stream";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -396,5 +399,52 @@ describe("limits", () => {
     expect((list.json() as { mySoftwareList?: unknown[] }).mySoftwareList ?? []).toEqual([]);
     const status = await small.request({ method: "GET", url: `/api/users/imp/bundleimports/${bomb.ticket}/status`, user: "imp", headers: { accept: "application/json" } });
     expect(status.json()).toMatchObject({ error: true });
+  });
+});
+
+describe("streaming", () => {
+  let big: TestServer;
+  beforeAll(async () => {
+    big = await startTestServer();
+    await big.createUser("imp");
+    await big.rt.app.listen({ port: 0, host: "127.0.0.1" });
+  });
+  afterAll(async () => big?.close());
+
+  it("imports a 192 MiB file without holding it in memory", async () => {
+    const SIZE = 192 << 20;
+    const t = await big.request({ method: "POST", url: "/api/users/imp/bundleimports", user: "imp" });
+    const ticket = Number(/<dbId>(\d+)<\/dbId>/.exec(t.body)![1]);
+    // The archive is made as it is sent: a file of zeros (tiny once compressed), then its description.
+    const pack = tar.pack();
+    const zeros = Buffer.alloc(1 << 20);
+    const body = (pack as unknown as Readable).pipe(createGzip());
+    void (async () => {
+      const entry = pack.entry({ name: "bundles/big/1/big.bin", size: SIZE });
+      for (let i = 0; i < SIZE / zeros.length; i++) if (!(entry as unknown as NodeJS.WritableStream).write(zeros)) await once(entry as unknown as NodeJS.EventEmitter, "drain");
+      entry.end();
+      pack.entry({ name: "bundle.yml" }, YAML.stringify({ name: "big", version: "1", files: [{ name: "big.bin", source: "bundles/big/1/big.bin" }] }));
+      pack.finalize();
+    })();
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const { port } = big.rt.app.server.address() as AddressInfo;
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, method: "POST", path: `/api/users/imp/bundleimports/${ticket}/uploads`, auth: "imp:imp-password", headers: { "content-type": "application/octet-stream" } }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      });
+      req.on("error", reject);
+      body.pipe(req);
+    });
+    clearInterval(sampler);
+    expect(status).toBe(201);
+    const arts = (await big.request({ method: "GET", url: "/api/users/imp/mysoftware", user: "imp", headers: { accept: "application/json" } })).json() as { mySoftwareList: Array<{ dbId: number }> };
+    const files = (await big.request({ method: "GET", url: `/api/users/imp/mysoftware/${arts.mySoftwareList[0]!.dbId}/artifacts`, user: "imp", headers: { accept: "application/json" } })).json() as { softwareArtifacts: Array<{ size: number }> };
+    expect(files.softwareArtifacts[0]!.size).toBe(SIZE);
+    // Held in memory, the file alone would add 192 MiB.
+    expect(peak - before).toBeLessThan(64 << 20);
   });
 });
