@@ -36,8 +36,8 @@ export function imageHandlers(ctx: ApiContext): HandlerMap {
     user: {
       async containerTemplate_generate(req, reply, { owner }) {
         const ref = pathIds(req, "msid", "tid");
-        const { value } = await readObject(req, "image");
-        return sendCreated(req, reply, "image", await images.generate(owner, ref, value));
+        const { value, extensions } = await readObject(req, "image", ["architectures"]);
+        return sendCreated(req, reply, "image", await images.generate(owner, ref, value, extensions));
       },
 
       async containerTemplateImage_get(req, reply, { owner }) {

@@ -9,7 +9,8 @@ import type { BlobStore, BlobWriter, Digest } from "../blobs/blob-store.js";
 import { publishReferenced } from "../store/blob-gc.js";
 import { buildImage } from "../builder/build.js";
 import { planBundle } from "../builder/bundle-layer.js";
-import type { BuildProgress, BuildReport } from "../builder/types.js";
+import type { BuildProgress, BuildReport, BuildResult } from "../builder/types.js";
+import { assembleIndex } from "../oci/image.js";
 import { KilnError, isKilnError, rewriteMessages } from "../domain/errors.js";
 import { formatById } from "../domain/formats.js";
 import { writeDockerArchiveGzip } from "../oci/docker-archive.js";
@@ -28,7 +29,7 @@ export interface GenerationDeps {
   blobs: BlobStore;
   debs: BlobStore;
   /** The distributions on offer, by id (library/catalog.ts). */
-  catalog: { get(id: number): { config: DistributionConfig } | undefined };
+  catalog: { get(id: number): { config: DistributionConfig } | undefined; find(name: string, version: string, arch: string | undefined): { config: DistributionConfig } | undefined };
   dataDir: string;
 }
 
@@ -136,20 +137,28 @@ function generation(deps: GenerationDeps): JobHandler {
     else config.Cmd = ["/bin/bash"];
     if (format.arbitraryUser) config.User = ARBITRARY_USER;
 
-    const onProgress = (p: BuildProgress): void => ctx.progress({ percentage: p.fraction * BUILD_SHARE * 100, message: p.message });
-    const result = await buildImage(
-      {
-        distribution: dist.config,
-        profile: "minbase",
-        localDebs: await Promise.all(plan.debs.map((d) => deps.blobs.localFile(d.digest))),
-        extraLayers: plan.layer ? [plan.layer] : [],
-        config,
-        imageName: registeringName(img),
-        signal: ctx.signal,
-        onProgress,
-      },
-      { dataDir: deps.dataDir, blobs: deps.blobs, debs: deps.debs },
-    );
+    // A multi-architecture image: one build per architecture (the template's first: its packages,
+    // report and SBOM describe the image), then the index over them.
+    const arches = img.architectures ? [dist.config.arch, ...img.architectures.filter((a) => a !== dist.config.arch)] : [dist.config.arch];
+    const dists = arches.map((a) => {
+      const d = a === dist.config.arch ? dist : deps.catalog.find(dist.config.name, dist.config.version, a);
+      if (!d) throw new KilnError("unknownDistribution", `${dist.config.name} ${dist.config.version} is no longer offered for ${a} by this server`);
+      return d.config;
+    });
+    const localDebs = await Promise.all(plan.debs.map((d) => deps.blobs.localFile(d.digest)));
+    const results: BuildResult[] = [];
+    for (const [i, d] of dists.entries()) {
+      const onProgress = (p: BuildProgress): void =>
+        ctx.progress({ percentage: ((i + p.fraction) / dists.length) * BUILD_SHARE * 100, message: dists.length > 1 ? `${d.arch}: ${p.message}` : p.message });
+      results.push(
+        await buildImage(
+          { distribution: d, profile: "minbase", localDebs, extraLayers: plan.layer ? [plan.layer] : [], config, imageName: registeringName(img), signal: ctx.signal, onProgress },
+          { dataDir: deps.dataDir, blobs: deps.blobs, debs: deps.debs },
+        ),
+      );
+    }
+    const result = results[0]!;
+    const index = results.length > 1 ? await assembleIndex(results.map((r) => r.image), deps.blobs) : undefined;
     // A package without an index Filename came from the bundle's own .deb files.
     const packages = result.packages.map((p) => ({ name: p.name, version: p.version, arch: p.architecture, origin: p.filename === undefined ? ("bundle" as const) : ("distribution" as const) }));
     const installedSize = result.image.layers.reduce((n, l) => n + l.uncompressedSize, 0);
@@ -158,7 +167,8 @@ function generation(deps: GenerationDeps): JobHandler {
     // deleting another image with the same document cannot collect it in between (blob-gc.ts).
     const documents = await sealDocuments(deps, [result.report, result.sbom]);
     // With a registry blob store the image is also tagged there, before it completes: its
-    // registeringName is then a reference anyone with the registry's credentials can pull.
+    // registeringName is then a reference anyone with the registry's credentials can pull. (A
+    // multi-architecture image is tagged there by its template architecture's image only.)
     let registryReference: string | undefined;
     if (deps.blobs.driver instanceof OciDriver) {
       try {
@@ -175,7 +185,7 @@ function generation(deps: GenerationDeps): JobHandler {
     // Whatever ends the job (done, cancelled, failed), unpublished documents leave nothing behind.
     try {
       const record = {
-        manifestDigest: result.image.manifestDigest,
+        manifestDigest: index ? index.indexDigest : result.image.manifestDigest,
         installedSize,
         packages,
         reportDigest: documents.digests[0]!,

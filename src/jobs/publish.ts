@@ -4,7 +4,7 @@
  */
 import type { BlobStore } from "../blobs/blob-store.js";
 import { KilnError } from "../domain/errors.js";
-import { loadImage } from "../oci/load.js";
+import { loadStored } from "../oci/load.js";
 import type { EgressPolicy } from "../registry/egress.js";
 import { parseRegistryEndpoint } from "../registry/names.js";
 import { openShiftCredentials, pushImage } from "../registry/push.js";
@@ -47,7 +47,7 @@ export function publicationHandler(deps: PublicationDeps): JobHandler {
     const account = await store.cloudAccounts.get(pub.userId, pub.accountId);
     if (!account) throw new KilnError("notFound", `cloud account ${pub.accountId} was deleted before the image was published`);
     ctx.progress({ percentage: 0, message: `connecting to ${parseRegistryEndpoint(account.url).name}` });
-    const image = await loadImage(deps.blobs, img.manifestDigest as `sha256:${string}`, { verifyLayers: false });
+    const image = await loadStored(deps.blobs, img.manifestDigest as `sha256:${string}`, { verifyLayers: false });
     const registry = parseRegistryEndpoint(account.url).name;
     const result = await pushImage(
       image,

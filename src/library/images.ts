@@ -8,7 +8,7 @@ import type { Digest } from "../blobs/blob-store.js";
 import { parseEntrypoint } from "../domain/entrypoint.js";
 import { fail } from "../domain/errors.js";
 import { formatById, formatByName, type ContainerFormat } from "../domain/formats.js";
-import { distributionFacts, distributionLabel } from "../domain/distributions.js";
+import { distributionFacts, distributionLabel, type DistributionConfig } from "../domain/distributions.js";
 import { imageFileName, registeringName } from "../domain/image-names.js";
 import { evaluateRule, parseRestrictionRule } from "../domain/restriction.js";
 import type { ImageRow, JobRow, StoreRepositories, TemplateRow, UserRow } from "../store/types.js";
@@ -127,6 +127,29 @@ function chosenFormat(value: Image): ContainerFormat {
   return format;
 }
 
+/** Most architectures one image may hold. */
+const MAX_ARCHITECTURES = 8;
+
+/** A generation's `architectures`, checked; undefined for the template's architecture alone. */
+function requestedArchitectures(deps: LibraryDeps, dist: DistributionConfig, value: unknown, compress: boolean): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_ARCHITECTURES || value.some((a) => typeof a !== "string" || a === "")) {
+    fail("invalidField", `image.architectures must be a list of 1 to ${MAX_ARCHITECTURES} architecture names (["x86_64","aarch64"])`);
+  }
+  const arches = value as string[];
+  if (new Set(arches).size !== arches.length) fail("invalidField", `image.architectures names an architecture twice: ${arches.join(", ")}`);
+  if (!arches.includes(dist.arch)) fail("invalidField", `image.architectures must include the template's architecture ${dist.arch} (given: ${arches.join(", ")})`);
+  for (const a of arches) {
+    if (!deps.catalog.find(dist.name, dist.version, a)) {
+      const offered = deps.catalog.list().filter((e) => e.config.name === dist.name && e.config.version === dist.version).map((e) => e.config.arch);
+      fail("unknownDistribution", `${dist.name} ${dist.version} is not offered for ${a} (offered: ${offered.join(", ")})`);
+    }
+  }
+  if (arches.length === 1) return undefined;
+  if (compress) fail("invalidField", "an image of several architectures cannot be compressed: its download, a docker-archive, holds one architecture; generate it with compress=false and publish it (the registry gets the image index)");
+  return arches;
+}
+
 function requireJobs(deps: LibraryDeps): NonNullable<LibraryDeps["jobs"]> {
   if (!deps.jobs) fail("unavailable", "this server does not run jobs");
   return deps.jobs;
@@ -137,16 +160,24 @@ export function imageOperations(deps: LibraryDeps) {
 
   return {
     /** Queues the generation of an image of the template; the answer is the image (its ticket). */
-    async generate(owner: UserRow, ref: TemplateRef, value: Image): Promise<Image> {
+    /**
+     * `extensions.architectures` (a JSON extension of the request): the architectures of a
+     * multi-architecture image, the template's among them; each must be offered for the
+     * template's distribution name and version.
+     */
+    async generate(owner: UserRow, ref: TemplateRef, value: Image, extensions: { architectures?: unknown } = {}): Promise<Image> {
       const jobs = requireJobs(deps);
       const { bundle, template, dist } = await loadTemplate(deps, owner, ref);
       const format = chosenFormat(value);
       const compress = optionalBoolean(value, "image", "compress") ?? false;
       const entrypointText = optionalString(value, "image", "entrypoint", 8192);
       const entrypoint = entrypointText === undefined || entrypointText.trim() === "" ? undefined : parseEntrypoint(entrypointText);
+      const architectures = requestedArchitectures(deps, dist.config, extensions.architectures, compress);
       const rule = parseRestrictionRule(bundle.restrictionRule ?? "");
-      if (!evaluateRule(rule, { Distribution: distributionFacts(dist.config), TargetFormat: { name: format.name, type: format.type } })) {
-        fail("restrictionExcluded", `the restriction rule of software bundle ${bundle.name} ("${bundle.restrictionRule}") excludes ${format.name} images on ${distributionLabel(dist.config)}`);
+      for (const d of architectures ? architectures.map((a) => ({ ...dist.config, arch: a })) : [dist.config]) {
+        if (!evaluateRule(rule, { Distribution: distributionFacts(d), TargetFormat: { name: format.name, type: format.type } })) {
+          fail("restrictionExcluded", `the restriction rule of software bundle ${bundle.name} ("${bundle.restrictionRule}") excludes ${format.name} images on ${distributionLabel(d)}`);
+        }
       }
       const artifacts = await store.artifacts.listAll(bundle.id);
       const missing = artifacts.find((a) => a.kind === "file" && !a.blobDigest);
@@ -164,6 +195,7 @@ export function imageOperations(deps: LibraryDeps) {
           entrypoint: entrypoint ? JSON.stringify(entrypoint) : null,
           name: bundle.name,
           version: bundle.version,
+          architectures: architectures ?? null,
         });
         return { img, job };
       });

@@ -20,6 +20,6 @@ export {
 export { LayerCache } from "./layer-cache.js";
 export { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, layerFormat, storedLayer, writeLayer, type LayerInfo, type WriteLayerOptions } from "./layer.js";
 export { REF_NAME_ANNOTATION, writeOciLayout, type OciLayoutOptions } from "./layout.js";
-export { loadImage, readBlobBytes, readLayer, verifyDiffId, type LoadImageOptions, type ReadLayerOptions } from "./load.js";
+export { loadImage, loadStored, readBlobBytes, readLayer, verifyDiffId, type LoadImageOptions, type ReadLayerOptions } from "./load.js";
 export { TAR_CHUNK_SIZE, assertEntryPath, compareTarPaths, planTar, tarChunks, type TarEntry, type TarOptions } from "./tar.js";
 export { MediaTypes, type BuiltImage, type BuiltIndex, type ContainerConfig, type Layer } from "./types.js";

@@ -9,9 +9,9 @@ import { createGunzip } from "node:zlib";
 import { isDigest, type BlobStore, type Digest } from "../blobs/blob-store.js";
 import { KilnError, fail } from "../domain/errors.js";
 import { putBytes } from "./blob-write.js";
-import { dockerManifestBytes, ociManifestBytes, type Descriptor } from "./image.js";
+import { assembleIndex, dockerManifestBytes, ociManifestBytes, type Descriptor } from "./image.js";
 import { storedLayer } from "./layer.js";
-import { MediaTypes, type BuiltImage, type Layer } from "./types.js";
+import { MediaTypes, type BuiltImage, type BuiltIndex, type Layer } from "./types.js";
 
 /** Manifests and configs are small; anything bigger is not one of ours and is not read into memory. */
 const MAX_DOCUMENT_SIZE = 4 << 20;
@@ -171,4 +171,19 @@ export async function loadImage(blobs: BlobStore, manifestDigest: Digest, option
     os: doc.os,
     ...(typeof doc.variant === "string" ? { variant: doc.variant } : {}),
   };
+}
+
+/**
+ * The image or multi-architecture image stored under `digest`: an OCI image index is loaded
+ * image by image (its Docker manifest list derived and stored too), anything else as {@link loadImage}.
+ */
+export async function loadStored(blobs: BlobStore, digest: Digest, options: LoadImageOptions = {}): Promise<BuiltImage | BuiltIndex> {
+  const doc = parseJson(await readBlobBytes(blobs, digest), "manifest");
+  if (doc.mediaType !== MediaTypes.ociIndex) return loadImage(blobs, digest, options);
+  if (!Array.isArray(doc.manifests)) fail("integrityFailed", `index ${digest} lists no manifests`);
+  const images: BuiltImage[] = [];
+  for (const [i, m] of doc.manifests.entries()) images.push(await loadImage(blobs, parseDescriptor(m, `manifest ${i}`).digest, options));
+  const index = await assembleIndex(images, blobs);
+  if (index.indexDigest !== digest) fail("integrityFailed", `index ${digest} is not the index Kiln writes for its images (${index.indexDigest})`);
+  return index;
 }

@@ -1,7 +1,9 @@
 /**
  * Publishing a built image to a registry: the config and layers (several at a time; those the
  * repository has are skipped, those the account pushed elsewhere are mounted), then the Docker v2
- * schema 2 manifest under the tag — the type `docker pull` of every version expects.
+ * schema 2 manifest under the tag — the type `docker pull` of every version expects. A
+ * multi-architecture image pushes every image's blobs, each image's manifest by digest, then the
+ * Docker manifest list over them under the tag.
  *
  * Names are checked before anything is sent. Cancellation stops every request in flight; the
  * promise settles only once no upload of this push is still running.
@@ -9,7 +11,7 @@
 import { Readable } from "node:stream";
 import type { BlobStore, Digest } from "../blobs/blob-store.js";
 import { KilnError, fail } from "../domain/errors.js";
-import { MediaTypes, type BuiltImage } from "../oci/types.js";
+import { MediaTypes, type BuiltImage, type BuiltIndex } from "../oci/types.js";
 import type { Credentials } from "./auth.js";
 import { RegistryClient, type BlobOpener, type RegistryClientOptions, type UploadSession } from "./client.js";
 import { assertTag, cloudId, normaliseRepository, parseRegistryEndpoint, registeringName } from "./names.js";
@@ -47,7 +49,7 @@ export interface PushOptions {
 
 /** What a push did. */
 export interface PushResult {
-  /** Digest of the manifest the tag now names (the Docker v2 schema 2 manifest). */
+  /** Digest of the manifest the tag now names (the Docker v2 schema 2 manifest, or manifest list). */
   manifestDigest: Digest;
   /** `host/namespace/repository@sha256:…` */
   cloudId: string;
@@ -81,7 +83,7 @@ interface PushBlob {
  * Pushes `image` (all of whose blobs are in `blobs`) to `target`: the `/v2/` probe, then the blobs,
  * then the manifest.
  */
-export async function pushImage(image: BuiltImage, blobs: BlobStore, target: PushTarget, credentials: Credentials, options: PushOptions = {}): Promise<PushResult> {
+export async function pushImage(image: BuiltImage | BuiltIndex, blobs: BlobStore, target: PushTarget, credentials: Credentials, options: PushOptions = {}): Promise<PushResult> {
   const endpoint = parseRegistryEndpoint(target.registry);
   const repository = normaliseRepository(endpoint, target.repository);
   const tag = assertTag(target.tag);
@@ -90,7 +92,8 @@ export async function pushImage(image: BuiltImage, blobs: BlobStore, target: Pus
   const { signal } = options;
   if (signal?.aborted) throw cancelledError(signal, "the push");
 
-  const list = await imageBlobs(image, blobs);
+  const images = "indexDigest" in image ? image.images : [image];
+  const list = await imageBlobs(images, blobs);
   const bytesTotal = list.reduce((n, b) => n + b.size, 0);
   const progress = new ProgressMeter(bytesTotal, options.onProgress);
   const client = new RegistryClient(endpoint, { ...options.clientOptions, credentials });
@@ -154,10 +157,17 @@ export async function pushImage(image: BuiltImage, blobs: BlobStore, target: Pus
     if (firstError !== undefined) throw firstError;
 
     progress.emit("manifest", true);
-    const digest = await client.putManifest(repository, tag, MediaTypes.dockerManifest, image.dockerManifest, inner.signal);
-    if (digest !== image.dockerManifestDigest) {
-      throw new KilnError("integrityFailed", `the image's Docker manifest hashes to ${digest}, not ${image.dockerManifestDigest}`);
-    }
+    const put = async (reference: string, mediaType: string, bytes: Buffer, expected: string): Promise<Digest> => {
+      const digest = await client.putManifest(repository, reference, mediaType, bytes, inner.signal);
+      if (digest !== expected) throw new KilnError("integrityFailed", `the image's ${mediaType} hashes to ${digest}, not ${expected}`);
+      return digest;
+    };
+    let digest: Digest;
+    if ("indexDigest" in image) {
+      // A manifest list may only name manifests the repository has.
+      for (const i of image.images) await put(i.dockerManifestDigest, MediaTypes.dockerManifest, i.dockerManifest, i.dockerManifestDigest);
+      digest = await put(tag, MediaTypes.dockerManifestList, image.dockerList, image.dockerListDigest);
+    } else digest = await put(tag, MediaTypes.dockerManifest, image.dockerManifest, image.dockerManifestDigest);
     progress.emit("done", true);
     return {
       manifestDigest: digest,
@@ -177,25 +187,25 @@ export async function pushImage(image: BuiltImage, blobs: BlobStore, target: Pus
   }
 }
 
-/** The config and the distinct layers, each checked to be in the store with its declared size. */
-async function imageBlobs(image: BuiltImage, blobs: BlobStore): Promise<PushBlob[]> {
-  const config = image.config;
-  const out: PushBlob[] = [
-    {
-      digest: image.configDigest,
-      size: config.length,
-      open: (start, end) => Readable.from([config.subarray(start, end + 1)], { objectMode: false }),
-    },
-  ];
-  const seen = new Set<string>([image.configDigest]);
-  for (const layer of image.layers) {
-    if (seen.has(layer.digest)) continue;
-    seen.add(layer.digest);
-    const st = await blobs.stat(layer.digest);
-    if (!st) fail("notFound", `layer ${layer.digest} of the image is not in the blob store`);
-    if (st.size !== layer.size) fail("integrityFailed", `layer ${layer.digest} has ${st.size} bytes in the blob store, the image says ${layer.size}`);
-    const digest = layer.digest;
-    out.push({ digest, size: layer.size, open: (start, end) => blobs.open(digest, { start, end }) });
+/** The configs and the distinct layers, each checked to be in the store with its declared size. */
+async function imageBlobs(images: readonly BuiltImage[], blobs: BlobStore): Promise<PushBlob[]> {
+  const out: PushBlob[] = [];
+  const seen = new Set<string>();
+  for (const image of images) {
+    const config = image.config;
+    if (!seen.has(image.configDigest)) {
+      seen.add(image.configDigest);
+      out.push({ digest: image.configDigest, size: config.length, open: (start, end) => Readable.from([config.subarray(start, end + 1)], { objectMode: false }) });
+    }
+    for (const layer of image.layers) {
+      if (seen.has(layer.digest)) continue;
+      seen.add(layer.digest);
+      const st = await blobs.stat(layer.digest);
+      if (!st) fail("notFound", `layer ${layer.digest} of the image is not in the blob store`);
+      if (st.size !== layer.size) fail("integrityFailed", `layer ${layer.digest} has ${st.size} bytes in the blob store, the image says ${layer.size}`);
+      const digest = layer.digest;
+      out.push({ digest, size: layer.size, open: (start, end) => blobs.open(digest, { start, end }) });
+    }
   }
   return out;
 }

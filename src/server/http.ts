@@ -10,6 +10,7 @@ import { KilnError, fail } from "../domain/errors.js";
 import { constraints, matchFiql, parseFiql, unknownSelector } from "../domain/fiql.js";
 import type { ListCriteria } from "../store/types.js";
 import { decode, encode, type RootElement, type RootValues } from "../wire/index.js";
+import { bodyText } from "../wire/body.js";
 import { findTypeModel, typeModel } from "../wire/model.js";
 
 export type WireFormat = "xml" | "json";
@@ -135,13 +136,27 @@ export function detachedBody(req: FastifyRequest): Readable | undefined {
 }
 
 /** Reads and decodes a UForge object of one of the expected root elements, typed as the schema says. */
-export async function readObject<R extends RootElement>(req: FastifyRequest, roots: R | readonly R[]): Promise<{ root: R; value: RootValues[R] }> {
+export async function readObject<R extends RootElement>(
+  req: FastifyRequest,
+  roots: R | readonly R[],
+  extensions: readonly string[] = [],
+): Promise<{ root: R; value: RootValues[R]; extensions: Record<string, unknown> }> {
   const format = requestFormat(req);
   const body = await readBody(req);
   if (body.length === 0) fail("malformedBody", `the request body is empty: expected ${describeRoots(roots)}`);
   // `decode` types its answer for any root name; for a known root it is the generated type.
   const decoded: { root: string; value: unknown } = decode<string>(roots, body, format);
-  return decoded as { root: R; value: RootValues[R] };
+  // Kiln's JSON extensions of a request: top-level properties the schema does not declare (which
+  // the decoder drops), read from the same, already valid, JSON document.
+  const found: Record<string, unknown> = {};
+  if (format === "json" && extensions.length > 0) {
+    let raw = JSON.parse(bodyText(body)) as Record<string, unknown>;
+    // Wrapped as {"image": {...}}, or the object itself.
+    const wrapped = raw[decoded.root];
+    if (Object.keys(raw).length === 1 && typeof wrapped === "object" && wrapped !== null && !Array.isArray(wrapped)) raw = wrapped as Record<string, unknown>;
+    for (const name of extensions) if (Object.hasOwn(raw, name)) found[name] = raw[name];
+  }
+  return { ...(decoded as { root: R; value: RootValues[R] }), extensions: found };
 }
 
 function describeRoots(roots: string | readonly string[]): string {

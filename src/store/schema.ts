@@ -220,6 +220,7 @@ export interface ImagesTable {
   packages: string | null;
   /** Blob digests of the build report and the SBOM (JSON documents). */
   report_digest: string | null;
+  architectures: string | null;
   sbom_digest: string | null;
   /** Where the image is tagged in a registry blob store (migration 010). */
   registry_reference: string | null;

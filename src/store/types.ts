@@ -391,8 +391,15 @@ export interface ImageRow extends Timestamps {
   sbomDigest: string | null;
   /** With a registry blob store: the reference the image is tagged under there, once complete. */
   registryReference: string | null;
+  /**
+   * A multi-architecture image: the architectures asked for (UForge names, the template's among
+   * them); its `manifestDigest` is an OCI image index. Null: the template's architecture alone.
+   */
+  architectures: string[] | null;
 }
-export type NewImage = Omit<ImageRow, "id" | "created" | "lastModified" | "revision" | "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages" | "reportDigest" | "sbomDigest" | "registryReference">;
+export type NewImage = Omit<ImageRow, "id" | "created" | "lastModified" | "revision" | "fileName" | "fileSize" | "fileDigest" | "manifestDigest" | "installedSize" | "packages" | "reportDigest" | "sbomDigest" | "registryReference" | "architectures"> & {
+  architectures?: string[] | null;
+};
 
 export interface ImageRepo {
   /** Creates the image with the next revision of its template. */

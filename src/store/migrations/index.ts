@@ -18,6 +18,7 @@ import { imageReports } from "./007-image-reports.js";
 import { bundleTransfers } from "./008-bundle-transfers.js";
 import { jobLeases } from "./009-job-leases.js";
 import { imageReferences } from "./010-image-references.js";
+import { imageArchitectures } from "./011-image-architectures.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -40,6 +41,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "008-bundle-transfers": bundleTransfers,
   "009-job-leases": jobLeases,
   "010-image-references": imageReferences,
+  "011-image-architectures": imageArchitectures,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */
