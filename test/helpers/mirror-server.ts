@@ -89,6 +89,8 @@ export class MirrorServer {
     this.held.now++;
     this.notifyHeld();
     const abandoned = await new Promise<boolean>((resolve) => {
+      // The client may have closed the connection already (its 'close' came and went).
+      if (res.destroyed || !res.socket || res.socket.destroyed) return resolve(true);
       const go = () => {
         res.off("close", gone);
         resolve(false);

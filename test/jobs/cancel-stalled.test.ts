@@ -2,8 +2,9 @@
  * Cancelling a generation while the mirror stalls a package download (issue 13's console test:
  * "Cancel" took effect only once the mirror let the .deb go). The mirror here holds every `.deb`
  * until the test ends — before answering, or after the headers and half the body — so the cancel
- * can only end the job by aborting the request in flight: the job must reach "cancelled" while
- * the hold is still in place (a cancel that waited for the mirror would wait forever).
+ * can only end the job by aborting the request in flight: the job must reach "cancelled", and
+ * Kiln must close the requests it had in flight, while the hold is still in place (a cancel that
+ * waited for the mirror would wait forever).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jsonClient, kilnYaml, startTestServer, type JsonStatus, type TestServer } from "../helpers/api.js";
@@ -35,6 +36,7 @@ describe("cancelling a generation while the mirror holds a .deb", () => {
   for (const stage of ["headers", "body"] as const) {
     it(`ends it as cancelled with the hold still in place (held before the ${stage === "headers" ? "answer" : "end of the body"})`, async () => {
       mirror.holdDebs = stage;
+      const abandonedBefore = mirror.held.abandoned;
       try {
         const g = await api<{ uri: string; statusUri: string }>("POST", `${templateUri}/images`, { targetFormat: { name: "Docker" }, compress: true });
         expect(g.status, JSON.stringify(g.json)).toBe(201);
@@ -48,6 +50,11 @@ describe("cancelling a generation while the mirror holds a .deb", () => {
         expect(mirror.holdDebs).toBe(stage);
         const status = (await api<JsonStatus>("GET", g.json.statusUri)).json;
         expect(status.cancelled, JSON.stringify(status)).toBe(true);
+        // Kiln closed the requests it had in flight: none is left waiting on the mirror, which
+        // still holds (a request that stayed open would keep this waiting until the test times out).
+        await mirror.whenHeld((h) => h.now === 0);
+        expect(mirror.held.abandoned).toBeGreaterThan(abandonedBefore);
+        expect(mirror.holdDebs).toBe(stage);
       } finally {
         mirror.release();
       }
