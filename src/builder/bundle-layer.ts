@@ -46,6 +46,35 @@ export interface BundlePlanOptions {
   workDir: string;
   /** OpenShift: group 0 owns the install locations and may write them (arbitrary user ids). */
   groupWritable: boolean;
+  /**
+   * KILN_MAX_IMAGE_SIZE: the most the bundle's files may add up to, unpacked. Unpacking stops as
+   * soon as the count passes it — a small archive of zeros must not fill the disk first.
+   */
+  maxContentSize?: number;
+}
+
+/** `21474836480` → `20 GiB`, for messages. */
+function formatSize(bytes: number): string {
+  for (const [unit, size] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+    if (bytes >= size && bytes % (size / 1024) === 0) return `${Number((bytes / size).toFixed(2))} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
+/** Counts what the bundle adds to the image against KILN_MAX_IMAGE_SIZE. */
+class ContentBudget {
+  private used = 0;
+  constructor(private readonly limit: number | undefined) {}
+  /** Adds `bytes` of `what`; throws once the total passes the limit. */
+  charge(bytes: number, what: string): void {
+    this.used += bytes;
+    if (this.limit !== undefined && this.used > this.limit) {
+      throw new KilnError(
+        "tooLarge",
+        `artifact ${what}: unpacking stopped, the image's content passes KILN_MAX_IMAGE_SIZE (${formatSize(this.limit)}); a decompression bomb, or raise the limit`,
+      );
+    }
+  }
 }
 
 type ArchiveKind = "tar" | "tar.gz" | "tar.bz2" | "tar.xz" | "tar.zst" | "zip" | "gz";
@@ -136,7 +165,10 @@ class Appender {
   private readonly out: ReturnType<typeof createWriteStream>;
   private failed: Error | undefined;
   readonly file: ContentFile;
-  constructor(readonly filePath: string) {
+  constructor(
+    readonly filePath: string,
+    private readonly budget: ContentBudget,
+  ) {
     this.out = createWriteStream(filePath);
     this.out.on("error", (err) => (this.failed ??= storageError(err)));
     this.file = new ContentFile(filePath);
@@ -144,9 +176,15 @@ class Appender {
   async append(source: Readable, what: string): Promise<ContentRef> {
     const start = this.offset;
     let n = 0;
+    const budget = this.budget;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb: TransformCallback) {
         n += chunk.length;
+        try {
+          budget.charge(chunk.length, what);
+        } catch (err) {
+          return cb(err as Error);
+        }
         cb(null, chunk);
       },
     });
@@ -196,11 +234,14 @@ class BundleLayerBuilder {
   private readonly entries = new Map<string, FsEntry>();
   private ids: Ids | undefined;
   private appender: Appender | undefined;
+  private readonly budget: ContentBudget;
 
   constructor(
     private readonly options: BundlePlanOptions,
     private readonly view: RootfsView,
-  ) {}
+  ) {
+    this.budget = new ContentBudget(options.maxContentSize);
+  }
 
   async build(artifacts: ArtifactRow[]): Promise<FsEntry[]> {
     this.ids = { users: await readIds(this.view, "etc/passwd"), groups: await readIds(this.view, "etc/group") };
@@ -235,7 +276,7 @@ class BundleLayerBuilder {
   }
 
   private content(): Appender {
-    this.appender ??= new Appender(path.join(this.options.workDir, `bundle-content-${process.pid}-${Date.now()}`));
+    this.appender ??= new Appender(path.join(this.options.workDir, `bundle-content-${process.pid}-${Date.now()}`), this.budget);
     return this.appender;
   }
 
@@ -262,6 +303,7 @@ class BundleLayerBuilder {
         this.parents(target);
         const info = await this.options.blobs.stat(digest);
         if (!info) throw new KilnError("buildFailed", `the file of artifact ${a.name} is missing from the blob store`);
+        this.budget.charge(info.size, fileName);
         this.entries.set(target, {
           path: target,
           type: "file",

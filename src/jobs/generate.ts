@@ -31,6 +31,8 @@ export interface GenerationDeps {
   /** The distributions on offer, by id (library/catalog.ts). */
   catalog: { get(id: number): { config: DistributionConfig } | undefined; find(name: string, version: string, arch: string | undefined): { config: DistributionConfig } | undefined };
   dataDir: string;
+  /** KILN_MAX_IMAGE_SIZE: the most a generation unpacks from its bundle. */
+  maxImageSize?: number;
 }
 
 /** The user id OpenShift-style images declare (any non-root id works; OpenShift picks its own). */
@@ -125,7 +127,7 @@ function generation(deps: GenerationDeps): JobHandler {
     ctx.progress({ percentage: 0, message: "preparing the bundle" });
 
     const workDir = await ctx.tempDir();
-    const plan = planBundle({ bundle, artifacts: await store.artifacts.listAll(bundle.id), blobs: deps.blobs, workDir, groupWritable: format.arbitraryUser });
+    const plan = planBundle({ bundle, artifacts: await store.artifacts.listAll(bundle.id), blobs: deps.blobs, workDir, groupWritable: format.arbitraryUser, ...(deps.maxImageSize === undefined ? {} : { maxContentSize: deps.maxImageSize }) });
     const config: ContainerConfig = {
       Labels: {
         "org.opencontainers.image.title": bundle.name,

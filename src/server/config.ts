@@ -34,6 +34,8 @@ export interface KilnConfig {
   adminPassword: string | undefined;
   secretKey: string | undefined;
   maxUpload: number;
+  /** The most a generation may unpack from its bundle (a decompression bomb stops there). */
+  maxImageSize: number;
   buildConcurrency: number;
   downloadKeyTtlMs: number;
   /** How long a console session lasts without use (it never outlives SESSION_MAX_AGE_MS). */
@@ -230,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { co
     adminPassword: env.KILN_ADMIN_PASSWORD || undefined,
     secretKey: env.KILN_SECRET_KEY || undefined,
     maxUpload: env.KILN_MAX_UPLOAD ? parseSize(env.KILN_MAX_UPLOAD, "KILN_MAX_UPLOAD") : 10 * 1024 ** 3,
+    maxImageSize: env.KILN_MAX_IMAGE_SIZE ? parseSize(env.KILN_MAX_IMAGE_SIZE, "KILN_MAX_IMAGE_SIZE") : 20 * 1024 ** 3,
     buildConcurrency: parseIntEnv(env.KILN_BUILD_CONCURRENCY, "KILN_BUILD_CONCURRENCY", Math.max(1, cpus().length), 1),
     downloadKeyTtlMs: parseDuration(env.KILN_DOWNLOAD_KEY_TTL, "KILN_DOWNLOAD_KEY_TTL", 10 * 60_000),
     sessionTtlMs: parseDuration(env.KILN_SESSION_TTL, "KILN_SESSION_TTL", 12 * 3600_000),

@@ -97,7 +97,7 @@ export async function openRuntime(
       exclusive: !config.databaseUrl,
       handlers: runsJobs
         ? {
-            generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir }),
+            generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir, maxImageSize: config.maxImageSize }),
             publish: publicationHandler({ store, blobs, secrets, egress: publicationEgress(config.publishAllow) }),
           }
         : {},

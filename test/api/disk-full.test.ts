@@ -77,7 +77,8 @@ beforeAll(async () => {
   mountPoint = mkdtempSync(path.join(tmpdir(), "kiln-full-"));
   execFileSync("mount", ["-t", "tmpfs", "-o", "size=400m,mode=0700", "tmpfs", mountPoint]);
   mounted = true;
-  server = await startTestServer({ dataDir: mountPoint });
+  // The bomb below unpacks to 128 MiB, twice the limit.
+  server = await startTestServer({ dataDir: mountPoint, env: { KILN_MAX_IMAGE_SIZE: "64MiB" } });
   await server.createUser("alice");
   const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "full", version: "1.0" });
   bundleUri = b.json.uri;
@@ -99,6 +100,25 @@ afterAll(async () => {
   rmSync(mountPoint, { recursive: true, force: true });
   process.off("unhandledRejection", onFatal);
   process.off("uncaughtException", onFatal);
+});
+
+describe("a decompression bomb", () => {
+  it("fails its generation at KILN_MAX_IMAGE_SIZE, naming the limit and the artifact, leaving nothing in temp", async () => {
+    const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "bomb", version: "1.0" });
+    const a = await api<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: "zeros.tar.gz", extract: true, installLocation: "/opt/bomb" });
+    const bomb = gzipSync(await makeTar([{ name: "zeros.bin", content: Buffer.alloc(128 << 20) }]));
+    expect(bomb.length).toBeLessThan(1 << 20);
+    const up = await upload(a.json.uri, "zeros.tar.gz", bomb);
+    expect(up.statusCode, up.body).toBe(200);
+    const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { name: "Debian", version: "12", arch: "x86_64" } });
+    const g = await api<{ statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: true });
+    expect(g.status, JSON.stringify(g.json)).toBe(201);
+    const s = await waitFor(g.json.statusUri, undefined, 120_000);
+    expect(s.error, JSON.stringify(s)).toBe(true);
+    expect(s.errorMessage).toMatch(/^artifact zeros\.tar\.gz: zeros\.bin: unpacking stopped, the image's content passes KILN_MAX_IMAGE_SIZE \(64 MiB\)/);
+    expect(leftovers()).toEqual([]);
+    await api("DELETE", b.json.uri);
+  }, 180_000);
 });
 
 describe("a full disk", () => {

@@ -4,7 +4,7 @@
  * may not take a link's place; archives lose setuid/setgid bits unless the artifact's rights ask
  * for them; a zip entry that would climb out is named like a tar one.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
@@ -80,15 +80,15 @@ async function artifact(name: string, bytes: Buffer | undefined, over: Partial<A
 }
 
 /** The layer's entries over a fresh merged-/usr tree, by path. */
-async function layer(artifacts: ArtifactRow[]): Promise<Map<string, FsEntry>> {
+async function layer(artifacts: ArtifactRow[], options: { workDir?: string; maxContentSize?: number } = {}): Promise<Map<string, FsEntry>> {
   const tree = new Rootfs({ usrMerge: MERGED_USR_DIRS });
-  const plan = planBundle({ bundle, artifacts, blobs, workDir: work, groupWritable: false });
+  const plan = planBundle({ bundle, artifacts, blobs, workDir: work, groupWritable: false, ...options });
   const entries = await plan.layer!.entries(tree);
   return new Map(entries.map((e) => [e.path, e]));
 }
 
-async function failure(artifacts: ArtifactRow[]): Promise<KilnError> {
-  const err = await layer(artifacts).then(
+async function failure(artifacts: ArtifactRow[], options: { workDir?: string; maxContentSize?: number } = {}): Promise<KilnError> {
+  const err = await layer(artifacts, options).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -184,5 +184,38 @@ describe("device nodes in a bundle's packages", () => {
     );
     const unpacked = await extractPackage({ deb }, { cacheDir: path.join(work, "cache") });
     expect(() => refuseDeviceNodes("mem-copy.deb", unpacked)).toThrow("mem-copy.deb: entry /dev/mem is a character device node; packages from outside the distribution may not create device nodes");
+  });
+});
+
+describe("decompression bombs (KILN_MAX_IMAGE_SIZE)", () => {
+  const limit = 1 << 20;
+  const zeros = Buffer.alloc(64 << 20);
+
+  /** Bytes the unpacking wrote to its scratch directory before it stopped. */
+  function written(dir: string): number {
+    return readdirSync(dir).reduce((n, f) => n + statSync(path.join(dir, f)).size, 0);
+  }
+
+  it.each([
+    ["bomb.zip", () => makeZip([{ name: "zeros.bin", content: zeros, deflate: true }])],
+    ["bomb.tar.gz", async () => gzipSync(await makeTar([{ name: "zeros.bin", content: zeros }]))],
+    ["bomb.gz", () => gzipSync(zeros)],
+  ])("stop unpacking %s as soon as the count passes the limit, naming both", async (name, make) => {
+    const bytes = await make();
+    expect(bytes.length).toBeLessThan(limit); // small packed, 64 MiB unpacked
+    const scratch = mkdtempSync(path.join(work, "scratch-"));
+    const err = await failure([await artifact(name, bytes, { extract: true, installLocation: "/opt/bomb" })], { workDir: scratch, maxContentSize: limit });
+    expect(err.status).toBe(413);
+    expect(err.message).toContain(`artifact ${name}`);
+    expect(err.message).toContain("KILN_MAX_IMAGE_SIZE (1 MiB)");
+    // Stopped at the limit, give or take a chunk: not after unpacking the 64 MiB.
+    expect(written(scratch)).toBeLessThanOrEqual(limit + (1 << 20));
+  });
+
+  it("counts plain files too, and lets content under the limit through", async () => {
+    const big = await artifact("big.bin", Buffer.alloc(limit + 1), { installLocation: "/opt/big" });
+    expect((await failure([big], { maxContentSize: limit })).message).toContain("artifact big.bin");
+    const small = await layer([await artifact("small.tar.gz", gzipSync(await makeTar([{ name: "half", content: Buffer.alloc(limit / 2) }])), { extract: true, installLocation: "/opt/s" })], { maxContentSize: limit });
+    expect(small.get("opt/s/half")?.type).toBe("file");
   });
 });
