@@ -15,8 +15,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { gzipSync } from "node:zlib";
-import tar from "tar-stream";
+import { tgz } from "./tgz.mjs";
 import { loadConfig } from "../dist/server/config.js";
 import { openRuntime } from "../dist/server/serve.js";
 
@@ -37,18 +36,6 @@ function run(cmd, args, env = {}) {
     child.stderr.on("data", (d) => (err += d));
     child.on("exit", (code) => (code === 0 ? resolve({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, out }) : reject(new Error(`${cmd} failed: ${err}`))));
   });
-}
-
-async function tgz(files) {
-  const pack = tar.pack();
-  const chunks = [];
-  const done = (async () => {
-    for await (const c of pack) chunks.push(c);
-  })();
-  for (const [name, content, mode] of files) pack.entry({ name, mode: mode ?? 0o644, mtime: new Date(0) }, content);
-  pack.finalize();
-  await done;
-  return gzipSync(Buffer.concat(chunks));
 }
 
 // A data directory whose deb store already holds the packages (downloaded once, shared).
