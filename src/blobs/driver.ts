@@ -15,6 +15,7 @@ import { access, link, mkdir, rename, rm, stat, unlink, copyFile, chmod, readdir
 import path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { processRunning } from "../domain/processes.js";
 import type { Readable } from "node:stream";
 
 export interface StoredObject {
@@ -66,15 +67,6 @@ export interface StorageDriver {
 const WRITER = `${process.pid}-${createHash("sha256").update(hostname()).digest("hex").slice(0, 8)}`;
 const WRITER_RE = /^(\d+)-([0-9a-f]{8})-/;
 
-/** Whether process `pid` still runs (EPERM: it does, as another user). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 export class FsDriver implements StorageDriver {
   readonly local = true;
@@ -182,7 +174,7 @@ export class FsDriver implements StorageDriver {
     const host = WRITER.split("-")[1];
     const ended = names.filter((n) => {
       const owner = WRITER_RE.exec(n);
-      return owner !== null && owner[2] === host && !alive(Number(owner[1]));
+      return owner !== null && owner[2] === host && !processRunning(Number(owner[1]));
     });
     await Promise.all(ended.map((n) => rm(this.localPath(`tmp/${n}`), { force: true })));
     return ended.length;

@@ -14,9 +14,10 @@
  *         manifest.json  control fields and members, entries with metadata, offsets, md5
  */
 import { randomBytes, createHash } from "node:crypto";
-import { mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../domain/errors.js";
+import { processRunning } from "../domain/processes.js";
 import { openDeb, sha256File, XzLanes, type DebDataEntry, type DebPackage, type XzDecoder } from "../debian/deb.js";
 import { makeParagraph } from "../debian/control.js";
 import { packageFromParagraph } from "../debian/package.js";
@@ -105,6 +106,33 @@ export interface UnpackOptions {
 
 function unsafe(pkgName: string, name: string, why: string): KilnError {
   return new KilnError("unsafeArchive", `${pkgName}: entry ${JSON.stringify(name)} ${why}`);
+}
+
+/**
+ * Removes the half-written content and manifest files (`*.tmp-<pid>-<random>`) of unpackings a
+ * killed process left in the cache; those of a running process (a `kiln build` sharing the
+ * cache) stay. Answers how many went.
+ */
+export async function sweepUnpackLeftovers(cacheDir: string): Promise<number> {
+  const root = path.join(cacheDir, "unpacked");
+  let dirs: string[];
+  try {
+    dirs = await readdir(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw err;
+  }
+  let removed = 0;
+  for (const d of dirs) {
+    const names = await readdir(path.join(root, d)).catch(() => [] as string[]);
+    for (const n of names) {
+      const writer = /\.tmp-(\d+)-[0-9a-f]{12}$/.exec(n);
+      if (!writer || processRunning(Number(writer[1]))) continue;
+      await rm(path.join(root, d, n), { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }
 
 function packageDir(cacheDir: string, sha256: string): string {

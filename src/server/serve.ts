@@ -21,6 +21,7 @@ import { allEntitlements, loadServedEndpoints } from "./endpoints.js";
 import { generatePassword, hashPassword } from "./passwords.js";
 import { SecretBox } from "./secrets.js";
 import { JobRunner } from "../jobs/runner.js";
+import { sweepUnpackLeftovers } from "../rootfs/unpack.js";
 import { isKilnError } from "../domain/errors.js";
 import { OciDriver } from "../blobs/oci-driver.js";
 import { generationHandler } from "../jobs/generate.js";
@@ -80,7 +81,7 @@ export async function openRuntime(
     const blobs = openBlobStore(config);
     const debs = BlobStore.open(path.join(config.dataDir, "cache", "debs"));
     // Before any upload or job of this process can start: what is left is an ended process's.
-    const swept = (await blobs.sweepTemp()) + (await debs.sweepTemp());
+    const swept = (await blobs.sweepTemp()) + (await debs.sweepTemp()) + (await sweepUnpackLeftovers(path.join(config.dataDir, "cache")));
     const catalog = await DistributionCatalog.open(store, config.distributions, { dataDir: config.dataDir, debs });
     const secrets = SecretBox.fromConfig(config.secretKey, config.dataDir);
     // The runner logs through the app's logger, which exists once the app is built.
@@ -106,7 +107,7 @@ export async function openRuntime(
     });
     const deps: AppDeps = { config, store, blobs, secrets, catalog, jobs, ...(options.logger === undefined ? {} : { logger: options.logger }) };
     app = await buildApp(deps);
-    if (swept > 0) app.log.info({ removed: swept }, "removed the temporary files of uploads and downloads an earlier process left");
+    if (swept > 0) app.log.info({ removed: swept }, "removed the temporary files of uploads, downloads and unpackings an earlier process left");
     if (options.startJobs !== false && runsJobs) await jobs.start();
     const built = app;
     return {

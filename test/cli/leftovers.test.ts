@@ -1,10 +1,11 @@
 /**
  * Leftovers of a crash are swept at start (issue 10, item 8): a server killed (SIGKILL) in the
- * middle of an upload leaves its staging file; the next start removes it — and leaves alone a
- * temporary file whose writer still runs (another process sharing the data directory).
+ * middle of an upload leaves its staging file, and in the middle of a job its half-unpacked
+ * package; the next start removes them — and leaves alone the temporary files of a writer that
+ * still runs (another process sharing the data directory).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -85,9 +86,17 @@ describe("leftovers of a crash", () => {
     // A temporary file of a process that still runs (this one): its write may be live.
     const live = `${process.pid}-${left[0]!.split("-")[1]}-live-writer`;
     writeFileSync(path.join(staging, live), "in flight");
+    // A package the killed server was unpacking (as rootfs/unpack.ts names its files), and one
+    // a live process is unpacking.
+    const unpacked = path.join(dir, "data", "cache", "unpacked", "0".repeat(64));
+    mkdirSync(unpacked, { recursive: true });
+    const dead = `content.tmp-${first.child.pid}-0123456789ab`;
+    const running = `content.tmp-${process.pid}-0123456789ab`;
+    for (const n of [dead, running]) writeFileSync(path.join(unpacked, n), "half");
 
     const second = await start();
     expect(staged()).toEqual([live]);
+    expect(readdirSync(unpacked)).toEqual([running]);
     // The server works as before: the upload can be made again.
     const again = await fetch(`http://127.0.0.1:${second.port}/api/${artifact.json.uri}/bin/big.bin`, {
       method: "POST",
