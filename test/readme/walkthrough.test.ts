@@ -4,7 +4,8 @@
  * Kiln), against `bin/kiln.js serve` started with the README's own root password, a data
  * directory in a temp dir, the suite's local mirror served on loopback (the server's kiln.yaml
  * points at it) and a real `docker-registry` for the publish step. Then the API section's curl
- * flow (`<!-- readme-test: api-flow -->`) and its publication bodies, on the same server.
+ * flow (`<!-- readme-test: api-flow -->`) and its publication bodies, on the same server, and the
+ * TypeScript example (type-checked against the package's own types, then run).
  *
  * The commands run as written; only what the README itself leaves to the reader's environment is
  * set here: `$KILN_URL`, `$REGISTRY_URL`, `$REGISTRY_PASSWORD`, `$KILN_ADMIN_PASSWORD`, and
@@ -34,8 +35,8 @@ interface Block {
   marker?: string;
 }
 
-/** The fenced `sh` blocks of the README between a heading and the next heading of its level. */
-function shBlocks(heading: string): Block[] {
+/** The fenced blocks (`sh` unless told) of the README between a heading and the next heading of its level. */
+function shBlocks(heading: string, lang = "sh"): Block[] {
   const lines = README.split("\n");
   const start = lines.indexOf(heading);
   if (start < 0) throw new Error(`no "${heading}" in README.md`);
@@ -47,7 +48,7 @@ function shBlocks(heading: string): Block[] {
     if (line.startsWith(level)) break;
     const m = /^<!-- readme-test: (.*?) -->$/.exec(line);
     if (m) marker = m[1];
-    else if (line === "```sh") {
+    else if (line === `\`\`\`${lang}`) {
       const end = lines.indexOf("```", i + 1);
       blocks.push({ line: i + 1, code: lines.slice(i + 1, end).join("\n"), ...(marker !== undefined ? { marker } : {}) });
       marker = undefined;
@@ -208,6 +209,25 @@ describe("the README", () => {
         headers: { authorization: basic("alice", REGISTRY_PASSWORD), accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
       });
       expect(manifest.status).toBe(200);
+    },
+    LONG,
+  );
+
+  it(
+    "TypeScript example type-checks and runs",
+    async () => {
+      const [example] = shBlocks("## Using Kiln", "ts");
+      const cwd = path.join(work, "walk");
+      const file = path.join(cwd, "example.ts");
+      writeFileSync(file, example!.code);
+      // `import ... from "kiln"` is this package (a self-reference from inside the clone).
+      await run(process.execPath, [path.join(ROOT, "node_modules/typescript/bin/tsc"), "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--types", "node", file], { cwd });
+      await run(path.join(ROOT, "node_modules/.bin/esbuild"), [file, "--format=esm", `--outfile=${path.join(cwd, "example.mjs")}`], { cwd });
+      const password = /"loginName":"alice"[^}]*"password":"([^"]+)"/.exec(using.map((b) => b.code).join("\n"))![1]!;
+      const ran = await run(process.execPath, ["example.mjs"], { cwd, env: { ...env, KILN_PASSWORD: password } });
+      expect(ran.stdout).toMatch(/^100 /m);
+      const { stdout: image } = await run("tar", ["-tzf", path.join(cwd, "hello-image.tar.gz")]);
+      expect(image.split("\n")).toContain("manifest.json");
     },
     LONG,
   );
