@@ -200,5 +200,8 @@ describe("kiln bundle and hammr", () => {
     const again = JSON.parse(i.stdout) as { dbId: number; imported: boolean };
     expect(again.imported).toBe(true);
     expect(await snapshot(again.dbId)).toEqual(await snapshot(created));
+    const info = await kiln(["bundle", "info", "--id", String(again.dbId)], out);
+    expect(info.stdout).toMatch(/^License: +MIT \(file, 12 B\)$/m);
+    expect(info.stdout).toMatch(/^Imported: +yes/m);
   });
 });
