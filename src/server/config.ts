@@ -201,12 +201,17 @@ function parseBlobStore(raw: string | undefined, credentials: string | undefined
   return { kind: "oci", registry: `${url.protocol.slice(4)}//${url.host}`, prefix, ...(creds ? { credentials: creds } : {}) };
 }
 
-function parseRole(raw: string | undefined, databaseUrl: string | undefined): Role {
+function parseRole(raw: string | undefined, databaseUrl: string | undefined, secretKey: string | undefined): Role {
   const role = (raw ?? "").trim().toLowerCase() || "all";
   if (!(ROLES as readonly string[]).includes(role)) throw new KilnError("badRequest", `the role must be ${ROLES.join(", ")}; got "${raw}"`);
   // SQLite is one process's database: the roles only make sense beside others.
   if (role !== "all" && !databaseUrl) {
     throw new KilnError("badRequest", `the ${role} role runs beside other Kiln processes, which share one PostgreSQL database: set KILN_DATABASE_URL (SQLite serves a single "all" process)`);
+  }
+  // Account secrets and API-key secrets are sealed with this key: every process must open what
+  // any other sealed, so the key cannot be each data directory's own key file.
+  if (role !== "all" && !secretKey) {
+    throw new KilnError("badRequest", `the ${role} role shares secrets with other Kiln processes: set KILN_SECRET_KEY, the same in every process`);
   }
   return role as Role;
 }
@@ -223,7 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { co
   const dataDir = path.resolve(env.KILN_DATA_DIR || "data");
   return {
     blobStore: parseBlobStore(env.KILN_BLOB_STORE, env.KILN_BLOB_STORE_CREDENTIALS, dataDir),
-    role: parseRole(overrides.role ?? env.KILN_ROLE, env.KILN_DATABASE_URL || undefined),
+    role: parseRole(overrides.role ?? env.KILN_ROLE, env.KILN_DATABASE_URL || undefined, env.KILN_SECRET_KEY || undefined),
     jobLeaseMs,
     host: env.KILN_HOST || "127.0.0.1",
     port,

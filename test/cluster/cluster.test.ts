@@ -37,6 +37,7 @@ function env(name: string): Record<string, string> {
     KILN_BLOB_STORE: blobStore,
     KILN_BLOB_STORE_CREDENTIALS: `kiln:${REGISTRY_PW}`,
     KILN_JOB_LEASE: LEASE,
+    KILN_SECRET_KEY: "cluster-shared-secret",
     KILN_BUILD_CONCURRENCY: "1",
   };
 }
@@ -191,6 +192,27 @@ describe("an api and two workers on PostgreSQL", () => {
     await startWorker(victim);
   });
 
+  it("keeps a worker paused past its lease from overwriting the job the other worker took over", async () => {
+    const job = await generate();
+    await waitStatus(job.statusUri, (s) => /unpacking|configuring|writing/.test(s.message ?? ""));
+    const holder = (await jobRow(job.uri)).lease_owner!;
+    const paused = workers.find((w) => w !== undefined && holder.split(":")[1] === String(w.pid))!;
+    paused.child.kill("SIGSTOP");
+    try {
+      const done = await waitStatus(job.statusUri, ended);
+      expect(done).toMatchObject({ complete: true });
+    } finally {
+      paused.child.kill("SIGCONT");
+    }
+    const [before] = await db.query(`select file_digest, last_modified from images where id = ${Number(job.uri.split("/").pop())}`);
+    // Awake again, it learns at its next renewal that the job is another's, and stops it.
+    while (!/another worker took the job over/.test(paused.output())) await new Promise((r) => setTimeout(r, 100));
+    expect(await jobRow(job.uri)).toMatchObject({ state: "complete", attempts: 2, lease_owner: null });
+    const [after] = await db.query(`select file_digest, last_modified from images where id = ${Number(job.uri.split("/").pop())}`);
+    expect(after).toEqual(before);
+    await expectIntactDownload(job.uri);
+  });
+
   it("stops a job running on a worker when the API cancels it", async () => {
     const job = await generate();
     await waitStatus(job.statusUri, (s) => /resolving|downloading|unpacking|configuring|writing/.test(s.message ?? ""));
@@ -213,7 +235,7 @@ describe("an api and two workers on PostgreSQL", () => {
     expect(done).toMatchObject({ complete: true });
     expect(await jobRow(job.uri)).toMatchObject({ state: "complete", attempts: 1 });
     const [count] = await db.query("select count(*)::int as images, (select count(*)::int from jobs) as jobs from images");
-    expect(count).toEqual({ images: 4, jobs: 4 });
+    expect(count).toEqual({ images: 5, jobs: 5 });
     await expectIntactDownload(job.uri);
   });
 });

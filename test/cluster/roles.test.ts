@@ -18,7 +18,7 @@ afterAll(async () => {
   for (const d of databases) await d.drop();
   rmSync(dir, { recursive: true, force: true });
 });
-const base = (name: string): Record<string, string> => ({ KILN_DATA_DIR: path.join(dir, name), KILN_CONFIG: path.join(dir, "kiln.yaml"), KILN_ADMIN_PASSWORD: "roles-root-pw", KILN_DATABASE_URL: "" });
+const base = (name: string): Record<string, string> => ({ KILN_DATA_DIR: path.join(dir, name), KILN_CONFIG: path.join(dir, "kiln.yaml"), KILN_ADMIN_PASSWORD: "roles-root-pw", KILN_DATABASE_URL: "", KILN_SECRET_KEY: "roles-shared-secret" });
 
 describe("kiln serve --role", () => {
   it("refuses the api and worker roles without PostgreSQL, naming KILN_DATABASE_URL", async () => {
@@ -30,6 +30,9 @@ describe("kiln serve --role", () => {
     const env = await runServe({ ...base("none"), KILN_ROLE: "builder" });
     expect(env.code).toBe(1);
     expect(env.output).toMatch(/the role must be all, api, worker; got "builder"/);
+    const keyless = await runServe({ ...base("none"), KILN_DATABASE_URL: "postgres://postgres@127.0.0.1:5432/postgres", KILN_SECRET_KEY: "" }, "worker");
+    expect(keyless.code).toBe(1);
+    expect(keyless.output).toMatch(/set KILN_SECRET_KEY, the same in every process/);
   });
 
   it("refuses a second server on one SQLite data directory, and serves again once the first stops", async () => {

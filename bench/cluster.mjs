@@ -1,0 +1,218 @@
+#!/usr/bin/env node
+// Benchmark (issue "Kiln on many machines"): real processes — a fresh PostgreSQL database on the
+// local server, Debian's docker-registry on loopback as the blob store, one `api` and one or two
+// `worker`s (bin/kiln.js serve) — in one run:
+//   throughput  N generations (each its own bundle) with 1 worker, then with 2 (fresh data
+//               directories each time, so each worker builds its base layer once); on this
+//               2-core machine the two workers share the same cores: expect about 1×
+//   resumption  a worker SIGKILLed in the middle of a generation: time until the other worker
+//               resumes its job — goal under lease + 5 s (KILN_JOB_LEASE=10s here)
+//   download    an image file of about 256 MiB through the API, streamed from the registry
+//               store, against nginx (sendfile) serving the same file — goal ≥ 0.5
+//
+//   npm run build && node bench/cluster.mjs [N]
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+
+const N = Number(process.argv[2] ?? 4);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const KILN = path.join(ROOT, "bin/kiln.js");
+const MIRROR = path.join(ROOT, ".cache/mirror");
+const work = mkdtempSync(path.join(tmpdir(), "kiln-bench-cluster-"));
+const yaml = path.join(work, "kiln.yaml");
+writeFileSync(yaml, `distributions:\n  - {name: Debian, version: "12", arch: x86_64, mirror: "file://${MIRROR}/", suite: bookworm, components: [main], keyring: none}\n`);
+const ROOT_PW = "bench-root-pw";
+const LEASE_S = 10;
+const children = [];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- PostgreSQL: a fresh database --------------------------------------------------------------
+const dbName = `kiln_bench_${randomBytes(4).toString("hex")}`;
+async function admin(sql) {
+  const c = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+  await c.connect();
+  try {
+    return await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+await admin(`CREATE DATABASE ${dbName}`);
+const dbUrl = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+const db = new pg.Client({ connectionString: dbUrl });
+
+// ---- the registry blob store ------------------------------------------------------------------
+const regData = path.join(work, "registry");
+writeFileSync(
+  path.join(work, "registry.yml"),
+  `version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${regData}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: ${randomUUID()}\n`,
+);
+const registry = spawn("/usr/bin/docker-registry", ["serve", path.join(work, "registry.yml")], { stdio: ["ignore", "pipe", "pipe"] });
+children.push(registry);
+const regPort = await new Promise((resolve, reject) => {
+  let log = "";
+  const onData = (d) => {
+    log += d;
+    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+    if (m) resolve(Number(m[1]));
+  };
+  registry.stdout.on("data", onData);
+  registry.stderr.on("data", onData);
+  registry.once("exit", (code) => reject(new Error(`docker-registry exited with ${code}: ${log}`)));
+});
+
+// ---- kiln processes ----------------------------------------------------------------------------
+let generation = 0;
+function startKiln(role, name) {
+  const child = spawn(process.execPath, [KILN, "serve", "--role", role], {
+    env: {
+      ...process.env,
+      KILN_PORT: "0",
+      KILN_DATA_DIR: path.join(work, `${name}-${++generation}`),
+      KILN_CONFIG: yaml,
+      KILN_ADMIN_PASSWORD: ROOT_PW,
+      KILN_DATABASE_URL: dbUrl,
+      KILN_BLOB_STORE: `oci+http://127.0.0.1:${regPort}/kiln`,
+      KILN_JOB_LEASE: `${LEASE_S}s`,
+      KILN_SECRET_KEY: "bench-shared-secret",
+      KILN_BUILD_CONCURRENCY: "1",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`kiln serve --role ${role} exited with ${code}: ${out}`)));
+    const poll = setInterval(async () => {
+      const m = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) {
+        clearInterval(poll);
+        child.removeAllListeners("exit");
+        resolve({ child, pid: child.pid, url: `http://127.0.0.1:${m[1]}` });
+      }
+    }, 50);
+  });
+}
+const stop = (p) => new Promise((resolve) => (p.child.exitCode !== null ? resolve() : (p.child.once("exit", resolve), p.child.kill("SIGTERM"))));
+
+const apiProc = await startKiln("api", "api");
+await db.connect();
+const auth = `Basic ${Buffer.from(`root:${ROOT_PW}`).toString("base64")}`;
+async function api(method, url, body, headers = {}) {
+  const res = await fetch(`${apiProc.url}/api/${url}`, {
+    method,
+    headers: { authorization: auth, accept: "application/json", ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+    ...(body === undefined ? {} : { body: typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  if (res.status >= 400) throw new Error(`${method} ${url}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+async function template(name, bytes) {
+  const b = await api("POST", "users/root/mysoftware", { name, version: "1.0" });
+  const a = await api("POST", `${b.uri}/artifacts`, { name: "data.bin", installLocation: `/opt/${name}` });
+  await api("POST", `${a.uri}/bin/data.bin`, bytes, { "content-type": "application/octet-stream" });
+  return api("POST", `${b.uri}/templates`, { distribution: { uri: "distributions/1" } });
+}
+const generate = async (t) => api("POST", `${t.uri}/images`, { targetFormat: { name: "Docker" }, compress: true, entrypoint: '["/bin/true"]' });
+async function waitDone(img) {
+  for (;;) {
+    const s = await api("GET", img.statusUri);
+    if (s.complete) return;
+    if (s.error || s.cancelled) throw new Error(`generation failed: ${s.errorMessage}`);
+    await sleep(200);
+  }
+}
+const jobOf = async (img) => (await db.query(`select j.state, j.attempts, j.lease_owner from jobs j join images i on i.job_id = j.id where i.id = $1`, [Number(img.uri.split("/").pop())])).rows[0];
+
+// ---- throughput: 1 worker, then 2 -------------------------------------------------------------
+async function throughput(workers) {
+  const templates = [];
+  for (let i = 0; i < N; i++) templates.push(await template(`w${workers}app${i}`, randomBytes(1 << 20)));
+  const procs = await Promise.all(Array.from({ length: workers }, (_, i) => startKiln("worker", `worker${i}`)));
+  const t0 = performance.now();
+  const imgs = await Promise.all(templates.map(generate));
+  await Promise.all(imgs.map(waitDone));
+  const seconds = (performance.now() - t0) / 1000;
+  await Promise.all(procs.map(stop));
+  return { seconds, perMinute: (N * 60) / seconds };
+}
+const one = await throughput(1);
+const two = await throughput(2);
+
+// ---- resumption after a worker's death ----------------------------------------------------------
+const w = await Promise.all([startKiln("worker", "rw0"), startKiln("worker", "rw1")]);
+const rt = await template("resume", randomBytes(1 << 20));
+const rimg = await generate(rt);
+for (;;) {
+  const s = await api("GET", rimg.statusUri);
+  if (/unpacking|configuring|writing/.test(s.message ?? "")) break;
+  await sleep(100);
+}
+const holder = (await jobOf(rimg)).lease_owner;
+const victim = w.find((p) => holder.split(":")[1] === String(p.pid));
+const killedAt = performance.now();
+victim.child.kill("SIGKILL");
+for (;;) {
+  if ((await jobOf(rimg)).attempts >= 2) break;
+  await sleep(100);
+}
+const resumedAfter = (performance.now() - killedAt) / 1000;
+await waitDone(rimg);
+
+// ---- download through the API from the registry, against nginx ----------------------------------
+const big = await template("big", randomBytes(256 << 20));
+const bimg = await generate(big);
+await waitDone(bimg);
+const info = await api("GET", bimg.uri);
+const hex = info.sha256sum;
+await Promise.all(w.filter((p) => p !== victim).map(stop));
+const nginxRoot = path.join(work, "nginx-root");
+mkdirSync(nginxRoot);
+linkSync(path.join(regData, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data"), path.join(nginxRoot, info.fileName));
+const nginxPort = 20000 + Math.floor(Math.random() * 20000);
+const conf = path.join(work, "nginx.conf");
+writeFileSync(
+  conf,
+  `user root;\ndaemon off;\nworker_processes 1;\npid ${work}/nginx.pid;\nerror_log ${work}/nginx-error.log;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  client_body_temp_path ${work}/nginx-tmp;\n  proxy_temp_path ${work}/nginx-tmp;\n  fastcgi_temp_path ${work}/nginx-tmp;\n  uwsgi_temp_path ${work}/nginx-tmp;\n  scgi_temp_path ${work}/nginx-tmp;\n  server { listen 127.0.0.1:${nginxPort}; root ${nginxRoot}; }\n}\n`,
+);
+const nginx = spawn("nginx", ["-c", conf, "-p", work], { stdio: "ignore" });
+children.push(nginx);
+await sleep(500);
+function curl(url, headers = []) {
+  const out = execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", ...headers.flatMap((h) => ["-H", h]), url]).toString();
+  const [code, size, time] = out.split(" ");
+  if (!code.startsWith("2")) throw new Error(`curl ${url}: ${code}`);
+  return Number(size) / Number(time) / 1e6;
+}
+const kilnUrl = `${apiProc.url}/api/${bimg.uri}/downloads/${info.fileName}`;
+const nginxUrl = `http://127.0.0.1:${nginxPort}/${info.fileName}`;
+curl(nginxUrl);
+curl(kilnUrl, [`Authorization: ${auth}`]);
+const kilnMBs = [];
+const nginxMBs = [];
+for (let i = 0; i < 3; i++) {
+  nginxMBs.push(curl(nginxUrl));
+  kilnMBs.push(curl(kilnUrl, [`Authorization: ${auth}`]));
+}
+
+nginx.kill();
+await stop(apiProc);
+await db.end();
+registry.kill();
+await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+rmSync(work, { recursive: true, force: true });
+
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+console.log(`throughput, ${N} generations, 1 worker    ${one.seconds.toFixed(1)} s   ${one.perMinute.toFixed(2)} generations/min`);
+console.log(`throughput, ${N} generations, 2 workers   ${two.seconds.toFixed(1)} s   ${two.perMinute.toFixed(2)} generations/min   ratio ${(two.perMinute / one.perMinute).toFixed(2)} (2 cores shared)`);
+console.log(`worker SIGKILLed mid-generation: resumed by the other after ${resumedAfter.toFixed(1)} s (lease ${LEASE_S} s; goal < ${LEASE_S + 5} s)`);
+console.log(`download ${(info.fileSize / 2 ** 20).toFixed(0)} MiB through the API from the registry store: ${median(kilnMBs).toFixed(0)} MB/s (${kilnMBs.map((x) => x.toFixed(0)).join(", ")}), nginx ${median(nginxMBs).toFixed(0)} MB/s (${nginxMBs.map((x) => x.toFixed(0)).join(", ")})   ratio ${(median(kilnMBs) / median(nginxMBs)).toFixed(2)} (goal ≥ 0.50)`);
