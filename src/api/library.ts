@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { checkFileName } from "../domain/artifacts.js";
 import type { ApiContext, HandlerMap, UserCall } from "../server/app.js";
 import { authorizeDownload, findDownload, sendStoredFile } from "../server/downloads.js";
-import { listPage, parseBooleanParam, parseCriteria, parseId, pathIds, pathText, readObject, sendCreated, sendList, sendNoContent, sendObject, type Query } from "../server/http.js";
+import { listPage, parseBooleanParam, parseCriteria, parseId, pathIds, pathText, readObject, sendBody, sendCreated, sendList, sendNoContent, sendObject, type Query } from "../server/http.js";
 import { SORTABLE_FIELDS } from "../store/store.js";
 import { uploadOf } from "./bundle-transfers.js";
 
@@ -73,7 +73,8 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
         const ref = pathIds(req, "msid", "brid");
         const { value } = await readObject(req, "bundleRestriction");
         const list = await bundles.evaluateRestriction(owner, ref, value);
-        return sendList(req, reply, "distributions", { total: list.length, distributions: list });
+        // 201, as UForge's page says (nothing is created: the answer is the distributions the rule allows).
+        return sendBody(req, reply, 201, "distributions", { total: list.length, distributions: list });
       },
 
       async mySoftwareArtifact_getAll(req, reply, { owner }) {
@@ -127,7 +128,7 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
       async mySoftwareArtifact_upload(req, reply, { owner }) {
         const ref = pathIds(req, "msid", "said");
         const updated = await artifacts.upload(owner, ref, uploadOf(req, checkFileName(pathText(req, "fileName"))));
-        return sendObject(req, reply, "softwareArtifact", updated);
+        return sendObject(req, reply, "softwareArtifact", updated, { status: 201 });
       },
 
       async mySoftwareArtifact_download(req, reply, call) {

@@ -20,3 +20,13 @@ export class CliExit extends Error {
     super(message);
   }
 }
+
+/**
+ * The server answers a cancel of a finished job with its unchanged status (as UForge's page
+ * says); the command line still tells the user that nothing was cancelled, and fails.
+ */
+export function nothingToCancel(what: string, status: { cancelled?: boolean; complete?: boolean; error?: boolean }): void {
+  if (status.cancelled !== true && (status.complete === true || status.error === true)) {
+    throw new CliExit(1, `${what} has already ${status.complete ? "completed" : "failed"}; there is nothing to cancel`);
+  }
+}

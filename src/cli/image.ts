@@ -12,7 +12,7 @@ import { parseEntrypoint } from "../domain/entrypoint.js";
 import { isKilnError } from "../domain/errors.js";
 import type { Image, PublishImage } from "../sdk/index.js";
 import { addCommonOptions, debugEnabled, examples, positiveInt, withClient, type CommonOptions } from "./context.js";
-import { UsageError } from "./errors.js";
+import { UsageError, nothingToCancel } from "./errors.js";
 import { followJob } from "./follow.js";
 import { bytes, details, idIn, note, printJson, say, statusText, table } from "./output.js";
 import { transferReporter } from "./transfer-progress.js";
@@ -161,6 +161,7 @@ Examples:
       await withClient(cmd, opts, async (client) => {
         const status = await client.images.cancel(await client.images.find(opts.id));
         if (opts.json) return printJson(status);
+        nothingToCancel(`image ${opts.id}`, status);
         say(`Cancelled the generation of image ${opts.id}`);
       });
     });

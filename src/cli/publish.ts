@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { addCommonOptions, debugEnabled, examples, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { whereTo } from "./image.js";
 import { details, idIn, note, printJson, say, statusText, table } from "./output.js";
+import { nothingToCancel } from "./errors.js";
 
 export function registerPublish(program: Command): void {
   const publish = program
@@ -51,6 +52,7 @@ Examples:
       await withClient(cmd, opts, async (client) => {
         const status = await client.publications.cancel(await client.publications.find(opts.id));
         if (opts.json) return printJson(status);
+        nothingToCancel(`publication ${opts.id}`, status);
         say(`Cancelled publication ${opts.id}`);
       });
     });

@@ -31,16 +31,16 @@ export function checkRegistryUrl(raw: string, what: string): string {
   return `${url.protocol}//${url.host}`;
 }
 
-type AccountFields = Partial<NewCloudAccount> & { type: CloudAccountType };
+export type AccountFields = Partial<NewCloudAccount> & { type: CloudAccountType };
 
 /** The fields a client sets on an account; on update (`existing`), each is optional. */
-function accountFields(secrets: Sealer, value: AnyCredAccount, existing: CloudAccountRow | undefined): AccountFields {
+export function accountFields(secrets: Sealer, value: AnyCredAccount, existing: CloudAccountRow | undefined, options: { nameOptional?: boolean } = {}): AccountFields {
   const xsiType = value.xsiType;
   const type = xsiType ? TYPES[xsiType] : existing?.type;
   if (!type) fail("invalidField", `credAccount must be of xsi:type CredAccountDocker or CredAccountOpenShift${xsiType ? `, not ${xsiType}` : ""}`);
   if (existing && existing.type !== type) fail("invalidField", `a ${existing.type} account cannot become ${type}`);
   const out: AccountFields = { type };
-  const name = existing ? optionalString(value, "credAccount", "name", 255) : requiredString(value, "credAccount", "name", 255);
+  const name = existing || options.nameOptional ? optionalString(value, "credAccount", "name", 255) : requiredString(value, "credAccount", "name", 255);
   if (name !== undefined) out.name = name;
   if (type === "docker") {
     const docker = value as CredAccountDocker;

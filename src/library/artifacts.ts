@@ -38,7 +38,9 @@ function artifactFields(value: AnySoftwareArtifact, creating: boolean): Partial<
   } else if (creating) {
     out.kind = value.subSoftwareArtifacts !== undefined && value.subSoftwareArtifacts.length > 0 ? "folder" : "file";
   }
-  const tag = optionalString(value, "softwareArtifact", "tag", 32);
+  // `shortTag` says the same as `tag` in UForge's words (the docs' example sends only it).
+  const shortTag = optionalString(value, "softwareArtifact", "shortTag", 32);
+  const tag = optionalString(value, "softwareArtifact", "tag", 32) ?? (shortTag === "osPackage" ? "ospkg" : shortTag);
   if (tag !== undefined) {
     if (!isArtifactTag(tag)) fail("invalidField", `softwareArtifact.tag must be softwarefile, ospkg or bootscript, got "${tag}"`);
     out.tag = tag;

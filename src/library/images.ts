@@ -228,7 +228,9 @@ export function imageOperations(deps: LibraryDeps) {
 
     async cancel(owner: UserRow, ref: ImageRef): Promise<OpStatus> {
       const { image, job } = await loadImage(deps, owner, ref);
-      if (job.state === "complete" || job.state === "error") fail("conflict", `image ${image.id} has already ${job.state === "complete" ? "completed" : "failed"}; there is nothing to cancel`);
+      // The page answers 200 (or 204) and documents no error: a finished generation stays as it
+      // is, and its status says so (complete or error, not cancelled).
+      if (job.state === "complete" || job.state === "error") return imageStatus(owner.login, image, job);
       const after = (await requireJobs(deps).cancel(job.id)) ?? job;
       return imageStatus(owner.login, image, after);
     },

@@ -10,6 +10,7 @@ import { RegistryClient } from "../registry/client.js";
 import { assertTag, normaliseRepository, parseRegistryEndpoint } from "../registry/names.js";
 import type { CloudAccountRow, ImageRow, JobRow, PublicationRow, UserRow } from "../store/types.js";
 import type { AnyCredAccount, AnyPublishImage, OpStatus, PublishImageDocker, PublishImageOpenShift } from "../wire/index.js";
+import { accountFields, type AccountFields } from "./accounts.js";
 import type { LibraryDeps } from "./context.js";
 import { requiredString } from "./fields.js";
 import { imageWire } from "./images.js";
@@ -79,6 +80,13 @@ export function publicationOperations(deps: LibraryDeps) {
     };
   }
 
+  /** The user's account with exactly these credentials (same type, URL, login and secret), if any. */
+  async function sameAccount(owner: UserRow, f: AccountFields): Promise<CloudAccountRow | undefined> {
+    const secret = deps.secrets.decrypt(f.secretEnc!);
+    const { items } = await store.cloudAccounts.list(owner.id, {});
+    return items.find((a) => a.type === f.type && a.url === f.url && (a.login ?? null) === (f.login ?? null) && deps.secrets.decrypt(a.secretEnc) === secret);
+  }
+
   async function answer(owner: UserRow, img: ImageRow, imgJob: JobRow, pub: PublicationRow, job: JobRow): Promise<AnyPublishImage> {
     return wire(owner.login, img, imgJob, pub, job, await store.cloudAccounts.get(owner.id, pub.accountId));
   }
@@ -103,28 +111,38 @@ export function publicationOperations(deps: LibraryDeps) {
       if (imgJob.state !== "complete" || !img.manifestDigest) {
         fail("notReady", `image ${img.id} is ${imgJob.state === "queued" || imgJob.state === "running" ? "still generating" : `not complete (${imgJob.state})`}: only a complete image can be published`);
       }
+      if (value.credAccount === undefined) fail("invalidField", "publishImage.credAccount is required: a cloud account by its uri (users/<login>/accounts/<id>), or its type and credentials");
       const accountId = accountIdOf(value.credAccount);
-      if (accountId === undefined) fail("invalidField", "publishImage.credAccount must name a cloud account by its uri (users/<login>/accounts/<id>)");
-      const account = await store.cloudAccounts.get(owner.id, accountId);
-      if (!account) fail("invalidField", `no cloud account ${accountId}`);
+      // By value (UForge's publish example): the credentials of an account that may not exist yet.
+      const given = accountId === undefined ? accountFields(deps.secrets, value.credAccount, undefined, { nameOptional: true }) : undefined;
+      const account = given ? await sameAccount(owner, given) : await store.cloudAccounts.get(owner.id, accountId!);
+      if (!account && accountId !== undefined) fail("invalidField", `no cloud account ${accountId}`);
+      const type = account?.type ?? given!.type;
+      const url = account?.url ?? given!.url!;
       const format = formatById(img.formatId)!;
-      if (account.type !== format.credAccountType) {
-        fail("invalidField", `cloud account ${account.name} is for ${REGISTRY[account.type]}; ${format.name} images are published to ${REGISTRY[format.credAccountType]}`);
+      const what = account ? `cloud account ${account.name}` : "publishImage.credAccount";
+      if (type !== format.credAccountType) {
+        fail("invalidField", `${what} is for ${REGISTRY[type]}; ${format.name} images are published to ${REGISTRY[format.credAccountType]}`);
       }
-      if (value.xsiType !== TYPES[account.type]) fail("invalidField", `publishImage must be of xsi:type ${TYPES[account.type]} for cloud account ${account.name} (${REGISTRY[account.type]})${value.xsiType ? `, not ${value.xsiType}` : ""}`);
+      if (value.xsiType !== TYPES[type]) fail("invalidField", `publishImage must be of xsi:type ${TYPES[type]} for ${what} (${REGISTRY[type]})${value.xsiType ? `, not ${value.xsiType}` : ""}`);
       const container = value as PublishImageDocker | PublishImageOpenShift;
       const namespace = (container.namespace ?? "").trim();
       const repositoryName = requiredString(container, "publishImage", "repositoryName", 255);
       const tagName = requiredString(container, "publishImage", "tagName", 128);
-      const endpoint = parseRegistryEndpoint(account.url);
+      const endpoint = parseRegistryEndpoint(url);
       normaliseRepository(endpoint, repositoryOf(namespace, repositoryName));
       assertTag(tagName);
-      const { pub, job } = await store.transaction(async (tx) => {
+      const { pub, job, used } = await store.transaction(async (tx) => {
+        // Credentials given by value that match no account become one, listed with the others
+        // (the publication refers to it, and a user can delete it).
+        const used =
+          account ??
+          (await tx.cloudAccounts.create({ userId: owner.id, name: given!.name ?? endpoint.name, type, url, login: given!.login ?? null, secretEnc: given!.secretEnc! }));
         const job = await tx.jobs.create({ kind: "publish", userId: owner.id });
         const pub = await tx.publications.create({
           userId: owner.id,
           imageId: img.id,
-          accountId: account.id,
+          accountId: used.id,
           formatId: img.formatId,
           namespace,
           repository: repositoryName,
@@ -132,10 +150,10 @@ export function publicationOperations(deps: LibraryDeps) {
           registry: endpoint.name,
           jobId: job.id,
         });
-        return { pub, job };
+        return { pub, job, used };
       });
       jobs.wake();
-      return wire(owner.login, img, imgJob, pub, job, account);
+      return wire(owner.login, img, imgJob, pub, job, used);
     },
 
     async get(owner: UserRow, ref: PublicationRef): Promise<AnyPublishImage> {
@@ -150,7 +168,8 @@ export function publicationOperations(deps: LibraryDeps) {
 
     async cancel(owner: UserRow, ref: PublicationRef): Promise<OpStatus> {
       const { image, pub, pubJob } = await loadPublication(deps, owner, ref);
-      if (pubJob.state === "complete" || pubJob.state === "error") fail("conflict", `publication ${pub.id} has already ${pubJob.state === "complete" ? "completed" : "failed"}; there is nothing to cancel`);
+      // As for a generation: a finished publication stays as it is, its status says so (200).
+      if (pubJob.state === "complete" || pubJob.state === "error") return publicationStatus(owner.login, image, pub, pubJob);
       const after = (await deps.jobs?.cancel(pubJob.id)) ?? pubJob;
       return publicationStatus(owner.login, image, pub, after);
     },

@@ -190,6 +190,7 @@ export function artifactWire(login: string, msid: number, a: ArtifactRow, childr
     fullName: a.fullName ?? undefined,
     origName: a.origName ?? undefined,
     release: a.release ?? undefined,
+    shortTag: a.tag === null ? undefined : a.tag === "ospkg" ? "osPackage" : a.tag,
     type: a.kind,
     version: a.version ?? undefined,
     arch: a.arch ?? undefined,

@@ -240,7 +240,11 @@ export function decodeXml(roots: readonly string[], body: string | Buffer): { ro
   parser.on("opentag", (tag) => {
     if (stack.length >= MAX_DEPTH) fail("malformedBody", `XML nested deeper than ${MAX_DEPTH} elements (at ${where()})`);
     if (stack.length === 0) {
-      const index = tag.uri === UFORGE_NAMESPACE ? roots.indexOf(tag.local) : -1;
+      let index = tag.uri === UFORGE_NAMESPACE ? roots.indexOf(tag.local) : -1;
+      // A global element of a subtype names the type as xsi:type would (the docs' own
+      // `<ns0:softwareFile>` where a softwareArtifact is expected).
+      const named = index < 0 && tag.uri === UFORGE_NAMESPACE ? rootModel(tag.local) : undefined;
+      if (named !== undefined) index = models.findIndex((m) => m.candidates.get(named.name) === named);
       if (index < 0) {
         const got = tag.uri === UFORGE_NAMESPACE || tag.uri === "" ? `<${tag.name}>` : `<${tag.name}> in namespace ${tag.uri}`;
         const hint = tag.uri === "" && roots.includes(tag.local) ? ` (the root must be in the UForge namespace ${UFORGE_NAMESPACE})` : "";
@@ -248,7 +252,7 @@ export function decodeXml(roots: readonly string[], body: string | Buffer): { ro
       }
       rootIndex = index;
       const root = roots[index]!;
-      const model = typeOf(tag, models[index]!, root);
+      const model = typeOf(tag, named ?? models[index]!, root);
       stack.push({ kind: "object", field: undefined, model, value: {}, path: root, nil: false });
       return;
     }
@@ -264,7 +268,13 @@ export function decodeXml(roots: readonly string[], body: string | Buffer): { ro
       case "list": {
         if (parent.nil) invalidField(parent.path, `unexpected element <${tag.name}> inside a nil element`);
         const item = parent.field.item!;
-        stack.push(known && tag.local === item.name ? openField(item, tag, `${parent.path}[${parent.items.length}]`) : SKIP);
+        const path = `${parent.path}[${parent.items.length}]`;
+        if (known && tag.local === item.name) stack.push(openField(item, tag, path));
+        else {
+          // An item may be written as the global element of its type (`<softwareFile>` among softwareArtifacts).
+          const named = known && item.kind === "object" ? substitute(item, tag.local) : undefined;
+          stack.push(named === undefined ? SKIP : { kind: "object", field: item, model: typeOf(tag, named, path), value: {}, path, nil: isNil(tag) });
+        }
         return;
       }
       case "object": {
@@ -319,6 +329,12 @@ export function decodeXml(roots: readonly string[], body: string | Buffer): { ro
   parser.write(text).close();
   if (result === undefined) fail("malformedBody", `the XML body has no root element: expected ${describeRoots(roots)}`);
   return result;
+}
+
+/** The type a global element names when it is `field`'s declared type or one of its subtypes (else `undefined`). */
+function substitute(field: FieldModel, element: string): TypeModel | undefined {
+  const named = rootModel(element);
+  return named !== undefined && typeModel(field.type!).candidates.get(named.name) === named ? named : undefined;
 }
 
 /** Marks the concrete type when it is not the declared one (as encoding expects it back). */

@@ -22,7 +22,7 @@ beforeAll(async () => {
   const a = await api<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: "data.bin" });
   artifactUri = a.json.uri;
   const up = await server.request({ method: "POST", url: `/api/${artifactUri}/bin/data.bin`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: bytes });
-  expect(up.statusCode, up.body).toBe(200);
+  expect(up.statusCode, up.body).toBe(201);
 });
 afterAll(async () => server?.close());
 

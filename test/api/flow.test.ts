@@ -59,7 +59,7 @@ describe.each([sqliteTarget, postgresTarget])("on $dialect", (target) => {
         headers: { "content-type": "application/octet-stream" },
         payload: bytes,
       });
-      expect(res.statusCode, res.body).toBe(200);
+      expect(res.statusCode, res.body).toBe(201);
       expect(xmlField(res.body, "size")).toBe(String(bytes.length));
       expect(xmlField(res.body, "md5sum")).toBe(createHash("md5").update(bytes).digest("hex"));
       expect(xmlField(res.body, "sha256sum")).toBe(createHash("sha256").update(bytes).digest("hex"));

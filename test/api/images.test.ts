@@ -25,7 +25,7 @@ let work: string;
 
 async function upload(artifactUri: string, name: string, bytes: Buffer): Promise<void> {
   const res = await server.request({ method: "POST", url: `/api/${artifactUri}/bin/${name}`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: bytes });
-  expect(res.statusCode, res.body).toBe(200);
+  expect(res.statusCode, res.body).toBe(201);
 }
 
 /** A bundle with the given artifacts (name, settings, bytes) and a Debian 12 template. */

@@ -46,7 +46,7 @@ beforeAll(async () => {
   const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "guarded", version: "1.0" });
   const a = await api<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: "hello.tar.gz", extract: true, installLocation: "/opt/hello" });
   const tgz = gzipSync(await makeTar([{ name: "hello", content: "#!/bin/sh\necho hello\n", mode: 0o755 }]));
-  expect((await server.request({ method: "POST", url: `/api/${a.json.uri}/bin/hello.tar.gz`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: tgz })).statusCode).toBe(200);
+  expect((await server.request({ method: "POST", url: `/api/${a.json.uri}/bin/hello.tar.gz`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: tgz })).statusCode).toBe(201);
   const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { uri: "distributions/1" } });
   const img = await api<{ uri: string; statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: false });
   imageUri = img.json.uri;

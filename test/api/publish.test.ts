@@ -59,7 +59,7 @@ beforeAll(async () => {
   const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "hello", version: "1.0" });
   const a = await api<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: "hello.tar.gz", extract: true, installLocation: "/opt/hello" });
   const tgz = gzipSync(await makeTar([{ name: "hello", content: "#!/bin/sh\necho published hello\n", mode: 0o755 }]));
-  expect((await server.request({ method: "POST", url: `/api/${a.json.uri}/bin/hello.tar.gz`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: tgz })).statusCode).toBe(200);
+  expect((await server.request({ method: "POST", url: `/api/${a.json.uri}/bin/hello.tar.gz`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: tgz })).statusCode).toBe(201);
   const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { uri: "distributions/1" } });
   const img = await api<{ uri: string; statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: false, entrypoint: '["/opt/hello/hello"]' });
   expect(img.status).toBe(201);
@@ -225,6 +225,52 @@ describe("OpenShift", () => {
   });
 });
 
+describe("a credAccount given by value (UForge's publish example)", () => {
+  /** Publishes with the account's credentials in the body, no uri. */
+  async function publishByValue(endpointUrl: string, repository: string): Promise<Awaited<ReturnType<TestServer["request"]>>> {
+    return server.request({
+      method: "POST",
+      url: `/api/${imageUri}/pimages`,
+      user: "alice",
+      headers: { "content-type": "application/xml" },
+      payload: `<ns0:publishImage ${NS} ${XSI} xsi:type="ns0:PublishImageDocker"><credAccount xsi:type="ns0:CredAccountDocker"><targetPlatform><name>Docker</name></targetPlatform><endpointUrl>${endpointUrl}</endpointUrl><login>alice</login><password>${REGISTRY_PASSWORD}</password></credAccount><namespace>byvalue</namespace><repositoryName>${repository}</repositoryName><tagName>1.0</tagName></ns0:publishImage>`,
+    });
+  }
+
+  it("uses the user's account with the same credentials, or makes one, and publishes", async () => {
+    const accounts = async () => (await api<{ credAccounts?: Array<{ uri: string; endpointUrl: string }> }>("GET", "users/alice/accounts")).json.credAccounts ?? [];
+    const before = await accounts();
+    const same = await publishByValue(proxy.url, "same");
+    expect(same.statusCode, same.body).toBe(201);
+    const pub = (await api<{ statusUri: string; credAccount: { uri: string } }>("GET", same.headers.location!.slice(5))).json;
+    expect(pub.credAccount.uri).toBe(accountUri);
+    expect((await waitFor(pub.statusUri)).complete).toBe(true);
+    expect(await accounts()).toHaveLength(before.length);
+
+    const direct = await publishByValue(registry.url, "direct");
+    expect(direct.statusCode, direct.body).toBe(201);
+    const pub2 = (await api<{ statusUri: string; credAccount: { uri: string } }>("GET", direct.headers.location!.slice(5))).json;
+    expect((await waitFor(pub2.statusUri)).complete).toBe(true);
+    const after = await accounts();
+    expect(after).toHaveLength(before.length + 1);
+    expect(after.find((a) => a.uri === pub2.credAccount.uri)).toMatchObject({ endpointUrl: registry.url });
+    // The password never comes back.
+    expect(JSON.stringify(after)).not.toContain(REGISTRY_PASSWORD);
+  });
+
+  it("still refuses a credAccount with neither uri nor credentials", async () => {
+    const res = await server.request({
+      method: "POST",
+      url: `/api/${imageUri}/pimages`,
+      user: "alice",
+      headers: { "content-type": "application/xml" },
+      payload: `<ns0:publishImage ${NS} ${XSI} xsi:type="ns0:PublishImageDocker"><credAccount xsi:type="ns0:CredAccountDocker"><name>x</name></credAccount><namespace>n</namespace><repositoryName>r</repositoryName><tagName>t</tagName></ns0:publishImage>`,
+    });
+    expect(res.statusCode).toBe(400);
+    expect(errorMessage(res)).toMatch(/endpointUrl/);
+  });
+});
+
 // Last: it adds an image and a publication, which the counts above do not expect.
 describe("layers shared across images", () => {
   it("a bundle with a fresh .deb reuses the distribution's layers: its push uploads only the changed ones", async () => {
@@ -232,7 +278,7 @@ describe("layers shared across images", () => {
     const deb = buildDeb({ name: "hello-kiln", version: "1.0", arch: "all", depends: "jq", sourceDateEpoch: Math.floor(Date.now() / 1000), files: [{ path: "usr/bin/hello-kiln", content: "#!/bin/sh\necho hi\n", mode: 0o755 }] }, work);
     const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "hello-deb", version: "1.0" });
     const a = await api<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: "hello-kiln_1.0_all.deb", install: true, tag: "ospkg" });
-    expect((await server.request({ method: "POST", url: `/api/${a.json.uri}/bin/hello-kiln_1.0_all.deb`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: readFileSync(deb) })).statusCode).toBe(200);
+    expect((await server.request({ method: "POST", url: `/api/${a.json.uri}/bin/hello-kiln_1.0_all.deb`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: readFileSync(deb) })).statusCode).toBe(201);
     const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { uri: "distributions/1" } });
     const img = await api<{ uri: string; statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: false });
     expect((await waitFor(img.json.statusUri)).complete).toBe(true);

@@ -197,7 +197,7 @@ describe("artifact downloads", () => {
     const a = await server.request({ method: "POST", url: `/api/users/alice/mysoftware/${id}/artifacts`, user: "alice", headers: XML, payload: `<ns0:softwareArtifact ${NS}><name>data.bin</name></ns0:softwareArtifact>` });
     base = `/api/users/alice/mysoftware/${id}/artifacts/${xmlField(a.body, "dbId")}`;
     const up = await server.request({ method: "POST", url: `${base}/bin/data.bin`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: bytes });
-    expect(up.statusCode, up.body).toBe(200);
+    expect(up.statusCode, up.body).toBe(201);
   });
 
   it("hands out a one-time downloadId that works once, without credentials", async () => {

@@ -27,7 +27,7 @@ describe("a restart in the middle of a build", () => {
     const b = await json<{ uri: string }>(server, "POST", "users/alice/mysoftware", { name: "restartable", version: "2.0" });
     const a = await json<{ uri: string }>(server, "POST", `${b.json.uri}/artifacts`, { name: "data.bin" });
     const up = await server.request({ method: "POST", url: `/api/${a.json.uri}/bin/data.bin`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: randomBytes(96 * 1024 * 1024) });
-    expect(up.statusCode).toBe(200);
+    expect(up.statusCode).toBe(201);
     const t = await json<{ uri: string }>(server, "POST", `${b.json.uri}/templates`, { distribution: { uri: "distributions/1" } });
     const gen = await json<{ uri: string; statusUri: string }>(server, "POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: true, entrypoint: '["/bin/true"]' });
     expect(gen.status).toBe(201);

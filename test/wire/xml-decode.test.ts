@@ -163,6 +163,18 @@ describe("XML decoding", () => {
       expectRefused("invalidField", () => decode("publishImage", body, "xml"), /publishImage\.credAccount: type Distribution is not a CredAccount/);
     });
 
+    it("reads a global element of a subtype as the root, as xsi:type would name it (the docs' <ns0:softwareFile>)", () => {
+      const body = `<ns0:softwareFile ${NS}><size>10</size><name>artifact</name><shortTag>softwarefile</shortTag></ns0:softwareFile>`;
+      expect(decode("softwareArtifact", body, "xml")).toEqual({ root: "softwareArtifact", value: { xsiType: "SoftwareFile", size: 10, name: "artifact", shortTag: "softwarefile" } });
+      // Not for an element of an unrelated type.
+      expectRefused("wrongRoot", () => decode("softwareArtifact", `<ns0:distribution ${NS}/>`, "xml"), /expected <ns0:softwareArtifact>, got <ns0:distribution>/);
+    });
+
+    it("reads list items written as the global element of a subtype (updateAll's <softwareFile> children)", () => {
+      const body = `<ns0:softwareArtifacts ${NS}><softwareArtifacts><softwareFile><dbId>603</dbId><name>a</name></softwareFile><softwareArtifact><dbId>604</dbId></softwareArtifact><distribution><dbId>1</dbId></distribution></softwareArtifacts></ns0:softwareArtifacts>`;
+      expect(decode("softwareArtifacts", body, "xml").value).toEqual({ softwareArtifacts: [{ xsiType: "SoftwareFile", dbId: 603, name: "a" }, { dbId: 604 }] });
+    });
+
     it("refuses a type outside the UForge namespace", () => {
       const body = `<ns0:credAccount ${NS} ${XSI} xmlns:o="urn:other" xsi:type="o:CredAccountDocker"/>`;
       expectRefused("invalidField", () => decode("credAccount", body, "xml"), /is not a UForge type/);
