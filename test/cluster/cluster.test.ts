@@ -144,7 +144,7 @@ describe("an api and two workers on PostgreSQL", () => {
     const b = await call<{ uri: string }>("POST", "users/alice/mysoftware", { name: "spread", version: "1.0" });
     const a = await call<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: "data.bin" });
     const up = await fetch(`${api!.url}/api/${a.json.uri}/bin/data.bin`, { method: "POST", headers: { authorization: auth("alice", "alice-password"), "content-type": "application/octet-stream" }, body: randomBytes(1 << 20) });
-    expect(up.status).toBe(200);
+    expect(up.status).toBe(201);
     const t = await call<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { uri: "distributions/1" } });
     templateUri = t.json.uri;
 
