@@ -94,7 +94,8 @@ export function userHandlers(ctx: ApiContext): HandlerMap {
         const pw = optionalString(value, "user", "password");
         if (pw !== undefined) patch.passwordHash = await hashPassword(checkPassword(pw));
         if (value.loginName !== undefined && value.loginName !== target.login) fail("invalidField", "user.loginName cannot be changed");
-        if (value.active !== undefined || value.admin !== undefined) {
+        // A user may send back what they read (the docs' example sends `active` unchanged): only a change needs an administrator.
+        if ((value.active !== undefined && value.active !== target.active) || (value.admin !== undefined && value.admin !== target.admin)) {
           if (!actor.admin) fail("forbidden", "only an administrator can change user.active or user.admin");
           if (typeof value.active === "boolean") patch.active = value.active;
           if (typeof value.admin === "boolean" && value.admin !== target.admin) {

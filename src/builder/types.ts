@@ -79,6 +79,8 @@ export interface BuildResult {
   imageName: string;
   /** Every package in the image, in install order. */
   packages: BinaryPackage[];
+  /** The names of the packages asked for (profile, named, local `.deb`, Essential): the others came as dependencies. */
+  manual: string[];
   clock: Date;
   /** Layers taken from the cache vs written in this build. */
   layersReused: number;

@@ -64,3 +64,18 @@ export function distributionLabel(d: Pick<DistributionConfig, "name" | "version"
 export function distributionFacts(d: Pick<DistributionConfig, "name" | "version" | "arch">): Record<string, string> {
   return { family: "linux", pkgType: "deb", name: d.name, version: d.version, arch: d.arch };
 }
+
+/** When each Debian release came out (debian.org/releases): UForge's distribution `releaseDate`. */
+const DEBIAN_RELEASE_DATES: Readonly<Record<string, string>> = { "10": "2019-07-06", "11": "2021-08-14", "12": "2023-06-10", "13": "2025-08-09" };
+
+/** The release date of a distribution Kiln knows of, else `undefined`. */
+export function releaseDate(d: Pick<DistributionConfig, "name" | "version">): Date | undefined {
+  const day = d.name === "Debian" ? DEBIAN_RELEASE_DATES[d.version] : undefined;
+  return day === undefined ? undefined : new Date(`${day}T00:00:00Z`);
+}
+
+/** The Debian revision of a version (`1.2-3+deb12u1` → `3+deb12u1`), UForge's package `release`; none for a native package. */
+export function debianRevision(version: string): string | undefined {
+  const dash = version.lastIndexOf("-");
+  return dash < 0 ? undefined : version.slice(dash + 1);
+}

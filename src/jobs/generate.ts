@@ -162,7 +162,14 @@ function generation(deps: GenerationDeps): JobHandler {
     const result = results[0]!;
     const index = results.length > 1 ? await assembleIndex(results.map((r) => r.image), deps.blobs) : undefined;
     // A package without an index Filename came from the bundle's own .deb files.
-    const packages = result.packages.map((p) => ({ name: p.name, version: p.version, arch: p.architecture, origin: p.filename === undefined ? ("bundle" as const) : ("distribution" as const) }));
+    const manual = new Set(result.manual);
+    const packages = result.packages.map((p) => ({
+      name: p.name,
+      version: p.version,
+      arch: p.architecture,
+      origin: p.filename === undefined ? ("bundle" as const) : ("distribution" as const),
+      level: manual.has(p.name) ? (0 as const) : (1 as const),
+    }));
     const installedSize = result.image.layers.reduce((n, l) => n + l.uncompressedSize, 0);
 
     // The report and the SBOM are blobs the image row names: published with the row, so that

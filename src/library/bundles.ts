@@ -76,7 +76,7 @@ export function bundleOperations(deps: LibraryDeps) {
 
   async function answer(owner: UserRow, b: BundleRow): Promise<MySoftware> {
     const rows = await store.artifacts.listAll(b.id);
-    return bundleWire(owner.login, b, rows.filter((r) => r.parentId === null).map((r) => uris.artifact(owner.login, b.id, r.id)), await store.bundleFiles.list(b.id));
+    return bundleWire(owner.login, b, rows, await store.bundleFiles.list(b.id));
   }
 
   return {

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { BinaryPackage } from "../debian/types.js";
 import { compareVersions } from "../debian/version.js";
+import { debianRevision } from "../domain/distributions.js";
 import { fail, KilnError } from "../domain/errors.js";
 import { PROFILES } from "../debian/profiles.js";
 import type { Distribution, LinuxProfile, Pkg } from "../wire/index.js";
@@ -27,7 +28,7 @@ export function pkgWire(distId: number, p: BinaryPackage): Pkg {
     arch: p.architecture,
     fullName: p.filename ? p.filename.split("/").pop() : undefined,
     name: p.name,
-    release: p.section,
+    release: debianRevision(p.version),
     repositoryName: p.filename ? p.filename.split("/").slice(0, -2).join("/") || undefined : undefined,
     type: "deb",
     uri: `distributions/${distId}/pkgs/${id}`,

@@ -44,6 +44,8 @@ export function imageWire(deps: LibraryDeps, login: string, img: ImageRow, job: 
     lastModified: job.lastModified > img.lastModified ? job.lastModified : img.lastModified,
     sha256sum: downloadable && img.fileDigest ? img.fileDigest.slice("sha256:".length) : undefined,
     size: downloadable ? (img.fileSize ?? undefined) : undefined,
+    // The download is a gzip-compressed docker-archive.
+    mimeType: downloadable ? "application/gzip" : undefined,
     status: imageStatus(login, img, job),
     uploaded: downloadable,
     uploadedTime: complete ? (job.finishedAt ?? undefined) : undefined,
@@ -241,6 +243,7 @@ export function imageOperations(deps: LibraryDeps) {
         fail("notReady", `image ${image.id} is ${job.state === "running" || job.state === "queued" ? "still generating" : `not complete (${job.state})`}: its package list is known once it completes`);
       }
       return image.packages.map((p) => ({
+        level: p.level,
         native_from_distribution: p.origin !== "bundle",
         pkg: { name: p.name, version: p.version, arch: p.arch, type: "deb" },
       }));

@@ -4,7 +4,7 @@
  * objects together (relative to /api, no leading slash, as UForge writes them).
  */
 import { CONTAINER_PLATFORMS, type ContainerFormat, type ContainerPlatform } from "../domain/formats.js";
-import { debianArch } from "../domain/distributions.js";
+import { debianArch, releaseDate } from "../domain/distributions.js";
 import type { ApiKeyRow, ArtifactRow, BundleFileRow, BundleRow, CloudAccountRow, JobRow, TemplateRow, UserRow } from "../store/types.js";
 import type {
   AnyCredAccount,
@@ -97,10 +97,12 @@ export function distributionWire(e: CatalogEntry): Distribution {
     // The codec refuses, at encoding, a name or architecture outside uforge.xsd's enumerations.
     arch: e.config.arch as Distribution["arch"],
     basePkgsUri: `distributions/${e.id}/pkgs`,
+    baseProfilesUri: `distributions/${e.id}/profiles`,
     description: `${e.config.name} ${e.config.version} (${e.config.suite}, ${debianArch(e.config.arch)})`,
     family: "linux",
     name: e.config.name as Distribution["name"],
     pkgType: "deb",
+    releaseDate: releaseDate(e.config),
     uri: uris.distribution(e.id),
     version: e.config.version,
     visible: e.row.active,
@@ -125,7 +127,25 @@ function bundleFileWire(login: string, b: BundleRow, f: BundleFileRow) {
   };
 }
 
-export function bundleWire(login: string, b: BundleRow, artifactUris: string[] = [], files: BundleFileRow[] = []): MySoftware {
+/**
+ * What a bundle's artifacts add up to: `size`, the bytes of its files; `installedSize`, what they
+ * take installed — known only when every file is copied as it is (an archive unpacked or a
+ * package installed takes what its contents take, which Kiln learns only when it builds).
+ */
+function artifactTotals(rows: readonly ArtifactRow[]): { size: number; installedSize: number | undefined } {
+  let size = 0;
+  let asIs = true;
+  for (const r of rows) {
+    if (r.kind !== "file") continue;
+    size += r.size ?? 0;
+    if (r.extract || r.install || r.tag === "ospkg") asIs = false;
+  }
+  return { size, installedSize: asIs ? size : undefined };
+}
+
+/** A bundle, with what its artifact rows (every level) and its license and logo files say about it. */
+export function bundleWire(login: string, b: BundleRow, rows: readonly ArtifactRow[] = [], files: BundleFileRow[] = []): MySoftware {
+  const totals = artifactTotals(rows);
   const licenseFile = files.find((f) => f.kind === "license");
   const logoFile = files.find((f) => f.kind === "logo");
   return {
@@ -140,13 +160,17 @@ export function bundleWire(login: string, b: BundleRow, artifactUris: string[] =
     release: b.release ?? undefined,
     defaultInstallLocation: b.defaultInstallLocation ?? undefined,
     restricted: !!b.restrictionRule,
+    installedSize: totals.installedSize,
+    size: totals.size,
+    revision: b.revision,
     bundleRestriction: restrictionWire(login, b),
     artifactsUri: uris.artifacts(login, b.id),
     uri: uris.bundle(login, b.id),
     // The license's name (`MIT`), and its file when one was uploaded (named by the file when the license has no name).
     license: licenseFile ? { ...bundleFileWire(login, b, licenseFile), name: b.license ?? licenseFile.fileName } : b.license ? { name: b.license } : undefined,
     logo: logoFile ? { ...bundleFileWire(login, b, logoFile), name: logoFile.fileName } : undefined,
-    softwareArtifactUris: { uri: artifactUris },
+    exportUri: `${uris.bundle(login, b.id)}/exports`,
+    softwareArtifactUris: { uri: rows.filter((r) => r.parentId === null).map((r) => uris.artifact(login, b.id, r.id)) },
     containerTemplatesUri: uris.templates(login, b.id),
     cloneUri: `${uris.bundle(login, b.id)}/clone`,
     imported: b.imported,
@@ -235,8 +259,9 @@ export function accountWire(login: string, a: CloudAccountRow): AnyCredAccount {
     name: a.name,
     uri: uris.account(login, a.id),
     targetPlatform: targetPlatformWire(login, platform),
-    // Secrets are never sent back; UForge clients read this flag instead.
-    secretsMissing: false,
+    // "The secrets of this credAccount are missing and left empty in this object" (its page):
+    // Kiln never sends a password or token back.
+    secretsMissing: true,
   };
   return a.type === "docker"
     ? { ...base, xsiType: "CredAccountDocker", endpointUrl: a.url, login: a.login ?? undefined }
@@ -249,6 +274,8 @@ export function targetFormatWire(login: string, f: ContainerFormat): TargetForma
     name: f.name,
     format: imageFormatWire(f),
     type: f.type,
+    // hammr prints it (`format list`); UForge files Docker and OpenShift under "Container".
+    category: { name: "Container" },
     credAccountType: f.credAccountType,
     targetPlatformsUri: `${uris.targetFormat(login, f.id)}/targetplatforms`,
     imageInfos: f.description,

@@ -71,6 +71,8 @@ export interface BundlesTable {
   restriction_rule: string | null;
   /** Defaults to false: bundles made before imports existed were not imported. */
   imported: ColumnType<boolean | number, 0 | 1 | undefined, 0 | 1>;
+  /** 1 when made, one more at every change (migration 012). */
+  revision: Generated<number>;
   created: Int8;
   last_modified: Int8;
 }
@@ -222,7 +224,7 @@ export interface ImagesTable {
   report_digest: string | null;
   architectures: string | null;
   sbom_digest: string | null;
-  /** Where the image is tagged in a registry blob store (migration 010). */
+  /** Where the image is tagged in a registry blob store (migration 012). */
   registry_reference: string | null;
   created: Int8;
   last_modified: Int8;

@@ -82,8 +82,10 @@ export interface BundleRow extends Timestamps {
   restrictionRule: string | null;
   /** Made by an import (`hammr bundle import`), not created in the library. */
   imported: boolean;
+  /** 1 when made, one more at every change of its fields or rule. */
+  revision: number;
 }
-export type NewBundle = Omit<BundleRow, "id" | "created" | "lastModified" | "restrictionId">;
+export type NewBundle = Omit<BundleRow, "id" | "created" | "lastModified" | "restrictionId" | "revision">;
 
 export type ArtifactKind = "file" | "folder";
 
@@ -357,6 +359,8 @@ export interface ImagePackage {
   arch: string;
   /** Where it came from: the distribution's repository, or the bundle's own `.deb` files. */
   origin?: "distribution" | "bundle";
+  /** 0: asked for (profile, bundle `.deb`, Essential); 1: installed as a dependency (UForge's imagePkg `level`). */
+  level?: 0 | 1;
 }
 
 export interface ImageRow extends Timestamps {

@@ -19,6 +19,7 @@ import { bundleTransfers } from "./008-bundle-transfers.js";
 import { jobLeases } from "./009-job-leases.js";
 import { imageReferences } from "./010-image-references.js";
 import { imageArchitectures } from "./011-image-architectures.js";
+import { bundleRevision } from "./012-bundle-revision.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -42,6 +43,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "009-job-leases": jobLeases,
   "010-image-references": imageReferences,
   "011-image-architectures": imageArchitectures,
+  "012-bundle-revision": bundleRevision,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

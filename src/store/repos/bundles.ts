@@ -3,6 +3,7 @@
  * Every query carries the owner's id.
  */
 import type { Kysely, Selectable, Updateable } from "kysely";
+import { sql } from "kysely";
 import { fromBool, fromInt8, fromMillis, toBool, toMillis } from "../codec.js";
 import { pageOf } from "../list.js";
 import type { ArtifactsTable, BundlesTable, KilnDatabase } from "../schema.js";
@@ -24,6 +25,7 @@ function toRow(r: Selectable<BundlesTable>): BundleRow {
     restrictionId: r.restriction_id,
     restrictionRule: r.restriction_rule,
     imported: fromBool(r.imported),
+    revision: Number(r.revision),
     created: fromMillis(r.created),
     lastModified: fromMillis(r.last_modified),
   };
@@ -126,7 +128,7 @@ export function bundleRepo(ctx: RepoContext): BundleRepo {
       keepField("userId", patch.userId, userId);
       const row = await db
         .updateTable("bundles")
-        .set({ ...toColumns(patch), last_modified: toMillis(ctx.now()) })
+        .set({ ...toColumns(patch), revision: sql`revision + 1`, last_modified: toMillis(ctx.now()) })
         .where("user_id", "=", userId)
         .where("id", "=", id)
         .returningAll()
@@ -137,7 +139,7 @@ export function bundleRepo(ctx: RepoContext): BundleRepo {
     async setRestriction(userId, bundleId, restrictionId, rule) {
       const row = await db
         .updateTable("bundles")
-        .set({ restriction_rule: rule, last_modified: toMillis(ctx.now()) })
+        .set({ restriction_rule: rule, revision: sql`revision + 1`, last_modified: toMillis(ctx.now()) })
         .where("user_id", "=", userId)
         .where("id", "=", bundleId)
         .where("restriction_id", "=", restrictionId)
