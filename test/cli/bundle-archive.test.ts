@@ -174,6 +174,16 @@ describe("kiln bundle and hammr", () => {
     expect((await sdk.bundles.list()).total).toBe(before);
   });
 
+  it("validate warns about a folder entry without [files], which hammr needs (even empty)", async () => {
+    const dir = path.join(work, "nofiles");
+    mkdirSync(path.join(dir, "conf"), { recursive: true });
+    writeFileSync(path.join(dir, "conf", "a.txt"), "a\n");
+    writeFileSync(path.join(dir, "bundle.yml"), 'name: nofiles\nversion: "1"\nfiles:\n  - name: conf\n    source: conf\n');
+    const v = await kiln(["bundle", "validate", "--file", "bundle.yml"], dir);
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stderr).toMatch(/^warning: bundle\.yml: files\[0\] \(conf\): \[source\] conf is a folder but the entry has no \[files\] \(hammr needs it, even empty: files: \[\]\)$/m);
+  });
+
   it.each([
     ["files under a file", 'name: x\nversion: "1"\nfiles:\n  - name: a\n    source: a.txt\n    files:\n      - name: b\n        source: a.txt\n', /files\[0\] \(a\): the list of files is not empty but \[source\] a\.txt is not a folder$/],
     ["symlink on a bootscript", 'name: x\nversion: "1"\nfiles:\n  - name: a\n    source: a.txt\n    tag: bootscript\n    symlink: /usr/bin/a\n', /\[ownerGroup\], \[rights\] or \[symlink\] is set but the file is not tagged softwarefile$/],
