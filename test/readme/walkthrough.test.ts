@@ -14,12 +14,13 @@
  * that follows a command (`# Created bundle 1 ...`) is output the block must print, up to its
  * first " (" (sizes and digests vary); example hosts read as the test's registry.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { basic, kilnYaml } from "../helpers/api.js";
 import { MIRROR_DIR, ROOT } from "../helpers/global-setup.js";
+import { startKiln, type KilnProcess } from "../helpers/kiln-process.js";
 import { MirrorServer } from "../helpers/mirror-server.js";
 import { run, startRegistry, type TestRegistry } from "../helpers/registry.js";
 
@@ -94,43 +95,21 @@ function runBlock(code: string, cwd: string, env: NodeJS.ProcessEnv): Promise<Ra
 
 let mirror: MirrorServer;
 let registry: TestRegistry;
-let server: ChildProcess | undefined;
-let serverOutput = "";
+let server: KilnProcess | undefined;
 let work: string;
 let env: NodeJS.ProcessEnv;
 
-/** `bin/kiln.js serve` on a free loopback port; resolves with its URL once it listens. */
-function serve(adminPassword: string): Promise<string> {
+/** `bin/kiln.js serve` on a free loopback port, as `npm start` runs it, with the loopback mirror. */
+async function serve(adminPassword: string): Promise<KilnProcess> {
   const dir = path.join(work, "server");
   mkdirSync(dir);
   writeFileSync(path.join(dir, "kiln.yaml"), kilnYaml(mirror.url));
-  server = spawn(process.execPath, [path.join(ROOT, "bin/kiln.js"), "serve"], {
-    cwd: dir,
-    env: {
-      ...process.env,
-      KILN_HOST: "127.0.0.1",
-      KILN_PORT: "0",
-      KILN_DATA_DIR: path.join(dir, "data"),
-      KILN_CONFIG: path.join(dir, "kiln.yaml"),
-      KILN_ADMIN_PASSWORD: adminPassword,
-      KILN_PUBLISH_ALLOW: "127.0.0.1",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const child = server;
-  return new Promise((resolve, reject) => {
-    const onData = (d: Buffer): void => {
-      serverOutput += d.toString();
-      const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(serverOutput);
-      if (m) {
-        child.off("exit", onExit);
-        resolve(m[1]!);
-      }
-    };
-    const onExit = (code: number | null): void => reject(new Error(`kiln serve exited with ${code}:\n${serverOutput}`));
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", onExit);
+  return startKiln({
+    KILN_HOST: "127.0.0.1",
+    KILN_DATA_DIR: path.join(dir, "data"),
+    KILN_CONFIG: path.join(dir, "kiln.yaml"),
+    KILN_ADMIN_PASSWORD: adminPassword,
+    KILN_PUBLISH_ALLOW: "127.0.0.1",
   });
 }
 
@@ -145,7 +124,8 @@ beforeAll(async () => {
   const serverBlock = using.find((b) => b.marker?.startsWith("server"));
   const adminPassword = /KILN_ADMIN_PASSWORD='([^']+)'/.exec(serverBlock?.code ?? "")?.[1];
   if (!adminPassword) throw new Error("the walk-through's server block sets no KILN_ADMIN_PASSWORD");
-  const url = await serve(adminPassword);
+  server = await serve(adminPassword);
+  const url = server.url;
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KILN_")));
   env = {
     ...base,
@@ -162,11 +142,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server!.once("exit", resolve));
-    server.kill("SIGTERM");
-    await exited;
-  }
+  await server?.stop();
   await registry?.stop();
   await mirror?.close();
   // The walk-through ran as root over an unpacked image: its files may be read-only.
@@ -179,7 +155,7 @@ async function runAll(blocks: Block[], cwd: string): Promise<string> {
   let all = "";
   for (const block of blocks) {
     const ran = await runBlock(block.code, cwd, env);
-    const where = `README.md:${block.line}\n${block.code}\n--- output ---\n${ran.output}\n--- server ---\n${serverOutput}`;
+    const where = `README.md:${block.line}\n${block.code}\n--- output ---\n${ran.output}\n--- server ---\n${server!.output()}`;
     expect(ran.code, where).toBe(0);
     for (const promised of promisedOutput(block.code)) {
       const expected = promised.replaceAll("https://registry.example.com", registry.url).replaceAll("registry.example.com", registry.host);
