@@ -5,7 +5,9 @@
  * directory in a temp dir, the suite's local mirror served on loopback (the server's kiln.yaml
  * points at it) and a real `docker-registry` for the publish step. Then the API section's curl
  * flow (`<!-- readme-test: api-flow -->`) and its publication bodies, on the same server, and the
- * TypeScript example (type-checked against the package's own types, then run).
+ * TypeScript example (type-checked against the package's own types, then run), and the
+ * examples of "Building images without a server" (with `$KILN_CONFIG` naming the local mirror,
+ * and the `./app_1.0_all.deb` they name made here: the reader's own package).
  *
  * The commands run as written; only what the README itself leaves to the reader's environment is
  * set here: `$KILN_URL`, `$REGISTRY_URL`, `$REGISTRY_PASSWORD`, `$KILN_ADMIN_PASSWORD`, and
@@ -18,6 +20,7 @@ import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildDeb } from "../fixtures/debs.js";
 import { basic, kilnYaml } from "../helpers/api.js";
 import { MIRROR_DIR, ROOT } from "../helpers/global-setup.js";
 import { startKiln, type KilnProcess } from "../helpers/kiln-process.js";
@@ -185,6 +188,30 @@ describe("the README", () => {
         headers: { authorization: basic("alice", REGISTRY_PASSWORD), accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
       });
       expect(manifest.status).toBe(200);
+    },
+    LONG,
+  );
+
+  it(
+    "kiln build examples run as written, and name the images they do not tag",
+    async () => {
+      const blocks = shBlocks("## Building images without a server");
+      const cwd = path.join(work, "build");
+      mkdirSync(cwd);
+      buildDeb({ name: "app", version: "1.0", arch: "all", files: [{ path: "usr/share/doc/app/README", content: "an app\n" }] }, cwd);
+      const config = path.join(work, "build-kiln.yaml");
+      writeFileSync(config, kilnYaml());
+      const saved = env;
+      env = { ...env, KILN_CONFIG: config };
+      try {
+        await runAll(blocks.filter((b) => b.marker === undefined), cwd);
+      } finally {
+        env = saved;
+      }
+      const index = JSON.parse(readFileSync(path.join(cwd, "out/index.json"), "utf8")) as { manifests: Array<{ annotations?: Record<string, string> }> };
+      expect(index.manifests.map((m) => m.annotations?.["org.opencontainers.image.ref.name"]).sort()).toEqual(["app:latest", "minbase:12", "python3:latest"]);
+      const { stdout } = await run("tar", ["-xOzf", path.join(cwd, "jq.tar.gz"), "manifest.json"]);
+      expect((JSON.parse(stdout) as Array<{ RepoTags: string[] }>).map((m) => m.RepoTags)).toEqual([["jq:latest"]]);
     },
     LONG,
   );
