@@ -54,7 +54,7 @@ export function registerBuild(program: Command): void {
       `
 Examples:
   kiln build --os "Debian 12 x86_64" --oci ./out --tag minbase:12
-  kiln build --config kiln.yaml --os "Debian 12 x86_64" --profile none --packages jq \\
+  kiln build --os "Debian 12 x86_64" --profile none --packages jq \\
              --entrypoint '["/usr/bin/jq"]' --docker-archive jq.tar.gz
   kiln build --os "Debian 12 x86_64" --deb ./hello_1.0_all.deb --oci ./out --no-cache
   kiln build --os "Debian 12" --arch x86_64,aarch64 --oci ./out --tag minbase:12
