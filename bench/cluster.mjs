@@ -11,6 +11,7 @@
 //               store, against nginx (sendfile) serving the same file — goal ≥ 0.5
 //
 //   npm run build && node bench/cluster.mjs [N]
+//   (BENCH_PG=postgres://postgres@127.0.0.1:5433 for another PostgreSQL server than the local one)
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -32,9 +33,10 @@ const children = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- PostgreSQL: a fresh database --------------------------------------------------------------
+const PG = process.env.BENCH_PG ?? "postgres://postgres@127.0.0.1:5432";
 const dbName = `kiln_bench_${randomBytes(4).toString("hex")}`;
 async function admin(sql) {
-  const c = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+  const c = new pg.Client({ connectionString: `${PG}/postgres` });
   await c.connect();
   try {
     return await c.query(sql);
@@ -43,7 +45,7 @@ async function admin(sql) {
   }
 }
 await admin(`CREATE DATABASE ${dbName}`);
-const dbUrl = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+const dbUrl = `${PG}/${dbName}`;
 const db = new pg.Client({ connectionString: dbUrl });
 
 // ---- the registry blob store ------------------------------------------------------------------

@@ -290,6 +290,12 @@ export class BlobStore {
     return this.driver.reader(keyOf(digest), range);
   }
 
+  /** The blob's bytes (or a range), once the store has answered: a remote store's stream as it comes. */
+  openStream(digest: Digest, range?: ByteRange): Promise<Readable> {
+    const key = keyOf(digest);
+    return this.driver.open ? this.driver.open(key, range) : Promise.resolve(this.driver.reader(key, range));
+  }
+
   /** The blob's bytes, checked against its digest at the end of the stream. */
   openVerified(digest: Digest, size?: number): Readable {
     const v = new VerifyingStream(digest, size);

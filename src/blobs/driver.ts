@@ -38,6 +38,8 @@ export interface TempObject {
 export interface StorageDriver {
   stat(key: string): Promise<StoredObject | undefined>;
   reader(key: string, range?: ByteRange): Readable;
+  /** The same bytes once the store has answered (a remote store's own stream, without a relay in between). */
+  open?(key: string, range?: ByteRange): Promise<Readable>;
   /** A new temporary object to write into; it becomes visible only through {@link move}. */
   temp(): Promise<TempObject>;
   /** Atomically publishes a temporary object under `key`, replacing nothing that exists. */

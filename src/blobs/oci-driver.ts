@@ -96,6 +96,14 @@ export class OciDriver implements StorageDriver {
     return out;
   }
 
+  async open(key: string, range?: ByteRange): Promise<Readable> {
+    const digest = this.digestOf(key);
+    if (!digest) return this.files.reader(key, range);
+    const read = await this.client.openBlob(this.repository, digest, range);
+    if (!read) throw Object.assign(new Error(`blob ${digest} is not in the registry blob store`), { code: "ENOENT" });
+    return read.stream;
+  }
+
   temp(): Promise<TempObject> {
     return this.files.temp();
   }

@@ -18,7 +18,7 @@ export interface DownloadableFile {
   /** Local path of the bytes (a blob of a local store)... */
   path?: string;
   /** ...or how to read bytes `start..end` (inclusive) of them (a blob of a registry store). */
-  open?: (start: number, end: number) => Readable;
+  open?: (start: number, end: number) => Promise<Readable>;
   size: number;
   /** Hex sha256 of the bytes (the ETag). */
   sha256: string;
@@ -156,7 +156,7 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: D
   reply.hijack();
   const res = reply.raw;
   res.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
-  const copy = file.path !== undefined ? copyRange(res, file.path, start, end) : pipeline(file.open!(start, end), res);
+  const copy = file.path !== undefined ? copyRange(res, file.path, start, end) : file.open!(start, end).then((source) => pipeline(source, res));
   void copy.catch((err: unknown) => {
     req.log.warn({ err: (err as Error).message }, "download interrupted");
     res.destroy();
@@ -170,7 +170,7 @@ export function sendStoredFile(req: FastifyRequest, reply: FastifyReply, blobs: 
     req,
     reply,
     {
-      ...(blobs.driver.local ? { path: blobs.path(file.digest) } : { open: (start: number, end: number) => blobs.open(file.digest, { start, end }) }),
+      ...(blobs.driver.local ? { path: blobs.path(file.digest) } : { open: (start: number, end: number) => blobs.openStream(file.digest, { start, end }) }),
       size: file.size,
       sha256: file.digest.slice("sha256:".length),
       fileName: file.fileName,

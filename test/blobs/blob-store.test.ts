@@ -80,6 +80,8 @@ describe.each(drivers)("BlobStore on the $name driver", ({ make, corrupt }) => {
     expect(await store.stat(info.digest)).toEqual({ digest: info.digest, size: data.length });
     expect(await text(store.open(info.digest))).toBe(data.toString());
     expect(await text(store.open(info.digest, { start: 6, end: 10 }))).toBe("blobs");
+    expect(await text(await store.openStream(info.digest, { start: 6, end: 10 }))).toBe("blobs");
+    expect(await text(await store.openStream(info.digest))).toBe(data.toString());
     expect(await text(store.open(info.digest, { start: data.length - 3, end: data.length - 1 }))).toBe("bs\n");
     expect(await store.has(sha("not stored"))).toBe(false);
     expect(leftovers()).toEqual([]);
