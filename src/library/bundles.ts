@@ -92,7 +92,10 @@ export function bundleOperations(deps: LibraryDeps) {
         const offset = criteria.offset ?? 0;
         page = { total: allowed.length, items: allowed.slice(offset, criteria.count === undefined ? undefined : offset + criteria.count) };
       }
-      return { total: page.total, items: await Promise.all(page.items.map((b) => answer(owner, b))) };
+      // Two queries for the whole page, not two per bundle.
+      const ids = page.items.map((b) => b.id);
+      const [rows, files] = await Promise.all([store.artifacts.listAllOf(ids), store.bundleFiles.listOf(ids)]);
+      return { total: page.total, items: page.items.map((b) => bundleWire(owner.login, b, rows.filter((r) => r.bundleId === b.id), files.filter((f) => f.bundleId === b.id))) };
     },
 
     async create(owner: UserRow, value: MySoftware): Promise<MySoftware> {

@@ -204,6 +204,8 @@ export interface ArtifactRepo {
   get(bundleId: number, id: number): Promise<ArtifactRow | undefined>;
   /** Every artifact of the bundle, ordered by (parentId, position) so a tree can be rebuilt. */
   listAll(bundleId: number): Promise<ArtifactRow[]>;
+  /** The artifacts of several bundles at once (a page of a bundle list), in `listAll`'s order per bundle. */
+  listAllOf(bundleIds: readonly number[]): Promise<ArtifactRow[]>;
   update(bundleId: number, id: number, patch: Partial<NewArtifact>): Promise<ArtifactRow | undefined>;
   /** Deletes the artifact and its descendants. */
   delete(bundleId: number, id: number): Promise<boolean>;
@@ -483,6 +485,8 @@ export type NewBundleFile = Omit<BundleFileRow, "id" | "created" | "lastModified
 
 export interface BundleFileRepo {
   list(bundleId: number): Promise<BundleFileRow[]>;
+  /** The files of several bundles at once. */
+  listOf(bundleIds: readonly number[]): Promise<BundleFileRow[]>;
   get(bundleId: number, kind: BundleFileKind): Promise<BundleFileRow | undefined>;
   /** Sets the bundle's file of this kind (replacing the one before); returns the new row. */
   put(f: NewBundleFile): Promise<BundleFileRow>;

@@ -129,6 +129,20 @@ async function checkParent(tx: Kysely<KilnDatabase>, bundleId: number, parentId:
 
 export function artifactRepo(ctx: RepoContext): ArtifactRepo {
   const { db } = ctx;
+  async function listAllOf(bundleIds: readonly number[]): Promise<ArtifactRow[]> {
+    if (bundleIds.length === 0) return [];
+    const rows = await db
+      .selectFrom("artifacts")
+      .selectAll()
+      .where("bundle_id", "in", bundleIds)
+      .orderBy("bundle_id")
+      .orderBy("parent_id", (ob) => ob.asc().nullsFirst())
+      .orderBy("position")
+      .orderBy("id")
+      .execute();
+    return rows.map(toArtifactRow);
+  }
+
   return {
     async create(a) {
       return atomically(ctx, async (tx) => {
@@ -165,17 +179,9 @@ export function artifactRepo(ctx: RepoContext): ArtifactRepo {
       return row && toArtifactRow(row);
     },
 
-    async listAll(bundleId) {
-      const rows = await db
-        .selectFrom("artifacts")
-        .selectAll()
-        .where("bundle_id", "=", bundleId)
-        .orderBy("parent_id", (ob) => ob.asc().nullsFirst())
-        .orderBy("position")
-        .orderBy("id")
-        .execute();
-      return rows.map(toArtifactRow);
-    },
+    listAll: (bundleId) => listAllOf([bundleId]),
+    listAllOf,
+
 
     async update(bundleId, id, patch) {
       keepField("bundleId", patch.bundleId, bundleId);

@@ -25,10 +25,14 @@ function fileRow(r: Selectable<BundleFilesTable>): BundleFileRow {
 
 export function bundleFileRepo(ctx: RepoContext): BundleFileRepo {
   const { db } = ctx;
+  async function listOf(bundleIds: readonly number[]): Promise<BundleFileRow[]> {
+    if (bundleIds.length === 0) return [];
+    return (await db.selectFrom("bundle_files").selectAll().where("bundle_id", "in", bundleIds).orderBy("bundle_id").orderBy("kind").execute()).map(fileRow);
+  }
+
   return {
-    async list(bundleId) {
-      return (await db.selectFrom("bundle_files").selectAll().where("bundle_id", "=", bundleId).orderBy("kind").execute()).map(fileRow);
-    },
+    list: (bundleId) => listOf([bundleId]),
+    listOf,
 
     async get(bundleId, kind) {
       const r = await db.selectFrom("bundle_files").selectAll().where("bundle_id", "=", bundleId).where("kind", "=", kind).executeTakeFirst();
