@@ -29,10 +29,14 @@ export interface Category {
 export interface FieldCategory extends Category {
   names: string[];
 }
-export function loadHarmless(): { categories: Category[]; unordered: Category[]; fields: FieldCategory[] };
+export interface ClockedFormat extends Category {
+  format: "jks";
+}
+export function loadHarmless(): { categories: Category[]; unordered: Category[]; fields: FieldCategory[]; clocked?: ClockedFormat[] };
+export function withoutJksClocks(bytes: Buffer): Buffer;
 export function globRe(glob: string): RegExp;
 export function matchesAny(globs: readonly string[], p: string, e?: TreeEntry): boolean;
-export function scanTree(root: string, unordered?: Category[], fields?: FieldCategory[]): Map<string, TreeEntry>;
+export function scanTree(root: string, unordered?: Category[], fields?: FieldCategory[], clocked?: ClockedFormat[]): Map<string, TreeEntry>;
 export function compareTrees(ref: Map<string, TreeEntry>, ours: Map<string, TreeEntry>): Difference[];
 export function classify(
   diffs: Difference[],

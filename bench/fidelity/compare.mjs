@@ -39,6 +39,31 @@ export function matchesAny(globs, p, e) {
   return globs.some((g) => (g.startsWith("->") ? e?.type === "l" && globRe(g.slice(2)).test(path.basename(e.link)) : globRe(g).test(p)));
 }
 
+/**
+ * A JKS trust store with its entries' creation times and its integrity digest zeroed: the JDK
+ * stamps each entry with the clock of the run that made it (and the digest covers the stamps),
+ * so two runs never agree on those bytes; the aliases, their order and the certificates must.
+ * Anything but trusted-certificate entries is left as it is (and so compares byte for byte).
+ */
+export function withoutJksClocks(bytes) {
+  const b = Buffer.from(bytes);
+  if (b.length < 32 || b.readUInt32BE(0) !== 0xfeedfeed) return b;
+  let off = 12;
+  const version = b.readUInt32BE(4);
+  const count = b.readUInt32BE(8);
+  for (let i = 0; i < count; i++) {
+    if (b.readUInt32BE(off) !== 2) return bytes;
+    off += 4;
+    off += 2 + b.readUInt16BE(off); // alias
+    b.fill(0, off, off + 8); // creation time
+    off += 8;
+    if (version === 2) off += 2 + b.readUInt16BE(off); // certificate type
+    off += 4 + b.readUInt32BE(off); // certificate
+  }
+  b.fill(0, off, off + 20); // SHA-1 over everything before
+  return b;
+}
+
 /** A tree's id → name maps, from its own /etc/passwd and /etc/group. */
 function accountNames(root) {
   const names = (file) => {
@@ -78,7 +103,7 @@ function normalizedAccounts(text, file, names) {
  * Every path of a tree but /proc and /sys: type, mode, owner (by the tree's own account names),
  * link target, content hash, xattrs.
  */
-export function scanTree(root, unordered = loadHarmless().unordered, fields = loadHarmless().fields ?? []) {
+export function scanTree(root, unordered = loadHarmless().unordered, fields = loadHarmless().fields ?? [], clocked = loadHarmless().clocked ?? []) {
   const out = new Map();
   const names = accountNames(root);
   const raw = execFileSync("find", [".", "-path", "./proc", "-prune", "-o", "-path", "./sys", "-prune", "-o", "-printf", "%P\\0%y\\0%m\\0%U:%G\\0%l\\0"], { cwd: root, maxBuffer: 1 << 30 }).toString();
@@ -96,6 +121,7 @@ export function scanTree(root, unordered = loadHarmless().unordered, fields = lo
       if (dropped.length) bytes = Buffer.from(bytes.toString("utf8").split("\n").filter((l) => !dropped.some((n) => l.startsWith(`${n}: `))).join("\n"));
       // Files whose records' order no reader depends on are compared record by record.
       if (unordered.some((c) => matchesAny(c.paths, p))) bytes = Buffer.from(bytes.toString("utf8").split("\n\n").map((r) => r.trim()).filter(Boolean).sort().join("\n\n"));
+      if (clocked.some((c) => c.format === "jks" && matchesAny(c.paths, p))) bytes = withoutJksClocks(bytes);
       e.hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
     }
     out.set(p, e);

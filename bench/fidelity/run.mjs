@@ -7,6 +7,7 @@
 // the study maps to the paths it leaves); what is left is printed, per set, as unexplained.
 //
 //   npm run build && node bench/fidelity/run.mjs [SET...]       (as root: mmdebstrap --mode=root, umoci)
+//   FIDELITY_KEEP=1 keeps the two trees of each set for inspection.
 //
 // The corpus mirror is built once under .cache/fidelity/mirror with tools/make-local-mirror.sh,
 // from the union of the sets' dependency closures, computed by apt-get's resolver over Debian's
@@ -168,8 +169,11 @@ for (const set of sets) {
   rows.push(row);
   process.stderr.write(`${lines.filter((l) => l.startsWith("UNEXPLAINED")).slice(0, 40).join("\n")}\n`);
   process.stderr.write(`== ${set.name}: ${JSON.stringify(row)}\n`);
-  rmSync(refDir, { recursive: true, force: true });
-  rmSync(bundle, { recursive: true, force: true });
+  // FIDELITY_KEEP=1 keeps both trees (ref-<set>, bundle-<set>/rootfs) for a closer look.
+  if (!process.env.FIDELITY_KEEP) {
+    rmSync(refDir, { recursive: true, force: true });
+    rmSync(bundle, { recursive: true, force: true });
+  }
 }
 server.close();
 

@@ -8,7 +8,7 @@
  * none today, but has) must not replace dash's. Without dash, bash's postinst links
  * `/bin/sh -> bash` when nothing is there, so a shell exists either way.
  *
- * Writes `/var/lib/dpkg/diversions` (dpkg-divert's format: from, to, package; most recent first).
+ * Writes `/var/lib/dpkg/diversions` (dpkg-divert's format: from, to, package), in dpkg's order.
  */
 import type { Fixup, FixupContext } from "../types.js";
 import { EntrySet, isDirectory } from "./tree.js";
@@ -20,10 +20,22 @@ export interface Diversion {
   pkg: string;
 }
 
-/** `/var/lib/dpkg/diversions` for these diversions, given oldest first (dpkg lists the newest first). */
+/** dpkg's file-name hash (lib/dpkg/strhash.c, FNV-1 over the path without its leading slash). */
+function fsysHashBin(path: string): number {
+  let h = 2166136261;
+  // dpkg hashes `char`s, signed on the architectures Debian builds dpkg-divert for here (x86).
+  for (const b of Buffer.from(path.replace(/^\/+/, ""))) h = (Math.imul(h, 16777619) ^ (b > 127 ? b - 256 : b)) >>> 0;
+  return h % 262139; // lib/dpkg/fsys-hash.c's BINS
+}
+
+/**
+ * `/var/lib/dpkg/diversions` for these diversions. dpkg-divert writes the file by walking its
+ * file-name hash table, so the records come in the order of their paths' hash bins — not the
+ * order they were made in; dpkg reads them as a set, but the file's bytes follow that order.
+ */
 export function formatDiversions(diversions: readonly Diversion[]): string {
   return [...diversions]
-    .reverse()
+    .sort((a, b) => fsysHashBin(a.from) - fsysHashBin(b.from))
     .map((d) => `${d.from}\n${d.to}\n${d.pkg}\n`)
     .join("");
 }

@@ -40,6 +40,9 @@ const MAX_SOURCED = 256 * 1024;
 
 const CONFMODULE = "/usr/share/debconf/confmodule";
 
+/** How deep scripts may run scripts of the tree. */
+const MAX_EXEC_DEPTH = 8;
+
 /** The state the maintainer-scripts fix-up shares with the fix-ups that replay its calls. */
 export class ScriptRun {
   readonly calls: RecordedCalls = { alternatives: [], shells: [], triggers: new Set() };
@@ -130,6 +133,35 @@ export function maintainerScriptsFixup(run: ScriptRun, options: FixupOptions = {
             }
           })();
         },
+      };
+
+      let depth = 0;
+      host.execute = async (sh, path, argv, out, stdin) => {
+        const e = fs.stat(path, sh.cwd);
+        if (e?.type !== "file" || (e.content?.size ?? 0) > MAX_SOURCED || depth >= MAX_EXEC_DEPTH) return undefined;
+        const text = (await fs.readFile(path, sh.cwd)).toString("utf8");
+        const shell = shellOf(text);
+        // Only files that say they are shell scripts: a binary or a Perl program is not guessed at.
+        if (!text.startsWith("#!") || !shell.ok) return undefined;
+        let list;
+        try {
+          list = parseScript(text);
+        } catch (err) {
+          if (!(err instanceof ShellSyntaxError)) throw err;
+          return undefined;
+        }
+        const child = new Interpreter(host, sh.pkg, sh.script, argv.slice(1), sh.env);
+        child.vars.set("0", path);
+        child.errexit = shell.errexit;
+        child.uncertain.push(...sh.uncertain);
+        depth++;
+        try {
+          const status = await child.run(list, out, stdin);
+          for (const r of child.records) sh.record(r.outcome, r.effect);
+          return status;
+        } finally {
+          depth--;
+        }
       };
 
       const record = (p: InstalledPackage, script: ScriptName, outcome: ScriptReportEntry["outcome"], effect: string): void => {

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { classify, compareTrees, scanTree } from "../../../bench/fidelity/compare.mjs";
-import { bookwormFixups } from "../../../src/rootfs/fixups/index.js";
+import { alternativesFixup, bookwormFixups } from "../../../src/rootfs/fixups/index.js";
 import { maintainerScriptsFixup, ScriptRun, type ScriptReportEntry } from "../../../src/rootfs/fixups/maintainer-scripts.js";
 import { parseScript } from "../../../src/rootfs/fixups/script/parse.js";
 import { runFixups, syntheticContext } from "./dir-view.js";
@@ -42,12 +42,15 @@ function copy(): string {
 async function both(script: string, name = "demo"): Promise<{ differences: string[]; report: ScriptReportEntry[] }> {
   const real = copy();
   const ours = copy();
-  execFileSync("chroot", [real, "/bin/sh", "-c", script, "postinst", "configure", ""], {
+  const shell = /^#!\s*(\S+)/.exec(script)?.[1] ?? "/bin/sh";
+  execFileSync("chroot", [real, shell, "-c", script, "postinst", "configure", ""], {
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", DPKG_MAINTSCRIPT_PACKAGE: name, DPKG_MAINTSCRIPT_NAME: "postinst", DPKG_ROOT: "", DEBIAN_FRONTEND: "noninteractive", SOURCE_DATE_EPOCH: String(CLOCK.getTime() / 1000) },
     stdio: "pipe",
   });
   const report: ScriptReportEntry[] = [];
-  await runFixups(ours, [maintainerScriptsFixup(new ScriptRun("bookworm"), { report })], syntheticContext([syntheticPackage({ name, members: { postinst: script } })], CLOCK));
+  const run = new ScriptRun("bookworm");
+  // The alternatives fix-up replays the calls the scripts made, as update-alternatives did in sh.
+  await runFixups(ours, [maintainerScriptsFixup(run, { report }), alternativesFixup({ calls: run.calls })], syntheticContext([syntheticPackage({ name, members: { postinst: script } })], CLOCK));
   const sorted = classify(compareTrees(scanTree(real), scanTree(ours)), { scripts: [] }, () => []);
   // The shadow tools' backups and lock are not made (harmless.json says why); compared too otherwise.
   return { differences: sorted.unexplained.map((d) => `${d.path}: ${d.kind}`), report };
@@ -138,6 +141,43 @@ dpkg-statoverride --list /var/lib/demo-data >/dev/null || dpkg-statoverride --up
 dpkg-statoverride --add root demo-admins 4750 /usr/bin/su
 `);
     expect(differences).toEqual([]);
+  });
+
+  test("the server packages' idioms: set -o pipefail, find with ! -uid/-or/-print0 into xargs, id -Gn, seq, ls, mktemp, dpkg-divert --rename, update-alternatives --query, helper scripts of the tree", async () => {
+    const { differences, report } = await both(`#!/bin/bash
+set -e
+set -o pipefail
+case "$1" in configure) touch /srv/configured ;; esac
+mkdir -p /srv/data/sub
+touch /srv/data/a /srv/data/sub/b
+addgroup --system demo
+adduser --system --ingroup demo --no-create-home --home /nonexistent demo
+find /srv/data ! -uid "$(id -u demo)" -print0 | xargs -0 -r chown demo
+find /srv/data -follow -not -group demo -print0 2>/dev/null | xargs -0 --no-run-if-empty chgrp demo
+find /srv ! -uid 0 -print0 -or ! -gid 0 -print0 | xargs -0 -r echo | tr ' ' '\\n' | sort > /srv/not-roots
+find /usr/share/doc/dash ! -uid 0 -print0 | xargs -0 -r chown demo
+adduser --quiet demo adm
+id -Gn demo > /srv/groups
+if id -Gn demo | grep -qw adm; then touch /srv/in-adm; fi
+for n in $(seq 3 -1 1); do touch /srv/n$n; done
+ls /srv/data > /srv/listing
+TMP=$(mktemp --tmpdir demo.XXXXXX)
+sed -e 's/^/> /' /etc/debian_version > "$TMP"
+chmod 644 "$TMP"
+cp -p "$TMP" /srv/from-tmp
+rm -f "$TMP"
+dpkg-divert --package demo --divert /usr/bin/tac.real --rename --add /usr/bin/tac
+update-alternatives --quiet --install /usr/local/bin/demo demo /usr/bin/head 80
+update-alternatives --quiet --install /usr/local/bin/demo demo /usr/bin/tail 50
+if update-alternatives --query demo | grep -q "Value: /usr/bin/head"; then touch /srv/best-head; fi
+update-alternatives --query no-such-group >/dev/null 2>&1 || touch /srv/no-group
+printf '#!/bin/sh\nset -e\nmkdir -p "$1"\necho "$0 $#" > "$1/by"\n' > /usr/local/sbin/demo-helper
+chmod 755 /usr/local/sbin/demo-helper
+/usr/local/sbin/demo-helper /srv/by-path
+sh /usr/local/sbin/demo-helper /srv/by-sh
+`);
+    expect(differences).toEqual([]);
+    expect(report.filter((r) => r.outcome !== "emulated")).toEqual([]);
   });
 });
 

@@ -18,12 +18,15 @@ function setBuiltin(inv: Invocation): Status {
       sh.positional = args.slice(k + 1);
       return 0;
     }
-    if (/^[-+][a-zA-Z]+$/.test(a)) {
-      if (a.includes("e")) sh.errexit = a.startsWith("-");
+    // `-o NAME` before the letter flags: `-o` matches their pattern too, and its NAME is not an
+    // operand (`set -o pipefail` must not make "pipefail" the script's $1).
+    if (a === "-o" || a === "+o") {
+      if (args[k + 1] === "errexit") sh.errexit = a === "-o";
+      k++;
       continue;
     }
-    if (a === "-o" || a === "+o") {
-      k++;
+    if (/^[-+][a-zA-Z]+$/.test(a)) {
+      if (a.includes("e")) sh.errexit = a.startsWith("-");
       continue;
     }
     sh.positional = args.slice(k);

@@ -6,7 +6,10 @@
  */
 import { compareVersions } from "../../../debian/version.js";
 import type { InstalledPackage } from "../../types.js";
+import { collectAlternatives } from "../alternatives.js";
+import { formatDiversions } from "../bin-sh.js";
 import { infoName } from "../dpkg-database.js";
+import { compareBytes } from "../tree.js";
 import { getopt, lookupGroup, lookupUser, readText, shown, writePath } from "./files.js";
 import type { Invocation, Tool } from "./interpret.js";
 import { Unknown, type Status } from "./values.js";
@@ -163,7 +166,7 @@ async function diversions(inv: Invocation): Promise<Array<{ from: string; to: st
 }
 
 const dpkgDivert: Tool = async (inv) => {
-  const { flags, operands } = getopt(inv.argv.slice(1), new Set(["--package", "--divert", "--admindir", "--instdir", "--root"]));
+  const { flags, values, operands } = getopt(inv.argv.slice(1), new Set(["--package", "--divert", "--admindir", "--instdir", "--root"]));
   if (flags.has("--truename")) {
     const p = operands[0];
     if (p === undefined) return 2;
@@ -178,9 +181,42 @@ const dpkgDivert: Tool = async (inv) => {
     inv.out.write(hits.map((d) => (flags.has("--listpackage") ? `${d.by}\n` : `diversion of ${d.from} to ${d.to} by ${d.by}\n`)).join(""));
     return 0;
   }
+  if (flags.has("--add") || (operands.length === 1 && !flags.has("--remove"))) return addDiversion(inv, flags, values, operands);
   inv.sh.unreproduced(`${shown(inv.argv)} (a diversion Kiln does not make)`);
   return new Unknown("a diversion");
 };
+
+/**
+ * `dpkg-divert [--package P | --local] [--divert TO] [--rename] --add FILE` at first installation.
+ * dpkg-divert moves (`--rename`) a file that is on disk when the script runs: in Kiln's tree
+ * every package is already unpacked, so a file of the diverting package itself (which dpkg
+ * unpacks after its preinst, and never diverts from its own package) stays, and any other file
+ * goes to the diverted name, where dpkg would have moved it or unpacked it.
+ */
+async function addDiversion(inv: Invocation, flags: ReadonlySet<string>, values: ReadonlyMap<string, string>, operands: readonly string[]): Promise<Status> {
+  const sh = inv.sh;
+  const from = operands[0];
+  if (from === undefined || operands.length !== 1 || !from.startsWith("/")) return 2;
+  const to = values.get("--divert") ?? `${from}.distrib`;
+  const pkg = flags.has("--local") ? ":" : (values.get("--package") ?? sh.pkg.pkg.name);
+  const all = await diversions(inv);
+  const same = all.find((d) => d.from === from);
+  if (same) return same.to === to && same.by === pkg ? 0 : 2;
+  const rename = flags.has("--rename") && !sh.pkg.files.includes(from) && sh.fs.lstat(from) !== undefined;
+  await sh.emulate(`${shown(inv.argv)}: records the diversion of ${from} to ${to}${rename ? " and moves the file there" : ""}`, async () => {
+    if (rename) {
+      const toReal = writePath(sh, to);
+      const fromReal = sh.fs.resolve(from, false);
+      if (toReal !== undefined && fromReal !== undefined) {
+        sh.fs.put({ ...sh.fs.lstat(fromReal)!, path: toReal });
+        sh.fs.remove(fromReal);
+      }
+    }
+    const real = writePath(sh, "/var/lib/dpkg/diversions");
+    if (real !== undefined) sh.fs.writeFile(real, formatDiversions([...all.map((d) => ({ from: d.from, to: d.to, pkg: d.by })), { from, to, pkg }]), 0o644, 0, 0);
+  });
+  return 0;
+}
 
 const MULTIARCH: Record<string, string> = { amd64: "x86_64-linux-gnu", arm64: "aarch64-linux-gnu", i386: "i386-linux-gnu", armhf: "arm-linux-gnueabihf", ppc64el: "powerpc64le-linux-gnu", s390x: "s390x-linux-gnu" };
 
@@ -308,13 +344,33 @@ const maintscriptHelper: Tool = (inv) => {
 const updateAlternatives: Tool = async (inv) => {
   const args = inv.argv.slice(1);
   const action = args.find((a) => /^--(install|remove|remove-all|auto|set|config|display|query|list|get-selections|set-selections|all)$/.test(a));
-  if (action === "--display" || action === "--query" || action === "--list" || action === "--get-selections") return unknown(inv);
+  if (action === "--query") return queryAlternative(inv, args[args.indexOf("--query") + 1]);
+  if (action === "--display" || action === "--list" || action === "--get-selections") return unknown(inv);
   if (action === "--config" || action === "--set-selections" || action === "--all") return unknown(inv);
   await inv.sh.emulate(shown(["update-alternatives", ...args.filter((a) => a !== "--quiet")]), () => {
     calls(inv).alternatives.push({ pkg: inv.sh.pkg.pkg.name, words: ["update-alternatives", ...args] });
   });
   return 0;
 };
+
+/**
+ * `update-alternatives --query NAME`: the group as the calls recorded so far leave it (the
+ * alternatives fix-up replays the same calls), in dpkg's machine-readable format; status 2 and
+ * nothing on the output for a group that does not exist.
+ */
+function queryAlternative(inv: Invocation, name: string | undefined): Status {
+  if (name === undefined) return 2;
+  let doubt: string | undefined;
+  const groups = collectAlternatives(calls(inv).alternatives, inv.sh.fs, (m) => (doubt ??= m));
+  if (doubt !== undefined) return unknown(inv);
+  const g = groups.find((x) => x.name === name);
+  if (!g) return 2;
+  const slaves = (m: ReadonlyMap<string, string>): string => (m.size === 0 ? "" : `Slaves:\n${[...m].map(([n, p]) => ` ${n} ${p}\n`).join("")}`);
+  const head = `Name: ${g.name}\nLink: ${g.link}\n${slaves(g.slaves)}Status: auto\nBest: ${g.current}\nValue: ${g.current}\n`;
+  const choices = [...g.choices].sort(([a], [b]) => compareBytes(a, b)).map(([path, c]) => `\nAlternative: ${path}\nPriority: ${c.priority}\n${slaves(c.slaves)}`);
+  inv.out.write(head + choices.join(""));
+  return 0;
+}
 
 const shellsTool = (kind: "add-shell" | "remove-shell"): Tool =>
   async (inv) => {

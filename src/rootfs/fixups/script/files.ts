@@ -428,6 +428,40 @@ const touch: Tool = async (inv) => {
   return 0;
 };
 
+/**
+ * `mktemp [-d] [-t | -p DIR | --tmpdir[=DIR]] [TEMPLATE]`: a new empty file (0600) or directory
+ * (0700) whose name is the template's trailing Xs replaced. The real name is random; Kiln's is
+ * the first free one of a fixed sequence, so that the same build makes the same tree. Scripts
+ * remove their temporary files; one left behind is in /tmp, which image builders empty.
+ */
+const mktemp: Tool = async (inv) => {
+  const sh = inv.sh;
+  const { flags, values, operands } = getopt(inv.argv.slice(1), new Set(["-p"]));
+  const template = operands[0] ?? "tmp.XXXXXXXXXX";
+  const xs = /X{3,}$/.exec(template)?.[0].length;
+  if (xs === undefined) return 1;
+  const envTmp = sh.getVar("TMPDIR");
+  const tmpdir = typeof envTmp === "string" && envTmp !== "" ? envTmp : "/tmp";
+  const inTmp = operands.length === 0 || flags.has("-t") || flags.has("--tmpdir") || values.has("--tmpdir") || values.has("-p");
+  const dir = values.get("--tmpdir") || values.get("-p") || (inTmp ? tmpdir : "");
+  const stem = template.slice(0, -xs);
+  for (let n = 0; n < 1000; n++) {
+    const name = `${stem}${n.toString(36).padStart(xs, "0")}`;
+    const path = dir === "" ? name : `${dir.replace(/\/+$/, "")}/${name}`;
+    if (sh.fs.lstat(path, sh.cwd)) continue;
+    const real = writePath(sh, path);
+    if (real === undefined) return 1;
+    const isDir = flags.has("-d") || flags.has("--directory");
+    await sh.emulate(`mktemp: creates ${path}`, () => {
+      if (isDir) sh.fs.put({ path: real, type: "dir", mode: 0o700, uid: 0, gid: 0 });
+      else sh.fs.writeFile(real, "", 0o600, 0, 0);
+    });
+    inv.out.write(`${path}\n`);
+    return 0;
+  }
+  return 1;
+};
+
 /** `cp [-p|-a] src dest`, files (and `-r`/`-a` trees). */
 const cp: Tool = async (inv) => {
   const { flags, operands } = getopt(inv.argv.slice(1), new Set(["-t", "--target-directory", "-S", "--suffix"]));
@@ -550,6 +584,7 @@ export const FILE_TOOLS: ReadonlyArray<[string, Tool]> = [
   ["rm", rm],
   ["rmdir", rmdir],
   ["touch", touch],
+  ["mktemp", mktemp],
   ["cp", cp],
   ["mv", mv],
   ["cat", cat],

@@ -85,6 +85,11 @@ export interface ScriptHost {
   decide(pkg: string, script: string, argv: readonly string[], name: string): CommandDecision | undefined;
   /** The interpreter for a shell file of the tree a script sources (`.`), if Kiln follows it. */
   source(sh: Interpreter, path: string, args: string[]): Promise<Status> | undefined;
+  /**
+   * Runs a shell script of the tree a script executes (`/usr/share/foo/helper args`, `sh file`),
+   * interpreted as a child shell; undefined when it is not one Kiln reads.
+   */
+  execute?(sh: Interpreter, path: string, argv: readonly string[], out: Sink, stdin: Input | undefined): Promise<Status | undefined>;
 }
 
 class ExitSignal {
@@ -131,7 +136,8 @@ export class Interpreter {
     /** `postinst`, `preinst`, `config`, `triggers` (a `postinst triggered` run). */
     readonly script: string,
     args: string[],
-    env: Record<string, string>,
+    /** The environment the script started with (a script it runs gets the same). */
+    readonly env: Record<string, string>,
   ) {
     this.positional = args;
     for (const [k, v] of Object.entries(env)) this.vars.set(k, v);
@@ -218,9 +224,9 @@ export class Interpreter {
   // ---- running -------------------------------------------------------------------------------
 
   /** Runs a whole script; returns its exit status. */
-  async run(list: List): Promise<Status> {
+  async run(list: List, out: Sink = new Sink("discard"), stdin?: Input): Promise<Status> {
     try {
-      return await this.runList(list, new Sink("discard"), undefined);
+      return await this.runList(list, out, stdin);
     } catch (err) {
       if (err instanceof ExitSignal) return err.status;
       if (err instanceof ReturnSignal) return err.status;
@@ -556,6 +562,13 @@ export class Interpreter {
     const tool = this.host.tools.get(name);
     if (tool) return tool(inv);
     void env;
+    // A shell script of the tree, run by path or through `sh FILE`: interpreted in a child shell.
+    const shellFile = /^(sh|dash|bash)$/.test(name) && argv[1] !== undefined && !argv[1].startsWith("-") ? argv[1] : undefined;
+    const program = shellFile ?? this.which(prog);
+    if (program !== undefined && this.host.execute) {
+      const status = await this.host.execute(this, program, shellFile ? argv.slice(1) : argv, out, stdin);
+      if (status !== undefined) return status;
+    }
     this.unreproduced(`runs \`${shown(argv)}\`, which Kiln does not know`);
     return new Unknown(`the result of \`${text}\``);
   }
@@ -908,7 +921,7 @@ export class Interpreter {
 const QUESTIONS = new Set([
   "[", "test", "echo", "printf", ":", "true", "false", "command", "type", "hash", "getent", "id", "which", "basename", "dirname",
   "cut", "tr", "grep", "egrep", "fgrep", "head", "tail", "sort", "uniq", "wc", "md5sum", "sha256sum", "sha512sum", "cmp", "readlink",
-  "realpath", "stat", "ls", "expr", "uname", "pidof", "pgrep", "dpkg-query", "getcap", "cat", "local", "export", "read", "shift",
+  "realpath", "stat", "ls", "expr", "uname", "seq", "pidof", "pgrep", "dpkg-query", "getcap", "cat", "local", "export", "read", "shift",
 ]);
 
 function escapeGlob(s: string): string {

@@ -5,7 +5,7 @@
  * `logger`.
  */
 import { createHash } from "node:crypto";
-import { getopt, readText, shown, writePath } from "./files.js";
+import { getopt, lookupGroup, lookupUser, readText, shown, writePath } from "./files.js";
 import type { Interpreter, Invocation, Tool } from "./interpret.js";
 import { readContent } from "./overlay.js";
 import { compareBytes, joinPath } from "../tree.js";
@@ -235,8 +235,10 @@ const DEBCONF_TOOLS: ReadonlyArray<[string, Tool]> = [
 
 /**
  * `ucf new dest` at first installation: the file is copied into place when absent and its md5
- * recorded in `/var/lib/ucf/hashfile`; `ucfr package dest` records the owner in
- * `/var/lib/ucf/registry`. Both files are kept sorted, as ucf keeps them.
+ * recorded in `/var/lib/ucf/hashfile`; a copy of the new file (`cp -p`) goes to ucf's cache,
+ * `/var/lib/ucf/cache/:etc:dir:name`, when it is smaller than 25600 bytes or `--three-way` asks
+ * for it (ucf's own rule: the cache feeds its three-way merges on upgrades). `ucfr package dest`
+ * records the owner in `/var/lib/ucf/registry`. Both files are kept sorted, as ucf keeps them.
  */
 const ucf: Tool = async (inv) => {
   const sh = inv.sh;
@@ -254,6 +256,12 @@ const ucf: Tool = async (inv) => {
       if (real !== undefined) sh.fs.put({ path: real, type: "file", mode: 0o644, uid: 0, gid: 0, content: from.content! });
     }
     await upsertLine(sh, "/var/lib/ucf/hashfile", dest, `${md5}  ${dest}`, (l) => l.replace(/^\S+\s+/, ""));
+    const cacheDir = writePath(sh, "/var/lib/ucf/cache");
+    if (cacheDir === undefined) return;
+    if (!sh.fs.lstat(cacheDir)) sh.fs.put({ path: cacheDir, type: "dir", mode: 0o755 & ~sh.umask, uid: 0, gid: 0 });
+    if (flags.has("--three-way") || (from.content?.size ?? 0) < 25600) {
+      sh.fs.put({ path: joinPath(cacheDir, dest.replace(/\//g, ":")), type: "file", mode: from.mode, uid: from.uid, gid: from.gid, content: from.content! });
+    }
   });
   return 0;
 };
@@ -285,37 +293,66 @@ const find: Tool = async (inv) => {
   const args = inv.argv.slice(1);
   const roots: string[] = [];
   let k = 0;
-  for (; k < args.length && !args[k]!.startsWith("-"); k++) roots.push(args[k]!);
+  for (; k < args.length && !args[k]!.startsWith("-") && args[k] !== "!"; k++) roots.push(args[k]!);
   let maxdepth = Infinity;
   let mindepth = 0;
-  const tests: Array<(path: string, real: string) => boolean> = [];
+  type Test = (path: string, real: string) => boolean;
+  // The expression: alternatives (`-o`, `-or`), each a conjunction of tests (`!`/`-not` negates
+  // the next one); `-print0` anywhere ends names with NUL instead of a newline.
+  const alternatives: Test[][] = [[]];
+  let negate = false;
   let action: "print" | "delete" = "print";
+  let separator = "\n";
+  const idOf = async (kind: "user" | "group", v: string): Promise<number | undefined> => (kind === "user" ? (await lookupUser(sh, v))?.uid : lookupGroup(sh, v));
   for (; k < args.length; k++) {
     const a = args[k]!;
     const v = args[k + 1];
+    let test: Test | undefined;
     if (a === "-maxdepth" && v !== undefined) maxdepth = Number(args[++k]);
     else if (a === "-mindepth" && v !== undefined) mindepth = Number(args[++k]);
-    else if (a === "-type" && v !== undefined) {
+    else if (a === "!" || a === "-not") {
+      negate = !negate;
+      continue;
+    } else if (a === "-o" || a === "-or") alternatives.push([]);
+    else if (a === "-a" || a === "-and" || a === "-follow") {
+      // `-follow` matters only for links under the roots, which the scripts' directories lack.
+    } else if (a === "-type" && v !== undefined) {
       const t = { f: "file", d: "dir", l: "symlink" }[args[++k]!];
       if (!t) return unknownFind(inv);
-      tests.push((_, real) => sh.fs.lstat(real)?.type === t);
+      test = (_, real) => sh.fs.lstat(real)?.type === t;
     } else if (a === "-name" && v !== undefined) {
       const re = globRegExp(args[++k]!);
-      tests.push((p) => re.test(p.slice(p.lastIndexOf("/") + 1)));
-    } else if (a === "-empty") tests.push((_, real) => {
-      const e = sh.fs.lstat(real);
-      return e?.type === "dir" ? sh.fs.readdir(real).length === 0 : e?.type === "file" && (e.content?.size ?? 0) === 0;
-    });
-    else if (a === "-print") action = "print";
-    else if (a === "-delete") action = "delete";
+      test = (p) => re.test(p.slice(p.lastIndexOf("/") + 1));
+    } else if (a === "-empty") {
+      test = (_, real) => {
+        const e = sh.fs.lstat(real);
+        return e?.type === "dir" ? sh.fs.readdir(real).length === 0 : e?.type === "file" && (e.content?.size ?? 0) === 0;
+      };
+    } else if ((a === "-uid" || a === "-gid" || a === "-user" || a === "-group") && v !== undefined) {
+      const value = args[++k]!;
+      const want = /^[0-9]+$/.test(value) ? Number(value) : await idOf(a === "-user" ? "user" : "group", value);
+      if (want === undefined) return unknownFind(inv);
+      const field = a === "-uid" || a === "-user" ? "uid" : "gid";
+      test = (_, real) => sh.fs.lstat(real)?.[field] === want;
+    } else if (a === "-print") action = "print";
+    else if (a === "-print0") {
+      action = "print";
+      separator = "\0";
+    } else if (a === "-delete") action = "delete";
     else return unknownFind(inv);
+    if (test) {
+      const t = test;
+      alternatives[alternatives.length - 1]!.push(negate ? (p, r) => !t(p, r) : t);
+    }
+    negate = false;
   }
+  const matches: Test = (p, r) => alternatives.some((tests) => tests.every((t) => t(p, r)));
   // -print lists a directory before its content; -delete works depth first.
   const found: Array<{ path: string; real: string }> = [];
   const visit = (path: string, real: string, depth: number): void => {
     const e = sh.fs.lstat(real);
     if (!e) return;
-    const hit = depth >= mindepth && tests.every((t) => t(path, real));
+    const hit = depth >= mindepth && matches(path, real);
     if (hit && action === "print") found.push({ path, real });
     if (e.type === "dir" && depth < maxdepth) for (const n of sh.fs.readdir(real)) visit(`${path}/${n}`, joinPath(real, n), depth + 1);
     if (hit && action === "delete") found.push({ path, real });
@@ -329,10 +366,42 @@ const find: Tool = async (inv) => {
     }
     visit(r, real, 0);
   }
-  if (action === "print") inv.out.write(found.map((f) => `${f.path}\n`).join(""));
+  if (action === "print") inv.out.write(found.map((f) => `${f.path}${separator}`).join(""));
   else for (const f of found) await sh.emulate(`find -delete: removes ${f.path}`, () => sh.fs.remove(f.real));
   return status;
 };
+
+/**
+ * `xargs [-0] [-r] command [arg...]`: the command once, with the input's items after its own
+ * arguments (split on NULs with `-0`, else on blanks and newlines); none at all with `-r`
+ * (`--no-run-if-empty`) and an empty input.
+ */
+const xargs: Tool = async (inv) => {
+  const args = inv.argv.slice(1);
+  let k = 0;
+  let nul = false;
+  let skipEmpty = false;
+  for (; k < args.length && args[k]!.startsWith("-"); k++) {
+    const a = args[k]!;
+    if (a === "-0" || a === "--null") nul = true;
+    else if (a === "-r" || a === "--no-run-if-empty") skipEmpty = true;
+    else if (/^-[0r]+$/.test(a)) {
+      nul ||= a.includes("0");
+      skipEmpty ||= a.includes("r");
+    } else return unreproducedXargs(inv, `its option ${a}`);
+  }
+  const input = inv.stdin ?? "";
+  if (typeof input !== "string") return unreproducedXargs(inv, input.why);
+  const items = (nul ? input.split("\0") : input.split(/[ \t\n]+/)).filter((x) => x !== "");
+  if (items.length === 0 && skipEmpty) return 0;
+  const argv = [...(args.length > k ? args.slice(k) : ["echo"]), ...items];
+  return inv.sh.invoke(argv, inv.out, undefined, shown(argv));
+};
+/** xargs runs a command: what it cannot know is reported, never guessed. */
+function unreproducedXargs(inv: Invocation, why: string): Status {
+  inv.sh.unreproduced(`runs \`${inv.text}\`, whose items are not known at build time (${why})`);
+  return new Unknown(`the result of \`${inv.text}\``);
+}
 
 function unknownFind(inv: Invocation): Status {
   const why = `the result of \`${inv.text}\``;
@@ -453,6 +522,7 @@ function a2enTool(kind: "mod" | "conf" | "site"): Tool {
 }
 
 export const MISC_TOOLS: ReadonlyArray<[string, Tool]> = [
+  ["xargs", xargs],
   ["a2enmod", a2enTool("mod")],
   ["a2enconf", a2enTool("conf")],
   ["a2ensite", a2enTool("site")],

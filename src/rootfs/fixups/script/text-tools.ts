@@ -568,7 +568,13 @@ const ls: Tool = (inv) => {
     const e = flags.has("-L") ? inv.sh.fs.stat(p, inv.sh.cwd) : inv.sh.fs.lstat(p, inv.sh.cwd);
     if (!e) status = 2;
   }
-  if (flags.has("-l") || flags.has("-d") || flags.has("-1") || operands.some((p) => inv.sh.fs.stat(p, inv.sh.cwd)?.type === "dir")) {
+  const plain = [...flags].every((f) => f === "-1");
+  if (plain && operands.length === 1 && inv.sh.fs.stat(operands[0]!, inv.sh.cwd)?.type === "dir") {
+    // One directory, not to a terminal: its names one a line, without dot files, in the C
+    // locale's order (scripts run with LC_ALL=C).
+    const names = inv.sh.fs.readdir(operands[0]!, inv.sh.cwd).filter((n) => !n.startsWith("."));
+    inv.out.write(names.sort(compareBytes).map((n) => `${n}\n`).join(""));
+  } else if (flags.has("-l") || flags.has("-d") || flags.has("-1") || operands.some((p) => inv.sh.fs.stat(p, inv.sh.cwd)?.type === "dir")) {
     inv.out.write(new Unknown("the output of ls"));
   } else inv.out.write(operands.filter((p) => inv.sh.fs.lstat(p, inv.sh.cwd)).map((p) => `${p}\n`).join(""));
   return status;
@@ -600,7 +606,7 @@ const expr: Tool = (inv) => {
   return result === "" || result === "0" ? 1 : 0;
 };
 
-/** `id [-u|-g|-un|-gn] [user]`. */
+/** `id [-u|-g|-G] [-n] [user]`, from the tree's /etc/passwd and /etc/group. */
 const id: Tool = async (inv) => {
   const { flags, operands } = getopt(inv.argv.slice(1));
   const name = operands[0] ?? "root";
@@ -608,10 +614,15 @@ const id: Tool = async (inv) => {
   const line = passwd.split("\n").find((l) => l.split(":")[0] === name || (/^[0-9]+$/.test(name) && l.split(":")[2] === name));
   if (!line) return 1;
   const [user, , uid, gid] = line.split(":");
-  const group = (await readText(inv.sh, "/etc/group")).split("\n").find((l) => l.split(":")[2] === gid)?.split(":")[0] ?? gid;
+  const groups = (await readText(inv.sh, "/etc/group")).split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4);
+  const group = groups.find((f) => f[2] === gid)?.[0] ?? gid;
   if (flags.has("-u")) inv.out.write(`${flags.has("-n") ? user : uid}\n`);
   else if (flags.has("-g")) inv.out.write(`${flags.has("-n") ? group : gid}\n`);
-  else if (flags.size === 0) inv.out.write(`uid=${uid}(${user}) gid=${gid}(${group})\n`);
+  else if (flags.has("-G")) {
+    // The login group first, then every group that lists the user as a member, in file order.
+    const extra = groups.filter((f) => f[2] !== gid && f[3]!.split(",").includes(user!));
+    inv.out.write(`${[flags.has("-n") ? group : gid, ...extra.map((f) => (flags.has("-n") ? f[0] : f[2]))].join(" ")}\n`);
+  } else if (flags.size === 0) inv.out.write(`uid=${uid}(${user}) gid=${gid}(${group})\n`);
   else return unknownResult(inv, `id ${inv.argv.slice(1).join(" ")}`);
   return 0;
 };
@@ -651,6 +662,18 @@ const which: Tool = (inv) => {
   return status;
 };
 
+/** `seq [FIRST [INCREMENT]] LAST` over integers, one number a line. */
+const seq: Tool = (inv) => {
+  const nums = inv.argv.slice(1);
+  if (nums.length < 1 || nums.length > 3 || !nums.every((n) => /^-?[0-9]+$/.test(n))) return unknownResult(inv, `seq ${nums.join(" ")}`);
+  const [first, step, last] = nums.length === 1 ? [1, 1, Number(nums[0])] : nums.length === 2 ? [Number(nums[0]), 1, Number(nums[1])] : nums.map(Number) as [number, number, number];
+  if (step === 0) return 1;
+  const out: number[] = [];
+  for (let n = first; step > 0 ? n <= last : n >= last; n += step) out.push(n);
+  inv.out.write(out.map((n) => `${n}\n`).join(""));
+  return 0;
+};
+
 /** `pidof`/`pgrep`: no process of the image runs while it is built. */
 const noProcess: Tool = () => 1;
 
@@ -681,6 +704,7 @@ export const TEXT_TOOLS: ReadonlyArray<[string, Tool]> = [
   ["getent", getent],
   ["uname", uname],
   ["which", which],
+  ["seq", seq],
   ["pidof", noProcess],
   ["pgrep", noProcess],
 ];

@@ -41,6 +41,19 @@ export const COMMON_PROGRAMS: readonly ProgramRule[] = [
     paths: ["etc/rc[0-6S].d/**"],
   },
   { program: "systemd-tmpfiles", outcome: "not-needed", effect: "creates runtime files and directories at boot (systemd-tmpfiles): not part of an image" },
+  {
+    program: "aa-status",
+    outcome: "not-needed",
+    effect: "asks whether AppArmor is enabled, to load the package's profile: no profile is loaded while an image is built; the container runtime applies its own",
+    status: 1,
+  },
+  { program: "apparmor_parser", outcome: "not-needed", effect: "loads an AppArmor profile into the running kernel: not part of an image" },
+  {
+    program: "df",
+    outcome: "not-needed",
+    effect: "measures the free space of the build machine's disk: the image gets the space of whatever runs it",
+    output: "",
+  },
   { program: "update-initramfs", outcome: "not-needed", effect: "rebuilds an initramfs: a container image has no kernel" },
   { program: "update-menus", outcome: "not-needed", effect: "updates desktop menus (menu is not installed)" },
   { program: /^py3?clean$/, outcome: "not-needed", effect: "removes byte-compiled Python files, which an image being built does not have" },
@@ -96,6 +109,50 @@ export const COMMON_PROGRAMS: readonly ProgramRule[] = [
     outcome: "unreproduced",
     effect: "generates the snakeoil TLS key and certificate: a private key must not be baked into an image (run make-ssl-cert in the container, or bring your own)",
     paths: ["etc/ssl/private/ssl-cert-snakeoil.key", "etc/ssl/certs/ssl-cert-snakeoil.pem", "->ssl-cert-snakeoil.pem"],
+  },
+  {
+    program: "pg_createcluster",
+    outcome: "unreproduced",
+    effect:
+      "creates a PostgreSQL database cluster (initdb: its data under /var/lib/postgresql, its configuration under /etc/postgresql, its log): create it when the container starts, as the official images' entrypoints do",
+    paths: ["etc/postgresql/*", "etc/postgresql/*/**", "var/lib/postgresql/*", "var/lib/postgresql/*/**", "var/log/postgresql/postgresql-*.log"],
+  },
+  {
+    program: "pg_updateaptconfig",
+    outcome: "unreproduced",
+    effect:
+      "tells apt never to auto-remove the PostgreSQL versions that have a cluster (/etc/apt/apt.conf.d/02autoremove-postgresql), which follows the cluster pg_createcluster would create",
+    paths: ["etc/apt/apt.conf.d/02autoremove-postgresql"],
+  },
+  {
+    program: "pg_updatedicts",
+    outcome: "unreproduced",
+    effect: "links the installed hunspell and myspell dictionaries for PostgreSQL's full-text search (/var/cache/postgresql/dicts, tsearch_data links): rerun pg_updatedicts after adding dictionaries",
+    paths: ["var/cache/postgresql", "var/cache/postgresql/**", "usr/share/postgresql/*/tsearch_data/*.dict", "usr/share/postgresql/*/tsearch_data/*.affix"],
+  },
+  {
+    program: "pg_checksystem",
+    outcome: "not-needed",
+    effect: "warns about disks with write caching that endangers PostgreSQL's data: a property of the machine the container runs on, not of the image",
+  },
+  {
+    program: "pg_lsclusters",
+    outcome: "emulated",
+    effect: "lists the PostgreSQL clusters: none in the image Kiln builds (creating one is unreproduced, see pg_createcluster)",
+    output: "",
+  },
+  {
+    program: "pam_getenv",
+    outcome: "emulated",
+    effect: "reads a variable of PAM's environment (/etc/environment, /etc/security/pam_env.conf): a new image sets none",
+    output: "",
+  },
+  {
+    program: /^(bash|sh|mysql_install_db|mariadb-install-db)$/,
+    args: /(^|\s|\/)(mysql_install_db|mariadb-install-db)(\s|$)/,
+    outcome: "unreproduced",
+    effect: "initializes the MariaDB/MySQL data directory (/var/lib/mysql, by running the server in bootstrap mode): initialize it when the container starts, as the official images' entrypoints do",
+    paths: ["var/lib/mysql/**"],
   },
   {
     program: "perl",
