@@ -29,8 +29,10 @@ const { classify, compareTrees, scanTree } = await import("./compare.mjs");
 const study = studyFor("bookworm");
 const SOURCE_DATE_EPOCH = "1735689600"; // 2025-01-01: both tools stamp the same day
 const wanted = process.argv.slice(2);
-const sets = CORPUS.sets.filter((s) => wanted.length === 0 || wanted.includes(s.name));
-if (sets.length === 0) throw new Error(`no such set: ${wanted.join(", ")}`);
+// In the order given (the corpus' order without names).
+const sets = wanted.length === 0 ? CORPUS.sets : wanted.map((name) => CORPUS.sets.find((s) => s.name === name) ?? name);
+const unknownSets = sets.filter((s) => typeof s === "string");
+if (unknownSets.length > 0) throw new Error(`no such set: ${unknownSets.join(", ")}`);
 mkdirSync(WORK, { recursive: true });
 
 function sh(cmd, args, opts = {}) {

@@ -20,12 +20,16 @@ export interface Diversion {
   pkg: string;
 }
 
-/** dpkg's file-name hash (lib/dpkg/strhash.c, FNV-1 over the path without its leading slash). */
+/**
+ * The bin of dpkg's file-name hash table a path falls in: bookworm's dpkg (1.21) hashes the path
+ * without its leading slash with FNV-1a into 262139 bins (checked against its dpkg-divert: a
+ * dozen diversions come out in exactly this order).
+ */
 function fsysHashBin(path: string): number {
   let h = 2166136261;
-  // dpkg hashes `char`s, signed on the architectures Debian builds dpkg-divert for here (x86).
-  for (const b of Buffer.from(path.replace(/^\/+/, ""))) h = (Math.imul(h, 16777619) ^ (b > 127 ? b - 256 : b)) >>> 0;
-  return h % 262139; // lib/dpkg/fsys-hash.c's BINS
+  // dpkg hashes `char`s, signed on x86: a byte above 127 is sign-extended before the xor.
+  for (const b of Buffer.from(path.replace(/^\/+/, ""))) h = Math.imul((h ^ (b > 127 ? b - 256 : b)) >>> 0, 16777619) >>> 0;
+  return h % 262139;
 }
 
 /**

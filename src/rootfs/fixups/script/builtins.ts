@@ -4,7 +4,7 @@
  */
 import type { Invocation, Tool } from "./interpret.js";
 import { parseScript } from "./parse.js";
-import { isUnknown, Unknown, type Status } from "./values.js";
+import { isUnknown, Unknown, type Status, type Value } from "./values.js";
 import { testExpression } from "./test-expr.js";
 
 const ok = (): Status => 0;
@@ -269,7 +269,64 @@ function typeBuiltin(inv: Invocation): Status {
   return 0;
 }
 
+/** Where `getopts` is inside a group of letters (`-qv`), per shell: sh keeps it out of sight too. */
+const getoptsAt = new WeakMap<object, number>();
+
+/** `getopts OPTSTRING NAME [ARG...]`: POSIX option parsing over the arguments (or $@), OPTIND/OPTARG. */
+function getopts(inv: Invocation): Status {
+  const { sh } = inv;
+  const [spec, name] = inv.argv.slice(1);
+  if (spec === undefined || name === undefined) return 2;
+  const args = inv.argv.length > 3 ? inv.argv.slice(3) : sh.positional;
+  const optind = sh.getVar("OPTIND");
+  if (isUnknown(optind)) return optind;
+  let index = Number(optind || "1");
+  let at = getoptsAt.get(sh) ?? 0;
+  const done = (): Status => {
+    sh.setVar(name, "?");
+    sh.setVar("OPTIND", String(index));
+    getoptsAt.set(sh, 0);
+    return 1;
+  };
+  const arg = args[index - 1];
+  if (arg === undefined) return done();
+  if (isUnknown(arg)) return arg;
+  if (at === 0) {
+    if (arg === "--") {
+      index++;
+      return done();
+    }
+    if (!arg.startsWith("-") || arg === "-") return done();
+    at = 1;
+  }
+  const letter = arg[at]!;
+  at++;
+  const k = spec.replace(/^:/, "").indexOf(letter);
+  const takesValue = k >= 0 && spec.replace(/^:/, "")[k + 1] === ":";
+  let value: Value | undefined;
+  if (takesValue) {
+    value = at < arg.length ? arg.slice(at) : args[index];
+    index += at < arg.length ? 1 : 2;
+    at = 0;
+  } else if (at >= arg.length) {
+    index++;
+    at = 0;
+  }
+  getoptsAt.set(sh, at);
+  sh.setVar("OPTIND", String(index));
+  if (k < 0 || letter === ":" || (takesValue && value === undefined)) {
+    sh.setVar(name, "?");
+    sh.unsetVar("OPTARG");
+    return 0;
+  }
+  sh.setVar(name, letter);
+  if (takesValue) sh.setVar("OPTARG", value!);
+  else sh.unsetVar("OPTARG");
+  return 0;
+}
+
 export const BUILTINS: Readonly<Record<string, Tool>> = {
+  getopts,
   ":": ok,
   true: ok,
   false: () => 1,

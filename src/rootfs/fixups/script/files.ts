@@ -111,10 +111,11 @@ async function parseOwner(sh: Interpreter, spec: string): Promise<{ uid?: number
 
 /** A mode from `chmod`'s syntax (octal, or symbolic like `u+s`, `go-w`, `a=rx,u+w`), applied to `cur`. */
 export function applyMode(spec: string, cur: number, isDir: boolean, umask: number): number | undefined {
-  if (/^[0-7]{1,4}$/.test(spec)) {
+  if (/^[0-7]+$/.test(spec) && parseInt(spec, 8) <= 0o7777) {
     const n = parseInt(spec, 8);
-    // GNU chmod keeps a directory's set-id bits unless the octal mode has five digits or says them.
-    return isDir && spec.length < 4 ? (cur & 0o6000) | n : n;
+    // GNU chmod keeps a directory's set-id bits unless the octal mode has five digits (`00755`,
+    // `04755`) or sets them itself (`2755`).
+    return isDir && spec.length < 5 ? (cur & 0o6000) | n : n;
   }
   let mode = cur;
   for (const clause of spec.split(",")) {

@@ -238,7 +238,7 @@ const DEBCONF_TOOLS: ReadonlyArray<[string, Tool]> = [
  * recorded in `/var/lib/ucf/hashfile`; a copy of the new file (`cp -p`) goes to ucf's cache,
  * `/var/lib/ucf/cache/:etc:dir:name`, when it is smaller than 25600 bytes or `--three-way` asks
  * for it (ucf's own rule: the cache feeds its three-way merges on upgrades). `ucfr package dest`
- * records the owner in `/var/lib/ucf/registry`. Both files are kept sorted, as ucf keeps them.
+ * records the owner in `/var/lib/ucf/registry` (`package \t path`, appended, as ucfr writes it).
  */
 const ucf: Tool = async (inv) => {
   const sh = inv.sh;
@@ -272,90 +272,142 @@ const ucfr: Tool = async (inv) => {
   if (flags.has("--purge") || flags.has("-p")) return 0;
   const [pkg, dest] = operands;
   if (pkg === undefined || dest === undefined) return 1;
-  await sh.emulate(`ucfr ${pkg} ${dest}: records ${pkg} as the owner of ${dest}`, () => upsertLine(sh, "/var/lib/ucf/registry", dest, `${pkg}\t${dest}`, (l) => l.replace(/^\S+\s+/, "")));
+  await sh.emulate(`ucfr ${pkg} ${dest}: records ${pkg} as the owner of ${dest}`, () => upsertLine(sh, "/var/lib/ucf/registry", dest, `${pkg} \t ${dest}`, (l) => l.replace(/^\S+\s+/, ""), false));
   return 0;
 };
 
-async function upsertLine(sh: Interpreter, file: string, key: string, line: string, keyOf: (l: string) => string): Promise<void> {
+/** Replaces `key`'s line of a state file: ucf sorts its hashfile, ucfr appends to its registry. */
+async function upsertLine(sh: Interpreter, file: string, key: string, line: string, keyOf: (l: string) => string, sorted = true): Promise<void> {
   const real = writePath(sh, file);
   if (real === undefined) return;
   const lines = (await readText(sh, file)).split("\n").filter((l) => l !== "" && keyOf(l) !== key);
   lines.push(line);
-  lines.sort(compareBytes);
+  if (sorted) lines.sort(compareBytes);
   sh.fs.writeFile(real, lines.map((l) => `${l}\n`).join(""), 0o644, 0, 0);
 }
 
 // ---- find ------------------------------------------------------------------------------------
 
 /** `find PATH... [-maxdepth N] [-mindepth N] [-type f|d|l] [-name P] [-empty] [-print|-delete]`. */
+/** An emacs regular expression (find's default `-regex` syntax) as a JS one over the whole path. */
+function emacsRegExp(re: string): RegExp {
+  let out = "";
+  for (let i = 0; i < re.length; i++) {
+    const c = re[i]!;
+    if (c === "\\" && i + 1 < re.length) {
+      const n = re[++i]!;
+      out += "()|{}".includes(n) ? n : `\\${n}`;
+    } else out += "()|{}".includes(c) ? `\\${c}` : c;
+  }
+  return new RegExp(`^(?:${out})$`, "s");
+}
+
+type FindTest = (path: string, real: string) => boolean;
+
+/**
+ * `find PATH... EXPRESSION`: `-maxdepth`, `-mindepth`, `-follow`; tests `-type f|d|l`, `-name`,
+ * `-regex`, `-empty`, `-uid`, `-gid`, `-user`, `-group`; `!`/`-not`, `-a`, `-o`, `( )`; actions
+ * `-print`, `-print0`, `-printf` (`%p`, `%f`) and `-delete`. Names come in the tree's order, sorted.
+ */
 const find: Tool = async (inv) => {
   const sh = inv.sh;
   const args = inv.argv.slice(1);
   const roots: string[] = [];
   let k = 0;
-  for (; k < args.length && !args[k]!.startsWith("-") && args[k] !== "!"; k++) roots.push(args[k]!);
+  for (; k < args.length && !args[k]!.startsWith("-") && args[k] !== "!" && args[k] !== "("; k++) roots.push(args[k]!);
   let maxdepth = Infinity;
   let mindepth = 0;
-  type Test = (path: string, real: string) => boolean;
-  // The expression: alternatives (`-o`, `-or`), each a conjunction of tests (`!`/`-not` negates
-  // the next one); `-print0` anywhere ends names with NUL instead of a newline.
-  const alternatives: Test[][] = [[]];
-  let negate = false;
-  let action: "print" | "delete" = "print";
-  let separator = "\n";
+  let hasAction = false;
+  const printed: string[] = [];
+  const deleted: Array<{ path: string; real: string }> = [];
   const idOf = async (kind: "user" | "group", v: string): Promise<number | undefined> => (kind === "user" ? (await lookupUser(sh, v))?.uid : lookupGroup(sh, v));
-  for (; k < args.length; k++) {
-    const a = args[k]!;
-    const v = args[k + 1];
-    let test: Test | undefined;
-    if (a === "-maxdepth" && v !== undefined) maxdepth = Number(args[++k]);
-    else if (a === "-mindepth" && v !== undefined) mindepth = Number(args[++k]);
-    else if (a === "!" || a === "-not") {
-      negate = !negate;
-      continue;
-    } else if (a === "-o" || a === "-or") alternatives.push([]);
-    else if (a === "-a" || a === "-and" || a === "-follow") {
+  let bad = false;
+
+  const primary = async (): Promise<FindTest> => {
+    const a = args[k++];
+    const v = args[k];
+    if (a === "(") {
+      const inner = await or();
+      if (args[k++] !== ")") bad = true;
+      return inner;
+    }
+    if (a === "!" || a === "-not") {
+      const t = await primary();
+      return (p, r) => !t(p, r);
+    }
+    if (a === "-maxdepth" && v !== undefined) maxdepth = Number(args[k++]);
+    else if (a === "-mindepth" && v !== undefined) mindepth = Number(args[k++]);
+    else if (a === "-follow" || a === "-depth") {
       // `-follow` matters only for links under the roots, which the scripts' directories lack.
     } else if (a === "-type" && v !== undefined) {
-      const t = { f: "file", d: "dir", l: "symlink" }[args[++k]!];
-      if (!t) return unknownFind(inv);
-      test = (_, real) => sh.fs.lstat(real)?.type === t;
+      const t = { f: "file", d: "dir", l: "symlink" }[args[k++]!];
+      if (!t) bad = true;
+      return (_, real) => sh.fs.lstat(real)?.type === t;
     } else if (a === "-name" && v !== undefined) {
-      const re = globRegExp(args[++k]!);
-      test = (p) => re.test(p.slice(p.lastIndexOf("/") + 1));
+      const re = globRegExp(args[k++]!);
+      return (p) => re.test(p.slice(p.lastIndexOf("/") + 1));
+    } else if (a === "-regex" && v !== undefined) {
+      const re = emacsRegExp(args[k++]!);
+      return (p) => re.test(p);
     } else if (a === "-empty") {
-      test = (_, real) => {
+      return (_, real) => {
         const e = sh.fs.lstat(real);
         return e?.type === "dir" ? sh.fs.readdir(real).length === 0 : e?.type === "file" && (e.content?.size ?? 0) === 0;
       };
     } else if ((a === "-uid" || a === "-gid" || a === "-user" || a === "-group") && v !== undefined) {
-      const value = args[++k]!;
+      const value = args[k++]!;
       const want = /^[0-9]+$/.test(value) ? Number(value) : await idOf(a === "-user" ? "user" : "group", value);
-      if (want === undefined) return unknownFind(inv);
+      if (want === undefined) bad = true;
       const field = a === "-uid" || a === "-user" ? "uid" : "gid";
-      test = (_, real) => sh.fs.lstat(real)?.[field] === want;
-    } else if (a === "-print") action = "print";
-    else if (a === "-print0") {
-      action = "print";
-      separator = "\0";
-    } else if (a === "-delete") action = "delete";
-    else return unknownFind(inv);
-    if (test) {
-      const t = test;
-      alternatives[alternatives.length - 1]!.push(negate ? (p, r) => !t(p, r) : t);
+      return (_, real) => sh.fs.lstat(real)?.[field] === want;
+    } else if (a === "-print" || a === "-print0") {
+      hasAction = true;
+      const end = a === "-print" ? "\n" : "\0";
+      return (p) => (printed.push(`${p}${end}`), true);
+    } else if (a === "-printf" && v !== undefined) {
+      hasAction = true;
+      const format = args[k++]!;
+      if (/%[^pf%]/.test(format)) bad = true;
+      return (p) => {
+        const name = p.slice(p.lastIndexOf("/") + 1);
+        printed.push(format.replace(/%([pf%])|\\([n0t\\])/g, (_m, f: string | undefined, esc: string | undefined) => (f === "p" ? p : f === "f" ? name : f === "%" ? "%" : esc === "n" ? "\n" : esc === "0" ? "\0" : esc === "t" ? "\t" : "\\")));
+        return true;
+      };
+    } else if (a === "-delete") {
+      hasAction = true;
+      return (p, real) => (deleted.push({ path: p, real }), true);
+    } else bad = true;
+    return () => true;
+  };
+  const and = async (): Promise<FindTest> => {
+    const parts = [await primary()];
+    while (k < args.length && args[k] !== "-o" && args[k] !== "-or" && args[k] !== ")") {
+      if (args[k] === "-a" || args[k] === "-and") k++;
+      parts.push(await primary());
     }
-    negate = false;
-  }
-  const matches: Test = (p, r) => alternatives.some((tests) => tests.every((t) => t(p, r)));
-  // -print lists a directory before its content; -delete works depth first.
-  const found: Array<{ path: string; real: string }> = [];
+    return (p, r) => parts.every((t) => t(p, r));
+  };
+  const or = async (): Promise<FindTest> => {
+    const parts = [await and()];
+    while (args[k] === "-o" || args[k] === "-or") {
+      k++;
+      parts.push(await and());
+    }
+    return (p, r) => parts.some((t) => t(p, r));
+  };
+  const expression = k < args.length ? await or() : () => true;
+  if (bad || k < args.length) return unknownFind(inv);
+  // -delete works depth first; the rest lists a directory before its content.
+  const depthFirst = args.includes("-delete");
   const visit = (path: string, real: string, depth: number): void => {
     const e = sh.fs.lstat(real);
     if (!e) return;
-    const hit = depth >= mindepth && matches(path, real);
-    if (hit && action === "print") found.push({ path, real });
-    if (e.type === "dir" && depth < maxdepth) for (const n of sh.fs.readdir(real)) visit(`${path}/${n}`, joinPath(real, n), depth + 1);
-    if (hit && action === "delete") found.push({ path, real });
+    const test = (): void => {
+      if (depth >= mindepth && expression(path, real) && !hasAction) printed.push(`${path}\n`);
+    };
+    if (!depthFirst) test();
+    if (e.type === "dir" && depth < maxdepth) for (const n of [...sh.fs.readdir(real)].sort(compareBytes)) visit(`${path}/${n}`, joinPath(real, n), depth + 1);
+    if (depthFirst) test();
   };
   let status: Status = 0;
   for (const r of roots.length > 0 ? roots : ["."]) {
@@ -366,11 +418,10 @@ const find: Tool = async (inv) => {
     }
     visit(r, real, 0);
   }
-  if (action === "print") inv.out.write(found.map((f) => `${f.path}${separator}`).join(""));
-  else for (const f of found) await sh.emulate(`find -delete: removes ${f.path}`, () => sh.fs.remove(f.real));
+  inv.out.write(printed.join(""));
+  for (const f of deleted) await sh.emulate(`find -delete: removes ${f.path}`, () => sh.fs.remove(f.real));
   return status;
 };
-
 /**
  * `xargs [-0] [-r] command [arg...]`: the command once, with the input's items after its own
  * arguments (split on NULs with `-0`, else on blanks and newlines); none at all with `-r`

@@ -155,6 +155,14 @@ export const COMMON_PROGRAMS: readonly ProgramRule[] = [
     paths: ["var/lib/mysql/**"],
   },
   {
+    program: /^php(query|enmod|dismod)$/,
+    outcome: "unreproduced",
+    effect:
+      "enables the package's PHP modules for each SAPI (/etc/php/VERSION/SAPI/conf.d links, /var/lib/php/modules state): Kiln does not reproduce it yet; run phpenmod for the modules you need in a build step of your image",
+    paths: ["etc/php/*/*/conf.d/*.ini", "var/lib/php/modules", "var/lib/php/modules/**"],
+    output: "",
+  },
+  {
     program: "perl",
     outcome: "unreproduced",
     effect: "runs a Perl program Kiln does not interpret",
