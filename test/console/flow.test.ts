@@ -166,6 +166,22 @@ describe("the console", () => {
     expect(byName["README.txt"]).toMatchObject({ extract: false, uploaded: true, size: readFileSync(readme).length });
   }, LONG);
 
+  it("uploads a file dropped on the upload area", async () => {
+    // What a drag from the desktop delivers: a drop event whose DataTransfer holds the files.
+    const dropped = await page.evaluateHandle(() => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File(["dropped from the desktop\n"], "dropped.txt", { type: "text/plain" }));
+      return transfer;
+    });
+    const zone = page.locator(".dropzone");
+    await zone.dispatchEvent("dragover", { dataTransfer: dropped });
+    await zone.dispatchEvent("drop", { dataTransfer: dropped });
+    await page.getByRole("list", { name: "Files of the bundle" }).getByText("dropped.txt", { exact: true }).waitFor();
+    await page.getByRole("list", { name: "Uploads" }).waitFor({ state: "detached" });
+    const listed = (await (await api("GET", "users/alice/mysoftware/1/artifacts")).json()) as { softwareArtifacts: Array<{ name: string; size: number; uploaded: boolean }> };
+    expect(listed.softwareArtifacts.find((a) => a.name === "dropped.txt")).toMatchObject({ uploaded: true, size: "dropped from the desktop\n".length });
+  }, LONG);
+
   it("checks the restriction rule as it is typed and shows the error at its position", async () => {
     const rule = page.getByRole("textbox", { name: "Restriction rule" });
     await rule.fill("Distribution#name=Debian && TargetFormat#");
