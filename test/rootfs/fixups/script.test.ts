@@ -168,6 +168,7 @@ if id -Gn demo | grep -qw adm; then touch /srv/in-adm; fi
 for n in $(seq 3 -1 1); do touch /srv/n$n; done
 mkdir -m 2755 /srv/sgid-kept /srv/sgid-cleared && chmod 0755 /srv/sgid-kept && chmod 00755 /srv/sgid-cleared
 touch /srv/suid && chmod 04755 /srv/suid
+cat /dev/null > /srv/emptied && echo "# kept" >> /srv/emptied
 ls /srv/data > /srv/listing
 while getopts "qv:m:" opt -q -v 8.2 -mcal; do echo "$opt=\${OPTARG:-}" >> /srv/opts; done
 touch /srv/data/x.bak

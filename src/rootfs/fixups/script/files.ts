@@ -527,6 +527,8 @@ const cat: Tool = async (inv) => {
   }
   let status: Status = 0;
   for (const f of files) {
+    // The host's /dev/null, not the tree's (which has no /dev): empty.
+    if (f === "/dev/null") continue;
     const e = inv.sh.fs.stat(f, inv.sh.cwd);
     if (e?.type !== "file") {
       status = 1;

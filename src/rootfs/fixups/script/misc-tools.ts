@@ -238,7 +238,8 @@ const DEBCONF_TOOLS: ReadonlyArray<[string, Tool]> = [
  * recorded in `/var/lib/ucf/hashfile`; a copy of the new file (`cp -p`) goes to ucf's cache,
  * `/var/lib/ucf/cache/:etc:dir:name`, when it is smaller than 25600 bytes or `--three-way` asks
  * for it (ucf's own rule: the cache feeds its three-way merges on upgrades). `ucfr package dest`
- * records the owner in `/var/lib/ucf/registry` (`package \t path`, appended, as ucfr writes it).
+ * records the owner in `/var/lib/ucf/registry` (`package \t path`). Both files get each new line
+ * at their end, as ucf and ucfr write them.
  */
 const ucf: Tool = async (inv) => {
   const sh = inv.sh;
@@ -272,17 +273,16 @@ const ucfr: Tool = async (inv) => {
   if (flags.has("--purge") || flags.has("-p")) return 0;
   const [pkg, dest] = operands;
   if (pkg === undefined || dest === undefined) return 1;
-  await sh.emulate(`ucfr ${pkg} ${dest}: records ${pkg} as the owner of ${dest}`, () => upsertLine(sh, "/var/lib/ucf/registry", dest, `${pkg} \t ${dest}`, (l) => l.replace(/^\S+\s+/, ""), false));
+  await sh.emulate(`ucfr ${pkg} ${dest}: records ${pkg} as the owner of ${dest}`, () => upsertLine(sh, "/var/lib/ucf/registry", dest, `${pkg} \t ${dest}`, (l) => l.replace(/^\S+\s+/, "")));
   return 0;
 };
 
-/** Replaces `key`'s line of a state file: ucf sorts its hashfile, ucfr appends to its registry. */
-async function upsertLine(sh: Interpreter, file: string, key: string, line: string, keyOf: (l: string) => string, sorted = true): Promise<void> {
+/** Replaces `key`'s line of a state file by one at the end (`grep -v` then `>>`, as ucf and ucfr do). */
+async function upsertLine(sh: Interpreter, file: string, key: string, line: string, keyOf: (l: string) => string): Promise<void> {
   const real = writePath(sh, file);
   if (real === undefined) return;
   const lines = (await readText(sh, file)).split("\n").filter((l) => l !== "" && keyOf(l) !== key);
   lines.push(line);
-  if (sorted) lines.sort(compareBytes);
   sh.fs.writeFile(real, lines.map((l) => `${l}\n`).join(""), 0o644, 0, 0);
 }
 
