@@ -184,6 +184,8 @@ update-alternatives --quiet --install /usr/local/bin/demo demo /usr/bin/head 80
 update-alternatives --quiet --install /usr/local/bin/demo demo /usr/bin/tail 50
 if update-alternatives --query demo | grep -q "Value: /usr/bin/head"; then touch /srv/best-head; fi
 update-alternatives --query no-such-group >/dev/null 2>&1 || touch /srv/no-group
+OUT=$(LC_ALL=C update-alternatives --display no-such-group 2>/dev/null) || true
+if [ "\${OUT#*auto mode}" != "$OUT" ]; then touch /srv/never; fi
 printf '#!/bin/sh\nset -e\nmkdir -p "$1"\necho "$0 $#" > "$1/by"\n' > /usr/local/sbin/demo-helper
 chmod 755 /usr/local/sbin/demo-helper
 /usr/local/sbin/demo-helper /srv/by-path

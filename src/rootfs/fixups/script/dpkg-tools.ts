@@ -345,7 +345,8 @@ const updateAlternatives: Tool = async (inv) => {
   const args = inv.argv.slice(1);
   const action = args.find((a) => /^--(install|remove|remove-all|auto|set|config|display|query|list|get-selections|set-selections|all)$/.test(a));
   if (action === "--query") return queryAlternative(inv, args[args.indexOf("--query") + 1]);
-  if (action === "--display" || action === "--list" || action === "--get-selections") return unknown(inv);
+  if (action === "--display" || action === "--list") return displayAlternative(inv, args[args.indexOf(action) + 1]);
+  if (action === "--get-selections") return unknown(inv);
   if (action === "--config" || action === "--set-selections" || action === "--all") return unknown(inv);
   await inv.sh.emulate(shown(["update-alternatives", ...args.filter((a) => a !== "--quiet")]), () => {
     calls(inv).alternatives.push({ pkg: inv.sh.pkg.pkg.name, words: ["update-alternatives", ...args] });
@@ -370,6 +371,16 @@ function queryAlternative(inv: Invocation, name: string | undefined): Status {
   const choices = [...g.choices].sort(([a], [b]) => compareBytes(a, b)).map(([path, c]) => `\nAlternative: ${path}\nPriority: ${c.priority}\n${slaves(c.slaves)}`);
   inv.out.write(head + choices.join(""));
   return 0;
+}
+
+/** `--display`/`--list NAME`: for a group no call made, dpkg's "no alternatives" (status 2). */
+function displayAlternative(inv: Invocation, name: string | undefined): Status {
+  if (name === undefined) return 2;
+  let doubt: string | undefined;
+  const groups = collectAlternatives(calls(inv).alternatives, inv.sh.fs, (m) => (doubt ??= m));
+  if (doubt === undefined && !groups.some((g) => g.name === name)) return 2;
+  // Its human-readable listing of an existing group is not modelled.
+  return unknown(inv);
 }
 
 const shellsTool = (kind: "add-shell" | "remove-shell"): Tool =>
