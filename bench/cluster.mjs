@@ -198,11 +198,15 @@ const kilnUrl = `${apiProc.url}/api/${bimg.uri}/downloads/${info.fileName}`;
 const nginxUrl = `http://127.0.0.1:${nginxPort}/${info.fileName}`;
 curl(nginxUrl);
 curl(kilnUrl, [`Authorization: ${auth}`]);
+// The registry alone (what any Kiln download through it can reach at most).
+const registryUrl = `http://127.0.0.1:${regPort}/v2/kiln/blobs/blobs/sha256:${hex}`;
 const kilnMBs = [];
 const nginxMBs = [];
+const registryMBs = [];
 for (let i = 0; i < 3; i++) {
   nginxMBs.push(curl(nginxUrl));
   kilnMBs.push(curl(kilnUrl, [`Authorization: ${auth}`]));
+  registryMBs.push(curl(registryUrl));
 }
 
 nginx.kill();
@@ -218,3 +222,4 @@ console.log(`throughput, ${N} generations, 1 worker    ${one.seconds.toFixed(1)}
 console.log(`throughput, ${N} generations, 2 workers   ${two.seconds.toFixed(1)} s   ${two.perMinute.toFixed(2)} generations/min   ratio ${(two.perMinute / one.perMinute).toFixed(2)} (2 cores shared)`);
 console.log(`worker SIGKILLed mid-generation: resumed by the other after ${resumedAfter.toFixed(1)} s (lease ${LEASE_S} s; goal < ${LEASE_S + 5} s)`);
 console.log(`download ${(info.fileSize / 2 ** 20).toFixed(0)} MiB through the API from the registry store: ${median(kilnMBs).toFixed(0)} MB/s (${kilnMBs.map((x) => x.toFixed(0)).join(", ")}), nginx ${median(nginxMBs).toFixed(0)} MB/s (${nginxMBs.map((x) => x.toFixed(0)).join(", ")})   ratio ${(median(kilnMBs) / median(nginxMBs)).toFixed(2)} (goal ≥ 0.50)`);
+console.log(`  the registry alone serving the same blob: ${median(registryMBs).toFixed(0)} MB/s (${registryMBs.map((x) => x.toFixed(0)).join(", ")}); Kiln through it / the registry alone ${(median(kilnMBs) / median(registryMBs)).toFixed(2)}`);
