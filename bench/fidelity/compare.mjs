@@ -120,7 +120,14 @@ export function scanTree(root, unordered = loadHarmless().unordered, fields = lo
       const dropped = fields.filter((c) => matchesAny(c.paths, p)).flatMap((c) => c.names);
       if (dropped.length) bytes = Buffer.from(bytes.toString("utf8").split("\n").filter((l) => !dropped.some((n) => l.startsWith(`${n}: `))).join("\n"));
       // Files whose records' order no reader depends on are compared record by record.
-      if (unordered.some((c) => matchesAny(c.paths, p))) bytes = Buffer.from(bytes.toString("utf8").split("\n\n").map((r) => r.trim()).filter(Boolean).sort().join("\n\n"));
+      // Stanzas by default; `lines: N`: records of N lines.
+      const order = unordered.find((c) => matchesAny(c.paths, p));
+      if (order?.lines) {
+        const ls = bytes.toString("utf8").split("\n").filter(Boolean);
+        const records = [];
+        for (let k = 0; k < ls.length; k += order.lines) records.push(ls.slice(k, k + order.lines).join("\n"));
+        bytes = Buffer.from(records.sort().join("\n"));
+      } else if (order) bytes = Buffer.from(bytes.toString("utf8").split("\n\n").map((r) => r.trim()).filter(Boolean).sort().join("\n\n"));
       if (clocked.some((c) => c.format === "jks" && matchesAny(c.paths, p))) bytes = withoutJksClocks(bytes);
       e.hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
     }

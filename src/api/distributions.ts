@@ -6,14 +6,16 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { CONTAINER_FORMATS, CONTAINER_PLATFORMS } from "../domain/formats.js";
 import { fail } from "../domain/errors.js";
 import { pkgField, pkgWire } from "../library/distributions.js";
-import { distributionWire, imageFormatWire, targetFormatWire, targetPlatformWire } from "../library/representations.js";
+import { distributionWire, imageFormatWire, targetFormatWire, targetPlatformWire, xmlRepresentable } from "../library/representations.js";
 import type { ApiContext, HandlerMap } from "../server/app.js";
-import { listPage, parseBooleanParam, pathIds, readObject, sendList, sendObject, type Query } from "../server/http.js";
+import { listPage, parseBooleanParam, pathIds, readObject, responseFormat, sendList, sendObject, type Query } from "../server/http.js";
 
 export function distributionHandlers(ctx: ApiContext): HandlerMap {
   const { distributions } = ctx.library;
   const listDistributions = async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    const page = listPage(req, distributions.list().map(distributionWire), "Distribution");
+    // XML clients are not shown what the schema cannot carry (arm64 distributions): JSON clients are.
+    const xml = responseFormat(req) === "xml";
+    const page = listPage(req, distributions.list().filter((e) => !xml || xmlRepresentable(e)).map(distributionWire), "Distribution");
     return sendList(req, reply, "distributions", { total: page.total, distributions: page.items });
   };
   return {
@@ -22,6 +24,9 @@ export function distributionHandlers(ctx: ApiContext): HandlerMap {
 
       async os_get(req, reply) {
         const { value, lastModified } = distributions.get(pathIds(req, "id").id);
+        if (responseFormat(req) === "xml" && !xmlRepresentable(distributions.entry(value.dbId!))) {
+          fail("notAcceptable", `distribution ${value.dbId} (${value.description}) has an architecture uforge.xsd cannot express in XML: ask with Accept: application/json`);
+        }
         return sendObject(req, reply, "distribution", value, { lastModified });
       },
 

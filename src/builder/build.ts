@@ -30,7 +30,7 @@ import { LayerCache } from "../oci/layer-cache.js";
 import { layerFormat, writeLayer } from "../oci/layer.js";
 import type { Layer } from "../oci/types.js";
 import { MERGED_USR_DIRS, ROOTFS_OWNER, Rootfs } from "../rootfs/rootfs.js";
-import { bookwormFixups } from "../rootfs/fixups/index.js";
+import { fixupsFor } from "../rootfs/fixups/index.js";
 import { aptSourceFor } from "../rootfs/fixups/apt-sources.js";
 import { bufferContent, type FsEntry } from "../rootfs/types.js";
 import { describeUnpacked, extractPackage, unpackPackages, type PackageSource } from "../rootfs/unpack.js";
@@ -46,7 +46,7 @@ import type { BuildPhase, BuildReport, BuildRequest, BuildResult, BuilderDeps } 
 const KILN_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 /** Bump when a fix-up's output may change for the same packages (cached fix-up layers are then rebuilt). */
-export const FIXUPS_VERSION = 3;
+export const FIXUPS_VERSION = 4;
 
 /** Share of the whole build each phase accounts for, for a progress bar that only moves forward. */
 const PHASES: Record<BuildPhase, [number, number]> = {
@@ -208,7 +208,7 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
     progress.set("configuring", "configuring (replacing package scripts)");
     const warnings: string[] = [];
     const scripts: ScriptReportEntry[] = [];
-    const fixups = bookwormFixups({ aptSources, manual, warn: (m) => warnings.push(m), report: scripts });
+    const fixups = fixupsFor(req.distribution.suite, { aptSources, manual, warn: (m) => warnings.push(m), report: scripts });
     for (const [i, f] of fixups.entries()) {
       checkCancelled(signal);
       const result = await f.apply({ packages: rootfs.installedPackages(), fs: rootfs, arch, clock });

@@ -35,7 +35,7 @@ export function registerBuild(program: Command): void {
     .description("build a Debian image from packages, without Docker, root or package scripts")
     .requiredOption("--os <name>", 'the distribution, as "<name> <version> <arch>" from kiln.yaml (e.g. "Debian 12 x86_64")')
     .option("--arch <list>", 'with --os "<name> <version>": the architectures, comma-separated (x86_64,aarch64); several make a multi-architecture image (an OCI image index), which needs --oci')
-    .option("--config <file>", "kiln.yaml listing the distributions (default: $KILN_CONFIG, else ./kiln.yaml, else Debian 12 from deb.debian.org)")
+    .option("--config <file>", "kiln.yaml listing the distributions (default: $KILN_CONFIG, else ./kiln.yaml, else Debian 12 and 13, x86_64 and aarch64, from deb.debian.org)")
     .option("--profile <profile>", "minbase: Priority required + apt, like debootstrap --variant=minbase; none: only the named packages", "minbase")
     .option("--packages <list>", "more packages, comma-separated (jq,curl)")
     .option("--deb <file>", "a local .deb to install (repeatable); its dependencies come from the distribution", (v: string, acc: string[]) => [...acc, v], [] as string[])

@@ -32,6 +32,7 @@ export const Errors = {
   forbidden: { status: 403, code: "Forbidden" },
   notFound: { status: 404, code: "NotFound" },
   methodNotAllowed: { status: 405, code: "MethodNotAllowed" },
+  notAcceptable: { status: 406, code: "NotAcceptable" },
   // 409 / 413 / 415 / 416
   conflict: { status: 409, code: "Conflict" },
   notReady: { status: 409, code: "NotReady" },

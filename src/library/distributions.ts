@@ -82,6 +82,11 @@ export function distributionOperations(deps: LibraryDeps) {
       return catalog.list();
     },
 
+    /** One distribution's catalog entry. */
+    entry(id: number): CatalogEntry {
+      return load(id);
+    },
+
     get(id: number): { value: Distribution; lastModified: Date } {
       const d = load(id);
       return { value: distributionWire(d), lastModified: d.row.created };

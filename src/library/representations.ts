@@ -22,6 +22,7 @@ import type {
   User,
 } from "../wire/index.js";
 import type { CatalogEntry } from "./catalog.js";
+import { typeModel } from "../wire/model.js";
 
 export const uris = {
   user: (login: string) => `users/${login}`,
@@ -87,6 +88,14 @@ export function apiKeyWire(login: string, k: ApiKeyRow, secret?: string): APIKey
     secretKey: secret,
     uri: uris.apiKey(login, k.id),
   };
+}
+
+/**
+ * Whether XML can carry the distribution: uforge.xsd enumerates the architectures of a
+ * distribution (x86 family only), so an arm64 one exists for JSON clients alone.
+ */
+export function xmlRepresentable(e: CatalogEntry): boolean {
+  return typeModel("Distribution").byName.get("arch")!.values!.has(e.config.arch);
 }
 
 export function distributionWire(e: CatalogEntry): Distribution {

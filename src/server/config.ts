@@ -57,18 +57,26 @@ export interface KilnConfig {
   distributions: DistributionConfig[];
 }
 
-/** What Kiln offers without a config file: Debian 12 from Debian's official mirror. */
-export const DEFAULT_DISTRIBUTIONS: DistributionConfig[] = [
-  {
-    name: "Debian",
-    version: "12",
-    arch: "x86_64",
-    mirror: "http://deb.debian.org/debian/",
-    suite: "bookworm",
-    components: ["main"],
-    keyring: DEBIAN_ARCHIVE_KEYRING,
-  },
-];
+/**
+ * What Kiln offers without a config file: Debian 12 (bookworm) and 13 (trixie), for x86_64 and
+ * aarch64, from Debian's official mirror. Debian 12 x86_64 comes first: it keeps id 1.
+ */
+export const DEFAULT_DISTRIBUTIONS: DistributionConfig[] = (
+  [
+    ["12", "bookworm", "x86_64"],
+    ["13", "trixie", "x86_64"],
+    ["12", "bookworm", "aarch64"],
+    ["13", "trixie", "aarch64"],
+  ] as const
+).map(([version, suite, arch]) => ({
+  name: "Debian",
+  version,
+  arch,
+  mirror: "http://deb.debian.org/debian/",
+  suite,
+  components: ["main"],
+  keyring: DEBIAN_ARCHIVE_KEYRING,
+}));
 
 function parseSize(raw: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$/i.exec(raw);

@@ -16,6 +16,8 @@ export interface FieldModel {
   readonly required: boolean;
   /** Enumeration values (kind `enum`). */
   readonly values: ReadonlySet<string> | undefined;
+  /** What JSON accepts and writes for an enumeration Kiln extends (JSON_ENUM_EXTENSIONS); else `values`. */
+  readonly jsonValues: ReadonlySet<string> | undefined;
   /** Declared type name (kind `object`). */
   readonly type: string | undefined;
   /** The repeated element inside a list wrapper (kind `list`). */
@@ -40,14 +42,24 @@ export interface TypeModel {
   readonly candidates: ReadonlyMap<string, TypeModel>;
 }
 
-function compileField(decl: FieldDecl): FieldModel {
+/**
+ * Enumerations Kiln extends in JSON only, where no schema binds clients: uforge.xsd lists only
+ * x86-family architectures for a distribution, and Kiln builds arm64 images too. XML stays exactly
+ * the schema's (XML clients do not see those distributions: library/representations.ts).
+ */
+const JSON_ENUM_EXTENSIONS: Readonly<Record<string, readonly string[]>> = { "Distribution.arch": ["aarch64"] };
+
+function compileField(decl: FieldDecl, owner = ""): FieldModel {
+  const values = decl.kind === "enum" ? new Set(decl.values) : undefined;
+  const extra = JSON_ENUM_EXTENSIONS[`${owner}.${decl.name}`];
   return {
     decl,
     name: decl.name,
     kind: decl.kind,
     repeated: decl.repeated,
     required: decl.required,
-    values: decl.kind === "enum" ? new Set(decl.values) : undefined,
+    values,
+    jsonValues: values && extra ? new Set([...values, ...extra]) : values,
     type: decl.kind === "object" ? decl.type : undefined,
     item: decl.kind === "list" ? compileField(decl.item) : undefined,
     open: `<${decl.name}>`,
@@ -84,7 +96,7 @@ class CompiledType implements TypeModel {
     this.name = decl.name;
     this.abstract = decl.abstract;
     this.anonymous = decl.anonymous;
-    this.fields = decl.fields.map(compileField);
+    this.fields = decl.fields.map((f) => compileField(f, decl.name));
     this.byName = new Map(this.fields.map((f) => [f.name, f]));
   }
 

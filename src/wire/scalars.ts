@@ -190,7 +190,7 @@ export function readJsonScalar(field: FieldModel, value: unknown): unknown {
       if (typeof value !== "string") invalid(field, value);
       return checkXmlChars(field, value);
     case "enum":
-      if (typeof value !== "string" || !field.values!.has(value)) invalid(field, value);
+      if (typeof value !== "string" || !field.jsonValues!.has(value)) invalid(field, value);
       return value;
     case "long":
     case "int":
@@ -275,7 +275,7 @@ export function jsonScalar(field: FieldModel, value: unknown): string {
       if (typeof value !== "string") wrongValue(field, value);
       return JSON.stringify(value);
     case "enum":
-      if (typeof value !== "string" || !field.values!.has(value)) wrongValue(field, value);
+      if (typeof value !== "string" || !field.jsonValues!.has(value)) wrongValue(field, value);
       return JSON.stringify(value);
     case "long":
     case "integer":

@@ -31,6 +31,21 @@ afterAll(async () => {
   await registry?.stop();
 });
 
+describe("arm64 distributions on the wire", () => {
+  it("JSON clients see them; XML clients, bound by uforge.xsd's architectures, do not", async () => {
+    const json = await client().api<{ distributions: Array<{ arch: string; dbId: number }> }>("GET", "distributions");
+    expect(json.json.distributions.map((d) => d.arch)).toEqual(["x86_64", "aarch64"]);
+    const xml = await server.request({ method: "GET", url: "/api/distributions", user: "alice" });
+    expect(xml.statusCode).toBe(200);
+    expect(xml.body).toContain("<arch>x86_64</arch>");
+    expect(xml.body).not.toContain("aarch64");
+    const arm = json.json.distributions.find((d) => d.arch === "aarch64")!;
+    const one = await server.request({ method: "GET", url: `/api/distributions/${arm.dbId}`, user: "alice" });
+    expect(one.statusCode).toBe(406);
+    expect(errorMessage(one)).toMatch(/architecture uforge\.xsd cannot express in XML: ask with Accept: application\/json/);
+  });
+});
+
 describe("a generation of several architectures", () => {
   it("refuses what it cannot do, saying why", async () => {
     const gen = async (body: Record<string, unknown>) => {

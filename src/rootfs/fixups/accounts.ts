@@ -26,6 +26,7 @@
  * made by the maintainer-scripts fix-up, which runs after this one (script/accounts-tools.ts).
  */
 import type { Fixup, FixupContext, RootfsView } from "../types.js";
+import { controlText } from "./options.js";
 import { EntrySet, readText } from "./tree.js";
 import { groupId } from "./base-files.js";
 
@@ -91,6 +92,10 @@ export function accountsFixup(): Fixup {
     async apply(ctx: FixupContext) {
       const fs = ctx.fs;
       const set = new EntrySet(fs);
+      // trixie's base-passwd postinst creates empty /etc/subuid and /etc/subgid (bookworm's login did).
+      const basePasswd = ctx.packages.find((p) => p.pkg.name === "base-passwd");
+      const subIds = ((basePasswd && controlText(basePasswd, "postinst")) ?? "").includes('touch "$DPKG_ROOT/etc/subuid"');
+      for (const f of subIds ? ["etc/subuid", "etc/subgid"] : []) if (!fs.lstat(f)) set.file(f, "", 0o644);
       const passwdMaster = await readText(fs, "usr/share/base-passwd/passwd.master");
       const groupMaster = await readText(fs, "usr/share/base-passwd/group.master");
       if (!fs.lstat("etc/passwd") && !fs.lstat("etc/group") && passwdMaster !== undefined && groupMaster !== undefined) {

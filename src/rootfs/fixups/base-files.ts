@@ -26,6 +26,7 @@
  */
 import type { Fixup, FixupContext, RootfsView } from "../types.js";
 import { moveTree } from "./merged-usr.js";
+import { controlText } from "./options.js";
 import { EntrySet, readText, regularFile } from "./tree.js";
 
 /** Looks a group up in the tree's /etc/group (falling back to base-passwd's master file). */
@@ -97,7 +98,10 @@ export function baseFilesFixup(): Fixup {
         migrateDirectory(ctx, set, "var/run", "/run");
         migrateDirectory(ctx, set, "var/lock", "/run/lock");
         const staff = fs.lstat("etc/staff-group-for-usr-local") ? await groupId(fs, "staff") : undefined;
-        for (const dir of LOCAL_DIRS) {
+        // trixie's postinst adds /usr/local/libexec to bookworm's list.
+        const base = ctx.packages.find((p) => p.pkg.name === "base-files");
+        const libexec = ((base && controlText(base, "postinst")) ?? "").includes("install_local_dir /usr/local/libexec");
+        for (const dir of libexec ? [...LOCAL_DIRS, "usr/local/libexec"] : LOCAL_DIRS) {
           if (staff !== undefined) set.dir(dir, 0o2775, 0, staff);
           else if (!fs.stat(dir)) set.dir(dir);
         }

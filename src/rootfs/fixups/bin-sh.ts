@@ -11,6 +11,7 @@
  * Writes `/var/lib/dpkg/diversions` (dpkg-divert's format: from, to, package), in dpkg's order.
  */
 import type { Fixup, FixupContext } from "../types.js";
+import { controlText } from "./options.js";
 import { EntrySet, isDirectory } from "./tree.js";
 
 /** One `dpkg-divert` record. */
@@ -56,7 +57,13 @@ export function binShFixup(): Fixup {
       const hasDash = installed.has("dash") && fs.stat("bin/dash") !== undefined;
       const hasBash = installed.has("bash") && fs.stat("bin/bash") !== undefined;
       const shPath = set.realTarget("bin/sh");
-      if (hasDash) {
+      // bookworm's dash postinst adds the diversions; trixie's ships `/usr/bin/sh -> dash` and
+      // only removes diversions an older dash left, which a first installation has none of.
+      const dash = ctx.packages.find((p) => p.pkg.name === "dash");
+      const divertsSh = dash !== undefined && /dpkg-divert[^\n]*--add/.test(controlText(dash, "postinst") ?? "");
+      if (hasDash && !divertsSh) {
+        if (!fs.lstat(shPath)) set.symlink(shPath, "dash");
+      } else if (hasDash) {
         set.symlink(shPath, "dash");
         const diversions: Diversion[] = [{ from: "/bin/sh", to: "/bin/sh.distrib", pkg: "dash" }];
         if (isDirectory(fs, "usr/share/man/man1")) {

@@ -102,13 +102,16 @@ export { shellsFixup } from "./shells.js";
 export { tzdataFixup } from "./tzdata.js";
 
 /**
- * The fix-ups for a Debian 12 (bookworm) image, in the order the builder must apply them (each
+ * The fix-ups for an image of a Debian release (`bookworm`, `trixie`: its study of maintainer
+ * scripts is the release's own, study/index.ts), in the order the builder must apply them (each
  * sees the tree the previous ones left): the layout first, accounts before anything that looks
  * up a group, the link farms before `ldconfig` scans them, the dpkg database last so that its
- * conffile hashes see the final bytes.
+ * conffile hashes see the final bytes. What the releases share is shared: the fix-ups read the
+ * tree (merged /usr done by the release's own packages or not, its libraries' names), not the
+ * release's name.
  */
-export function bookwormFixups(options: FixupOptions = {}): Fixup[] {
-  const run = new ScriptRun("bookworm");
+export function fixupsFor(release: string, options: FixupOptions = {}): Fixup[] {
+  const run = new ScriptRun(release);
   const withCalls: FixupOptions = { ...options, calls: run.calls };
   return [
     mergedUsrFixup(),
@@ -128,4 +131,9 @@ export function bookwormFixups(options: FixupOptions = {}): Fixup[] {
     ldconfigFixup(options),
     dpkgDatabaseFixup(options),
   ];
+}
+
+/** The fix-ups for a Debian 12 (bookworm) image. */
+export function bookwormFixups(options: FixupOptions = {}): Fixup[] {
+  return fixupsFor("bookworm", options);
 }

@@ -19,6 +19,7 @@ import { baseName, compareBytes, EntrySet, joinPath, parentOf, readText, regular
 
 const TEMPLATE = "usr/share/debianutils/shells";
 const SHELLS_D = "usr/share/debianutils/shells.d";
+const UPDATE_SHELLS = "usr/sbin/update-shells";
 
 /** `dpkg-realpath --root ROOT $(dirname x)`/`basename x`: `/bin/bash` → `/usr/bin/bash`. */
 function canonicalShell(fs: RootfsView, shell: string): string | undefined {
@@ -34,20 +35,26 @@ function canonicalShell(fs: RootfsView, shell: string): string | undefined {
   return `/${joinPath(real, baseName(shell))}`;
 }
 
-/** The shells `update-shells` considers packaged, in its order (duplicates kept, as it does). */
+/** The shells `update-shells` considers packaged, in its order (duplicates kept where it keeps them). */
 export async function packagedShells(fs: RootfsView): Promise<string[]> {
   const files = [TEMPLATE];
   for (const name of fs.readdir(SHELLS_D).sort(compareBytes)) files.push(`${SHELLS_D}/${name}`);
+  // bookworm's update-shells keeps a shell listed twice (`/bin/bash` and, from another file,
+  // `/usr/bin/bash`); trixie's adds only what it does not have yet. The tree's own program says which.
+  const once = ((await readText(fs, UPDATE_SHELLS)) ?? "").includes('hashset_contains "$PKG_SHELLS" "$line"');
   const out: string[] = [];
+  const add = (shell: string): void => {
+    if (!once || !out.includes(shell)) out.push(shell);
+  };
   for (const f of files) {
     if (!regularFile(fs, f)) continue;
     const text = (await fs.readFile(f)).toString("utf8");
     for (const raw of text.split("\n")) {
       const line = raw.split("#")[0]!;
       if (line === "") continue;
-      out.push(line);
+      add(line);
       const real = canonicalShell(fs, line);
-      if (real !== undefined && real !== line) out.push(real);
+      if (real !== undefined && real !== line) add(real);
     }
   }
   return out;

@@ -5,6 +5,7 @@
  * own `/etc/localtime -> /usr/share/zoneinfo/UTC` would dangle, so none is made.
  */
 import type { Fixup, FixupContext } from "../types.js";
+import { controlText } from "./options.js";
 import { EntrySet } from "./tree.js";
 
 /** The zone an unattended installation picks. */
@@ -19,7 +20,10 @@ export function tzdataFixup(): Fixup {
       const set = new EntrySet(ctx.fs);
       if (ctx.fs.stat(`usr/share/zoneinfo/${DEFAULT_TIMEZONE}`)) {
         set.symlink("etc/localtime", `/usr/share/zoneinfo/${DEFAULT_TIMEZONE}`);
-        set.file("etc/timezone", `${DEFAULT_TIMEZONE}\n`);
+        // bookworm's postinst writes /etc/timezone; trixie's only rewrites one that exists.
+        const tzdata = ctx.packages.find((p) => p.pkg.name === "tzdata");
+        const onlyRewrites = /test -f "\$DPKG_ROOT\/etc\/timezone"/.test((tzdata && controlText(tzdata, "postinst")) ?? "");
+        if (!onlyRewrites) set.file("etc/timezone", `${DEFAULT_TIMEZONE}\n`);
       }
       return set.result();
     },

@@ -3,7 +3,7 @@
  * dpkg-divert run on a copy of the same tree.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -90,12 +90,22 @@ describe("/etc/shells", () => {
 describe("/bin/sh", () => {
   test("with dash: the link and dash's diversions, as dpkg-divert lists them", async () => {
     const root = tree({ ...MERGED, "usr/share/man/man1/dash.1.gz": "x", "var/lib/dpkg": { dir: true } });
-    await runFixups(root, [binShFixup()], syntheticContext([syntheticPackage({ name: "dash" }), syntheticPackage({ name: "bash" })]));
+    // bookworm's postinst (claim_binsh) adds the diversions.
+    const postinst = 'dpkg-divert --package dash --no-rename --divert $distrib --add $dfile\n';
+    await runFixups(root, [binShFixup()], syntheticContext([syntheticPackage({ name: "dash", members: { postinst } }), syntheticPackage({ name: "bash" })]));
     expect(readlinkSync(path.join(root, "usr/bin/sh"))).toBe("dash");
     expect(readlinkSync(path.join(root, "usr/share/man/man1/sh.1.gz"))).toBe("dash.1.gz");
     const list = execFileSync("dpkg-divert", ["--admindir", path.join(root, "var/lib/dpkg"), "--list"]).toString().split("\n").filter(Boolean).sort();
     expect(list).toEqual(["diversion of /bin/sh to /bin/sh.distrib by dash", "diversion of /usr/share/man/man1/sh.1.gz to /usr/share/man/man1/sh.distrib.1.gz by dash"]);
     expect(execFileSync("dpkg-divert", ["--admindir", path.join(root, "var/lib/dpkg"), "--truename", "/bin/sh"]).toString().trim()).toBe("/bin/sh.distrib");
+  });
+
+  test("trixie's dash, whose postinst adds no diversion: its own /bin/sh link, no diversions", async () => {
+    const root = tree({ ...MERGED, "usr/bin/sh": { link: "dash" }, "var/lib/dpkg": { dir: true } });
+    const postinst = "claim_binsh() {\n\tdpkg-divert --package dash --no-rename --remove $dfile\n}\nclaim_binsh /bin/sh dash\n";
+    await runFixups(root, [binShFixup()], syntheticContext([syntheticPackage({ name: "dash", members: { postinst } })]));
+    expect(readlinkSync(path.join(root, "usr/bin/sh"))).toBe("dash");
+    expect(existsSync(path.join(root, "var/lib/dpkg/diversions"))).toBe(false);
   });
 
   test("without dash, bash's postinst fallback; an existing /bin/sh is kept", async () => {

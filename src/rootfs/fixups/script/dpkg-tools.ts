@@ -182,6 +182,23 @@ const dpkgDivert: Tool = async (inv) => {
     return 0;
   }
   if (flags.has("--add") || (operands.length === 1 && !flags.has("--remove"))) return addDiversion(inv, flags, values, operands);
+  // --remove with --no-rename only drops the record (trixie's base-files removes the protective
+  // `/lib64` diversion glibc's preinst adds, DEP 17): no file moves.
+  const from = operands[0];
+  if (flags.has("--remove") && flags.has("--no-rename") && !flags.has("--local") && from !== undefined && operands.length === 1) {
+    const sh = inv.sh;
+    const by = values.get("--package") ?? sh.pkg.pkg.name;
+    const all = await diversions(inv);
+    const mine = all.find((d) => d.from === from);
+    // dpkg-divert: removing a diversion that is not there is a no-op; another package's is an error.
+    if (!mine) return 0;
+    if (mine.by !== by) return 2;
+    const real = writePath(sh, "/var/lib/dpkg/diversions");
+    if (real === undefined) return 2;
+    const kept = all.filter((d) => d !== mine).map((d) => ({ from: d.from, to: d.to, pkg: d.by }));
+    await sh.emulate(`${shown(inv.argv)}: removes the diversion of ${from}`, () => sh.fs.writeFile(real, formatDiversions(kept.reverse()), 0o644, 0, 0));
+    return 0;
+  }
   inv.sh.unreproduced(`${shown(inv.argv)} (a diversion Kiln does not make)`);
   return new Unknown("a diversion");
 };

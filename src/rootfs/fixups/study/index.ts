@@ -4,17 +4,22 @@
  */
 import { BOOKWORM_CLAIMS, BOOKWORM_SCRIPTS } from "./bookworm.js";
 import { COMMON_PROGRAMS } from "./common.js";
+import { TRIXIE_CLAIMS, TRIXIE_SCRIPTS } from "./trixie.js";
 import type { CommandClaim, ProgramRule, ScriptName, ScriptStudy, Study, Verdict } from "./types.js";
 
 export type { CommandClaim, ProgramRule, ScriptName, ScriptStudy, Study, Verdict } from "./types.js";
 
 /** Releases with a study. */
-export const STUDIED_RELEASES = ["bookworm"] as const;
+export const STUDIED_RELEASES = ["bookworm", "trixie"] as const;
 
 export function studyFor(release: string): Study {
   switch (release) {
     case "bookworm":
       return { release, programs: COMMON_PROGRAMS, claims: BOOKWORM_CLAIMS, scripts: BOOKWORM_SCRIPTS };
+    case "trixie":
+      // bookworm's pins still hold for the scripts whose text did not change (a pin matches only
+      // the exact text it was made for).
+      return { release, programs: COMMON_PROGRAMS, claims: [...TRIXIE_CLAIMS, ...BOOKWORM_CLAIMS], scripts: [...TRIXIE_SCRIPTS, ...BOOKWORM_SCRIPTS] };
     default:
       // A release nobody studied yet: the common programs only; every script is interpreted and
       // whatever it does that the interpreter does not know is reported.
