@@ -71,6 +71,9 @@ function unreachable(err: unknown): string | undefined {
   const code = dbCode(err);
   if (code !== undefined && UNREACHABLE[code]) return UNREACHABLE[code];
   if (code?.startsWith("08")) return "connection lost";
+  // System errors (class 58): the server's own files and memory — after a crash and restart,
+  // "could not open shared memory segment" on a connection that outlived it. Passing.
+  if (code?.startsWith("58")) return "a system error on the database server";
   if (err instanceof AggregateError) for (const e of err.errors) if (unreachable(e)) return unreachable(e);
   if (err instanceof Error && UNREACHABLE_MESSAGE.test(err.message)) return "connection lost";
   return undefined;
