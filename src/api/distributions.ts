@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { CONTAINER_FORMATS, CONTAINER_PLATFORMS } from "../domain/formats.js";
 import { fail } from "../domain/errors.js";
-import { pkgField, pkgWire } from "../library/distributions.js";
+import { pkgField } from "../library/distributions.js";
 import { distributionWire, imageFormatWire, targetFormatWire, targetPlatformWire, xmlRepresentable } from "../library/representations.js";
 import type { ApiContext, HandlerMap } from "../server/app.js";
 import { listPage, parseBooleanParam, pathIds, readObject, responseFormat, sendList, sendObject, type Query } from "../server/http.js";
@@ -44,7 +44,7 @@ export function distributionHandlers(ctx: ApiContext): HandlerMap {
         const page = listPage(req, pkgs, "Pkg", (p, field) => pkgField(id, p, field));
         // PkgList has no `total` element in the schema: the count travels in a header.
         reply.header("X-Total-Count", String(page.total));
-        return sendList(req, reply, "packages", { pkgs: page.items.map((p) => pkgWire(id, p)) });
+        return sendList(req, reply, "packages", { pkgs: await distributions.wire(id, page.items) });
       },
 
       async osTemplate_getAll(req, reply) {

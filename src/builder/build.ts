@@ -271,7 +271,7 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
     packages: packages.map((p) => ({ name: p.name, version: p.version, architecture: p.architecture })),
     scripts: configuration!.scripts,
   };
-  return { image, imageName, packages, manual: [...manual].sort(), clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings, report, sbom };
+  return { image, imageName, packages, buildDates: dateOf, manual: [...manual].sort(), clock, layersReused: layers.length - layersWritten, layersWritten, warnings: configuration!.warnings, report, sbom };
 }
 
 /** A package's copyright file in the tree (`/usr/share/doc/<name>/copyright`), when it has one. */

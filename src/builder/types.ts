@@ -79,6 +79,8 @@ export interface BuildResult {
   imageName: string;
   /** Every package in the image, in install order. */
   packages: BinaryPackage[];
+  /** Each package's build date (its `.deb`'s `debian-binary` mtime), by package name. */
+  buildDates: ReadonlyMap<string, Date>;
   /** The names of the packages asked for (profile, named, local `.deb`, Essential): the others came as dependencies. */
   manual: string[];
   clock: Date;

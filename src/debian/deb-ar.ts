@@ -102,3 +102,23 @@ export async function readArMembers(fh: FileHandle, fileSize: number): Promise<A
   }
   return members;
 }
+
+/** Bytes of a `.deb` that hold its first member header: the magic and one 60-byte header. */
+export const FIRST_HEADER_END = AR_MAGIC.length + HEADER_SIZE;
+
+/**
+ * The mtime (seconds since the epoch) of a `.deb`'s first member, `debian-binary`, from the
+ * first {@link FIRST_HEADER_END} bytes alone: dpkg-deb stamps it with the build time
+ * (`SOURCE_DATE_EPOCH`, the changelog date, for reproducible packages), so a package's build
+ * date is known without its other bytes — a range request of 68 bytes to a mirror.
+ * @returns undefined when the member carries no date (mtime 0).
+ * @throws ArFormatError when the bytes are not the start of a `.deb`.
+ */
+export function firstMemberMtime(head: Buffer): number | undefined {
+  if (head.length < FIRST_HEADER_END || head.toString("latin1", 0, 8) !== AR_MAGIC) throw new ArFormatError("not an ar archive (bad magic, or fewer than 68 bytes)");
+  const header = head.subarray(8, FIRST_HEADER_END);
+  if (header[58] !== 0x60 || header[59] !== 0x0a) throw new ArFormatError('member header at offset 8 lacks the "`\\n" terminator');
+  const name = field(header, 0, 16).replace(/\/$/, "");
+  if (name !== "debian-binary") throw new ArFormatError(`the first member is "${name}", not debian-binary`);
+  return decimal(header, 16, 12, "mtime", 8) || undefined;
+}

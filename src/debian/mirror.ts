@@ -13,7 +13,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -330,6 +330,56 @@ export class Mirror {
       throw res.status === 404 ? new KilnError("repositoryFailed", `${redactUrl(url)} is not on the mirror (HTTP 404)`) : httpError(url, res.status, res.statusText);
     }
     return Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+  }
+
+  /**
+   * The first `length` bytes of a file of the mirror (fewer if the file is shorter): a
+   * `Range` request over HTTP, so a `.deb`'s header costs one small answer, not its download.
+   * A server that ignores `Range` answers 200: its body is cut off after `length` bytes.
+   * Nothing is cached (the caller keeps what it learns).
+   */
+  async readStart(rel: string, length: number, signal: AbortSignal | undefined): Promise<Buffer> {
+    if (this.kind === "file") {
+      return readFileStart(this.localPath(rel), length).catch((err: NodeJS.ErrnoException) => {
+        throw new KilnError("repositoryFailed", `cannot read ${rel} of the mirror ${this.label}: ${errorReason(err)}`, { cause: err });
+      });
+    }
+    const url = this.url(rel);
+    const res = await this.request(url, { range: `bytes=0-${length - 1}` }, signal);
+    if ((res.status !== 206 && res.status !== 200) || !res.body) {
+      await res.body?.cancel().catch(() => undefined);
+      throw httpError(url, res.status, res.statusText);
+    }
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const reader = res.body.getReader();
+    try {
+      while (got < length) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(Buffer.from(value));
+        got += value.length;
+      }
+    } catch (err) {
+      if (signal?.aborted) throw abortError(signal);
+      throw new KilnError("repositoryFailed", `cannot read ${redactUrl(url)}: ${errorReason(err)}`, { cause: err });
+    } finally {
+      // The rest of a 200 answer (a whole .deb) is not wanted.
+      await reader.cancel().catch(() => undefined);
+    }
+    return Buffer.concat(chunks).subarray(0, length);
+  }
+}
+
+/** The first `length` bytes of a local file (fewer if it is shorter). */
+export async function readFileStart(file: string, length: number): Promise<Buffer> {
+  const fh = await open(file, "r");
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
   }
 }
 

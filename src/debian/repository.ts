@@ -11,6 +11,7 @@ import { pipeline } from "node:stream/promises";
 import type { BlobStore, Digest } from "../blobs/blob-store.js";
 import { KilnError, isKilnError } from "../domain/errors.js";
 import { debianArch, type DistributionConfig } from "../domain/distributions.js";
+import { buildDates, type BuildDates } from "./build-dates.js";
 import { Mirror, errorReason, isTransient, type LocalCopy } from "./mirror.js";
 import { compressionOf, loadPackagesIndex } from "./packages-index.js";
 import { packageLabel, unsafeFilenameReason } from "./package.js";
@@ -68,6 +69,8 @@ export interface Repository {
    * @returns the digest of each package's `.deb`.
    */
   fetchDebs(pkgs: readonly BinaryPackage[], opts?: FetchDebsOptions): Promise<Map<BinaryPackage, Digest>>;
+  /** The packages' build dates (the index has none), learnt from their `.deb` headers and kept with this index. */
+  readonly buildDates: BuildDates;
 }
 
 const ATTEMPTS = 3;
@@ -223,6 +226,7 @@ export async function openRepository(dist: DistributionConfig, options: OpenRepo
     release: { ...parsed.info, signedBy },
     packages,
     fetchDebs: (pkgs, opts) => fetchDebs(mirror, options.debs, pkgs, opts ?? {}),
+    buildDates: buildDates(mirror, options.debs),
   };
 }
 

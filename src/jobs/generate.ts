@@ -169,6 +169,8 @@ function generation(deps: GenerationDeps): JobHandler {
       arch: p.architecture,
       origin: p.filename === undefined ? ("bundle" as const) : ("distribution" as const),
       level: manual.has(p.name) ? (0 as const) : (1 as const),
+      // A .deb with no ar mtime (0) has no known build date.
+      buildDate: result.buildDates.get(p.name)?.getTime() ? result.buildDates.get(p.name)!.toISOString() : undefined,
     }));
     const installedSize = result.image.layers.reduce((n, l) => n + l.uncompressedSize, 0);
 

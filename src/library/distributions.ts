@@ -18,7 +18,7 @@ export function packageId(p: BinaryPackage): number {
   return createHash("sha256").update(`${p.name}\0${p.version}\0${p.architecture}`).digest().readUIntBE(0, 6) + 1;
 }
 
-export function pkgWire(distId: number, p: BinaryPackage): Pkg {
+export function pkgWire(distId: number, p: BinaryPackage, buildDate?: Date): Pkg {
   const id = packageId(p);
   const epoch = /^(\d+):/.exec(p.version)?.[1];
   return {
@@ -34,8 +34,17 @@ export function pkgWire(distId: number, p: BinaryPackage): Pkg {
     uri: `distributions/${distId}/pkgs/${id}`,
     version: p.version,
     epoch: epoch === undefined ? undefined : Number(epoch),
+    pkgBuildDate: buildDate,
   };
 }
+
+/**
+ * The most packages of one answer whose build date is looked up on the mirror (a range request
+ * each, 8 at a time), and how long that may take: a list longer than this, or a slow mirror,
+ * gets the dates known so far rather than a stalled answer (the next asks learn more).
+ */
+const BUILD_DATE_LOOKUPS = 512;
+const BUILD_DATE_BUDGET_MS = 15_000;
 
 /**
  * A field of a package's wire form read straight from its index entry (searching 60,000
@@ -141,7 +150,15 @@ export function distributionOperations(deps: LibraryDeps) {
       const d = load(id);
       const p = (await this.packages(id, { latestOnly: false })).find((x) => packageId(x) === pid);
       if (!p) fail("notFound", `no package ${pid} in distribution ${d.id}`);
-      return pkgWire(d.id, p);
+      return (await this.wire(id, [p]))[0]!;
+    },
+
+    /** The wire form of packages of the distribution, with their build dates (see {@link BUILD_DATE_LOOKUPS}). */
+    async wire(id: number, pkgs: readonly BinaryPackage[]): Promise<Pkg[]> {
+      const d = load(id);
+      const { buildDates } = await catalog.repository(d.id);
+      await buildDates.learn(pkgs, { limit: BUILD_DATE_LOOKUPS, signal: AbortSignal.timeout(BUILD_DATE_BUDGET_MS) });
+      return pkgs.map((p) => pkgWire(d.id, p, buildDates.known(p)));
     },
   };
 }

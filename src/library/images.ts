@@ -245,7 +245,7 @@ export function imageOperations(deps: LibraryDeps) {
       return image.packages.map((p) => ({
         level: p.level,
         native_from_distribution: p.origin !== "bundle",
-        pkg: { name: p.name, version: p.version, arch: p.arch, type: "deb" },
+        pkg: { name: p.name, version: p.version, arch: p.arch, type: "deb", ...(p.buildDate ? { pkgBuildDate: new Date(p.buildDate) } : {}) },
       }));
     },
 

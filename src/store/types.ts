@@ -363,6 +363,8 @@ export interface ImagePackage {
   origin?: "distribution" | "bundle";
   /** 0: asked for (profile, bundle `.deb`, Essential); 1: installed as a dependency (UForge's imagePkg `level`). */
   level?: 0 | 1;
+  /** When the `.deb` was built (ISO 8601; imagePkg's `pkgBuildDate`); absent for images generated before Kiln kept it. */
+  buildDate?: string | undefined;
 }
 
 export interface ImageRow extends Timestamps {

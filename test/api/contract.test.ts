@@ -102,7 +102,7 @@ unknown(["Image", "PublishImage", "PublishImageDocker"], "credAccount ebs ebsVol
 unknown(["Image"], "downloadKey", "A one-time download key is made only for the image answered alone, not for each item of a list.");
 unknown(["PublishImage", "PublishImageDocker"], "basePublishImagesUri completeInstalledSize completeSize downloadKey downloadUri fileExtension fileName fileSize imageCreated pkgsUri mimeType sha256sum size uploaded uploadedTime", "A published image is a tag in a registry, not a file: it has no download, file name or size of its own (the image it comes from has them).");
 unknown(["Pkg"], "binaryUri extract install installLocation origName params parentUri shortTag sticky status uploaded uploadedTime created lastModified mimeType", "Fields of uploaded artifacts: a distribution's package is not uploaded.");
-unknown(["Pkg"], "pkgBuildDate pkgFileDate md5sum", "Debian's Packages index gives no build or file date, and Kiln checks packages by SHA-256.");
+unknown(["Pkg"], "pkgFileDate md5sum", "Debian's Packages index gives no file date (the build date comes from the .deb's header), and Kiln checks packages by SHA-256.");
 unknown(["Pkg"], "epoch release", "Sent when the version has one (an epoch, a Debian revision: native packages have none).");
 unknown(["Pkg"], "repositoryName", "The pool directory the mirror files it under: the suite's local mirror has a flat pool.");
 unknown(["Role"], "description created dbId digest lastModified", "Kiln's two roles (user, administrator) are fixed, not objects of the database.");

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb, buildRawDeb, makeTar, tempDir } from "../fixtures/debs.js";
 import { makeZip } from "../fixtures/zips.js";
 import { errorMessage, jsonClient, startTestServer, xmlField, type JsonStatus, type TestServer } from "../helpers/api.js";
+import { MIRROR_DIR } from "../helpers/global-setup.js";
 import { validateSpdx } from "../helpers/spdx.js";
 
 const NS = 'xmlns:ns0="http://www.usharesoft.com/uforge"';
@@ -116,12 +117,19 @@ describe("generating a Docker image through the API", () => {
     expect(xml.statusCode).toBe(200);
     expect(xmlField(xml.body, "fullName")).toBe("hello:1.0");
 
-    const pkgs = (await api<{ total: number; imagePkgs: Array<{ native_from_distribution: boolean; pkg: { name: string; version: string; arch: string } }> }>("GET", String(img.pkgsUri))).json;
+    const pkgs = (await api<{ total: number; imagePkgs: Array<{ native_from_distribution: boolean; pkg: { name: string; version: string; arch: string; pkgBuildDate?: string } }> }>("GET", String(img.pkgsUri))).json;
     const names = pkgs.imagePkgs.map((p) => p.pkg.name);
     expect(names).toEqual(expect.arrayContaining(["bash", "libc6", "jq", "libjq1", "libonig5", "hello-jq"]));
     expect(pkgs.total).toBe(88 + 4);
     expect(pkgs.imagePkgs.find((p) => p.pkg.name === "hello-jq")).toMatchObject({ native_from_distribution: false, pkg: { version: "1.0", arch: "all" } });
     expect(pkgs.imagePkgs.find((p) => p.pkg.name === "jq")!.native_from_distribution).toBe(true);
+    // Each package's build date: the mtime dpkg-deb wrote in its .deb's first ar member header.
+    const built = new Map(pkgs.imagePkgs.map((p) => [p.pkg.name, p.pkg.pkgBuildDate]));
+    expect([...built].filter(([, d]) => d === undefined).map(([n]) => n)).toEqual([]);
+    const jqDeb = readdirSync(path.join(MIRROR_DIR, "pool")).find((f) => f.startsWith("jq_"))!;
+    const jqHead = readFileSync(path.join(MIRROR_DIR, "pool", jqDeb)).subarray(0, 68);
+    expect(new Date(built.get("jq")!).getTime()).toBe(Number(jqHead.toString("latin1", 24, 36).trim()) * 1000);
+    expect(new Date(built.get("hello-jq")!).getTime()).toBe(1_700_000_000_000); // buildDeb's SOURCE_DATE_EPOCH
 
     // Asked again, the unchanged image answers the same live key (not a new row per GET).
     expect((await api<Record<string, unknown>>("GET", imageUri)).json.downloadKey).toBe(img.downloadKey);

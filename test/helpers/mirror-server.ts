@@ -33,6 +33,8 @@ export class MirrorServer {
   readonly held = { now: 0, abandoned: 0 };
   private releaseHeld = new Set<() => void>();
   private heldChanged = new Set<() => void>();
+  /** False: `Range` headers are ignored (the whole file answers 200), as some servers do. */
+  honourRange = true;
   /** When set, requests must carry this `Authorization` header. */
   requireAuthorization: string | undefined;
   private inFlight = 0;
@@ -151,6 +153,16 @@ export class MirrorServer {
       return;
     }
     const isDeb = urlPath.endsWith(".deb");
+    // `Range: bytes=a-b` (one range, as a .deb header lookup sends it) gets its 206, as Apache and nginx answer.
+    const range = this.honourRange ? /^bytes=(\d+)-(\d+)$/.exec(headers.range ?? "") : null;
+    if (range) {
+      const start = Number(range[1]);
+      const end = Math.min(Number(range[2]), st.size - 1);
+      record(206);
+      res.writeHead(206, { "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${st.size}`, etag, "last-modified": lastModified });
+      createReadStream(file, { start, end }).on("error", () => res.destroy()).pipe(res);
+      return;
+    }
     if (isDeb && this.holdDebs === "headers" && (await this.hold(res))) {
       record(499);
       return;
