@@ -1,16 +1,20 @@
 /**
  * Packages' build dates from their .deb headers (src/debian/build-dates.ts): real .debs made by
  * dpkg-deb with known SOURCE_DATE_EPOCHs, a repository served on 127.0.0.1 by a static server
- * that answers `Range` with 206 (or, told to, ignores it), and the package cache.
+ * that answers `Range` with 206 (or, told to, ignores it), and the package cache; then the
+ * suite's local mirror served over HTTP to a Kiln server.
  */
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BlobStore } from "../../src/blobs/blob-store.js";
 import { clearIndexMemo } from "../../src/debian/packages-index.js";
 import { openRepository, type Repository } from "../../src/debian/repository.js";
 import { removeDir, tempDir, type DebSpec } from "../fixtures/debs.js";
+import { decode } from "../../src/wire/index.js";
+import { kilnYaml, startTestServer } from "../helpers/api.js";
+import { MIRROR_DIR } from "../helpers/global-setup.js";
 import { MirrorServer } from "../helpers/mirror-server.js";
 import { buildRepo } from "./test-repo.js";
 
@@ -124,5 +128,31 @@ describe("build dates", () => {
     });
     await repo.buildDates.learn([alpha], { limit: 10 });
     expect(repo.buildDates.known(alpha)).toBeUndefined();
+  });
+});
+
+describe("through the API, from an HTTP mirror", () => {
+  it("a package list carries every pkgBuildDate (valid XML), asking each .deb's 68 bytes once", async () => {
+    const mirror = await MirrorServer.start(MIRROR_DIR);
+    cleanups.push(() => mirror.close());
+    const server = await startTestServer({ yaml: kilnYaml(mirror.url) });
+    cleanups.push(() => server.close());
+    await server.createUser("dates");
+    const list = async () => {
+      // XML: the test server checks the answer against uforge.xsd (pkgBuildDate is an xs:dateTime).
+      const res = await server.request({ method: "GET", url: `/api/distributions/1/pkgs?query=${encodeURIComponent("name==libc*")}`, user: "dates" });
+      expect(res.statusCode, res.body).toBe(200);
+      return decode("packages", res.body, "xml").value.pkgs ?? [];
+    };
+    const pkgs = await list();
+    expect(pkgs.length).toBeGreaterThan(1);
+    for (const p of pkgs) {
+      const head = readFileSync(path.join(MIRROR_DIR, "pool", p.fullName!)).subarray(0, 68);
+      expect(p.pkgBuildDate?.getTime(), p.name).toBe(Number(head.toString("latin1", 24, 36).trim()) * 1000);
+    }
+    const asked = mirror.debRequests();
+    expect(asked.map((r) => [r.headers.range, r.status])).toEqual(pkgs.map(() => ["bytes=0-67", 206]));
+    expect(await list()).toEqual(pkgs);
+    expect(mirror.debRequests()).toHaveLength(asked.length);
   });
 });
