@@ -31,6 +31,21 @@ afterAll(async () => {
   await registry?.stop();
 });
 
+describe("the default configuration", () => {
+  it("offers Debian 12 and 13, for x86_64 and aarch64, from Debian's mirror, verified with its keyring", async () => {
+    const { loadConfig } = await import("../../src/server/config.js");
+    const config = loadConfig({ KILN_CONFIG: "" }, {});
+    expect(config.configFile).toBeUndefined();
+    expect(config.distributions.map((d) => `${d.name} ${d.version} ${d.arch} ${d.suite}`)).toEqual([
+      "Debian 12 x86_64 bookworm",
+      "Debian 13 x86_64 trixie",
+      "Debian 12 aarch64 bookworm",
+      "Debian 13 aarch64 trixie",
+    ]);
+    expect(new Set(config.distributions.map((d) => `${d.mirror} ${d.keyring}`))).toEqual(new Set(["http://deb.debian.org/debian/ /usr/share/keyrings/debian-archive-keyring.gpg"]));
+  });
+});
+
 describe("arm64 distributions on the wire", () => {
   it("JSON clients see them; XML clients, bound by uforge.xsd's architectures, do not", async () => {
     const json = await client().api<{ distributions: Array<{ arch: string; dbId: number }> }>("GET", "distributions");

@@ -60,7 +60,9 @@ export const BOOKWORM_SCRIPTS: readonly ScriptStudy[] = [
   {
     package: "libc6",
     script: "preinst",
-    sha256: ["77692462251006a8"],
+    // amd64's and arm64's: they differ only in the multiarch directory's name and in the
+    // lib64/lib link a non-merged system gets, which Kiln's merged tree already has.
+    sha256: ["77692462251006a8", "3db894ad8bf11f5a"],
     effects: [{ outcome: "not-needed", effect: "checks the running kernel and services to restart on upgrades: irrelevant to an image" }],
   },
   {
