@@ -422,7 +422,7 @@ describe("streaming", () => {
     void (async () => {
       const entry = pack.entry({ name: "bundles/big/1/big.bin", size: SIZE });
       for (let i = 0; i < SIZE / zeros.length; i++) if (!(entry as unknown as NodeJS.WritableStream).write(zeros)) await once(entry as unknown as NodeJS.EventEmitter, "drain");
-      entry.end();
+      (entry as unknown as NodeJS.WritableStream).end();
       pack.entry({ name: "bundle.yml" }, YAML.stringify({ name: "big", version: "1", files: [{ name: "big.bin", source: "bundles/big/1/big.bin" }] }));
       pack.finalize();
     })();

@@ -41,6 +41,8 @@ const bundle: BundleRow = {
   defaultInstallLocation: null,
   restrictionId: 1,
   restrictionRule: null,
+  imported: false,
+  revision: 1,
   created: new Date(0),
   lastModified: new Date(0),
 };

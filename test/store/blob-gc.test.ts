@@ -50,7 +50,7 @@ describe.each(cases)("blob collection on $name", ({ target, registry: onRegistry
     uploaderStore = onRegistry ? await openStore(db.options) : store;
     uploaderBlobs = onRegistry ? await registryStore(path.join(dir, "uploader")) : blobs;
     const user = await store.users.create({ login: "gc", email: null, firstName: null, surname: null, passwordHash: "h", admin: false, active: true, entitlements: [] });
-    bundle = await store.bundles.create({ userId: user.id, name: "b", version: null, description: null, release: null, tag: null, license: null, defaultInstallLocation: null, restrictionRule: null });
+    bundle = await store.bundles.create({ userId: user.id, name: "b", version: null, description: null, release: null, tag: null, license: null, defaultInstallLocation: null, restrictionRule: null, imported: false });
   });
   afterAll(async () => {
     await store?.close();

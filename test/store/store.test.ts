@@ -70,6 +70,7 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       license: null,
       defaultInstallLocation: null,
       restrictionRule: null,
+      imported: false,
       ...over,
     };
   }
