@@ -14,11 +14,12 @@
 //   (BENCH_PG=postgres://postgres@127.0.0.1:5433 for another PostgreSQL server than the local one)
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { serveWithNginx } from "./nginx.mjs";
 
 const N = Number(process.argv[2] ?? 4);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -176,18 +177,8 @@ await waitDone(bimg);
 const info = await api("GET", bimg.uri);
 const hex = info.sha256sum;
 await Promise.all(w.filter((p) => p !== victim).map(stop));
-const nginxRoot = path.join(work, "nginx-root");
-mkdirSync(nginxRoot);
-linkSync(path.join(regData, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data"), path.join(nginxRoot, info.fileName));
-const nginxPort = 20000 + Math.floor(Math.random() * 20000);
-const conf = path.join(work, "nginx.conf");
-writeFileSync(
-  conf,
-  `user root;\ndaemon off;\nworker_processes 1;\npid ${work}/nginx.pid;\nerror_log ${work}/nginx-error.log;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  client_body_temp_path ${work}/nginx-tmp;\n  proxy_temp_path ${work}/nginx-tmp;\n  fastcgi_temp_path ${work}/nginx-tmp;\n  uwsgi_temp_path ${work}/nginx-tmp;\n  scgi_temp_path ${work}/nginx-tmp;\n  server { listen 127.0.0.1:${nginxPort}; root ${nginxRoot}; }\n}\n`,
-);
-const nginx = spawn("nginx", ["-c", conf, "-p", work], { stdio: "ignore" });
+const { url: nginxUrl, process: nginx } = await serveWithNginx(work, path.join(regData, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data"), info.fileName);
 children.push(nginx);
-await sleep(500);
 function curl(url, headers = []) {
   const out = execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", ...headers.flatMap((h) => ["-H", h]), url]).toString();
   const [code, size, time] = out.split(" ");
@@ -195,7 +186,6 @@ function curl(url, headers = []) {
   return Number(size) / Number(time) / 1e6;
 }
 const kilnUrl = `${apiProc.url}/api/${bimg.uri}/downloads/${info.fileName}`;
-const nginxUrl = `http://127.0.0.1:${nginxPort}/${info.fileName}`;
 curl(nginxUrl);
 curl(kilnUrl, [`Authorization: ${auth}`]);
 // The registry alone (what any Kiln download through it can reach at most).

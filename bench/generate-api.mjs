@@ -15,6 +15,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { serveWithNginx } from "./nginx.mjs";
 import { tgz } from "./tgz.mjs";
 import { loadConfig } from "../dist/server/config.js";
 import { openRuntime } from "../dist/server/serve.js";
@@ -126,20 +127,9 @@ const bigGen = await generate(bigT);
 if (!bigGen.status.complete) throw new Error(`1 GiB generation failed: ${bigGen.status.errorMessage}`);
 const bigImg = await api("GET", bigGen.img.uri);
 const blobFile = rt.deps.blobs.path(`sha256:${bigImg.sha256sum}`);
-const nginxRoot = path.join(work, "nginx-root");
-mkdirSync(nginxRoot);
-fs.linkSync(blobFile, path.join(nginxRoot, bigImg.fileName));
-const nginxPort = 20000 + Math.floor(Math.random() * 20000);
-const conf = path.join(work, "nginx.conf");
-writeFileSync(
-  conf,
-  `user root;\ndaemon off;\nworker_processes 1;\npid ${work}/nginx.pid;\nerror_log ${work}/nginx-error.log;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  client_body_temp_path ${work}/nginx-tmp;\n  proxy_temp_path ${work}/nginx-tmp;\n  fastcgi_temp_path ${work}/nginx-tmp;\n  uwsgi_temp_path ${work}/nginx-tmp;\n  scgi_temp_path ${work}/nginx-tmp;\n  server { listen 127.0.0.1:${nginxPort}; root ${nginxRoot}; }\n}\n`,
-);
-const nginx = spawn("nginx", ["-c", conf, "-p", work], { stdio: "ignore" });
-await new Promise((r) => setTimeout(r, 500));
+const { url: nginxUrl, process: nginx } = await serveWithNginx(work, blobFile, bigImg.fileName);
 
 const kilnUrl = `http://127.0.0.1:${port}/api/${bigGen.img.uri}/downloads/${bigImg.fileName}`;
-const nginxUrl = `http://127.0.0.1:${nginxPort}/${bigImg.fileName}`;
 await curl(nginxUrl);
 await curl(kilnUrl, [`Authorization: ${auth}`]);
 const kilnMBs = [];
