@@ -179,12 +179,21 @@ export interface Representation {
   body: string;
 }
 
+/**
+ * Object answers are always revalidated: with Last-Modified and no Cache-Control, a browser may
+ * reuse an answer without asking (heuristic freshness) — the console then missed an image just
+ * generated (a template's lastModified does not move when an image is added). `no-cache` keeps
+ * the conditional requests (ETag, 304) and forbids the guess.
+ */
+const REVALIDATE = "no-cache";
+
 /** Where sendObject leaves the representation it sent (for the router's answer cache). */
 export const REPRESENTATION = Symbol("kiln.representation");
 
 /** Answers a GET from a kept representation, with the same caching semantics as sendObject. */
 export function sendRepresentation(req: FastifyRequest, reply: FastifyReply, r: Representation): FastifyReply {
   reply.header("ETag", r.etag);
+  reply.header("Cache-Control", REVALIDATE);
   if (r.lastModified) reply.header("Last-Modified", r.lastModified);
   if (notModified(req, r.etag, r.lastModified ? new Date(r.lastModified) : undefined)) return reply.code(304).send();
   return reply.code(200).type(r.contentType).send(r.body);
@@ -235,6 +244,7 @@ export function sendObject<R extends RootElement>(req: FastifyRequest, reply: Fa
   const own = (value as { lastModified?: unknown }).lastModified;
   const lastModified = answer.lastModified ?? (own instanceof Date ? own : undefined);
   reply.header("ETag", etag);
+  reply.header("Cache-Control", REVALIDATE);
   if (lastModified) reply.header("Last-Modified", httpDate(lastModified));
   if ((answer.status ?? 200) === 200 && req.method === "GET" && notModified(req, etag, lastModified)) {
     return reply.code(304).send();
