@@ -196,6 +196,20 @@ sh /usr/local/sbin/demo-helper /srv/by-sh
   });
 });
 
+describe("dpkg-divert --no-rename (trixie's DEP 17 protective diversions)", () => {
+  test("added and removed as dpkg-divert records them; removing one that is not there is a no-op", async () => {
+    const { differences, report } = await both(`#!/bin/sh
+set -e
+dpkg-divert --quiet --add --no-rename --package demo --divert /.lib32.usr-is-merged /lib32
+dpkg-divert --quiet --add --no-rename --package demo --divert /.lib64.usr-is-merged /lib64
+dpkg-divert --quiet --package demo --remove --no-rename --divert /.lib64.usr-is-merged /lib64
+dpkg-divert --quiet --package demo --no-rename --remove /not/diverted
+`);
+    expect(differences).toEqual([]);
+    expect(report.filter((r) => r.outcome !== "emulated")).toEqual([]);
+  });
+});
+
 describe("what the interpreter must not do: guess", () => {
   async function report(script: string): Promise<ScriptReportEntry[]> {
     const r: ScriptReportEntry[] = [];
