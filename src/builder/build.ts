@@ -46,7 +46,7 @@ import type { BuildPhase, BuildReport, BuildRequest, BuildResult, BuilderDeps } 
 const KILN_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 /** Bump when a fix-up's output may change for the same packages (cached fix-up layers are then rebuilt). */
-export const FIXUPS_VERSION = 4;
+export const FIXUPS_VERSION = 5;
 
 /** Share of the whole build each phase accounts for, for a progress bar that only moves forward. */
 const PHASES: Record<BuildPhase, [number, number]> = {

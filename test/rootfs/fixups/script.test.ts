@@ -96,7 +96,7 @@ touch /etc/demo.secret
     expect(report.every((r) => r.outcome === "emulated")).toBe(true);
   });
 
-  test("control flow and expansions decide what runs: if, case, for, while read, functions with local, $(...), ${x%...}, test", async () => {
+  test("control flow and expansions decide what runs: if, case, for, while read, functions with local, $(...), ${x%...}, test, set -e", async () => {
     const { differences, report } = await both(`#!/bin/sh
 set -e
 make_dir() {
@@ -127,6 +127,13 @@ if dpkg --compare-versions "$2" lt-nl 1.0; then touch /srv/old; fi
 if getent passwd nobody >/dev/null && ! getent group no-such-group >/dev/null; then touch /srv/accounts-known; fi
 if command -v dash >/dev/null; then touch /srv/has-dash; fi
 test -L /bin && touch /srv/merged
+# set -e ignores a failing non-final command of && and ||, and so the compound commands it ends
+# (trixie's tzdata postinst: if ...; then which restorecon && restorecon ...; fi)
+if true; then command -v no-such-tool >/dev/null && no-such-tool /etc; fi
+{ false && true; }
+for f in one; do false || false && true; done
+case x in x) ! true ;; esac
+touch /srv/after-ignored-failures
 `);
     expect(differences).toEqual([]);
     expect(report.filter((r) => r.outcome !== "emulated")).toEqual([]);

@@ -92,6 +92,10 @@ export interface ScriptHost {
   execute?(sh: Interpreter, path: string, argv: readonly string[], out: Sink, stdin: Input | undefined): Promise<Status | undefined>;
 }
 
+
+/** Compound commands whose status `set -e` judges by the command that ended them (see statusExempt). */
+const EXEMPTION_KEEPING: ReadonlySet<string> = new Set(["group", "if", "for", "while", "until", "case"]);
+
 class ExitSignal {
   constructor(readonly status: Status) {}
 }
@@ -115,6 +119,14 @@ export class Interpreter {
   positional: Value[];
   readonly functions = new Map<string, Command>();
   errexit = false;
+  /**
+   * Whether the status of the and-or list that ran last is a failure `set -e` ignored (a
+   * non-final command of `&&`/`||`, a `!` pipeline): a compound command (`if`, `{ }`, a loop,
+   * `case`) that ends on such a status does not end the script either, as dash and bash go on
+   * after `if true; then which restorecon && restorecon /x; fi`. A function call or a subshell
+   * does (dash).
+   */
+  private statusExempt = false;
   cwd = "";
   umask = 0o022;
   lastStatus: Status = 0;
@@ -297,7 +309,11 @@ export class Interpreter {
         if (last) lastRan = true;
       }
     }
-    if (this.errexit && lastRan && this.conditionDepth === 0 && !lastNegated && typeof status === "number" && status !== 0 && this.uncertain.length === 0) {
+    const lastPipeline = lastRan ? (a.rest.length ? a.rest[a.rest.length - 1]!.pipeline : a.first) : undefined;
+    const lastCommand = lastPipeline?.commands.length === 1 ? lastPipeline.commands[0]! : undefined;
+    const inheritsExemption = lastCommand !== undefined && EXEMPTION_KEEPING.has(lastCommand.type) && this.statusExempt;
+    this.statusExempt = !lastRan || lastNegated || inheritsExemption;
+    if (this.errexit && !this.statusExempt && this.conditionDepth === 0 && typeof status === "number" && status !== 0 && this.uncertain.length === 0) {
       if (this.substitutionDepth > 0) throw new ExitSignal(status);
       this.unreproduced(`the script fails at line ${this.line} (exit status ${status}) where the real installation would go on; Kiln stops interpreting it`);
       throw new ExitSignal(status);
