@@ -6,8 +6,14 @@ import { describe, expect, it } from "vitest";
 import { KeptWhileUnchanged } from "../../src/server/kept.js";
 
 describe("KeptWhileUnchanged", () => {
+  it("keeps nothing from a store other processes write to (PostgreSQL)", async () => {
+    const kept = new KeptWhileUnchanged<string>({ generation: 0, dialect: "postgres" }, 10);
+    expect(await kept.compute("a", async () => "alice")).toBe("alice");
+    expect(kept.get("a")).toBeUndefined();
+  });
+
   it("answers a value until the store changes", async () => {
-    const store = { generation: 0 };
+    const store = { generation: 0, dialect: "sqlite" as const };
     const kept = new KeptWhileUnchanged<string>(store, 10);
     expect(await kept.compute("a", async () => "alice")).toBe("alice");
     expect(kept.get("a")).toBe("alice");
@@ -16,7 +22,7 @@ describe("KeptWhileUnchanged", () => {
   });
 
   it("does not answer a value whose reads a write interrupted", async () => {
-    const store = { generation: 0 };
+    const store = { generation: 0, dialect: "sqlite" as const };
     const kept = new KeptWhileUnchanged<string>(store, 10);
     const value = await kept.compute("a", async () => {
       store.generation++; // a write lands while the value is being computed
@@ -27,7 +33,7 @@ describe("KeptWhileUnchanged", () => {
   });
 
   it("forgets the oldest entry past its capacity", () => {
-    const kept = new KeptWhileUnchanged<number>({ generation: 0 }, 2);
+    const kept = new KeptWhileUnchanged<number>({ generation: 0, dialect: "sqlite" as const }, 2);
     kept.set("a", 1, 0);
     kept.set("b", 2, 0);
     kept.set("b", 3, 0); // a new value for a kept key evicts nothing
