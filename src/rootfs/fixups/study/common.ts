@@ -49,6 +49,12 @@ export const COMMON_PROGRAMS: readonly ProgramRule[] = [
   },
   { program: "apparmor_parser", outcome: "not-needed", effect: "loads an AppArmor profile into the running kernel: not part of an image" },
   {
+    program: "ss",
+    outcome: "not-needed",
+    effect: "lists the build machine's listening sockets (is a port taken?), to decide whether to start a server: nothing listens while an image is built",
+    output: "",
+  },
+  {
     program: "df",
     outcome: "not-needed",
     effect: "measures the free space of the build machine's disk: the image gets the space of whatever runs it",
