@@ -149,13 +149,28 @@ async function startMirror() {
 
 const ADMIN = "soak-root-password";
 const kiln = { child: undefined, port: 0, crashes: [], rss: [], output: "" };
+const serverErrors = new Map();
 
 async function startKiln(env) {
   const child = spawn(process.execPath, [path.join(ROOT, "bin/kiln.js"), "serve"], { cwd: work, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   kiln.child = child;
   let out = "";
+  let partial = "";
   const keep = (d) => {
     out += d;
+    // The server's errors (JSON lines at level 50), counted by message: what the 5xx answers were.
+    const lines = (partial + d).split("\n");
+    partial = lines.pop();
+    for (const line of lines) {
+      if (!line.includes('"level":50')) continue;
+      try {
+        const entry = JSON.parse(line);
+        const key = `${entry.msg}: ${entry.err?.message ?? ""}`.slice(0, 300);
+        serverErrors.set(key, (serverErrors.get(key) ?? 0) + 1);
+      } catch {
+        // Not JSON: counted with the crash output instead.
+      }
+    }
     // The last lines are what a crash report needs; the rest would grow for ever.
     if (out.length > 1 << 20) out = out.slice(-(256 << 10));
     kiln.output = out;
@@ -480,6 +495,7 @@ async function main() {
     faults,
     drainSeconds,
     http: Object.fromEntries([...statuses].sort()),
+    serverErrors: Object.fromEntries(serverErrors),
   };
   console.log(JSON.stringify(summary, null, 2));
   for (const c of kiln.crashes) console.log(`crash at ${c.at}: ${c.code ?? c.signal}\n${c.tail}`);
