@@ -101,8 +101,9 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   const repo = await openRepository(req.distribution, { cacheDir: path.join(cacheDir, "repos"), debs: deps.debs, ...(signal ? { signal } : {}) });
   checkCancelled(signal);
   const local = await allSettledOrThrow(
-    (req.localDebs ?? []).map(async (deb) => {
-      const unpacked = await extractPackage({ deb }, { cacheDir, ...(req.noCache ? { noCache: true } : {}), ...(signal ? { signal } : {}) });
+    (req.localDebs ?? []).map(async (deb, i) => {
+      const charge = req.chargeLocalDeb ? (bytes: number) => req.chargeLocalDeb!(i, bytes) : undefined;
+      const unpacked = await extractPackage({ deb }, { cacheDir, ...(req.noCache ? { noCache: true } : {}), ...(signal ? { signal } : {}), ...(charge ? { charge } : {}) });
       refuseDeviceNodes(deb, unpacked);
       return { deb, pkg: describeUnpacked(unpacked), sha256: unpacked.sha256 };
     }),

@@ -36,6 +36,11 @@ export interface BundlePlan {
   debs: Array<{ name: string; digest: Digest }>;
   /** The layer with every other artifact, or undefined when there is none. */
   layer: ExtraLayer | undefined;
+  /**
+   * Counts the bundle's unpacked content against KILN_MAX_IMAGE_SIZE: its files and archives
+   * (the layer) and its `.deb` packages' contents (charged by the builder as they unpack).
+   */
+  budget: ContentBudget;
 }
 
 export interface BundlePlanOptions {
@@ -62,9 +67,13 @@ function formatSize(bytes: number): string {
 }
 
 /** Counts what the bundle adds to the image against KILN_MAX_IMAGE_SIZE. */
-class ContentBudget {
+export class ContentBudget {
   private used = 0;
   constructor(private readonly limit: number | undefined) {}
+  /** Starts the count again: each image of a multi-architecture generation has the whole limit. */
+  reset(): void {
+    this.used = 0;
+  }
   /** Adds `bytes` of `what`; throws once the total passes the limit. */
   charge(bytes: number, what: string): void {
     this.used += bytes;
@@ -106,7 +115,8 @@ export function planBundle(options: BundlePlanOptions): BundlePlan {
   const debs = artifacts.filter((a) => a.parentId === null && isDeb(a) && a.install).map((a) => ({ name: a.origName ?? a.name, digest: a.blobDigest as Digest }));
   const debIds = new Set(artifacts.filter((a) => a.parentId === null && isDeb(a) && a.install).map((a) => a.id));
   const rest = artifacts.filter((a) => !debIds.has(a.id));
-  if (rest.length === 0) return { debs, layer: undefined };
+  const budget = new ContentBudget(options.maxContentSize);
+  if (rest.length === 0) return { debs, layer: undefined, budget };
   const keyMaterial = JSON.stringify({
     // 2: locations through merged-/usr links land in /usr; archives lose setuid/setgid bits.
     v: 2,
@@ -120,8 +130,9 @@ export function planBundle(options: BundlePlanOptions): BundlePlan {
     layer: {
       createdBy: `bundle ${bundle.name}${bundle.version ? ` ${bundle.version}` : ""}`,
       cacheKey: createHash("sha256").update(keyMaterial).digest("hex"),
-      entries: (view) => new BundleLayerBuilder(options, view).build(rest),
+      entries: (view) => new BundleLayerBuilder(options, view, budget).build(rest),
     },
+    budget,
   };
 }
 
@@ -234,14 +245,11 @@ class BundleLayerBuilder {
   private readonly entries = new Map<string, FsEntry>();
   private ids: Ids | undefined;
   private appender: Appender | undefined;
-  private readonly budget: ContentBudget;
-
   constructor(
     private readonly options: BundlePlanOptions,
     private readonly view: RootfsView,
-  ) {
-    this.budget = new ContentBudget(options.maxContentSize);
-  }
+    private readonly budget: ContentBudget,
+  ) {}
 
   async build(artifacts: ArtifactRow[]): Promise<FsEntry[]> {
     this.ids = { users: await readIds(this.view, "etc/passwd"), groups: await readIds(this.view, "etc/group") };

@@ -47,6 +47,12 @@ export interface BuildRequest {
   installRecommends?: boolean;
   /** Local `.deb` files to install (bundle packages, `--deb`); their dependencies come from the repository. */
   localDebs?: string[];
+  /**
+   * Called with the size of each file `localDebs[index]` unpacks, before it is written (its whole
+   * content at once when it was unpacked before): throwing stops the unpacking — a bundle's
+   * budget against KILN_MAX_IMAGE_SIZE.
+   */
+  chargeLocalDeb?: (index: number, bytes: number) => void;
   extraLayers?: ExtraLayer[];
   /**
    * The image's name (`name:tag`), for its SBOM and for the writer's tags; without it, the first

@@ -150,11 +150,12 @@ function generation(deps: GenerationDeps): JobHandler {
     const localDebs = await Promise.all(plan.debs.map((d) => deps.blobs.localFile(d.digest)));
     const results: BuildResult[] = [];
     for (const [i, d] of dists.entries()) {
+      plan.budget.reset();
       const onProgress = (p: BuildProgress): void =>
         ctx.progress({ percentage: ((i + p.fraction) / dists.length) * BUILD_SHARE * 100, message: dists.length > 1 ? `${d.arch}: ${p.message}` : p.message });
       results.push(
         await buildImage(
-          { distribution: d, profile: "minbase", localDebs, extraLayers: plan.layer ? [plan.layer] : [], config, imageName: registeringName(img), signal: ctx.signal, onProgress },
+          { distribution: d, profile: "minbase", localDebs, chargeLocalDeb: (k, bytes) => plan.budget.charge(bytes, plan.debs[k]!.name), extraLayers: plan.layer ? [plan.layer] : [], config, imageName: registeringName(img), signal: ctx.signal, onProgress },
           { dataDir: deps.dataDir, blobs: deps.blobs, debs: deps.debs },
         ),
       );

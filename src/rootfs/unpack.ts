@@ -102,6 +102,11 @@ export interface UnpackOptions {
   /** Shared xz processes ({@link unpackPackages} makes its own). */
   lanes?: XzLanes;
   signal?: AbortSignal;
+  /**
+   * Called with each file's size before its bytes are written (a cached package's whole content
+   * at once); throwing stops the unpacking and leaves nothing behind.
+   */
+  charge?: (bytes: number) => void;
 }
 
 function unsafe(pkgName: string, name: string, why: string): KilnError {
@@ -316,6 +321,7 @@ async function extract(deb: DebPackage, sha256: string, dir: string, options: Un
       if (options.signal?.aborted) throw new KilnError("cancelled", `unpacking ${pkgName} was cancelled`);
       const entry = manifestEntry(e, pkgName, shipped);
       if (e.type === "file") {
+        options.charge?.(e.size);
         const { size, md5 } = await copyBody(e, out);
         if (size !== e.size) throw new KilnError("badRequest", `${deb.path}: entry ${JSON.stringify(e.name)} holds ${size} bytes, its header says ${e.size}`);
         entry.size = size;
@@ -362,7 +368,10 @@ export async function extractPackage(source: PackageSource, options: UnpackOptio
   const dir = packageDir(options.cacheDir, sha256);
   if (!options.noCache) {
     const cached = await readManifest(dir, sha256);
-    if (cached) return fromManifest(cached, source.deb, dir, true);
+    if (cached) {
+      options.charge?.(cached.contentSize);
+      return fromManifest(cached, source.deb, dir, true);
+    }
   }
   const deb = await openDeb(source.deb);
   const manifest = await extract(deb, sha256, dir, options);

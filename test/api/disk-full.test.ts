@@ -8,12 +8,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, rmSync, statfsSync, writeSync, fstatSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync, fstatSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTar } from "../fixtures/debs.js";
+import { buildDeb, makeTar, tempDir } from "../fixtures/debs.js";
 import { errorMessage, jsonClient, startTestServer, type JsonStatus, type TestServer } from "../helpers/api.js";
 
 let mountPoint: string;
@@ -84,7 +84,7 @@ beforeAll(async () => {
   bundleUri = b.json.uri;
   const a = await api<{ uri: string }>("POST", `${bundleUri}/artifacts`, { name: "hello.tar.gz", extract: true, installLocation: "/opt/full" });
   const up = await upload(a.json.uri, "hello.tar.gz", gzipSync(await makeTar([{ name: "bin/hello", content: "#!/bin/sh\necho hello\n", mode: 0o755 }])));
-  expect(up.statusCode, up.body).toBe(200);
+  expect(up.statusCode, up.body).toBe(201);
   const t = await api<{ uri: string }>("POST", `${bundleUri}/templates`, { distribution: { name: "Debian", version: "12", arch: "x86_64" } });
   templateUri = t.json.uri;
   // A first image warms the package and layer caches: what fills the disk below is the bundle.
@@ -109,7 +109,7 @@ describe("a decompression bomb", () => {
     const bomb = gzipSync(await makeTar([{ name: "zeros.bin", content: Buffer.alloc(128 << 20) }]));
     expect(bomb.length).toBeLessThan(1 << 20);
     const up = await upload(a.json.uri, "zeros.tar.gz", bomb);
-    expect(up.statusCode, up.body).toBe(200);
+    expect(up.statusCode, up.body).toBe(201);
     const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { name: "Debian", version: "12", arch: "x86_64" } });
     const g = await api<{ statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: true });
     expect(g.status, JSON.stringify(g.json)).toBe(201);
@@ -118,6 +118,32 @@ describe("a decompression bomb", () => {
     expect(s.errorMessage).toMatch(/^artifact zeros\.tar\.gz: zeros\.bin: unpacking stopped, the image's content passes KILN_MAX_IMAGE_SIZE \(64 MiB\)/);
     expect(leftovers()).toEqual([]);
     await api("DELETE", b.json.uri);
+  }, 180_000);
+
+  it("counts a bundle's .deb too: a package of zeros stops unpacking at the limit", async () => {
+    const dir = tempDir();
+    try {
+      const deb = readFileSync(buildDeb({ name: "zeros", version: "1.0", arch: "all", files: [{ path: "/opt/zeros.bin", content: Buffer.alloc(128 << 20) }] }, dir));
+      expect(deb.length).toBeLessThan(1 << 20);
+      const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "deb-bomb", version: "1.0" });
+      const a = await api<{ uri: string }>("POST", `${b.json.uri}/artifacts`, { name: "zeros_1.0_all.deb", install: true });
+      const up = await upload(a.json.uri, "zeros_1.0_all.deb", deb);
+      expect(up.statusCode, up.body).toBe(201);
+      const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { name: "Debian", version: "12", arch: "x86_64" } });
+      const g = await api<{ statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: true });
+      expect(g.status, JSON.stringify(g.json)).toBe(201);
+      const s = await waitFor(g.json.statusUri, undefined, 120_000);
+      expect(s.error, JSON.stringify(s)).toBe(true);
+      expect(s.errorMessage).toMatch(/artifact zeros_1\.0_all\.deb: unpacking stopped, the image's content passes KILN_MAX_IMAGE_SIZE \(64 MiB\)/);
+      expect(leftovers()).toEqual([]);
+      // Nothing of the package stays in the unpacked-package cache either.
+      const unpacked = path.join(server.config.dataDir, "cache", "unpacked");
+      const partial = (existsSync(unpacked) ? readdirSync(unpacked) : []).flatMap((d) => readdirSync(path.join(unpacked, d)).filter((f) => f.includes(".tmp-")));
+      expect(partial).toEqual([]);
+      await api("DELETE", b.json.uri);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 180_000);
 });
 
@@ -128,7 +154,7 @@ describe("a full disk", () => {
     const a = await api<{ uri: string }>("POST", `${bundleUri}/artifacts`, { name: "big.bin", installLocation: "/opt/full" });
     bigUri = a.json.uri;
     const up = await upload(bigUri, "big.bin", randomBytes(24 << 20));
-    expect(up.statusCode, up.body).toBe(200);
+    expect(up.statusCode, up.body).toBe(201);
     // Room for the database to record the outcome, not for the bundle's 24 MiB file: the
     // generation fills the disk, fails, and its partial files go (as on a real disk, where the
     // write that finds no room is usually the big one).
@@ -186,7 +212,7 @@ describe("a full disk", () => {
     dropBallast();
     const a = await api<{ uri: string }>("POST", `${bundleUri}/artifacts`, { name: "again.bin", installLocation: "/opt/full" });
     const up = await upload(a.json.uri, "again.bin", randomBytes(1 << 20));
-    expect(up.statusCode, up.body).toBe(200);
+    expect(up.statusCode, up.body).toBe(201);
     const s = await waitFor((await generate()).statusUri, undefined, 240_000);
     expect(s.complete, JSON.stringify(s)).toBe(true);
     expect(leftovers()).toEqual([]);
