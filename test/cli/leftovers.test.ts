@@ -103,7 +103,7 @@ describe("leftovers of a crash", () => {
       headers: { authorization: basic("alice", "alice-password"), "content-type": "application/octet-stream" },
       body: Buffer.alloc(1 << 20, 2),
     });
-    expect(again.status).toBe(200);
+    expect(again.status).toBe(201);
     expect(staged()).toEqual([live]);
     const stopped = new Promise((resolve) => second.child.once("exit", resolve));
     second.child.kill("SIGTERM");
