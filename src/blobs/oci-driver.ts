@@ -19,7 +19,7 @@ import { pipeline } from "node:stream/promises";
 import { KilnError } from "../domain/errors.js";
 import { RegistryClient } from "../registry/client.js";
 import { pushImage } from "../registry/push.js";
-import type { BuiltImage } from "../oci/types.js";
+import type { BuiltImage, BuiltIndex } from "../oci/types.js";
 import type { Credentials } from "../registry/auth.js";
 import { FsDriver, type ByteRange, type StorageDriver, type StoredObject, type TempObject } from "./driver.js";
 import { VerifyingStream, type BlobStore, type Digest } from "./blob-store.js";
@@ -169,7 +169,7 @@ export class OciDriver implements StorageDriver {
    * reference (`registry.example.com/kiln/alice/hello:1.0-7`), pullable with the registry's
    * credentials.
    */
-  async tagImage(image: BuiltImage, blobs: BlobStore, repository: string, tag: string, signal?: AbortSignal): Promise<string> {
+  async tagImage(image: BuiltImage | BuiltIndex, blobs: BlobStore, repository: string, tag: string, signal?: AbortSignal): Promise<string> {
     const result = await pushImage(image, blobs, { registry: this.options.registry, repository: `${this.options.prefix}/${repository}`, tag }, this.options.credentials ?? {}, {
       mountFrom: [this.repository],
       ...(signal ? { signal } : {}),

@@ -179,8 +179,8 @@ function generation(deps: GenerationDeps): JobHandler {
     // deleting another image with the same document cannot collect it in between (blob-gc.ts).
     const documents = await sealDocuments(deps, [result.report, result.sbom]);
     // With a registry blob store the image is also tagged there, before it completes: its
-    // registeringName is then a reference anyone with the registry's credentials can pull. (A
-    // multi-architecture image is tagged there by its template architecture's image only.)
+    // registeringName is then a reference anyone with the registry's credentials can pull (a
+    // multi-architecture image's: the manifest list of its images).
     let registryReference: string | undefined;
     if (deps.blobs.driver instanceof OciDriver) {
       try {
@@ -188,7 +188,7 @@ function generation(deps: GenerationDeps): JobHandler {
         const owner = await store.users.get(img.userId);
         if (!owner) throw new KilnError("notFound", "the owner of this image was deleted");
         const target = registryTarget(owner.login, img);
-        registryReference = await deps.blobs.driver.tagImage(result.image, deps.blobs, target.repository, target.tag, ctx.signal);
+        registryReference = await deps.blobs.driver.tagImage(index ?? result.image, deps.blobs, target.repository, target.tag, ctx.signal);
       } catch (err) {
         await documents.cancel();
         throw err;

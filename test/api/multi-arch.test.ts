@@ -11,13 +11,14 @@ import { ARM64_MIRROR_DIR, MIRROR_DIR } from "../helpers/global-setup.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const PASSWORD = "registry-secret-pw";
+const STORE_PASSWORD = "blob-store-secret-pw";
 let server: TestServer;
 let registry: TestRegistry;
 let templateUri: string;
 const client = (): ReturnType<typeof jsonClient> => jsonClient(server, "alice");
 
 beforeAll(async () => {
-  registry = await startRegistry({ auth: "htpasswd", users: { alice: PASSWORD } });
+  registry = await startRegistry({ auth: "htpasswd", users: { alice: PASSWORD, kiln: STORE_PASSWORD } });
   const dist = (arch: string, mirror: string): string => `  - {name: Debian, version: "12", arch: ${arch}, mirror: "file://${mirror}/", suite: bookworm, components: [main], keyring: none}\n`;
   server = await startTestServer({ yaml: `distributions:\n${dist("x86_64", MIRROR_DIR)}${dist("aarch64", ARM64_MIRROR_DIR)}`, env: { KILN_PUBLISH_ALLOW: "127.0.0.1" } });
   await server.createUser("alice");
@@ -99,6 +100,38 @@ describe("a generation of several architectures", () => {
       const one = JSON.parse(skopeo("--override-arch", arch, "inspect", "")) as { Architecture: string; Layers: string[] };
       expect(one.Architecture).toBe(arch);
       expect(one.Layers.length).toBeGreaterThanOrEqual(5);
+    }
+  }, 300_000);
+});
+
+describe("with every blob in a registry (KILN_BLOB_STORE)", () => {
+  it("tags a multi-architecture image there as a manifest list: its registeringName resolves per platform", async () => {
+    const dist = (arch: string, mirror: string): string => `  - {name: Debian, version: "12", arch: ${arch}, mirror: "file://${mirror}/", suite: bookworm, components: [main], keyring: none}\n`;
+    const stored = await startTestServer({
+      yaml: `distributions:\n${dist("x86_64", MIRROR_DIR)}${dist("aarch64", ARM64_MIRROR_DIR)}`,
+      env: { KILN_BLOB_STORE: `oci+${registry.url}/kiln`, KILN_BLOB_STORE_CREDENTIALS: `kiln:${STORE_PASSWORD}` },
+    });
+    try {
+      await stored.createUser("alice");
+      const { api, waitFor } = jsonClient(stored, "alice");
+      const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name: "stored", version: "1.0" });
+      const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { name: "Debian", version: "12", arch: "x86_64" } });
+      const img = await api<{ uri: string; statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: false, architectures: ["x86_64", "aarch64"] });
+      expect(img.status, JSON.stringify(img.json)).toBe(201);
+      const done = await waitFor(img.json.statusUri, undefined, 280_000);
+      expect(done.error ? done.detailedErrorMsg : "").toBe("");
+      const { json } = await api<{ registeringName: string }>("GET", img.json.uri);
+      expect(json.registeringName.startsWith(`${registry.host}/kiln/`)).toBe(true);
+      const skopeo = (...args: string[]): string => execFileSync("skopeo", [...args, "--tls-verify=false", `--creds=kiln:${STORE_PASSWORD}`, `docker://${json.registeringName}`], { encoding: "utf8" });
+      const raw = JSON.parse(skopeo("inspect", "--raw")) as { mediaType: string; manifests: Array<{ platform: Record<string, string> }> };
+      expect(raw.mediaType).toBe("application/vnd.docker.distribution.manifest.list.v2+json");
+      expect(raw.manifests.map((m) => m.platform.architecture)).toEqual(["amd64", "arm64"]);
+      for (const arch of ["amd64", "arm64"]) {
+        const one = JSON.parse(execFileSync("skopeo", ["--override-arch", arch, "inspect", "--tls-verify=false", `--creds=kiln:${STORE_PASSWORD}`, `docker://${json.registeringName}`], { encoding: "utf8" })) as { Architecture: string };
+        expect(one.Architecture).toBe(arch);
+      }
+    } finally {
+      await stored.close();
     }
   }, 300_000);
 });
