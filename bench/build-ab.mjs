@@ -7,25 +7,19 @@
 //
 // (`git worktree add --detach /tmp/kiln-old <rev> && cd /tmp/kiln-old && npm ci && npm run build`)
 import { spawn } from "node:child_process";
-import { createReadStream, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
+import { serveMirror } from "./mirror.mjs";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const MIRROR = path.join(ROOT, ".cache/mirror");
 if (!process.argv[2]) throw new Error("usage: node bench/build-ab.mjs OTHER_CHECKOUT [runs]");
 const KILNS = { old: path.join(path.resolve(process.argv[2]), "bin/kiln.js"), new: path.join(ROOT, "bin/kiln.js") };
 const work = mkdtempSync(path.join(tmpdir(), "kiln-ab-"));
-const server = createServer((req, res) => {
-  const file = path.join(MIRROR, decodeURIComponent(new URL(req.url, "http://x").pathname));
-  let st; try { st = statSync(file); } catch { return res.writeHead(404).end(); }
-  if (!st.isFile()) return res.writeHead(404).end();
-  res.writeHead(200, { "content-length": st.size }); createReadStream(file).pipe(res);
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const mirror = await serveMirror(MIRROR);
 const config = path.join(work, "kiln.yaml");
-writeFileSync(config, `distributions:\n  - {name: Debian, version: "12", arch: x86_64, mirror: "http://127.0.0.1:${server.address().port}/", suite: bookworm, components: [main], keyring: none}\n`);
+writeFileSync(config, `distributions:\n  - {name: Debian, version: "12", arch: x86_64, mirror: "${mirror.url}", suite: bookworm, components: [main], keyring: none}\n`);
 const run = (args, env) => new Promise((resolve, reject) => {
   const t0 = process.hrtime.bigint();
   const c = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
@@ -44,5 +38,5 @@ for (let i = 0; i < n; i++) for (const k of i % 2 ? ["new", "old"] : ["old", "ne
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const k of ["old", "new"]) console.log(k, "cold", med(t[k].cold).toFixed(2), t[k].cold.map((x) => x.toFixed(2)).join(","), "warm", med(t[k].warm).toFixed(2), t[k].warm.map((x) => x.toFixed(2)).join(","));
 console.log("ratio new/old cold", (med(t.new.cold) / med(t.old.cold)).toFixed(3), "warm", (med(t.new.warm) / med(t.old.warm)).toFixed(3));
-server.close();
+await mirror.close();
 rmSync(work, { recursive: true, force: true });

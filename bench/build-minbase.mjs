@@ -19,11 +19,10 @@
 // < 300 MB and not growing with image size.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createReadStream, statSync } from "node:fs";
+import { serveMirror } from "./mirror.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const MIRROR = path.join(ROOT, ".cache/mirror");
@@ -31,23 +30,6 @@ const KILN = path.join(ROOT, "bin/kiln.js");
 const runs = Number(process.argv[2] ?? 3);
 const work = mkdtempSync(path.join(tmpdir(), "kiln-bench-build-"));
 
-// A static server for the mirror, in a child process so timing here is not disturbed.
-function serveMirror() {
-  const server = createServer((req, res) => {
-    const file = path.join(MIRROR, decodeURIComponent(new URL(req.url, "http://x").pathname));
-    if (!file.startsWith(MIRROR)) return res.writeHead(403).end();
-    let st;
-    try {
-      st = statSync(file);
-    } catch {
-      return res.writeHead(404).end();
-    }
-    if (!st.isFile()) return res.writeHead(404).end();
-    res.writeHead(200, { "content-length": st.size });
-    createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
 
 function run(cmd, args, env = {}) {
   return new Promise((resolve, reject) => {
@@ -73,8 +55,8 @@ async function peakMb(args, env) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const server = await serveMirror();
-const mirrorUrl = `http://127.0.0.1:${server.address().port}/`;
+const mirror = await serveMirror(MIRROR);
+const mirrorUrl = mirror.url;
 const config = path.join(work, "kiln.yaml");
 writeFileSync(config, `distributions:\n  - {name: Debian, version: "12", arch: x86_64, mirror: "${mirrorUrl}", suite: bookworm, components: [main], keyring: none}\n`);
 const env = { KILN_DATA_DIR: path.join(work, "data"), SOURCE_DATE_EPOCH: "" };
@@ -153,7 +135,7 @@ execFileSync("dpkg-deb", ["-Znone", "--root-owner-group", "--build", bigDir, pat
 rmSync(bigDir, { recursive: true, force: true });
 const peakBig = await peakMb([KILN, ...build(["--no-cache", "--deb", path.join(work, "big-data.deb"), "--oci", path.join(work, "mem-2"), "--tag", "m"])], env);
 
-server.close();
+await mirror.close();
 execFileSync("umount", [tmpfs]);
 rmSync(work, { recursive: true, force: true });
 

@@ -15,10 +15,10 @@
 // no Recommends): what mmdebstrap --variant=minbase --include=apt,<set> installs.
 // Results: a table on stdout, details per set in .cache/fidelity/diff-<set>.txt.
 import { execFileSync, spawn } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { serveMirror } from "../mirror.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const WORK = path.join(ROOT, ".cache/fidelity");
@@ -113,21 +113,8 @@ if (!existsSync(path.join(mirror, "packages.txt")) || readFileSync(path.join(mir
 
 // ---- 2. The mirror on loopback, and Kiln's configuration --------------------------------------
 
-const server = createServer((req, res) => {
-  const file = path.join(mirror, decodeURIComponent(new URL(req.url, "http://x").pathname));
-  if (!file.startsWith(mirror)) return res.writeHead(403).end();
-  let st;
-  try {
-    st = statSync(file);
-  } catch {
-    return res.writeHead(404).end();
-  }
-  if (!st.isFile()) return res.writeHead(404).end();
-  res.writeHead(200, { "content-length": st.size });
-  createReadStream(file).pipe(res);
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const url = `http://127.0.0.1:${server.address().port}/`;
+const served = await serveMirror(mirror);
+const url = served.url;
 const config = path.join(WORK, "kiln.yaml");
 writeFileSync(config, `distributions:\n  - {name: Debian, version: "12", arch: x86_64, mirror: "${url}", suite: bookworm, components: [main], keyring: none}\n`);
 const kilnEnv = { KILN_DATA_DIR: path.join(WORK, "data"), SOURCE_DATE_EPOCH };
@@ -177,7 +164,7 @@ for (const set of sets) {
     rmSync(bundle, { recursive: true, force: true });
   }
 }
-server.close();
+await served.close();
 
 console.log("| set | packages | differences | harmless | explained by the report | **unexplained** | unreproduced effects | mmdebstrap | kiln --no-cache | ratio |");
 console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
