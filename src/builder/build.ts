@@ -30,7 +30,6 @@ import { LayerCache } from "../oci/layer-cache.js";
 import { layerFormat, writeLayer } from "../oci/layer.js";
 import type { Layer } from "../oci/types.js";
 import { MERGED_USR_DIRS, ROOTFS_OWNER, Rootfs } from "../rootfs/rootfs.js";
-import { fixupsFor } from "../rootfs/fixups/index.js";
 import { aptSourceFor } from "../rootfs/fixups/apt-sources.js";
 import { bufferContent, type FsEntry } from "../rootfs/types.js";
 import { describeUnpacked, extractPackage, unpackPackages, type PackageSource } from "../rootfs/unpack.js";
@@ -209,6 +208,8 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
     progress.set("configuring", "configuring (replacing package scripts)");
     const warnings: string[] = [];
     const scripts: ScriptReportEntry[] = [];
+    // Loaded only here: a build whose fix-up layer is cached runs none (and skips loading ~40 modules).
+    const { fixupsFor } = await import("../rootfs/fixups/index.js");
     const fixups = fixupsFor(req.distribution.suite, { aptSources, manual, warn: (m) => warnings.push(m), report: scripts });
     for (const [i, f] of fixups.entries()) {
       checkCancelled(signal);

@@ -18,10 +18,12 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { createGunzip } from "node:zlib";
-import tar from "tar-stream";
-import yauzl from "yauzl";
+import { createRequire } from "node:module";
+import type tarStream from "tar-stream";
+import type yauzlType from "yauzl";
 import type { BlobStore, Digest } from "../blobs/blob-store.js";
 import { isKilnError, KilnError, storageError } from "../domain/errors.js";
+import { lazy } from "../domain/lazy.js";
 import { createDecoder, type DebCompression } from "../debian/deb-decompress.js";
 import { ContentFile } from "../rootfs/content.js";
 import { UnsafePathError, normaliseArchivePath, parentPath } from "../rootfs/paths.js";
@@ -30,6 +32,11 @@ import type { UnpackedPackage } from "../rootfs/unpack.js";
 import type { ArtifactRow, BundleRow } from "../store/types.js";
 import type { ExtraLayer } from "./types.js";
 import { parseArtifactParams } from "../domain/artifacts.js";
+
+// Loaded for the first archive read: a build without artifacts needs neither.
+const require = createRequire(import.meta.url);
+const tar = lazy(() => require("tar-stream") as typeof tarStream);
+const yauzl = lazy(() => require("yauzl") as typeof yauzlType);
 
 export interface BundlePlan {
   /** `.deb` artifacts to install with the distribution's packages (blob digests). */
@@ -436,7 +443,7 @@ class BundleLayerBuilder {
   private async extractTar(archive: string, kind: Exclude<ArchiveKind, "zip" | "gz">, digest: Digest, root: string, special: number): Promise<void> {
     const compression: DebCompression = kind === "tar" ? "none" : kind === "tar.gz" ? "gzip" : kind === "tar.bz2" ? "bzip2" : kind === "tar.xz" ? "xz" : "zstd";
     const decoder = createDecoder(compression).stream;
-    const extract = tar.extract();
+    const extract = tar().extract();
     const done = pipeline(this.options.blobs.open(digest), decoder, extract).catch((err: unknown) => {
       throw err instanceof KilnError ? err : new KilnError("buildFailed", `cannot unpack archive ${archive}: ${(err as Error).message}`, { cause: err });
     });
@@ -493,16 +500,16 @@ class BundleLayerBuilder {
 
   private async extractZip(archive: string, digest: Digest, root: string, special: number): Promise<void> {
     const file = await this.options.blobs.localFile(digest);
-    const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+    const zip = await new Promise<yauzlType.ZipFile>((resolve, reject) =>
       // Names are decoded and checked here (decodeStrings: false): yauzl's own check fails the
       // whole archive with "invalid relative path", where Kiln names the entry like for tar.
-      yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: false }, (err, z) => (err ? reject(err) : resolve(z!))),
+      yauzl().open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: false }, (err, z) => (err ? reject(err) : resolve(z!))),
     ).catch((err: unknown) => {
       throw new KilnError("buildFailed", `cannot read zip archive ${archive}: ${(err as Error).message}`, { cause: err });
     });
     try {
       for (;;) {
-        const entry = await new Promise<yauzl.Entry | undefined>((resolve, reject) => {
+        const entry = await new Promise<yauzlType.Entry | undefined>((resolve, reject) => {
           zip.once("entry", resolve);
           zip.once("end", () => resolve(undefined));
           zip.once("error", (err: Error) => reject(new KilnError("buildFailed", `cannot read zip archive ${archive}: ${err.message}`, { cause: err })));
@@ -510,7 +517,7 @@ class BundleLayerBuilder {
         });
         zip.removeAllListeners("entry").removeAllListeners("end").removeAllListeners("error");
         if (!entry) break;
-        const name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
+        const name = yauzl().getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
         if (name.includes("\\")) throw new KilnError("unsafeArchive", `archive ${archive}: entry ${name} has a backslash in its name; refusing to unpack it`);
         const unixMode = (entry.externalFileAttributes >>> 16) & 0xffff;
         const fileType = unixMode & 0o170000;

@@ -11,7 +11,7 @@ import type { BootScript, KilnClient, MySoftware, SoftwareArtifact } from "../sd
 import { addCommonOptions, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { CliExit, UsageError } from "./errors.js";
 import { archiveComponent } from "../domain/bundle-description.js";
-import { buildBundleArchive, loadBundleFile, type BundlePlan } from "./bundle-file.js";
+import type { BundlePlan } from "./bundle-file.js";
 import { bytes, details, note, printJson, say, table } from "./output.js";
 import { transferReporter } from "./transfer-progress.js";
 
@@ -59,7 +59,7 @@ Examples:
   kiln bundle create --file bundle.json --json`,
     )
     .action(async (opts: CommonOptions & { file: string }, cmd: Command) => {
-      const plan = await loadBundleFile(opts.file);
+      const plan = await (await import("./bundle-file.js")).loadBundleFile(opts.file);
       await withClient(cmd, opts, async (client) => {
         const created = await createBundle(client, plan);
         if (opts.json) printJson(await client.bundles.get(created.dbId!));
@@ -73,7 +73,7 @@ Examples:
     .requiredOption("--file <file>", "the bundle file: bundle.yml, bundle.yaml or bundle.json")
     .addHelpText("after", "\nExample:\n  kiln bundle validate --file bundle.yml   # exit 0 when valid (files not found are warnings), 1 with the first problem otherwise")
     .action(async (opts: { file: string }) => {
-      const plan = await loadBundleFile(opts.file);
+      const plan = await (await import("./bundle-file.js")).loadBundleFile(opts.file);
       for (const w of plan.warnings) note(`warning: ${w}`);
       say(`OK: the bundle file ${path.resolve(opts.file)} is valid (${plan.description.name} ${plan.description.version}, ${plan.fileCount} file${plan.fileCount === 1 ? "" : "s"}, ${bytes(plan.localBytes)} to upload)${plan.warnings.length ? `, with ${plan.warnings.length} warning${plan.warnings.length === 1 ? "" : "s"}` : ""}`);
     });
@@ -213,9 +213,9 @@ async function sendArchive(client: KilnClient, archive: string, label: string, i
  */
 export async function createBundle(client: KilnClient, plan: BundlePlan): Promise<MySoftware> {
   const name = plan.description.name;
-  let built: Awaited<ReturnType<typeof buildBundleArchive>>;
+  let built: Awaited<ReturnType<typeof import("./bundle-file.js").buildBundleArchive>>;
   try {
-    built = await buildBundleArchive(plan);
+    built = await (await import("./bundle-file.js")).buildBundleArchive(plan);
   } catch (err) {
     throw new Error(`bundle ${name} was not created: ${(err as Error).message}`, { cause: err });
   }

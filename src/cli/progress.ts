@@ -3,7 +3,8 @@
  * lines (one per new message, at most one every half second) when it is not — CI logs stay
  * readable.
  */
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type cliProgressType from "cli-progress";
 
 export interface ProgressReporter {
   /** `fraction` 0–1; `message` what is happening now. */
@@ -13,6 +14,8 @@ export interface ProgressReporter {
 
 export function progressReporter(stream: NodeJS.WriteStream): ProgressReporter {
   if (stream.isTTY) {
+    // Loaded only for a terminal (a log, or -q, has no use for it).
+    const cliProgress = createRequire(import.meta.url)("cli-progress") as typeof cliProgressType;
     const bar = new cliProgress.SingleBar(
       { stream, format: " {bar} {percentage}% | {message}", hideCursor: true, clearOnComplete: false, barsize: 30, etaBuffer: 20 },
       cliProgress.Presets.shades_classic,

@@ -2,7 +2,8 @@
  * Progress of bytes moving (uploads, downloads): a bar with sizes on a terminal, and on a log a
  * line at most every two seconds plus one at the end, so CI output stays short.
  */
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type cliProgressType from "cli-progress";
 import type { TransferProgress } from "../sdk/index.js";
 import { bytes } from "./output.js";
 
@@ -14,6 +15,8 @@ export interface TransferReporter {
 
 export function transferReporter(stream: NodeJS.WriteStream, label: string): TransferReporter {
   if (stream.isTTY) {
+    // Loaded only for a terminal (a log, or -q, has no use for it).
+    const cliProgress = createRequire(import.meta.url)("cli-progress") as typeof cliProgressType;
     const bar = new cliProgress.SingleBar(
       { stream, format: " {bar} {percentage}% | {done} of {size} | {label}", hideCursor: true, clearOnComplete: false, barsize: 30 },
       cliProgress.Presets.shades_classic,

@@ -16,15 +16,18 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { Duplex, PassThrough, type Readable, type Writable } from "node:stream";
 import { createGunzip, gunzipSync } from "node:zlib";
-import bz2 from "unbzip2-stream";
+import type bz2Type from "unbzip2-stream";
 import type * as ZstdBinding from "zstd-napi/binding.js";
+import { lazy } from "../domain/lazy.js";
 
+// The decoders are loaded when first used (lazy): a warm build needs none of them.
 const require = createRequire(import.meta.url);
-// lzma-native ships no type declarations; this is the one function Kiln uses.
-const lzma = require("lzma-native") as { createDecompressor(options?: { synchronous?: boolean }): Duplex };
+/** lzma-native (it ships no type declarations; this is the one function Kiln uses). */
+export const lzma = lazy(() => require("lzma-native") as { createDecompressor(options?: { synchronous?: boolean }): Duplex });
 // zstd-napi's low-level binding is a native module re-exported from CommonJS: Node's ESM loader
 // sees no named exports in it, so it is required (its declarations still type it).
-const zstd = require("zstd-napi/binding") as typeof ZstdBinding;
+const zstd = lazy(() => require("zstd-napi/binding") as typeof ZstdBinding);
+const bz2 = lazy(() => require("unbzip2-stream") as typeof bz2Type);
 
 /** How a member of a `.deb` is compressed. */
 export type DebCompression = "gzip" | "xz" | "zstd" | "bzip2" | "none";
@@ -140,7 +143,7 @@ class ProgramFilter extends Duplex {
  * stops producing as soon as the reader is full and resumes when it reads again.
  */
 class ZstdDecoder extends Duplex {
-  private readonly dctx = new zstd.DCtx();
+  private readonly dctx = new (zstd().DCtx)();
   private input: Buffer | undefined;
   private inputDone: ((err?: Error | null) => void) | undefined;
   /** A write callback held back because the reader is full. */
@@ -172,7 +175,7 @@ class ZstdDecoder extends Duplex {
 
   private pump(): void {
     while (this.input !== undefined) {
-      const out = Buffer.allocUnsafe(ZSTD_OUT);
+      const out = Buffer.allocUnsafe(zstdOut());
       let ret: number;
       let produced: number;
       let consumed: number;
@@ -201,7 +204,7 @@ class ZstdDecoder extends Duplex {
   }
 }
 
-const ZSTD_OUT = zstd.dStreamOutSize();
+const zstdOut = lazy(() => zstd().dStreamOutSize());
 
 /** A decompressor, and how much compressed input to hand it at a time. */
 export interface Decoder {
@@ -226,14 +229,14 @@ export function createDecoder(compression: DebCompression, xz: XzDecoder = "auto
       const program = xz === "native" ? null : findProgram("xz");
       if (program) return { stream: new ProgramFilter(program, ["-dc", "-q"]), inputChunk: big };
       if (xz === "program") throw new Error("the xz program is not installed");
-      return { stream: lzma.createDecompressor(), inputChunk: 1 << 16 };
+      return { stream: lzma().createDecompressor(), inputChunk: 1 << 16 };
     }
     case "zstd":
       return { stream: new ZstdDecoder(), inputChunk: big };
     case "bzip2": {
       const program = findProgram("bzip2");
       if (program) return { stream: new ProgramFilter(program, ["-dc", "-q"]), inputChunk: big };
-      return { stream: bz2() as unknown as Duplex, inputChunk: 1 << 16 };
+      return { stream: bz2()() as unknown as Duplex, inputChunk: 1 << 16 };
     }
     case "none":
       return { stream: new PassThrough({ highWaterMark: big }), inputChunk: big };
@@ -261,12 +264,12 @@ export async function decodeBounded(compression: Exclude<DebCompression, "bzip2"
         throw err;
       }
     case "zstd": {
-      const dctx = new zstd.DCtx();
+      const dctx = new (zstd().DCtx)();
       const out: Buffer[] = [];
       let total = 0;
       let input = data;
       for (;;) {
-        const buf = Buffer.allocUnsafe(ZSTD_OUT);
+        const buf = Buffer.allocUnsafe(zstdOut());
         const [ret, produced, consumed] = dctx.decompressStream(buf, input);
         total += produced;
         if (total > limit) throw new TooLargeError(`more than ${limit} bytes`);
@@ -280,7 +283,7 @@ export async function decodeBounded(compression: Exclude<DebCompression, "bzip2"
     }
     case "xz": {
       // Synchronous: a control member is a few KiB, less work than handing it to a thread.
-      const dec = lzma.createDecompressor({ synchronous: true });
+      const dec = lzma().createDecompressor({ synchronous: true });
       const out: Buffer[] = [];
       let total = 0;
       let failure: Error | undefined;

@@ -8,13 +8,18 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { Readable } from "node:stream";
-import tar from "tar-stream";
+import { createRequire } from "node:module";
+import type tarStream from "tar-stream";
 import { KilnError } from "../domain/errors.js";
+import { lazy } from "../domain/lazy.js";
 import { ArFormatError, readArMembers, type ArMember } from "./deb-ar.js";
 import { parseParagraph } from "./control.js";
 import { compressionOf, createDecoder, decodeBounded, TooLargeError, type DebCompression, type XzDecoder } from "./deb-decompress.js";
 import { xzUncompressedSize, type XzLanes } from "./deb-xz-lanes.js";
 import type { Paragraph } from "./types.js";
+
+/** tar-stream, loaded for the first data member read (a warm build reads none). */
+const tar = lazy(() => createRequire(import.meta.url)("tar-stream") as typeof tarStream);
 
 export type { DebCompression, XzDecoder } from "./deb-decompress.js";
 export { XzLanes } from "./deb-xz-lanes.js";
@@ -148,7 +153,7 @@ function decompressedStream(file: string, member: DebTarMember, options: DataStr
  * parser surface from the iteration as a `KilnError` naming the file.
  */
 async function* tarEntries(file: string, member: DebTarMember, source: Readable): AsyncGenerator<DebDataEntry> {
-  const extract = tar.extract();
+  const extract = tar().extract();
   let failure: Error | undefined;
   source.on("error", (err: Error) => {
     failure = err;

@@ -11,13 +11,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import path from "node:path";
 import { PassThrough, Transform, Writable, type Duplex, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { KilnError, isKilnError } from "../domain/errors.js";
 import { parseParagraphs } from "./control.js";
+import { lzma } from "./deb-decompress.js";
 import { checkExpected, errorReason, type Expected } from "./mirror.js";
 import { packageFromParagraph } from "./package.js";
 import type { BinaryPackage } from "./types.js";
@@ -25,11 +25,6 @@ import type { BinaryPackage } from "./types.js";
 /** How an index file is compressed (from its name: `.xz`, `.gz`, or neither). */
 export type Compression = "xz" | "gz" | "none";
 
-/** The part of lzma-native Kiln uses (the package ships no types). */
-interface Lzma {
-  createDecompressor(options?: { synchronous?: boolean }): Duplex;
-}
-const lzma = createRequire(import.meta.url)("lzma-native") as Lzma;
 
 /** JavaScript strings stop a little above 500 M characters; an index is ~50 MB. */
 const MAX_TEXT_BYTES = 512 * 1024 * 1024;
@@ -84,7 +79,7 @@ class Collector extends Writable {
 }
 
 function inflater(compression: Compression): Duplex {
-  if (compression === "xz") return lzma.createDecompressor();
+  if (compression === "xz") return lzma().createDecompressor();
   if (compression === "gz") return createGunzip();
   return new PassThrough();
 }

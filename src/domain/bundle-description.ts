@@ -8,10 +8,15 @@
  * would otherwise make later (types, paths, rights, the rule's syntax). The first problem is
  * reported as `invalidField`, naming where it is (`files[1].files[0] (app.conf)`).
  */
-import YAML from "yaml";
+import { createRequire } from "node:module";
+import type YAMLType from "yaml";
 import { checkImagePath, isArtifactTag, isBootType, parseArtifactParams, type ArtifactTag, type BootType } from "./artifacts.js";
 import { fail, isKilnError } from "./errors.js";
+import { lazy } from "./lazy.js";
 import { parseRestrictionRule } from "./restriction.js";
+
+/** yaml, loaded when a description is read or written (`kiln build` loads neither). */
+const YAML = lazy(() => createRequire(import.meta.url)("yaml") as typeof YAMLType);
 
 /** One entry of `files` (a file, a directory, or an OS package to install). */
 export interface DescribedFile {
@@ -75,7 +80,7 @@ export function parseDescriptionText(text: string, json: boolean, what: string):
       fail("invalidField", `${what} is not valid JSON: ${(err as Error).message}`);
     }
   }
-  const doc = YAML.parseDocument(text, { prettyErrors: false });
+  const doc = YAML().parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const line = e.linePos?.[0] ? ` (line ${e.linePos[0].line})` : "";
@@ -87,7 +92,7 @@ export function parseDescriptionText(text: string, json: boolean, what: string):
 /** Writes a description as hammr does: YAML block style with sorted keys after `---`, or JSON indented by 4. */
 export function formatDescription(d: object, format: "yaml" | "json"): string {
   if (format === "json") return `${JSON.stringify(d, null, 4)}\n`;
-  return `---\n${YAML.stringify(d, { sortMapEntries: true, indent: 2, lineWidth: 0 })}`;
+  return `---\n${YAML().stringify(d, { sortMapEntries: true, indent: 2, lineWidth: 0 })}`;
 }
 
 class Reader {

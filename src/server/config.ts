@@ -5,11 +5,16 @@
 import { existsSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { createRequire } from "node:module";
+import type { parse as parseYamlType } from "yaml";
 import { SIGNATURE_SCHEMES, type SignatureScheme } from "../domain/api-key-signature.js";
 import { DEBIAN_ARCHIVE_KEYRING, debianArch, distributionLabel, type DistributionConfig } from "../domain/distributions.js";
 import { KilnError } from "../domain/errors.js";
+import { lazy } from "../domain/lazy.js";
 import { parseAllowList, type AllowEntry } from "../registry/egress.js";
+
+/** yaml's parser, loaded only when there is a kiln.yaml to read. */
+const parseYaml = lazy(() => (createRequire(import.meta.url)("yaml") as { parse: typeof parseYamlType }).parse);
 
 /** What a `kiln serve` process does (KILN_ROLE / `--role`): everything, the API only, or jobs only. */
 export type Role = "all" | "api" | "worker";
@@ -159,7 +164,7 @@ function parseDistribution(raw: unknown, index: number, file: string): Distribut
 export function loadDistributions(file: string): DistributionConfig[] {
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(file, "utf8"));
+    doc = parseYaml()(readFileSync(file, "utf8"));
   } catch (err) {
     throw new KilnError("badRequest", `cannot read config ${file}: ${(err as Error).message}`, { cause: err });
   }
