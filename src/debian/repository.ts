@@ -38,7 +38,6 @@ export interface OpenRepositoryOptions {
   debs: BlobStore;
   /** Cancels the opening (not the later {@link Repository.fetchDebs}, which takes its own). */
   signal?: AbortSignal;
-  fetch?: typeof fetch;
   onProgress?: (event: RepositoryProgress) => void;
   /** The clock `Valid-Until` is checked against; now by default. */
   now?: Date;
@@ -159,7 +158,7 @@ export async function openRepository(dist: DistributionConfig, options: OpenRepo
   const arch = debianArch(dist.arch);
   assertPathPart(dist.suite, "suite");
   for (const c of dist.components) assertPathPart(c, "component");
-  const mirror = new Mirror(dist.mirror, { cacheDir: options.cacheDir, ...(options.fetch ? { fetch: options.fetch } : {}) });
+  const mirror = new Mirror(dist.mirror, { cacheDir: options.cacheDir });
   const where = `${dist.suite} at ${mirror.label}`;
   const keyring = dist.keyring === "none" ? undefined : await loadKeyring(dist.keyring);
   const { text, signedBy } = await loadRelease(dist, mirror, keyring, options);
