@@ -17,13 +17,14 @@
  */
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip, createGzip, gzip as gzipCallback } from "node:zlib";
+import { createGunzip } from "node:zlib";
 import { VerifyingStream, type BlobStore } from "../blobs/blob-store.js";
 import { KilnError, fail } from "../domain/errors.js";
 import type { FsEntry } from "../rootfs/types.js";
 import { canonicalBytes } from "./canonical-json.js";
-import { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, GzipOsByte, gzipOptions } from "./layer.js";
-import { TAR_CHUNK_SIZE, tarChunks } from "./tar.js";
+import { DEFAULT_GZIP_PARALLELISM, checkGzipLevel, gzipMembers } from "./gzip.js";
+import { DEFAULT_GZIP_LEVEL } from "./layer.js";
+import { tarChunks } from "./tar.js";
 import type { BuiltImage, Layer } from "./types.js";
 
 /** Options of {@link writeDockerArchive}. */
@@ -48,13 +49,12 @@ export interface DockerArchiveGzipOptions extends DockerArchiveOptions {
   gzipLevel?: number;
   /**
    * How many gzip members are compressed at once on the thread pool (default 4, libuv's pool
-   * size). 1 still cuts the output into members; `0` writes one single gzip stream instead.
+   * size); the bytes are the same for any value.
    */
   parallelism?: number;
 }
 
-/** Size of the uncompressed slice each gzip member holds in the parallel mode. */
-export const GZIP_MEMBER_SIZE = 4 * TAR_CHUNK_SIZE;
+export { GZIP_MEMBER_SIZE } from "./gzip.js";
 
 // Docker reference grammar (distribution/reference), lower-case name components, optional host
 // and port, optional tag; digests are not allowed in RepoTags.
@@ -127,49 +127,10 @@ export async function writeDockerArchive(out: Writable, image: BuiltImage, blobs
   await pipeline(Readable.from(archiveChunks(image, blobs, options), { objectMode: false }), out, options.signal ? { signal: options.signal } : {});
 }
 
-const gzipMember = (data: Buffer, level: number): Promise<Buffer> =>
-  new Promise((resolve, reject) =>
-    gzipCallback(data, level === 0 ? { ...gzipOptions(1), level: 0 } : gzipOptions(level), (err, result) => {
-      if (err) return reject(err);
-      result[9] = GZIP_OS_BYTE;
-      resolve(result);
-    }),
-  );
-
 /**
- * Groups the tar into {@link GZIP_MEMBER_SIZE} slices and compresses up to `parallelism` of them at
- * once, emitting the members in order. Concatenated members are one valid gzip file (RFC 1952
- * §2.2; `gzip -d`, Go's gzip.Reader and Python's gzip module read them all). The cut points are
- * fixed offsets of the tar, so the output is as deterministic as a single stream.
- */
-async function* parallelGzip(chunks: AsyncIterable<Buffer>, level: number, parallelism: number): AsyncGenerator<Buffer, void, undefined> {
-  const pending: Promise<Buffer>[] = [];
-  let slice: Buffer[] = [];
-  let sliceSize = 0;
-  try {
-    for await (const chunk of chunks) {
-      slice.push(chunk);
-      sliceSize += chunk.length;
-      if (sliceSize >= GZIP_MEMBER_SIZE) {
-        pending.push(gzipMember(Buffer.concat(slice), level));
-        slice = [];
-        sliceSize = 0;
-        if (pending.length >= parallelism) yield await pending.shift()!;
-      }
-    }
-    if (sliceSize > 0) pending.push(gzipMember(Buffer.concat(slice), level));
-    while (pending.length > 0) yield await pending.shift()!;
-  } finally {
-    // Members still compressing when we stop are dropped; keep their rejections from going unhandled.
-    for (const p of pending) p.catch(() => undefined);
-  }
-}
-
-/**
- * Streams `image` as a gzip-compressed docker-archive (`.tar.gz`) into `out`, then ends it. By
- * default the gzip is written as members compressed in parallel (see `bench/oci-results.md`: one
- * zlib stream is the bottleneck of this path on two cores); `parallelism: 0` writes a single
- * member instead.
+ * Streams `image` as a gzip-compressed docker-archive (`.tar.gz`) into `out`, then ends it: gzip
+ * members compressed in parallel by the one gzip writer of layers (`gzip.ts`; one zlib stream was
+ * the bottleneck of this path on two cores, `bench/oci-results.md`).
  *
  * Readers: `gzip -d`, Python's gzip module and Go's compress/gzip read every member (tested for
  * the first two; Go is what `docker load` uses to inflate a compressed archive — not tested
@@ -178,15 +139,8 @@ async function* parallelGzip(chunks: AsyncIterable<Buffer>, level: number, paral
  * first. (`test/oci/docker-archive.test.ts` pins that behaviour.)
  */
 export async function writeDockerArchiveGzip(out: Writable, image: BuiltImage, blobs: BlobStore, options: DockerArchiveGzipOptions = {}): Promise<void> {
-  const level = options.gzipLevel ?? DEFAULT_GZIP_LEVEL;
-  if (level !== 0) gzipOptions(level);
-  const parallelism = options.parallelism ?? 4;
-  if (!Number.isInteger(parallelism) || parallelism < 0) fail("badRequest", `parallelism ${parallelism} is not a count`);
-  const signalOpt = options.signal ? { signal: options.signal } : {};
-  const chunks = archiveChunks(image, blobs, options);
-  if (parallelism === 0) {
-    await pipeline(Readable.from(chunks, { objectMode: false }), createGzip(level === 0 ? { ...gzipOptions(1), level: 0 } : gzipOptions(level)), new GzipOsByte(), out, signalOpt);
-  } else {
-    await pipeline(Readable.from(parallelGzip(chunks, level, parallelism), { objectMode: false }), out, signalOpt);
-  }
+  const level = checkGzipLevel(options.gzipLevel ?? DEFAULT_GZIP_LEVEL, 0);
+  const parallelism = options.parallelism ?? DEFAULT_GZIP_PARALLELISM;
+  const members = gzipMembers(archiveChunks(image, blobs, options), { level, parallelism });
+  await pipeline(Readable.from(members, { objectMode: false }), out, options.signal ? { signal: options.signal } : {});
 }

@@ -4,10 +4,13 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { isKilnError } from "../../src/domain/errors.js";
+import { GZIP_MEMBER_SIZE } from "../../src/oci/gzip.js";
+import { assembleImage } from "../../src/oci/image.js";
 import { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, layerFormat, writeLayer } from "../../src/oci/layer.js";
+import { writeOciLayout } from "../../src/oci/layout.js";
 import { tarChunks } from "../../src/oci/tar.js";
-import type { FsEntry } from "../../src/rootfs/types.js";
-import { collect, lyingContent, run, sampleEntries, scratch, sha256, shuffled } from "./fixtures.js";
+import { bufferContent, type FsEntry } from "../../src/rootfs/types.js";
+import { collect, lyingContent, patternBytes, run, sampleEntries, scratch, sha256, shuffled } from "./fixtures.js";
 
 const clock = new Date("2024-03-01T12:00:00Z");
 let work: Awaited<ReturnType<typeof scratch>>;
@@ -135,6 +138,64 @@ describe("writeLayer", () => {
     controller.abort();
     await expect(writeLayer(sampleEntries(), work.blobs, { clock, createdBy: "x", signal: controller.signal })).rejects.toThrow(/cancelled/);
     expect(await tmpFiles()).toEqual([]);
+  });
+});
+
+/** The gzip members of a file: offset and header of each, read by Python's zlib (an independent inflater). */
+async function gzipMembersOf(file: string): Promise<{ count: number; inflated: number; headers: string[] }> {
+  const script = [
+    "import sys, zlib",
+    "d = open(sys.argv[1], 'rb').read()",
+    "heads, total = [], 0",
+    "while d:",
+    "  heads.append(d[:10].hex())",
+    "  o = zlib.decompressobj(31)",
+    "  total += len(o.decompress(d))",
+    "  assert o.eof, 'truncated member'",
+    "  d = o.unused_data",
+    "print(len(heads), total, ' '.join(heads))",
+  ].join("\n");
+  const { stdout } = await run("python3", ["-c", script, file]);
+  const [count, inflated, ...headers] = stdout.trim().split(" ");
+  return { count: Number(count), inflated: Number(inflated), headers };
+}
+
+describe("writeLayer: gzip members", () => {
+  // Sample tree plus 3.5 MiB of content: a tar of 4 members, the last one partial.
+  const bigEntries = (): FsEntry[] => [...sampleEntries(), { path: "opt/big.bin", type: "file", mode: 0o644, uid: 0, gid: 0, content: bufferContent(patternBytes(3.5 * 1024 * 1024, 5)) }];
+
+  test("a layer is fixed-size gzip members, each with the fixed header, the same bytes whatever the parallelism", async () => {
+    const a = await writeLayer(bigEntries(), work.blobs, { clock, createdBy: "big" });
+    const b = await writeLayer(bigEntries(), work.blobs, { clock, createdBy: "big" });
+    const one = await writeLayer(bigEntries(), work.blobs, { clock, createdBy: "big", gzipParallelism: 1 });
+    const two = await writeLayer(bigEntries(), work.blobs, { clock, createdBy: "big", gzipParallelism: 2 });
+    expect([b.digest, one.digest, two.digest]).toEqual([a.digest, a.digest, a.digest]);
+    const file = work.blobs.path(a.digest);
+    await run("gzip", ["-t", file]);
+    const { stdout: tarSum } = await run("bash", ["-c", `gzip -dc '${file}' | sha256sum`]);
+    expect(`sha256:${tarSum.split(" ")[0]}`).toBe(a.diffId);
+    expect(sha256(await collect(tarChunks(bigEntries(), { clock })))).toBe(a.diffId);
+    const members = await gzipMembersOf(file);
+    expect(members.count).toBe(Math.ceil(a.uncompressedSize / GZIP_MEMBER_SIZE));
+    expect(members.count).toBeGreaterThan(3);
+    expect(members.inflated).toBe(a.uncompressedSize);
+    // ID1 ID2 CM=8, FLG 0, MTIME 0, XFL (any), OS 255 — in every member.
+    for (const h of members.headers) expect(h).toMatch(/^1f8b080000000000..ff$/);
+  });
+
+  test("Go's gzip readers take the members: skopeo copies the image to a docker-archive (inflating each layer against its diffId), umoci unpacks it", async () => {
+    const layer = await writeLayer(bigEntries(), work.blobs, { clock, createdBy: "big" });
+    const image = await assembleImage([layer], { architecture: "amd64", config: {}, clock, blobs: work.blobs });
+    const layout = path.join(work.dir, "members-layout");
+    await writeOciLayout(layout, image, work.blobs, { tag: "v1" });
+    const archive = path.join(work.dir, "members.tar");
+    await run("skopeo", ["copy", `oci:${layout}:v1`, `docker-archive:${archive}:kiln/members:v1`]);
+    const { stdout: listing } = await run("tar", ["-tf", archive]);
+    // skopeo stores the layer inflated, named by the sha256 of what it inflated: our diffId.
+    expect(listing.split("\n")).toContain(`${layer.diffId.slice(7)}.tar`);
+    const bundle = path.join(work.dir, "members-bundle");
+    await run("umoci", ["unpack", "--image", `${layout}:v1`, bundle]);
+    expect(sha256(await readFile(path.join(bundle, "rootfs/opt/big.bin")))).toBe(sha256(patternBytes(3.5 * 1024 * 1024, 5)));
   });
 });
 
