@@ -57,5 +57,5 @@ describe("a restart in the middle of a build", () => {
     const dl = await server.request({ method: "GET", url: `/api/${gen.json.uri}/downloads`, user: "alice" });
     expect(dl.statusCode).toBe(200);
     expect(dl.rawPayload.length).toBeGreaterThan(96 * 1024 * 1024);
-  });
+  }, 300_000);
 });
