@@ -7,7 +7,7 @@ import { createHash, type Hash } from "node:crypto";
 import { Transform, Writable, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KilnError, storageError } from "../domain/errors.js";
-import type { ByteRange, StorageDriver } from "./driver.js";
+import type { ByteRange, LocalCopy, StorageDriver } from "./driver.js";
 import { FsDriver } from "./driver.js";
 
 /** `sha256:<64 hex>` */
@@ -306,15 +306,32 @@ export class BlobStore {
 
   /**
    * Where the blob is (or would be) as a local file, without fetching it: for messages, and for
-   * reading a blob of a local store. Use {@link localFile} to read it whatever the driver.
+   * reading a blob of a local store. Use {@link localCopy} to read it whatever the driver.
    */
   path(digest: Digest): string {
     return this.driver.localPath(keyOf(digest));
   }
 
-  /** The blob as a local file (read-only), for sendfile, hard links and archives: fetched first from a remote store. */
-  localFile(digest: Digest): Promise<string> {
-    return this.driver.localFile(keyOf(digest));
+  /**
+   * The blob as a local file (read-only), for hard links and archives: fetched first from a remote
+   * store, and kept there until released (a remote store's cached copy is not evicted in use).
+   */
+  localCopy(digest: Digest): Promise<LocalCopy> {
+    return this.driver.localCopy(keyOf(digest));
+  }
+
+  /**
+   * Bytes `range` of a blob of `size` bytes, for a download: a local file when there is one (the
+   * store's own, or a remote store's cached copy; release it once sent), else the remote's stream —
+   * the whole blob copied into the local cache on its way, so that the next download is local.
+   */
+  async openDownload(digest: Digest, size: number, range: ByteRange): Promise<LocalCopy | Readable> {
+    const key = keyOf(digest);
+    if (this.driver.local) return this.driver.localCopy(key);
+    const copy = await this.driver.cachedCopy?.(key);
+    if (copy) return copy;
+    if (range.start === 0 && range.end === size - 1 && this.driver.openCaching) return this.driver.openCaching(key, size);
+    return this.openStream(digest, range);
   }
 
   async delete(digest: Digest): Promise<void> {

@@ -35,6 +35,13 @@ export interface TempObject {
   readonly tempKey: string;
 }
 
+/** An object's bytes as a local file, kept there (a remote store's copy is pinned in its cache) until {@link release}. */
+export interface LocalCopy {
+  readonly path: string;
+  /** Lets the file go (a cached copy may be evicted from then on). Safe to call twice. */
+  release(): void;
+}
+
 export interface StorageDriver {
   stat(key: string): Promise<StoredObject | undefined>;
   reader(key: string, range?: ByteRange): Readable;
@@ -47,11 +54,21 @@ export interface StorageDriver {
   delete(key: string): Promise<void>;
   /**
    * Where the key's bytes are (or would be) as a local file — the store's own file, or a local
-   * copy of a remote one — for messages; {@link localFile} makes sure it is there.
+   * copy of a remote one — for messages; {@link localCopy} makes sure it is there.
    */
   localPath(key: string): string;
-  /** The key's bytes as a local file (read-only), for zero-copy serving, hard links and archives. */
-  localFile(key: string): Promise<string>;
+  /**
+   * The key's bytes as a local file (read-only), for zero-copy serving, hard links and archives;
+   * the file stays until released (a remote store's copy is not evicted while in use).
+   */
+  localCopy(key: string): Promise<LocalCopy>;
+  /** The local copy a remote store has at hand, without fetching anything (see {@link localCopy}). */
+  cachedCopy?(key: string): Promise<LocalCopy | undefined>;
+  /**
+   * The whole object from a remote store, as {@link open}, copied on its way into the local
+   * cache (a copy published only if every byte came and they are the object's).
+   */
+  openCaching?(key: string, size: number): Promise<Readable>;
   /** Whether {@link localPath} is the stored object itself (no copy to fetch first). */
   readonly local: boolean;
   /** Keys under a prefix (used by garbage collection and tests). */
@@ -74,8 +91,8 @@ export class FsDriver implements StorageDriver {
   readonly local = true;
   constructor(readonly root: string) {}
 
-  localFile(key: string): Promise<string> {
-    return Promise.resolve(this.localPath(key));
+  localCopy(key: string): Promise<LocalCopy> {
+    return Promise.resolve({ path: this.localPath(key), release: () => undefined });
   }
 
   localPath(key: string): string {

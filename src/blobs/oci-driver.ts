@@ -7,13 +7,10 @@
  *
  * What the registry cannot do is kept in this process's data directory: an upload in flight is a
  * local temporary file until it is complete and verified (the registry sees only whole blobs, under
- * their digest); a blob a build needs as a file (a `.deb`, a zip) is copied into a local cache,
- * checked against its digest, once.
+ * their digest); a blob a build needs as a file (a `.deb`, a zip), or that a download sent whole, is
+ * copied into a local cache bounded in size (blob-cache.ts), checked against its digest.
  */
-import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
-import path from "node:path";
-import { randomBytes } from "node:crypto";
+import { stat } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KilnError } from "../domain/errors.js";
@@ -21,8 +18,9 @@ import { RegistryClient } from "../registry/client.js";
 import { pushImage } from "../registry/push.js";
 import type { BuiltImage, BuiltIndex } from "../oci/types.js";
 import type { Credentials } from "../registry/auth.js";
-import { FsDriver, type ByteRange, type StorageDriver, type StoredObject, type TempObject } from "./driver.js";
-import { VerifyingStream, type BlobStore, type Digest } from "./blob-store.js";
+import { FsDriver, type ByteRange, type LocalCopy, type StorageDriver, type StoredObject, type TempObject } from "./driver.js";
+import type { BlobStore, Digest } from "./blob-store.js";
+import { BlobCache, DEFAULT_BLOB_CACHE_SIZE } from "./blob-cache.js";
 
 const KEY_RE = /^sha256\/[0-9a-f]{2}\/([0-9a-f]{64})$/;
 
@@ -34,6 +32,8 @@ export interface OciDriverOptions {
   credentials?: Credentials;
   /** This process's own directory for uploads in flight and the local cache. */
   localDir: string;
+  /** Bytes the local cache may hold (KILN_BLOB_CACHE_SIZE; 10 GiB by default). */
+  cacheSize?: number;
 }
 
 export class OciDriver implements StorageDriver {
@@ -43,6 +43,8 @@ export class OciDriver implements StorageDriver {
   readonly repository: string;
   /** Uploads in flight (`tmp/…`) and the cache of blobs needed as files (`sha256/…`). */
   private readonly files: FsDriver;
+  /** Local copies of blobs, for builds and downloads. */
+  readonly cache: BlobCache;
 
   /** For health checks: one try, a short connect timeout (a load balancer waits on the answer). */
   private readonly probe: RegistryClient;
@@ -53,6 +55,16 @@ export class OciDriver implements StorageDriver {
     this.probe = new RegistryClient(options.registry, { ...credentials, userAgent: "kiln/0.1 (blob store)", retry: { attempts: 1 }, connectTimeoutMs: 3000, idleTimeoutMs: 5000 });
     this.repository = `${options.prefix}/blobs`;
     this.files = new FsDriver(options.localDir);
+    this.cache = new BlobCache(this.files, options.cacheSize ?? DEFAULT_BLOB_CACHE_SIZE, async (digest) => {
+      const read = await this.client.openBlob(this.repository, digest);
+      if (!read) return undefined;
+      if (read.length >= 0) return { stream: read.stream, size: read.length };
+      const size = await this.client.blobSize(this.repository, digest).catch((err: unknown) => {
+        read.stream.destroy();
+        throw err;
+      });
+      return size === undefined ? (read.stream.destroy(), undefined) : { stream: read.stream, size };
+    });
   }
 
   /** The registry URL without credentials, for messages. */
@@ -135,32 +147,41 @@ export class OciDriver implements StorageDriver {
     const digest = this.digestOf(key);
     if (!digest) return this.files.delete(key);
     await this.client.deleteBlob(this.repository, digest);
-    await this.files.delete(key);
+    await this.cache.remove(digest);
   }
 
-  /** Where the local copy of a blob lives (made by {@link localFile}). */
+  /** Where the local copy of a blob lives (made by {@link localCopy}). */
   localPath(key: string): string {
     return this.files.localPath(key);
   }
 
   /** The blob as a local file: the cached copy, fetched and checked against the digest first if need be. */
-  async localFile(key: string): Promise<string> {
+  async localCopy(key: string): Promise<LocalCopy> {
     const digest = this.digestOf(key);
-    const dest = this.files.localPath(key);
-    if (!digest) return dest;
-    const size = await this.client.blobSize(this.repository, digest);
-    if (size === undefined) throw new KilnError("notFound", `blob ${digest} is not in the blob store`);
-    const have = await stat(dest).catch(() => undefined);
-    if (have?.size === size) return dest;
-    await mkdir(path.dirname(dest), { recursive: true });
-    const tmp = `${dest}.${randomBytes(6).toString("hex")}.part`;
+    if (!digest) return this.files.localCopy(key);
+    return this.cache.acquire(digest);
+  }
+
+  async cachedCopy(key: string): Promise<LocalCopy | undefined> {
+    const digest = this.digestOf(key);
+    return digest ? this.cache.peek(digest) : undefined;
+  }
+
+  async openCaching(key: string, size: number): Promise<Readable> {
+    const digest = this.digestOf(key);
+    if (!digest) return this.files.reader(key);
+    const tee = await this.cache.tee(digest, size);
+    let source: Readable;
     try {
-      await pipeline(this.reader(key), new VerifyingStream(digest, size), createWriteStream(tmp, { mode: 0o400 }));
-      await rename(tmp, dest);
-    } finally {
-      await rm(tmp, { force: true });
+      source = await this.open(key);
+    } catch (err) {
+      tee?.destroy();
+      throw err;
     }
-    return dest;
+    if (!tee) return source;
+    source.on("error", (err) => tee.destroy(err));
+    tee.once("close", () => source.destroy());
+    return source.pipe(tee);
   }
 
   /**

@@ -499,12 +499,15 @@ class BundleLayerBuilder {
   }
 
   private async extractZip(archive: string, digest: Digest, root: string, special: number): Promise<void> {
-    const file = await this.options.blobs.localFile(digest);
+    // The zip is read by offsets from its file: kept (pinned in a registry store's cache) until closed.
+    const copy = await this.options.blobs.localCopy(digest);
+    const file = copy.path;
     const zip = await new Promise<yauzlType.ZipFile>((resolve, reject) =>
       // Names are decoded and checked here (decodeStrings: false): yauzl's own check fails the
       // whole archive with "invalid relative path", where Kiln names the entry like for tar.
       yauzl().open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: false }, (err, z) => (err ? reject(err) : resolve(z!))),
     ).catch((err: unknown) => {
+      copy.release();
       throw new KilnError("buildFailed", `cannot read zip archive ${archive}: ${(err as Error).message}`, { cause: err });
     });
     try {
@@ -546,6 +549,7 @@ class BundleLayerBuilder {
       }
     } finally {
       zip.close();
+      copy.release();
     }
   }
 }

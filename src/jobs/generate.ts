@@ -6,6 +6,7 @@
  */
 import path from "node:path";
 import type { BlobStore, BlobWriter, Digest } from "../blobs/blob-store.js";
+import type { LocalCopy } from "../blobs/driver.js";
 import { publishReferenced } from "../store/blob-gc.js";
 import { buildImage } from "../builder/build.js";
 import { planBundle } from "../builder/bundle-layer.js";
@@ -147,18 +148,26 @@ function generation(deps: GenerationDeps): JobHandler {
       if (!d) throw new KilnError("unknownDistribution", `${dist.config.name} ${dist.config.version} is no longer offered for ${a} by this server`);
       return d.config;
     });
-    const localDebs = await Promise.all(plan.debs.map((d) => deps.blobs.localFile(d.digest)));
+    // The bundle's .deb files as local files, kept (pinned in a registry store's cache) until every build has read them.
+    const copies = await Promise.allSettled(plan.debs.map((d) => deps.blobs.localCopy(d.digest)));
     const results: BuildResult[] = [];
-    for (const [i, d] of dists.entries()) {
-      plan.budget.reset();
-      const onProgress = (p: BuildProgress): void =>
-        ctx.progress({ percentage: ((i + p.fraction) / dists.length) * BUILD_SHARE * 100, message: dists.length > 1 ? `${d.arch}: ${p.message}` : p.message });
-      results.push(
-        await buildImage(
-          { distribution: d, profile: "minbase", localDebs, chargeLocalDeb: (k, bytes) => plan.budget.charge(bytes, plan.debs[k]!.name), extraLayers: plan.layer ? [plan.layer] : [], config, imageName: registeringName(img), signal: ctx.signal, onProgress },
-          { dataDir: deps.dataDir, blobs: deps.blobs, debs: deps.debs },
-        ),
-      );
+    try {
+      const failed = copies.find((c): c is PromiseRejectedResult => c.status === "rejected");
+      if (failed) throw failed.reason;
+      const localDebs = copies.map((c) => (c as PromiseFulfilledResult<LocalCopy>).value.path);
+      for (const [i, d] of dists.entries()) {
+        plan.budget.reset();
+        const onProgress = (p: BuildProgress): void =>
+          ctx.progress({ percentage: ((i + p.fraction) / dists.length) * BUILD_SHARE * 100, message: dists.length > 1 ? `${d.arch}: ${p.message}` : p.message });
+        results.push(
+          await buildImage(
+            { distribution: d, profile: "minbase", localDebs, chargeLocalDeb: (k, bytes) => plan.budget.charge(bytes, plan.debs[k]!.name), extraLayers: plan.layer ? [plan.layer] : [], config, imageName: registeringName(img), signal: ctx.signal, onProgress },
+            { dataDir: deps.dataDir, blobs: deps.blobs, debs: deps.debs },
+          ),
+        );
+      }
+    } finally {
+      for (const c of copies) if (c.status === "fulfilled") c.value.release();
     }
     const result = results[0]!;
     const index = results.length > 1 ? await assembleIndex(results.map((r) => r.image), deps.blobs) : undefined;

@@ -79,7 +79,8 @@ async function exportBlob(blobs: BlobStore, digest: Digest, size: number, blobDi
   if (have === size) return;
   const st = await blobs.stat(digest);
   if (!st || st.size !== size) fail("notFound", `blob ${digest} is not in the blob store with ${size} bytes`);
-  const src = await blobs.localFile(digest);
+  const copy = await blobs.localCopy(digest);
+  const src = copy.path;
   const tmp = tempName(dest);
   try {
     try {
@@ -92,6 +93,7 @@ async function exportBlob(blobs: BlobStore, digest: Digest, size: number, blobDi
     // rename replaces a blob of the wrong size left by someone else; a correct one is never touched.
     await rename(tmp, dest);
   } finally {
+    copy.release();
     await rm(tmp, { force: true });
   }
 }

@@ -12,6 +12,7 @@ import { DEBIAN_ARCHIVE_KEYRING, debianArch, distributionLabel, type Distributio
 import { KilnError } from "../domain/errors.js";
 import { lazy } from "../domain/lazy.js";
 import { parseAllowList, type AllowEntry } from "../registry/egress.js";
+import { DEFAULT_BLOB_CACHE_SIZE } from "../blobs/blob-cache.js";
 
 /** yaml's parser, loaded only when there is a kiln.yaml to read. */
 const parseYaml = lazy(() => (createRequire(import.meta.url)("yaml") as { parse: typeof parseYamlType }).parse);
@@ -28,6 +29,11 @@ export type BlobStoreConfig = { kind: "file"; root: string } | { kind: "oci"; re
 
 export interface KilnConfig {
   blobStore: BlobStoreConfig;
+  /**
+   * KILN_BLOB_CACHE_SIZE: the most this process keeps as local copies of a registry blob store's
+   * blobs (for builds and downloads), least recently used evicted first.
+   */
+  blobCacheSize: number;
   /** `all` (the single process), `api` (serves the API, runs no jobs) or `worker` (runs jobs, serves only GET /api/status). */
   role: Role;
   /** KILN_JOB_LEASE: how long a worker's claim on a job holds without renewal. */
@@ -241,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { co
   const dataDir = path.resolve(env.KILN_DATA_DIR || "data");
   return {
     blobStore: parseBlobStore(env.KILN_BLOB_STORE, env.KILN_BLOB_STORE_CREDENTIALS, dataDir),
+    blobCacheSize: env.KILN_BLOB_CACHE_SIZE ? parseSize(env.KILN_BLOB_CACHE_SIZE, "KILN_BLOB_CACHE_SIZE") : DEFAULT_BLOB_CACHE_SIZE,
     role: parseRole(overrides.role ?? env.KILN_ROLE, env.KILN_DATABASE_URL || undefined, env.KILN_SECRET_KEY || undefined),
     jobLeaseMs,
     host: env.KILN_HOST || "127.0.0.1",

@@ -9,16 +9,18 @@ import { pipeline } from "node:stream/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { fail, isKilnError } from "../domain/errors.js";
 import type { BlobStore } from "../blobs/blob-store.js";
+import type { LocalCopy } from "../blobs/driver.js";
 import { hashDownloadKey } from "../library/download-keys.js";
 import type { StoredFile } from "../library/index.js";
 import type { Store, UserRow } from "../store/types.js";
 import type { Principal } from "./auth.js";
 
 export interface DownloadableFile {
-  /** Local path of the bytes (a blob of a local store)... */
-  path?: string;
-  /** ...or how to read bytes `start..end` (inclusive) of them (a blob of a registry store). */
-  open?: (start: number, end: number) => Promise<Readable>;
+  /**
+   * How to read bytes `start..end` (inclusive), called only when they are to be sent: a local
+   * file (released once sent), or a stream (a registry store's).
+   */
+  open: (start: number, end: number) => Promise<LocalCopy | Readable>;
   size: number;
   /** Hex sha256 of the bytes (the ETag). */
   sha256: string;
@@ -156,7 +158,7 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: D
   reply.hijack();
   const res = reply.raw;
   res.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
-  const copy = file.path !== undefined ? copyRange(res, file.path, start, end) : file.open!(start, end).then((source) => pipeline(source, res));
+  const copy = file.open(start, end).then((source) => (source instanceof Readable ? pipeline(source, res) : copyRange(res, source.path, start, end).finally(() => source.release())));
   void copy.catch((err: unknown) => {
     req.log.warn({ err: (err as Error).message }, "download interrupted");
     res.destroy();
@@ -164,13 +166,16 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: D
   return reply;
 }
 
-/** Streams a file of the blob store (see {@link sendFile}): from its file, or from the registry that holds it. */
+/**
+ * Streams a file of the blob store (see {@link sendFile}): from its file, or with a registry
+ * store from this process's cached copy, else from the registry (copied into the cache on the way).
+ */
 export function sendStoredFile(req: FastifyRequest, reply: FastifyReply, blobs: BlobStore, file: StoredFile, options: SendFileOptions = {}): Promise<FastifyReply> {
   return sendFile(
     req,
     reply,
     {
-      ...(blobs.driver.local ? { path: blobs.path(file.digest) } : { open: (start: number, end: number) => blobs.openStream(file.digest, { start, end }) }),
+      open: (start, end) => blobs.openDownload(file.digest, file.size, { start, end }),
       size: file.size,
       sha256: file.digest.slice("sha256:".length),
       fileName: file.fileName,

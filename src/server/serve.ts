@@ -63,8 +63,10 @@ export async function ensureAdmin(store: Store, config: KilnConfig, announce: (l
 export function openBlobStore(config: KilnConfig): BlobStore {
   const b = config.blobStore;
   if (b.kind === "file") return BlobStore.open(b.root);
-  // Uploads in flight and the copies builds read as files stay in this process's data directory.
-  return new BlobStore(new OciDriver({ registry: b.registry, prefix: b.prefix, localDir: path.join(config.dataDir, "cache", "blob-store"), ...(b.credentials ? { credentials: b.credentials } : {}) }));
+  // Uploads in flight and the copies builds and downloads read as files stay in this process's data directory.
+  return new BlobStore(
+    new OciDriver({ registry: b.registry, prefix: b.prefix, localDir: path.join(config.dataDir, "cache", "blob-store"), cacheSize: config.blobCacheSize, ...(b.credentials ? { credentials: b.credentials } : {}) }),
+  );
 }
 
 /** Opens everything the server needs (also used by tests and benchmarks). */

@@ -143,8 +143,9 @@ describe.each(drivers)("BlobStore on the $name driver", ({ make, corrupt }) => {
 
   it("deletes a blob, serves it as a local file, and answers a missing blob's read with an error", async () => {
     const info = await store.put("to be removed");
-    const file = await store.localFile(info.digest);
-    expect(readFileSync(file, "utf8")).toBe("to be removed");
+    const copy = await store.localCopy(info.digest);
+    expect(readFileSync(copy.path, "utf8")).toBe("to be removed");
+    copy.release();
     await store.delete(info.digest);
     expect(await store.has(info.digest)).toBe(false);
     await expect(text(store.open(info.digest))).rejects.toThrow();

@@ -1,0 +1,197 @@
+/**
+ * The registry driver's local cache (blob-cache.ts) on a real registry (Debian's docker-registry on
+ * loopback, behind a recording proxy that counts blob reads): within its budget, least recently
+ * used evicted first, copies in use pinned, a copy altered on disk never handed out, rebuilt from
+ * disk at start, leftovers of interrupted fills removed.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { BlobStore, type Digest } from "../../src/blobs/blob-store.js";
+import { OciDriver } from "../../src/blobs/oci-driver.js";
+import { startProxy, startRegistry, type TestProxy, type TestRegistry } from "../helpers/registry.js";
+
+const MiB = 1 << 20;
+let registry: TestRegistry;
+let proxy: TestProxy;
+beforeAll(async () => {
+  registry = await startRegistry({ auth: "htpasswd", users: { kiln: "cache-pw" } });
+  proxy = await startProxy(registry.port);
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await registry?.stop();
+});
+
+let root: string;
+let prefix: string;
+const driver = (cacheSize: number): OciDriver =>
+  new OciDriver({ registry: proxy.url, prefix, credentials: { username: "kiln", password: "cache-pw" }, localDir: root, cacheSize });
+beforeEach(() => {
+  root = mkdtempSync(path.join(tmpdir(), "kiln-blob-cache-"));
+  prefix = `kiln/${path.basename(root).toLowerCase().replace(/[^a-z0-9]/g, "")}`;
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+const sha = (b: Buffer): Digest => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+const copyPath = (digest: Digest): string => path.join(root, "sha256", digest.slice(7, 9), digest.slice(7));
+/** Bytes of the copies on disk. */
+const onDisk = (): number => {
+  const dir = path.join(root, "sha256");
+  if (!existsSync(dir)) return 0;
+  let n = 0;
+  for (const d of readdirSync(dir)) for (const f of readdirSync(path.join(dir, d))) n += statSync(path.join(dir, d, f)).size;
+  return n;
+};
+/** GETs of a blob the registry answered (fetches, not HEADs). */
+const reads = (digest: Digest): number => proxy.records.filter((r) => r.method === "GET" && r.status === 200 && r.url.endsWith(`/blobs/${digest}`)).length;
+
+/** Blobs of `size` random bytes, pushed to the registry through a store of their own. */
+async function pushBlobs(count: number, size: number): Promise<{ digest: Digest; bytes: Buffer }[]> {
+  const store = new BlobStore(driver(0));
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const bytes = randomBytes(size);
+    await store.put(bytes);
+    out.push({ digest: sha(bytes), bytes });
+  }
+  return out;
+}
+
+describe("the registry driver's local cache", () => {
+  it("keeps within its budget, evicting the least recently used, and fetches an evicted blob again intact", async () => {
+    const blobs = await pushBlobs(4, 3 * MiB);
+    const d = driver(7 * MiB);
+    const store = new BlobStore(d);
+    for (const b of blobs) {
+      const copy = await store.localCopy(b.digest);
+      expect(readFileSync(copy.path).equals(b.bytes)).toBe(true);
+      copy.release();
+      expect(d.cache.size).toBeLessThanOrEqual(7 * MiB);
+      expect(onDisk()).toBeLessThanOrEqual(7 * MiB);
+    }
+    // The two most recent stay, the first two went.
+    expect(blobs.map((b) => existsSync(copyPath(b.digest)))).toEqual([false, false, true, true]);
+    // A cached blob is not fetched again; an evicted one is, intact.
+    const before = reads(blobs[3]!.digest);
+    (await store.localCopy(blobs[3]!.digest)).release();
+    expect(reads(blobs[3]!.digest)).toBe(before);
+    const firstReads = reads(blobs[0]!.digest);
+    const again = await store.localCopy(blobs[0]!.digest);
+    expect(readFileSync(again.path).equals(blobs[0]!.bytes)).toBe(true);
+    again.release();
+    expect(reads(blobs[0]!.digest)).toBe(firstReads + 1);
+    // blobs[2] was the least recently used: it made room.
+    expect(blobs.map((b) => existsSync(copyPath(b.digest)))).toEqual([true, false, false, true]);
+    expect(onDisk()).toBeLessThanOrEqual(7 * MiB);
+  });
+
+  it("never evicts a copy in use: a path handed out stays readable until released", async () => {
+    const blobs = await pushBlobs(3, 3 * MiB);
+    const d = driver(4 * MiB);
+    const store = new BlobStore(d);
+    const held = await store.localCopy(blobs[0]!.digest);
+    for (const b of blobs.slice(1)) (await store.localCopy(b.digest)).release();
+    // The copy in use stayed although least recently used; the others made room (removed from
+    // disk once their own users released them).
+    expect(readFileSync(held.path).equals(blobs[0]!.bytes)).toBe(true);
+    await waitFor(() => !existsSync(copyPath(blobs[2]!.digest)));
+    expect(blobs.map((b) => existsSync(copyPath(b.digest)))).toEqual([true, false, false]);
+    expect(onDisk()).toBeLessThanOrEqual(4 * MiB);
+    held.release();
+    held.release();
+    expect(d.cache.size).toBe(3 * MiB);
+  });
+
+  it("with a budget of 0 still hands out a blob as a file, removed once released", async () => {
+    const [b] = await pushBlobs(1, MiB);
+    const d = driver(0);
+    const [one, two] = await Promise.all([d.localCopy(`sha256/${b!.digest.slice(7, 9)}/${b!.digest.slice(7)}`), d.localCopy(`sha256/${b!.digest.slice(7, 9)}/${b!.digest.slice(7)}`)]);
+    expect(readFileSync(one!.path).equals(b!.bytes)).toBe(true);
+    expect(readFileSync(two!.path).equals(b!.bytes)).toBe(true);
+    one!.release();
+    two!.release();
+    await waitFor(() => onDisk() === 0);
+  });
+
+  it("fetches a blob asked for by several at once only once", async () => {
+    const [b] = await pushBlobs(1, 2 * MiB);
+    const store = new BlobStore(driver(8 * MiB));
+    const copies = await Promise.all([1, 2, 3].map(() => store.localCopy(b!.digest)));
+    for (const c of copies) expect(readFileSync(c.path).equals(b!.bytes)).toBe(true);
+    copies.forEach((c) => c.release());
+    expect(reads(b!.digest)).toBe(1);
+  });
+
+  it("never hands out a copy altered on disk: it is dropped and fetched again", async () => {
+    const [b] = await pushBlobs(1, MiB);
+    const store = new BlobStore(driver(8 * MiB));
+    (await store.localCopy(b!.digest)).release();
+    const file = copyPath(b!.digest);
+    const altered = Buffer.from(b!.bytes);
+    altered[1000] ^= 0xff;
+    chmodSync(file, 0o644);
+    writeFileSync(file, altered);
+    const copy = await store.localCopy(b!.digest);
+    expect(readFileSync(copy.path).equals(b!.bytes)).toBe(true);
+    copy.release();
+    expect(reads(b!.digest)).toBe(2);
+  });
+
+  it("is rebuilt from disk at start: sizes and order kept, copies hashed before their first use, leftovers removed", async () => {
+    const blobs = await pushBlobs(3, MiB);
+    const first = new BlobStore(driver(8 * MiB));
+    for (const b of blobs) (await first.localCopy(b.digest)).release();
+    // One copy altered behind the cache's back while no process ran, one fill interrupted.
+    const altered = Buffer.from(blobs[1]!.bytes);
+    altered[0] ^= 0xff;
+    chmodSync(copyPath(blobs[1]!.digest), 0o644);
+    writeFileSync(copyPath(blobs[1]!.digest), altered);
+    const part = `${copyPath(blobs[0]!.digest)}.abcdef.part`;
+    writeFileSync(part, "half a blob");
+    mkdirSync(path.join(root, "sha256", "zz"), { recursive: true });
+
+    const d = driver(8 * MiB);
+    const store = new BlobStore(d);
+    await d.cache.load();
+    expect(d.cache.size).toBe(3 * MiB);
+    expect(existsSync(part)).toBe(false);
+    const readsBefore = blobs.map((b) => reads(b.digest));
+    for (const b of blobs) {
+      const copy = await store.localCopy(b.digest);
+      expect(readFileSync(copy.path).equals(b.bytes)).toBe(true);
+      copy.release();
+    }
+    // The intact copies were used as they were; the altered one was fetched again.
+    expect(blobs.map((b, i) => reads(b.digest) - readsBefore[i]!)).toEqual([0, 1, 0]);
+  });
+
+  it("a budget lowered between runs applies at start", async () => {
+    const blobs = await pushBlobs(3, MiB);
+    const first = new BlobStore(driver(8 * MiB));
+    for (const b of blobs) (await first.localCopy(b.digest)).release();
+    const d = driver(2 * MiB);
+    await d.cache.load();
+    expect(d.cache.size).toBeLessThanOrEqual(2 * MiB);
+    expect(onDisk()).toBeLessThanOrEqual(2 * MiB);
+  });
+
+  it("forgets a blob deleted from the store, after its last reader", async () => {
+    const [b] = await pushBlobs(1, MiB);
+    const d = driver(8 * MiB);
+    const store = new BlobStore(d);
+    const held = await store.localCopy(b!.digest);
+    await store.delete(b!.digest);
+    expect(readFileSync(held.path).equals(b!.bytes)).toBe(true);
+    held.release();
+    await waitFor(() => !existsSync(held.path));
+    expect(d.cache.size).toBe(0);
+  });
+});
+
+/** Waits for a state (never for a time): the suite's timeout bounds it. */
+async function waitFor(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 20));
+}
