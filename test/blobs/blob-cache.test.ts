@@ -195,3 +195,14 @@ describe("the registry driver's local cache", () => {
 async function waitFor(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, 20));
 }
+
+describe("KILN_BLOB_CACHE_SIZE", () => {
+  it("takes the sizes' units, defaults to 10 GiB, and names itself when it is not a size", async () => {
+    const { loadConfig } = await import("../../src/server/config.js");
+    const env = { KILN_DATA_DIR: path.join(tmpdir(), "kiln-config-unused") };
+    expect(loadConfig(env).blobCacheSize).toBe(10 * 1024 ** 3);
+    expect(loadConfig({ ...env, KILN_BLOB_CACHE_SIZE: "512MiB" }).blobCacheSize).toBe(512 * MiB);
+    expect(loadConfig({ ...env, KILN_BLOB_CACHE_SIZE: "0" }).blobCacheSize).toBe(0);
+    expect(() => loadConfig({ ...env, KILN_BLOB_CACHE_SIZE: "lots" })).toThrow(/KILN_BLOB_CACHE_SIZE: "lots" is not a size/);
+  });
+});
