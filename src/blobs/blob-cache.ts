@@ -22,7 +22,8 @@
  * evicts from its own account of it).
  */
 import { createReadStream, type ReadStream } from "node:fs";
-import { readdir, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, stat } from "node:fs/promises";
+import path from "node:path";
 import { createHash } from "node:crypto";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -208,7 +209,7 @@ export class BlobCache {
     if (!ok) {
       if (this.entries.get(hex) === e) {
         this.forget(hex, e);
-        await this.files.delete(keyOf(hex));
+        await this.files.delete(keyOf(hex)).catch(() => undefined);
       }
       return undefined;
     }
@@ -277,7 +278,7 @@ export class BlobCache {
   private commit(hex: string, tempKey: string, size: number, keep: false): Promise<undefined>;
   private async commit(hex: string, tempKey: string, size: number, keep: boolean): Promise<LocalCopy | undefined> {
     if (this.entries.has(hex)) {
-      // Another fill got there first: its copy stays (link() never replaces one under a reader).
+      // Another fill got there first: its copy stays (it may be in use).
       await this.files.delete(tempKey);
       return undefined;
     }
@@ -286,8 +287,14 @@ export class BlobCache {
     this.bytes += size;
     const publishing = (async (): Promise<void> => {
       await this.evict();
-      await this.files.move(tempKey, keyOf(hex));
-      const s = await stat(this.files.localPath(keyOf(hex)), { bigint: true });
+      // rename(), not the driver's no-replace move: a file already at that path is none of this
+      // cache's (a copy that could not be removed) and must not pass for the verified bytes.
+      const dest = this.files.localPath(keyOf(hex));
+      const src = this.files.localPath(tempKey);
+      await mkdir(path.dirname(dest), { recursive: true });
+      await chmod(src, 0o444);
+      await rename(src, dest);
+      const s = await stat(dest, { bigint: true });
       e.verified = { ino: Number(s.ino), ctimeNs: s.ctimeNs };
       delete e.pending;
     })();
@@ -321,7 +328,9 @@ export class BlobCache {
       this.forget(hex, e);
       victims.push(hex);
     }
-    await Promise.all(victims.map((hex) => this.files.delete(keyOf(hex))));
+    // A copy that cannot be removed (a read-only disk) is only no longer served; a scan at the
+    // next start counts it again. Eviction runs after a release too, where nobody awaits it.
+    await Promise.all(victims.map((hex) => this.files.delete(keyOf(hex)).catch(() => undefined)));
   }
 }
 
