@@ -1,8 +1,9 @@
 /**
  * Runs once before the suite: makes sure the local Debian mirrors the builder tests use exist.
  * They are built by tools/make-local-mirror.sh (apt-get download of bookworm's minbase packages
- * plus a few extras, for amd64 into .cache/mirror and for arm64 into .cache/mirror-bookworm-arm64)
- * and reused by later runs; tests only ever read them from disk or serve them on loopback.
+ * plus a few extras, for amd64 into .cache/mirror and for arm64 into .cache/mirror-bookworm-arm64;
+ * trixie's minbase for amd64 into .cache/mirror-trixie) and reused by later runs; tests only ever
+ * read them from disk or serve them on loopback.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -13,6 +14,8 @@ export const MIRROR_DIR = path.join(ROOT, ".cache/mirror");
 /** bookworm for arm64: minbase and jq (arm64 images, their ld.so.cache, multi-architecture images). */
 export const ARM64_MIRROR_DIR = path.join(ROOT, ".cache/mirror-bookworm-arm64");
 export const ARM64_PACKAGES = ["jq", "libjq1", "libonig5"];
+/** trixie (Debian 13) for amd64: the 78 packages of its minbase (tools/minbase-trixie.txt), ~32 MB. */
+export const TRIXIE_MIRROR_DIR = path.join(ROOT, ".cache/mirror-trixie");
 /**
  * Packages beyond minbase that tests install: jq (a real dependency chain outside minbase), and
  * the suite's small set of packages whose maintainer scripts exercise each fix-up family
@@ -43,11 +46,20 @@ function mirrorHolds(dir: string, suite: string, arch: string, names: readonly s
   return names.every((p) => text.includes(`\nPackage: ${p}\n`) || text.startsWith(`Package: ${p}\n`));
 }
 
+/** The package names of a release's minbase (tools/minbase-<suite>.txt). */
+export function minbaseList(suite: string): string[] {
+  return readFileSync(path.join(ROOT, `tools/minbase-${suite}.txt`), "utf8").split("\n").filter(Boolean);
+}
+
 export default function setup(): void {
-  const minbase = readFileSync(path.join(ROOT, "tools/minbase-bookworm.txt"), "utf8").split("\n").filter(Boolean);
+  const minbase = minbaseList("bookworm");
   const tool = path.join(ROOT, "tools/make-local-mirror.sh");
   if (!mirrorHolds(MIRROR_DIR, "bookworm", "amd64", EXTRA_PACKAGES)) execFileSync("bash", [tool, MIRROR_DIR, ...minbase, ...EXTRA_PACKAGES], { stdio: "inherit" });
   if (!mirrorHolds(ARM64_MIRROR_DIR, "bookworm", "arm64", [...minbase, ...ARM64_PACKAGES])) {
     execFileSync("bash", [tool, ARM64_MIRROR_DIR, ...minbase, ...ARM64_PACKAGES], { stdio: "inherit", env: { ...process.env, SUITE: "bookworm", ARCH: "arm64" } });
+  }
+  const trixie = minbaseList("trixie");
+  if (!mirrorHolds(TRIXIE_MIRROR_DIR, "trixie", "amd64", trixie)) {
+    execFileSync("bash", [tool, TRIXIE_MIRROR_DIR, ...trixie], { stdio: "inherit", env: { ...process.env, SUITE: "trixie", ARCH: "amd64" } });
   }
 }

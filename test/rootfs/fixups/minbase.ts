@@ -12,11 +12,11 @@ import path from "node:path";
 import { parseParagraph } from "../../../src/debian/control.js";
 import type { BinaryPackage, MultiArch, Paragraph } from "../../../src/debian/types.js";
 import type { InstalledPackage } from "../../../src/rootfs/types.js";
-import { MIRROR_DIR, ROOT } from "../../helpers/global-setup.js";
+import { MIRROR_DIR, minbaseList, ROOT } from "../../helpers/global-setup.js";
 
 /** The 88 package names of debootstrap's minbase for bookworm. */
 export function minbaseNames(): string[] {
-  return readFileSync(path.join(ROOT, "tools/minbase-bookworm.txt"), "utf8").split("\n").filter(Boolean);
+  return minbaseList("bookworm");
 }
 
 /** A control paragraph, read by Kiln's own deb822 parser (what the builder uses for `.deb` files). */
