@@ -9,7 +9,7 @@
 //   warm        kiln build with a warm layer cache, command start included
 //   memory      peak RSS of a --no-cache build, and of one with a 1 GiB local package on top
 //   trixie      kiln build --no-cache of trixie minbase, and mmdebstrap trixie on the tmpfs
-//               (needs .cache/fidelity/mirror-trixie: node bench/fidelity/trixie.mjs makes it)
+//               (the test suite's trixie mirror, .cache/mirror-trixie: its global setup makes it)
 //   arm64       kiln build --no-cache of bookworm arm64 minbase + jq (the suite's arm64 mirror);
 //               no anchor: mmdebstrap and debootstrap need qemu-user with binfmt_misc for it
 //
@@ -99,7 +99,7 @@ for (let i = 0; i < runs; i++) {
 
 // trixie (amd64) and arm64: Kiln --no-cache, after one build that downloads the packages.
 const other = {};
-const trixieMirror = path.join(ROOT, ".cache/fidelity/mirror-trixie");
+const trixieMirror = path.join(ROOT, ".cache/mirror-trixie");
 const arm64Mirror = path.join(ROOT, ".cache/mirror-bookworm-arm64");
 const otherConfig = path.join(work, "other.yaml");
 writeFileSync(

@@ -129,9 +129,10 @@ for (const set of sets) {
   const reportFile = path.join(WORK, `report-${set.name}.json`);
   for (const d of [refDir, layout, bundle]) rmSync(d, { recursive: true, force: true });
   process.stderr.write(`\n== ${set.name}: mmdebstrap\n`);
+  // In a private mount namespace: nothing mmdebstrap mounts in its chroot can outlive it on the host.
   const ref = await run(
-    "mmdebstrap",
-    ["--mode=root", "--variant=minbase", `--include=${["apt", ...set.packages].join(",")}`, "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr", "bookworm", refDir, `deb [trusted=yes] ${url} bookworm main`],
+    "unshare",
+    ["-m", "--propagation", "private", "mmdebstrap", "--mode=root", "--variant=minbase", `--include=${["apt", ...set.packages].join(",")}`, "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr", "bookworm", refDir, `deb [trusted=yes] ${url} bookworm main`],
     { SOURCE_DATE_EPOCH },
   );
   process.stderr.write(`== ${set.name}: kiln build\n`);

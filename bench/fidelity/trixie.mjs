@@ -2,13 +2,16 @@
 // Fidelity on Debian 13 (trixie): the minbase tree Kiln builds against the one
 // `mmdebstrap --variant=minbase --include=apt trixie` makes from the same local mirror (trixie's
 // own base-files merges /usr: no hook), compared path by path with compare.mjs — the comparison
-// the bookworm fix-up tests and run.mjs use — each difference harmless, explained by Kiln's
-// report, or unexplained. Also times both (kiln --no-cache, mmdebstrap on the same disk).
+// the fix-up tests and run.mjs use — each difference harmless, explained by Kiln's report, or
+// unexplained. Also times both (kiln --no-cache, mmdebstrap on the same disk). The suite runs the
+// same comparison as a test (test/rootfs/fixups/trixie.test.ts); this script prints the table of
+// bench/RESULTS.md and the times.
 //
 //   npm run build && node bench/fidelity/trixie.mjs       (as root: mmdebstrap --mode=root, umoci)
 //
 // The mirror (the 78 packages of tools/minbase-trixie.txt, made with SUITE=trixie
-// tools/make-local-mirror.sh) is kept under .cache/fidelity/mirror-trixie.
+// tools/make-local-mirror.sh) is the test suite's, .cache/mirror-trixie. mmdebstrap runs in a
+// private mount namespace, so nothing it mounts can outlive it on the host.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -21,7 +24,7 @@ const { studyFor, pathsFor } = await import(path.join(ROOT, "dist/rootfs/fixups/
 const { classify, compareTrees, scanTree } = await import("./compare.mjs");
 const study = studyFor("trixie");
 const SOURCE_DATE_EPOCH = "1735689600";
-const mirror = path.join(WORK, "mirror-trixie");
+const mirror = path.join(ROOT, ".cache/mirror-trixie");
 const names = readFileSync(path.join(ROOT, "tools/minbase-trixie.txt"), "utf8").split("\n").filter(Boolean);
 if (!existsSync(path.join(mirror, "dists/trixie/Release"))) {
   execFileSync("bash", [path.join(ROOT, "tools/make-local-mirror.sh"), mirror, ...names], { env: { ...process.env, SUITE: "trixie", ARCH: "amd64" }, stdio: "inherit" });
@@ -46,7 +49,7 @@ const config = path.join(WORK, "kiln-trixie.yaml");
 writeFileSync(config, `distributions:\n  - {name: Debian, version: "13", arch: x86_64, mirror: "file://${mirror}/", suite: trixie, components: [main], keyring: none}\n`);
 const kilnEnv = { KILN_DATA_DIR: path.join(WORK, "data-trixie"), SOURCE_DATE_EPOCH };
 
-const ref = await run("mmdebstrap", ["--mode=root", "--variant=minbase", "--include=apt", "trixie", refDir, `deb [trusted=yes] copy://${mirror}/ trixie main`], { SOURCE_DATE_EPOCH });
+const ref = await run("unshare", ["-m", "--propagation", "private", "mmdebstrap", "--mode=root", "--variant=minbase", "--include=apt", "trixie", refDir, `deb [trusted=yes] copy://${mirror}/ trixie main`], { SOURCE_DATE_EPOCH });
 const kilnArgs = ["build", "-q", "--config", config, "--os", "Debian 13 x86_64", "--oci", layout, "--tag", "t", "--report", reportFile];
 await run(process.execPath, [KILN, ...kilnArgs], kilnEnv); // downloads and unpacks once
 rmSync(layout, { recursive: true, force: true });

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { classify, compareTrees, scanTree } from "../../../bench/fidelity/compare.mjs";
 import { pathsFor, studyFor } from "../../../src/rootfs/fixups/study/index.js";
 import { buildDeb, tempDir } from "../../fixtures/debs.js";
+import { inChroot } from "../../helpers/chroot.js";
 import { SCRIPTED_PACKAGES } from "../../helpers/global-setup.js";
 import { kilnBuild, kilnTree, referenceTree, unpackImage } from "../../helpers/scripted-image.js";
 import { validateSpdx } from "../../helpers/spdx.js";
@@ -39,16 +40,6 @@ function mode(root: string, p: string): string {
   const [bits, uid, gid] = execFileSync("stat", ["-c", "%a %u %g", path.join(root, p)]).toString().trim().split(" ");
   const name = (file: string, id: string): string => readFileSync(path.join(root, file), "utf8").split("\n").find((l) => l.split(":")[2] === id)?.split(":")[0] ?? id;
   return `${bits} ${name("etc/passwd", uid!)}:${name("etc/group", gid!)}`;
-}
-
-/** Runs a shell script in a chroot of `root`, with /dev and /proc, in a private mount namespace. */
-function inChroot(root: string, script: string, options: { network?: "host" | "isolated"; user?: string } = {}): string {
-  const isolated = options.network === "isolated";
-  const wrapper = `set -e
-mount --rbind /dev "$1/dev"; mount -t proc proc "$1/proc"
-${isolated ? "ip link set lo up" : ""}
-exec chroot ${options.user ? `--userspec=${options.user}` : ""} "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 /bin/sh -c "$2"`;
-  return execFileSync("unshare", ["-m", ...(isolated ? ["-n"] : []), "--propagation", "private", "sh", "-c", wrapper, "chroot", root, script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
 describe("Kiln's image against the real maintainer scripts (mmdebstrap of the same packages)", () => {
