@@ -18,7 +18,8 @@
  * (`/usr/share/debootstrap/functions`, `scripts/debian-common`), what each does at *first*
  * installation (`configure` with no previous version), and which fix-up does it. Checked against
  * a real `debootstrap --variant=minbase bookworm` (test/rootfs/fixups/bookworm.test.ts); the
- * corpus beyond minbase against mmdebstrap (scripted.test.ts, bench/fidelity/).
+ * corpus beyond minbase against mmdebstrap (scripted.test.ts, bench/fidelity/); trixie's minbase
+ * against mmdebstrap's (trixie.test.ts).
  *
  * | source | effect at first install | Kiln |
  * | --- | --- | --- |

@@ -1,7 +1,8 @@
 /**
  * The study of Debian 13 (trixie)'s minbase maintainer scripts (the 78 packages of
  * `mmdebstrap --variant=minbase --include=apt trixie`, tools/minbase-trixie.txt), made like
- * bookworm's and compared the same way (bench/fidelity/trixie.mjs). Scripts whose text did not
+ * bookworm's and compared the same way (test/rootfs/fixups/trixie.test.ts, and
+ * bench/fidelity/trixie.mjs for the times). Scripts whose text did not
  * change since bookworm (base-passwd's preinst, libc-bin's postinst, libpam0g's and
  * libpam-runtime's postinst) keep bookworm's verdicts through their pins; what changed:
  *
