@@ -7,12 +7,19 @@
 /** Why a name was refused, as a phrase that follows "entry <name>". */
 export class UnsafePathError extends Error {}
 
+/** Non-empty components without NUL, joined by single slashes... */
+const NORMALISED = /^[^/\0]+(?:\/[^/\0]+)*$/;
+/** ...none of them `.` or `..`. */
+const DOT_PART = /(?:^|\/)\.\.?(?:\/|$)/;
+
 /**
  * Normalises a name found in an archive (`./usr/bin/x`, `./usr/`, `.`): `""` stands for the
  * root itself. Refuses (throws {@link UnsafePathError}) a NUL byte, an absolute name and any
  * `..` component — even one that would stay inside (`usr/../etc`), as dpkg-deb never writes one.
  */
 export function normaliseArchivePath(name: string): string {
+  // Most names are normalised already (every path of a manifest or of the tree): said at once.
+  if (NORMALISED.test(name) && !DOT_PART.test(name)) return name;
   if (name.includes("\0")) throw new UnsafePathError("contains a NUL byte");
   if (name.startsWith("/")) throw new UnsafePathError("is an absolute path");
   const parts: string[] = [];

@@ -167,9 +167,12 @@ export async function readElf(src: ByteSource): Promise<ElfInfo | undefined> {
   if (elfClass === 64 && ident.length < 64) return undefined;
   const u16 = (b: Buffer, o: number): number => (littleEndian ? b.readUInt16LE(o) : b.readUInt16BE(o));
   const u32 = (b: Buffer, o: number): number => (littleEndian ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  // Two 32-bit halves (a BigInt per read was most of the time ldconfig spent here): exact up to
+  // 2^53 - 1, and larger values (no real offset or size) capped there.
   const u64 = (b: Buffer, o: number): number => {
-    const v = littleEndian ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o);
-    return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+    const hi = littleEndian ? b.readUInt32LE(o + 4) : b.readUInt32BE(o);
+    const lo = littleEndian ? b.readUInt32LE(o) : b.readUInt32BE(o + 4);
+    return hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + lo;
   };
   const word = elfClass === 64 ? u64 : u32;
   const type = u16(ident, 16);

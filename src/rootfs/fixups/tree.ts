@@ -62,8 +62,9 @@ export function symlinkEntry(path: string, target: string): FsEntry {
   return { path, type: "symlink", mode: 0o777, uid: ROOT, gid: ROOT, linkname: target };
 }
 
-/** Hex MD5 of a file's bytes, streamed (dpkg's conffile and md5sums hashes). */
+/** Hex MD5 of a file's bytes (dpkg's conffile and md5sums hashes): recorded at unpacking, else streamed. */
 export async function md5Hex(content: ContentRef): Promise<string> {
+  if (content.md5 !== undefined) return content.md5;
   const hash = createHash("md5");
   for await (const chunk of content.open()) hash.update(chunk as Buffer);
   return hash.digest("hex");

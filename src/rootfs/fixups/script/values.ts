@@ -154,6 +154,8 @@ export function escapeRe(s: string): string {
 
 /** Whether a pattern (backslash-escaped, see {@link globRegExp}) has glob characters. */
 export function hasGlob(pattern: string): boolean {
+  // Most words are long and plain (whole files, in `$(cat ...)`): one native scan says so.
+  if (!/[*?[]/.test(pattern)) return false;
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]!;
     if (c === "\\") {
