@@ -120,7 +120,9 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
     arch,
     ...(req.installRecommends ? { recommends: true } : {}),
   });
-  const base = req.profile === "none" ? [] : resolvePackages(repo.packages, { names: profileNames, arch });
+  // The base system alone is the same request when nothing is added to the profile (resolving is deterministic).
+  const onlyProfile = (req.packages ?? []).length === 0 && local.length === 0 && !req.installRecommends;
+  const base = req.profile === "none" ? [] : onlyProfile ? packages : resolvePackages(repo.packages, { names: profileNames, arch });
   const isLocal = (p: BinaryPackage): boolean => localByName.get(p.name)?.pkg === p;
   const manual = manualPackages(req, profileNames, local.map((l) => l.pkg.name), req.profile === "none" ? [] : resolvePackages(repo.packages, { names: essentialNames(repo.packages, arch), arch }));
 
