@@ -27,7 +27,7 @@ import { spdxDocument } from "../debian/sbom.js";
 import { buildClock } from "../oci/clock.js";
 import { assembleImage } from "../oci/image.js";
 import { LayerCache } from "../oci/layer-cache.js";
-import { layerFormat, writeLayer } from "../oci/layer.js";
+import { layerFormat, writeLayer, type LayerCompression } from "../oci/layer.js";
 import type { Layer } from "../oci/types.js";
 import { MERGED_USR_DIRS, ROOTFS_OWNER, Rootfs } from "../rootfs/rootfs.js";
 import { aptSourceFor } from "../rootfs/fixups/apt-sources.js";
@@ -91,6 +91,8 @@ export async function buildImage(req: BuildRequest, deps: BuilderDeps): Promise<
 
 async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWriter): Promise<BuildResult> {
   const { signal } = req;
+  // First: a zstd build on a host without the zstd program fails before anything is downloaded.
+  const format = layerFormat(undefined, req.compression);
   const progress = new Progress(req.onProgress);
   const arch = debianArch(req.distribution.arch);
   const cacheDir = path.join(deps.dataDir, "cache");
@@ -150,11 +152,10 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   // package added to the image) then changes the clock of its own layer and of the fix-up layer,
   // never the bytes of the distribution's layers, which stay shared with every other image.
   const dateOf = new Map(sources.map((s, i) => [s.pkg!.name, dates[i]!]));
-  const format = layerFormat();
   const shaOf = new Map(sources.map((s) => [s.pkg!.name, s.sha256!]));
   const cache = new LayerCache(path.join(cacheDir, "layers"), deps.blobs);
   const cached = async (key: string | undefined): Promise<Layer | undefined> => (key === undefined || req.noCache ? undefined : cache.get(key));
-  writes.begin(cache, clock);
+  writes.begin(cache, clock, req.compression ?? "gzip");
 
   // 4. The package tree, and each group's layer as soon as its content is final: all its
   //    packages are in, and so is every package that may take files over from them (Replaces —
@@ -365,6 +366,7 @@ class LayerWriter {
   private readonly inFlight = new Set<Promise<unknown>>();
   private cache: LayerCache | undefined;
   private clock: Date | undefined;
+  private compression: LayerCompression = "gzip";
 
   constructor(
     private readonly deps: BuilderDeps,
@@ -373,10 +375,11 @@ class LayerWriter {
     signal?.addEventListener("abort", () => this.abort(), { once: true });
   }
 
-  /** Where layers are recorded and the image's clock (of entries whose layer has none of its own). */
-  begin(cache: LayerCache, clock: Date): void {
+  /** Where layers are recorded, the image's clock (of entries whose layer has none of its own) and the layers' compression. */
+  begin(cache: LayerCache, clock: Date, compression: LayerCompression): void {
     this.cache = cache;
     this.clock = clock;
+    this.compression = compression;
   }
 
   abort(): void {
@@ -411,7 +414,7 @@ class LayerWriter {
     this.running++;
     try {
       checkCancelled(this.controller.signal);
-      const layer = await writeLayer(entries, this.deps.blobs, { clock: clock ?? this.clock!, createdBy, signal: this.controller.signal, ...(ancestors ? { ancestors } : {}) });
+      const layer = await writeLayer(entries, this.deps.blobs, { clock: clock ?? this.clock!, createdBy, compression: this.compression, signal: this.controller.signal, ...(ancestors ? { ancestors } : {}) });
       if (key !== undefined) await this.cache!.put(key, layer, note);
       this.count++;
       return layer;

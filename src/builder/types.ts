@@ -6,6 +6,7 @@
  */
 import type { BlobStore } from "../blobs/blob-store.js";
 import type { BinaryPackage } from "../debian/types.js";
+import type { LayerCompression } from "../oci/layer.js";
 import type { BuiltImage, ContainerConfig } from "../oci/types.js";
 import type { ScriptReportEntry } from "../rootfs/fixups/maintainer-scripts.js";
 import type { FsEntry, RootfsView } from "../rootfs/types.js";
@@ -70,6 +71,8 @@ export interface BuildRequest {
   clock?: Date;
   /** Rebuild every layer (downloaded packages are still reused). */
   noCache?: boolean;
+  /** The layers' compression (default gzip; zstd needs the `zstd` program and a consumer that reads it). */
+  compression?: LayerCompression;
   /**
    * Fail (KilnError `unreproducedEffects`, before the image is assembled) when a package script
    * has an effect Kiln does not reproduce.

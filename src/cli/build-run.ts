@@ -17,7 +17,7 @@ import { writeOciLayout } from "../oci/layout.js";
 import type { ContainerConfig } from "../oci/types.js";
 import { distributionLabel, type DistributionConfig } from "../domain/distributions.js";
 import { loadConfig } from "../server/config.js";
-import { CliExit } from "./errors.js";
+import { CliExit, UsageError } from "./errors.js";
 import { progressReporter } from "./progress.js";
 import type { BuildReport } from "../builder/types.js";
 
@@ -40,6 +40,9 @@ function distributionsFor(opts: BuildOptions, config: ReturnType<typeof loadConf
 export async function runBuild(opts: BuildOptions): Promise<void> {
   if (!opts.oci === !opts.dockerArchive) fail("badRequest", "give exactly one output: --oci DIR or --docker-archive FILE");
   if (opts.profile !== "minbase" && opts.profile !== "none") fail("badRequest", `--profile must be minbase or none, not "${opts.profile}"`);
+  if (opts.compression === "zstd" && opts.dockerArchive) {
+    throw new UsageError("--compression zstd needs --oci DIR: a docker-archive is for docker load, which reads zstd layers only from Docker 23 on; build it with --compression gzip");
+  }
   const config = loadConfig(process.env, opts.config ? { configFile: opts.config } : {});
   const dists = distributionsFor(opts, config);
   if (dists.length > 1) {
@@ -75,6 +78,7 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
             ...(opts.installRecommends ? { installRecommends: true } : {}),
             ...(opts.strict ? { strict: true } : {}),
             noCache: !opts.cache,
+            compression: opts.compression,
             signal: controller.signal,
             ...(reporter ? { onProgress: (p: BuildProgress) => reporter.update((i + p.fraction) / dists.length, `${prefix}${p.message}`) } : {}),
           },

@@ -79,7 +79,7 @@ export function findProgram(name: string): string | null {
  * A Duplex over a filter program's stdin and stdout that fails with the program's stderr when it
  * exits non-zero, and kills it when destroyed early.
  */
-class ProgramFilter extends Duplex {
+export class ProgramFilter extends Duplex {
   private readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
   private stderr = "";
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;

@@ -25,7 +25,7 @@ import { canonicalBytes } from "./canonical-json.js";
 import { DEFAULT_GZIP_PARALLELISM, checkGzipLevel, gzipMembers } from "./gzip.js";
 import { DEFAULT_GZIP_LEVEL } from "./layer.js";
 import { tarChunks } from "./tar.js";
-import type { BuiltImage, Layer } from "./types.js";
+import { MediaTypes, type BuiltImage, type Layer } from "./types.js";
 
 /** Options of {@link writeDockerArchive}. */
 export interface DockerArchiveOptions {
@@ -82,6 +82,10 @@ function inflatedLayer(blobs: BlobStore, layer: Layer): Readable {
 
 /** The archive's members, for the tar writer. */
 function archiveEntries(image: BuiltImage, blobs: BlobStore, repoTags: string[], compressed: boolean): FsEntry[] {
+  // `docker load` before Docker 23 reads gzip (and uncompressed) layers only, and the inflating
+  // writer here is gzip's: an image of zstd layers goes to an OCI layout or a registry instead.
+  const other = image.layers.find((l) => l.mediaType !== MediaTypes.ociLayerGzip);
+  if (other) fail("unsupportedMediaType", `a docker-archive is written from gzip layers only; layer ${other.digest} is ${other.mediaType}`);
   const file = (path: string, size: number, open: () => Readable): FsEntry => ({ path, type: "file", mode: 0o644, uid: 0, gid: 0, content: { size, open } });
   const configName = `${image.configDigest.slice(7)}.json`;
   const layerName = (l: Layer): string => (compressed ? `${l.digest.slice(7)}.tar.gz` : `${l.diffId.slice(7)}.tar`);

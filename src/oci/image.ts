@@ -107,17 +107,22 @@ function descriptorJson(d: Descriptor): JsonValue {
 }
 
 /** The OCI image manifest over a config and layers. */
-export function ociManifestBytes(config: { digest: Digest; size: number }, layers: readonly Pick<Layer, "digest" | "size">[]): Buffer {
+export function ociManifestBytes(config: { digest: Digest; size: number }, layers: readonly Pick<Layer, "mediaType" | "digest" | "size">[]): Buffer {
   return canonicalBytes({
     config: descriptorJson({ mediaType: MediaTypes.ociConfig, ...config }),
-    layers: layers.map((l) => descriptorJson({ mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size })),
+    layers: layers.map((l) => descriptorJson({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     mediaType: MediaTypes.ociManifest,
     schemaVersion: 2,
   });
 }
 
-/** The Docker v2 schema 2 manifest over the same blobs (Docker media types; what registries and `docker pull` expect). */
-export function dockerManifestBytes(config: { digest: Digest; size: number }, layers: readonly Pick<Layer, "digest" | "size">[]): Buffer {
+/**
+ * The Docker v2 schema 2 manifest over the same blobs (Docker media types; what registries and
+ * `docker pull` expect), or undefined when a layer has no Docker media type: Docker's schema 2
+ * knows gzip layers only, so an image of zstd layers has only its OCI manifest.
+ */
+export function dockerManifestBytes(config: { digest: Digest; size: number }, layers: readonly Pick<Layer, "mediaType" | "digest" | "size">[]): Buffer | undefined {
+  if (layers.some((l) => l.mediaType !== MediaTypes.ociLayerGzip)) return undefined;
   return canonicalBytes({
     config: descriptorJson({ mediaType: MediaTypes.dockerConfig, ...config }),
     layers: layers.map((l) => descriptorJson({ mediaType: MediaTypes.dockerLayerGzip, digest: l.digest, size: l.size })),
@@ -142,12 +147,12 @@ export async function assembleImage(layers: readonly Layer[], options: AssembleI
   const configRef = { digest: configBlob.digest, size: configBlob.size };
   const manifest = ociManifestBytes(configRef, layers);
   const dockerManifest = dockerManifestBytes(configRef, layers);
-  const [m, d] = [await putBytes(blobs, manifest), await putBytes(blobs, dockerManifest)];
+  const m = await putBytes(blobs, manifest);
+  const d = dockerManifest ? await putBytes(blobs, dockerManifest) : undefined;
   return {
     manifestDigest: m.digest,
     manifest,
-    dockerManifestDigest: d.digest,
-    dockerManifest,
+    ...(d ? { dockerManifestDigest: d.digest, dockerManifest } : {}),
     configDigest: configBlob.digest,
     config,
     layers: [...layers],
@@ -164,8 +169,8 @@ function platformOf(image: BuiltImage): NonNullable<Descriptor["platform"]> {
 
 /**
  * The index of a multi-architecture image over complete images (already in the store): an OCI
- * image index of their OCI manifests and a Docker manifest list of their Docker manifests, both
- * stored. Two images of one platform are refused: a client could not choose between them.
+ * image index of their OCI manifests and a Docker manifest list of their Docker manifests (none
+ * when an image has no Docker manifest: zstd layers), both stored. Two images of one platform are refused: a client could not choose between them.
  */
 export async function assembleIndex(images: readonly BuiltImage[], blobs: BlobStore): Promise<BuiltIndex> {
   if (images.length === 0) fail("buildFailed", "an image index needs at least one image");
@@ -176,14 +181,17 @@ export async function assembleIndex(images: readonly BuiltImage[], blobs: BlobSt
     if (seen.has(key)) fail("invalidField", `two images for the platform ${key}`);
     seen.add(key);
   }
-  const list = (mediaType: string, manifestType: string, pick: (i: BuiltImage) => { digest: Digest; bytes: Buffer }): Buffer =>
+  const list = (mediaType: string, manifestType: string, pick: (i: BuiltImage) => { digest: Digest; bytes: Buffer | undefined }): Buffer =>
     canonicalBytes({
-      manifests: images.map((i) => descriptorJson({ mediaType: manifestType, digest: pick(i).digest, size: pick(i).bytes.length, platform: platformOf(i) })),
+      manifests: images.map((i) => descriptorJson({ mediaType: manifestType, digest: pick(i).digest, size: pick(i).bytes!.length, platform: platformOf(i) })),
       mediaType,
       schemaVersion: 2,
     });
   const index = list(MediaTypes.ociIndex, MediaTypes.ociManifest, (i) => ({ digest: i.manifestDigest, bytes: i.manifest }));
-  const dockerList = list(MediaTypes.dockerManifestList, MediaTypes.dockerManifest, (i) => ({ digest: i.dockerManifestDigest, bytes: i.dockerManifest }));
-  const [x, d] = [await putBytes(blobs, index), await putBytes(blobs, dockerList)];
-  return { indexDigest: x.digest, index, dockerListDigest: d.digest, dockerList, images: [...images] };
+  const dockerList = images.every((i) => i.dockerManifest)
+    ? list(MediaTypes.dockerManifestList, MediaTypes.dockerManifest, (i) => ({ digest: i.dockerManifestDigest!, bytes: i.dockerManifest }))
+    : undefined;
+  const x = await putBytes(blobs, index);
+  const d = dockerList ? await putBytes(blobs, dockerList) : undefined;
+  return { indexDigest: x.digest, index, ...(d ? { dockerListDigest: d.digest, dockerList } : {}), images: [...images] };
 }

@@ -18,7 +18,7 @@ export {
   type HistoryEntry,
 } from "./image.js";
 export { LayerCache } from "./layer-cache.js";
-export { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, layerFormat, storedLayer, writeLayer, type LayerInfo, type WriteLayerOptions } from "./layer.js";
+export { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, layerFormat, layerMediaType, storedLayer, writeLayer, type LayerCompression, type LayerInfo, type WriteLayerOptions } from "./layer.js";
 export { REF_NAME_ANNOTATION, writeOciLayout, type OciLayoutOptions } from "./layout.js";
 export { loadImage, loadStored, readBlobBytes, readLayer, verifyDiffId, type LoadImageOptions, type ReadLayerOptions } from "./load.js";
 export { TAR_CHUNK_SIZE, assertEntryPath, compareTarPaths, planTar, tarChunks, type TarEntry, type TarOptions } from "./tar.js";

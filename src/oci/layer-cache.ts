@@ -3,7 +3,7 @@
  * clock, which {@link layerFormat}): a layer built once is reused instead of re-tarred and
  * re-compressed. Each entry is a small JSON record under `dir`, named by the sha256 of the key:
  *
- *   <dir>/<sha256(key) hex>.json   {"createdBy":..,"diffId":..,"digest":..,"key":..,"size":..,"uncompressedSize":..,"note":..}
+ *   <dir>/<sha256(key) hex>.json   {"createdBy":..,"diffId":..,"digest":..,"key":..,"mediaType":..,"size":..,"uncompressedSize":..,"note":..}
  *
  * `note` is what the builder learnt while making the layer and needs again when it reuses it
  * (the fix-up layer's report of package scripts): JSON, kept with the layer it describes.
@@ -16,7 +16,7 @@ import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { isDigest, type BlobStore } from "../blobs/blob-store.js";
 import { storedLayer, type LayerInfo } from "./layer.js";
-import type { Layer } from "./types.js";
+import { MediaTypes, type Layer } from "./types.js";
 
 /** Cached layers by input key, backed by a directory of JSON records and the blob store. */
 export class LayerCache {
@@ -63,6 +63,7 @@ export class LayerCache {
       diffId: layer.diffId,
       digest: layer.digest,
       key,
+      mediaType: layer.mediaType,
       size: layer.size,
       uncompressedSize: layer.uncompressedSize,
       ...(note === undefined ? {} : { note }),
@@ -95,5 +96,8 @@ function parseRecord(raw: string, key: string): LayerInfo | undefined {
   if (!r || r.key !== key) return undefined;
   if (typeof r.digest !== "string" || !isDigest(r.digest) || typeof r.diffId !== "string" || !isDigest(r.diffId)) return undefined;
   if (!Number.isSafeInteger(r.size) || !Number.isSafeInteger(r.uncompressedSize) || typeof r.createdBy !== "string") return undefined;
-  return { digest: r.digest, diffId: r.diffId, size: r.size!, uncompressedSize: r.uncompressedSize!, createdBy: r.createdBy };
+  // Records written before zstd layers existed have no mediaType: they are all gzip layers.
+  const mediaType = r.mediaType ?? MediaTypes.ociLayerGzip;
+  if (mediaType !== MediaTypes.ociLayerGzip && mediaType !== MediaTypes.ociLayerZstd) return undefined;
+  return { mediaType, digest: r.digest, diffId: r.diffId, size: r.size!, uncompressedSize: r.uncompressedSize!, createdBy: r.createdBy };
 }

@@ -82,7 +82,7 @@ export async function readLayer(blobs: BlobStore, descriptor: Descriptor, option
   } else {
     uncompressedSize = await verifyDiffId(blobs, descriptor.digest, options.diffId);
   }
-  return storedLayer(blobs, { digest: descriptor.digest, diffId: options.diffId, size: st.size, uncompressedSize, createdBy: options.createdBy });
+  return storedLayer(blobs, { mediaType: MediaTypes.ociLayerGzip, digest: descriptor.digest, diffId: options.diffId, size: st.size, uncompressedSize, createdBy: options.createdBy });
 }
 
 async function readBlobRange(blobs: BlobStore, digest: Digest, start: number, end: number): Promise<Buffer> {
@@ -156,7 +156,8 @@ export async function loadImage(blobs: BlobStore, manifestDigest: Digest, option
     descriptors.map((d, i) => readLayer(blobs, d, { diffId: diffIds[i]!, createdBy: createdBy[i] ?? "", verify: options.verifyLayers ?? true })),
   );
   const configRef = { digest: config.digest, size: config.size };
-  const other = kind === "oci" ? dockerManifestBytes(configRef, layers) : ociManifestBytes(configRef, layers);
+  // readLayer takes gzip layers only, so a Docker manifest can always be derived here.
+  const other = (kind === "oci" ? dockerManifestBytes(configRef, layers) : ociManifestBytes(configRef, layers)) ?? fail("unsupportedMediaType", `manifest ${manifestDigest} has layers Docker's manifest cannot name`);
   const otherBlob = await putBytes(blobs, other);
   const [oci, docker] = kind === "oci" ? [{ bytes: manifestBytes, digest: manifestDigest }, { bytes: other, digest: otherBlob.digest }] : [{ bytes: other, digest: otherBlob.digest }, { bytes: manifestBytes, digest: manifestDigest }];
   return {

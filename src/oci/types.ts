@@ -10,6 +10,7 @@ export const MediaTypes = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
   ociConfig: "application/vnd.oci.image.config.v1+json",
   ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  ociLayerZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
   dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
   dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
   dockerConfig: "application/vnd.docker.container.image.v1+json",
@@ -18,7 +19,9 @@ export const MediaTypes = {
 
 /** A compressed layer stored in the blob store. */
 export interface Layer {
-  /** sha256 of the gzip stream (what manifests reference). */
+  /** The OCI layer media type: `application/vnd.oci.image.layer.v1.tar+gzip` or `+zstd`. */
+  mediaType: string;
+  /** sha256 of the compressed stream (what manifests reference). */
   digest: Digest;
   /** sha256 of the uncompressed tar (what the image config's rootfs lists). */
   diffId: Digest;
@@ -47,9 +50,12 @@ export interface BuiltImage {
   /** Digest of the OCI manifest. */
   manifestDigest: Digest;
   manifest: Buffer;
-  /** Digest of the Docker v2 schema 2 manifest (same config and layers; what `docker pull` expects). */
-  dockerManifestDigest: Digest;
-  dockerManifest: Buffer;
+  /**
+   * Digest of the Docker v2 schema 2 manifest (same config and layers; what `docker pull` expects).
+   * Absent when the layers have no Docker media type (zstd): the OCI manifest is then the only one.
+   */
+  dockerManifestDigest?: Digest;
+  dockerManifest?: Buffer;
   configDigest: Digest;
   config: Buffer;
   layers: Layer[];
@@ -65,9 +71,12 @@ export interface BuiltIndex {
   /** Digest of the OCI image index (its manifests are the images' OCI manifests). */
   indexDigest: Digest;
   index: Buffer;
-  /** Digest of the Docker manifest list over the images' Docker manifests (what registries get). */
-  dockerListDigest: Digest;
-  dockerList: Buffer;
+  /**
+   * Digest of the Docker manifest list over the images' Docker manifests (what registries get);
+   * absent when an image has none (zstd layers): the OCI index is then what is pushed.
+   */
+  dockerListDigest?: Digest;
+  dockerList?: Buffer;
   /** The images, in the index's order. */
   images: BuiltImage[];
 }

@@ -3,7 +3,8 @@
  * repository has are skipped, those the account pushed elsewhere are mounted), then the Docker v2
  * schema 2 manifest under the tag — the type `docker pull` of every version expects. A
  * multi-architecture image pushes every image's blobs, each image's manifest by digest, then the
- * Docker manifest list over them under the tag.
+ * Docker manifest list over them under the tag. An image of zstd layers has no Docker manifest
+ * (schema 2 knows gzip layers only): its OCI manifest (or OCI index) is pushed instead.
  *
  * Names are checked before anything is sent. Cancellation stops every request in flight; the
  * promise settles only once no upload of this push is still running.
@@ -49,7 +50,7 @@ export interface PushOptions {
 
 /** What a push did. */
 export interface PushResult {
-  /** Digest of the manifest the tag now names (the Docker v2 schema 2 manifest, or manifest list). */
+  /** Digest of the manifest the tag now names (the Docker v2 schema 2 manifest, or manifest list; OCI for zstd layers). */
   manifestDigest: Digest;
   /** `host/namespace/repository@sha256:…` */
   cloudId: string;
@@ -165,9 +166,15 @@ export async function pushImage(image: BuiltImage | BuiltIndex, blobs: BlobStore
     let digest: Digest;
     if ("indexDigest" in image) {
       // A manifest list may only name manifests the repository has.
-      for (const i of image.images) await put(i.dockerManifestDigest, MediaTypes.dockerManifest, i.dockerManifest, i.dockerManifestDigest);
-      digest = await put(tag, MediaTypes.dockerManifestList, image.dockerList, image.dockerListDigest);
-    } else digest = await put(tag, MediaTypes.dockerManifest, image.dockerManifest, image.dockerManifestDigest);
+      if (image.dockerList && image.dockerListDigest) {
+        for (const i of image.images) await put(i.dockerManifestDigest!, MediaTypes.dockerManifest, i.dockerManifest!, i.dockerManifestDigest!);
+        digest = await put(tag, MediaTypes.dockerManifestList, image.dockerList, image.dockerListDigest);
+      } else {
+        for (const i of image.images) await put(i.manifestDigest, MediaTypes.ociManifest, i.manifest, i.manifestDigest);
+        digest = await put(tag, MediaTypes.ociIndex, image.index, image.indexDigest);
+      }
+    } else if (image.dockerManifest && image.dockerManifestDigest) digest = await put(tag, MediaTypes.dockerManifest, image.dockerManifest, image.dockerManifestDigest);
+    else digest = await put(tag, MediaTypes.ociManifest, image.manifest, image.manifestDigest);
     progress.emit("done", true);
     return {
       manifestDigest: digest,

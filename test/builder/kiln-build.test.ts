@@ -3,40 +3,24 @@
  * mirror served on loopback: the minbase image is unpacked by umoci and run in a chroot, skopeo
  * reads the docker-archive, builds are reproducible to the byte, layers are cached and shared.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb, tempDir } from "../fixtures/debs.js";
 import { MIRROR_DIR, ROOT } from "../helpers/global-setup.js";
+import { runKiln, type KilnRun } from "../helpers/kiln-process.js";
 import { MirrorServer } from "../helpers/mirror-server.js";
 import { onlyGrows, progressLines } from "../helpers/progress-lines.js";
 
-const KILN = path.join(ROOT, "bin/kiln.js");
 const OS = "Debian 12 x86_64";
 let work: string;
 let mirror: MirrorServer;
 let config: string;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the command without blocking this process: the mirror it downloads from is served from
- * here, so a synchronous spawn would wait on itself.
- */
-function kiln(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [KILN, ...args],
-      { cwd: work, env: { ...process.env, KILN_DATA_DIR: path.join(work, "data"), SOURCE_DATE_EPOCH: "", ...env }, encoding: "utf8", timeout: 180_000, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+/** Runs the command (without blocking this process: the mirror it downloads from is served from here). */
+function kiln(args: string[], env: Record<string, string> = {}): Promise<KilnRun> {
+  return runKiln(args, { cwd: work, env: { KILN_DATA_DIR: path.join(work, "data"), SOURCE_DATE_EPOCH: "", ...env } });
 }
 
 /** Runs `kiln build` (quiet unless `progress`), expecting success. */

@@ -3,7 +3,7 @@
  * and a role, waited for until they listen, stopped with a signal. For the multi-process tests:
  * an `api` and `worker`s on one PostgreSQL database and one blob store.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { ROOT } from "./global-setup.js";
 
@@ -20,6 +20,28 @@ export interface KilnProcess {
   stop(): Promise<number | string | null>;
   /** SIGKILL at once (a machine that dies), and waits for the exit. */
   kill(): Promise<number | string | null>;
+}
+
+/** How a `kiln` command ended. */
+export interface KilnRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a `kiln` command to its end without blocking this process: what it talks to (a local
+ * mirror, a server) may be served from here, so a synchronous spawn would wait on itself.
+ */
+export function runKiln(args: string[], options: { cwd: string; env: Record<string, string>; timeout?: number }): Promise<KilnRun> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [path.join(ROOT, "bin/kiln.js"), ...args],
+      { cwd: options.cwd, env: { ...process.env, ...options.env }, encoding: "utf8", timeout: options.timeout ?? 180_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 /** Runs `kiln serve` (with `--role` when given) until it exits: for the refusals. */

@@ -117,3 +117,56 @@ export async function collect(stream: AsyncIterable<Buffer | string>): Promise<B
   for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : c);
   return Buffer.concat(chunks);
 }
+
+/** A file entry of `size` bytes made of `block` repeated, generated as it is read (never held whole). */
+export function repeatingFile(filePath: string, size: number, block: Buffer): FsEntry {
+  return {
+    path: filePath,
+    type: "file",
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    content: {
+      size,
+      open: () => {
+        let left = size;
+        return new Readable({
+          read() {
+            if (left === 0) return void this.push(null);
+            const n = Math.min(left, block.length);
+            left -= n;
+            this.push(n === block.length ? block : block.subarray(0, n));
+          },
+        });
+      },
+    },
+  };
+}
+
+/** A 10 MiB file entry whose stream delivers `first`, then stalls for ever; `opened()` says whether it was opened. */
+export function stallingFile(filePath: string, first: Buffer): { entry: FsEntry; opened: () => boolean } {
+  let opened = false;
+  const entry: FsEntry = {
+    path: filePath,
+    type: "file",
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    content: {
+      size: 10 << 20,
+      open: () => {
+        opened = true;
+        let sent = false;
+        return new Readable({
+          read() {
+            if (!sent) {
+              sent = true;
+              this.push(first);
+            }
+          },
+        });
+      },
+    },
+  };
+  return { entry, opened: () => opened };
+}

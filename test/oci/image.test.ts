@@ -81,7 +81,7 @@ describe("assembleImage", () => {
 
   test("both manifests reference the same stored config and layers, with their own media types", async () => {
     const oci = JSON.parse(image.manifest.toString("utf8")) as ManifestDoc;
-    const docker = JSON.parse(image.dockerManifest.toString("utf8")) as ManifestDoc;
+    const docker = JSON.parse(image.dockerManifest!.toString("utf8")) as ManifestDoc;
     expect(oci.mediaType).toBe(MediaTypes.ociManifest);
     expect(oci.schemaVersion).toBe(2);
     expect(oci.config).toEqual({ mediaType: MediaTypes.ociConfig, digest: image.configDigest, size: image.config.length });
@@ -90,8 +90,8 @@ describe("assembleImage", () => {
     expect(docker.config).toEqual({ mediaType: MediaTypes.dockerConfig, digest: image.configDigest, size: image.config.length });
     expect(docker.layers).toEqual(layers.map((l) => ({ mediaType: MediaTypes.dockerLayerGzip, digest: l.digest, size: l.size })));
     expect(image.manifestDigest).toBe(sha256(image.manifest));
-    expect(image.dockerManifestDigest).toBe(sha256(image.dockerManifest));
-    for (const d of [image.manifestDigest, image.dockerManifestDigest, image.configDigest]) {
+    expect(image.dockerManifestDigest).toBe(sha256(image.dockerManifest!));
+    for (const d of [image.manifestDigest, image.dockerManifestDigest!, image.configDigest]) {
       expect(sha256(await collect(work.blobs.open(d)))).toBe(d);
     }
   });
@@ -180,7 +180,7 @@ describe("OCI layout", () => {
 
 describe("loadImage", () => {
   test("reconstructs the image from its OCI or Docker manifest digest", async () => {
-    for (const digest of [image.manifestDigest, image.dockerManifestDigest]) {
+    for (const digest of [image.manifestDigest, image.dockerManifestDigest!]) {
       const loaded = await loadImage(work.blobs, digest);
       expect(loaded.manifestDigest).toBe(image.manifestDigest);
       expect(loaded.dockerManifestDigest).toBe(image.dockerManifestDigest);

@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => work.cleanup());
 
-const strip = (l: Layer): Omit<Layer, "open"> => ({ digest: l.digest, diffId: l.diffId, size: l.size, uncompressedSize: l.uncompressedSize, createdBy: l.createdBy });
+const strip = (l: Layer): Omit<Layer, "open"> => ({ mediaType: l.mediaType, digest: l.digest, diffId: l.diffId, size: l.size, uncompressedSize: l.uncompressedSize, createdBy: l.createdBy });
 
 describe("LayerCache", () => {
   test("a put layer is found by its key, in another cache instance too, and streams its blob", async () => {

@@ -10,7 +10,7 @@ import { DEFAULT_GZIP_LEVEL, GZIP_OS_BYTE, layerFormat, writeLayer } from "../..
 import { writeOciLayout } from "../../src/oci/layout.js";
 import { tarChunks } from "../../src/oci/tar.js";
 import { bufferContent, type FsEntry } from "../../src/rootfs/types.js";
-import { collect, lyingContent, patternBytes, run, sampleEntries, scratch, sha256, shuffled } from "./fixtures.js";
+import { collect, lyingContent, patternBytes, repeatingFile, run, sampleEntries, scratch, sha256, shuffled, stallingFile } from "./fixtures.js";
 
 const clock = new Date("2024-03-01T12:00:00Z");
 let work: Awaited<ReturnType<typeof scratch>>;
@@ -91,36 +91,14 @@ describe("writeLayer", () => {
   test("an abort stops a stalled write, rejects as cancelled and removes the temp blob", async () => {
     const before = await work.blobs.list();
     const controller = new AbortController();
-    let opened = false;
     // A stream that delivers part of its content, then stalls forever.
-    const stalled: FsEntry = {
-      path: "etc/stalled",
-      type: "file",
-      mode: 0o644,
-      uid: 0,
-      gid: 0,
-      content: {
-        size: 10 << 20,
-        open: () => {
-          opened = true;
-          let sent = false;
-          return new Readable({
-            read() {
-              if (!sent) {
-                sent = true;
-                this.push(Buffer.alloc(3 << 20, 1));
-              }
-            },
-          });
-        },
-      },
-    };
+    const { entry: stalled, opened } = stallingFile("etc/stalled", Buffer.alloc(3 << 20, 1));
     const pending = writeLayer([...sampleEntries(), stalled], work.blobs, { clock, createdBy: "x", signal: controller.signal });
     const settled = pending.catch((e: unknown) => e);
     try {
       // Stalled mid-layer: the content is open and the temp blob exists (its creation is async, so poll).
       const deadline = Date.now() + 10_000;
-      while (!(opened && (await tmpFiles()).length === 1)) {
+      while (!(opened() && (await tmpFiles()).length === 1)) {
         if (Date.now() > deadline) throw new Error("the write never reached the stalled entry");
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -207,27 +185,7 @@ describe("writeLayer memory", () => {
     const block = Buffer.alloc(1 << 20, 0x61);
     const noise = randomBytes(block.length);
     for (let i = 0; i < block.length; i += 16) block[i] = noise[i]!;
-    const generated: FsEntry = {
-      path: "huge.bin",
-      type: "file",
-      mode: 0o644,
-      uid: 0,
-      gid: 0,
-      content: {
-        size,
-        open: () => {
-          let left = size;
-          return new Readable({
-            read() {
-              if (left === 0) return void this.push(null);
-              const n = Math.min(left, block.length);
-              left -= n;
-              this.push(n === block.length ? block : block.subarray(0, n));
-            },
-          });
-        },
-      },
-    };
+    const generated = repeatingFile("huge.bin", size, block);
     global.gc?.();
     const before = process.memoryUsage().rss;
     let peak = before;
