@@ -6,6 +6,7 @@
 //               tmpfs it pays no sync cost)
 //   debootstrap debootstrap --variant=minbase into the same tmpfs, then umoci insert
 //   kiln        kiln build --no-cache (every layer rebuilt; downloaded .debs reused)
+//   kiln zstd   kiln build --no-cache --compression zstd (zstd layers), against the same anchor
 //   warm        kiln build with a warm layer cache, command start included
 //   memory      peak RSS of a --no-cache build, and of one with a 1 GiB local package on top
 //   trixie      kiln build --no-cache of trixie minbase, and mmdebstrap trixie on the tmpfs
@@ -89,11 +90,13 @@ const mmdebstrapArgs = (suite, url, hook) => ["mmdebstrap", "--mode=root", "--va
 const mmdebstrap = [];
 const debootstrap = [];
 const kiln = [];
+const kilnZstd = [];
 const warm = [];
 for (let i = 0; i < runs; i++) {
   mmdebstrap.push(await anchorRun("mmdebstrap", mmdebstrapArgs("bookworm", mirrorUrl, true)));
   debootstrap.push(await anchorRun("debootstrap", ["debootstrap", "--variant=minbase", "--no-check-gpg", "bookworm", "TARGET", mirrorUrl]));
   kiln.push((await run(process.execPath, [KILN, ...build(["--no-cache", "--oci", path.join(work, `kiln-${i}`), "--tag", "minbase"])], env)).seconds);
+  kilnZstd.push((await run(process.execPath, [KILN, ...build(["--no-cache", "--compression", "zstd", "--oci", path.join(work, `kiln-zstd-${i}`), "--tag", "minbase"])], env)).seconds);
   warm.push((await run(process.execPath, [KILN, ...build(["--oci", path.join(work, `warm-${i}`), "--tag", "minbase"])], env)).seconds);
 }
 
@@ -142,6 +145,7 @@ rmSync(work, { recursive: true, force: true });
 const m = median(mmdebstrap);
 const d = median(debootstrap);
 const k = median(kiln);
+const kz = median(kilnZstd);
 const w = median(warm);
 const list = (xs) => xs.map((x) => x.toFixed(2)).join(", ");
 console.log(`runs: ${runs} (median)`);
@@ -150,6 +154,8 @@ console.log(`debootstrap minbase, tmpfs, + umoci insert                ${d.toFix
 console.log(`kiln        kiln build --no-cache                         ${k.toFixed(2)} s   (${list(kiln)})`);
 console.log(`ratio       kiln / mmdebstrap                             ${(k / m).toFixed(3)}   (goal ≤ 0.33)`);
 console.log(`ratio       kiln / debootstrap                            ${(k / d).toFixed(3)}`);
+console.log(`kiln zstd   kiln build --no-cache --compression zstd      ${kz.toFixed(2)} s   (${list(kilnZstd)})`);
+console.log(`ratio       kiln zstd / mmdebstrap                        ${(kz / m).toFixed(3)}`);
 console.log(`warm        kiln build, warm layer cache, whole command   ${w.toFixed(2)} s   (${list(warm)}; goal < 0.5 s)`);
 console.log(`memory      peak RSS, minbase --no-cache                  ${peakMinbase.toFixed(0)} MB`);
 console.log(`memory      peak RSS, minbase + 1 GiB package --no-cache  ${peakBig.toFixed(0)} MB   (goal < 300 MB, not growing with size)`);
