@@ -12,6 +12,7 @@ import { isKilnError } from "../../src/domain/errors.js";
 import { writeDockerArchive } from "../../src/oci/docker-archive.js";
 import { assembleImage, assembleIndex } from "../../src/oci/image.js";
 import { layerFormat, writeLayer } from "../../src/oci/layer.js";
+import { loadImage } from "../../src/oci/load.js";
 import { MediaTypes } from "../../src/oci/types.js";
 import { ZSTD_LEVEL } from "../../src/oci/zstd.js";
 import { pushImage } from "../../src/registry/push.js";
@@ -146,6 +147,13 @@ describe("an image of zstd layers", () => {
     const err = await writeDockerArchive(sink, image, work.blobs).catch((e: unknown) => e);
     expect(isKilnError(err, "unsupportedMediaType")).toBe(true);
     expect((err as Error).message).toMatch(/docker-archive is written from gzip layers only; layer sha256:[0-9a-f]{64} is application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd/);
+  });
+
+  test("is refused, naming the media type, where a stored image is read back as gzip (loadImage)", async () => {
+    const image = await zstdImage();
+    const err = await loadImage(work.blobs, image.manifestDigest).catch((e: unknown) => e);
+    expect(isKilnError(err, "unsupportedMediaType")).toBe(true);
+    expect((err as Error).message).toBe(`layer ${image.layers[0]!.digest} has media type ${MediaTypes.ociLayerZstd}; only gzip layers are supported`);
   });
 
   test("is pushed to docker-registry with its OCI manifest; skopeo reads the zstd layers and copies them unchanged", async () => {
