@@ -9,7 +9,7 @@ import { UsageError } from "./errors.js";
 /** Options whose value is a file or directory path. */
 const FILE_OPTIONS = ["--file", "--output", "--config", "--oci", "--docker-archive", "--deb"];
 /** Options whose values are known. */
-const VALUES: Record<string, string[]> = { "--format": ["Docker", "OpenShift"], "--type": ["docker", "openshift"] };
+const VALUES: Record<string, string[]> = { "--format": ["Docker", "OpenShift"], "--type": ["docker", "openshift"], "--compression": ["gzip", "zstd"] };
 
 interface Node {
   name: string;

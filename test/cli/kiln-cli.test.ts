@@ -532,6 +532,7 @@ describe("help and completion", () => {
     expect(complete(["kiln", "image", "d"]).sort()).toEqual(["delete", "download"]);
     expect(complete(["kiln", "image", "generate", "--fo"])).toEqual(["--format"]);
     expect(complete(["kiln", "image", "generate", "--format", ""]).sort()).toEqual(["Docker", "OpenShift"]);
+    expect(complete(["kiln", "build", "--compression", ""]).sort()).toEqual(["gzip", "zstd"]);
     expect(complete(["kiln", "completion", "z"])).toEqual(["zsh"]);
   });
 
