@@ -76,6 +76,8 @@ export class BlobCache {
     readonly budget: number,
     /** The whole blob from the remote store. */
     private readonly fetch: (digest: Digest) => Promise<{ stream: Readable; size: number } | undefined>,
+    /** How many bytes a download's copy may lag behind the client before it is given up. */
+    private readonly teeLagLimit = TEE_LAG_LIMIT,
   ) {}
 
   /** Bytes the cache holds now. */
@@ -135,7 +137,7 @@ export class BlobCache {
       this.teeing.delete(hex);
       throw err;
     }
-    return new TeeStream(digest, size, temp, {
+    return new TeeStream(digest, size, temp, this.teeLagLimit, {
       commit: () => this.commit(hex, temp.tempKey, size, false).then(() => undefined),
       drop: () => this.files.delete(temp.tempKey).catch(() => undefined),
       done: () => void this.teeing.delete(hex),
@@ -347,6 +349,7 @@ class TeeStream extends Transform {
     private readonly digest: Digest,
     private readonly expectSize: number,
     temp: TempObject,
+    private readonly lagLimit: number,
     private readonly cache: { commit(): Promise<void>; drop(): Promise<void>; done(): void },
   ) {
     super({ highWaterMark: 1 << 20 });
@@ -359,7 +362,7 @@ class TeeStream extends Transform {
     this.hash.update(chunk);
     this.seen += chunk.length;
     if (this.file) {
-      if (this.file.writableLength > TEE_LAG_LIMIT) this.abandon();
+      if (this.file.writableLength > this.lagLimit) this.abandon();
       else this.file.write(chunk);
     }
     const out = this.held;

@@ -5,12 +5,17 @@
  * disk at start, leftovers of interrupted fills removed.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, close as fsClose, createWriteStream, existsSync, mkdirSync, mkdtempSync, open as fsOpen, readFileSync, readdirSync, rmSync, statSync, write as fsWrite, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BlobStore, type Digest } from "../../src/blobs/blob-store.js";
 import { OciDriver } from "../../src/blobs/oci-driver.js";
+import { BlobCache } from "../../src/blobs/blob-cache.js";
+import { FsDriver, type TempObject } from "../../src/blobs/driver.js";
 import { startProxy, startRegistry, type TestProxy, type TestRegistry } from "../helpers/registry.js";
 
 const MiB = 1 << 20;
@@ -176,6 +181,50 @@ describe("the registry driver's local cache", () => {
     await d.cache.load();
     expect(d.cache.size).toBeLessThanOrEqual(2 * MiB);
     expect(onDisk()).toBeLessThanOrEqual(2 * MiB);
+  });
+
+  it("gives up a download's copy when the disk falls behind the client, without slowing the client", async () => {
+    const [b] = await pushBlobs(1, 8 * MiB);
+    // A disk that accepts nothing until released: every write to the copy waits.
+    const stalled: (() => void)[] = [];
+    let stall = true;
+    const write = (...args: unknown[]): void => {
+      const run = (): void => (fsWrite as unknown as (...a: unknown[]) => void)(...args);
+      if (stall) stalled.push(run);
+      else run();
+    };
+    class StalledDisk extends FsDriver {
+      override async temp(): Promise<TempObject> {
+        mkdirSync(path.join(root, "tmp"), { recursive: true });
+        const tempKey = `tmp/stalled-${randomBytes(4).toString("hex")}`;
+        const stream = createWriteStream(this.localPath(tempKey), { fs: { open: fsOpen, close: fsClose, write } } as unknown as Parameters<typeof createWriteStream>[1]);
+        await once(stream, "open");
+        return { stream, tempKey };
+      }
+    }
+    const d = driver(64 * MiB);
+    const cache = new BlobCache(new StalledDisk(root), 64 * MiB, () => Promise.reject(new Error("not used")), MiB);
+    const tee = await cache.tee(b!.digest, b!.bytes.length);
+    expect(tee).toBeDefined();
+    const chunks: Buffer[] = [];
+    await pipeline(
+      await d.open(`sha256/${b!.digest.slice(7, 9)}/${b!.digest.slice(7)}`),
+      tee!,
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          chunks.push(chunk);
+          cb();
+        },
+      }),
+    );
+    // The client got every byte while the disk had not taken one.
+    expect(Buffer.concat(chunks).equals(b!.bytes)).toBe(true);
+    expect(stalled.length).toBeGreaterThan(0);
+    stall = false;
+    stalled.splice(0).forEach((run) => run());
+    await waitFor(() => readdirSync(path.join(root, "tmp")).length === 0);
+    expect(existsSync(copyPath(b!.digest))).toBe(false);
+    expect(cache.size).toBe(0);
   });
 
   it("forgets a blob deleted from the store, after its last reader", async () => {
