@@ -112,6 +112,12 @@ export class BlobCache {
     throw new KilnError("unavailable", `blob ${digest} could not be kept in the local cache (KILN_BLOB_CACHE_SIZE is ${this.budget} bytes)`);
   }
 
+  /** Whether the cache holds a published copy of the blob (not one being published). */
+  has(digest: Digest): boolean {
+    const e = this.entries.get(digest.slice(7));
+    return e !== undefined && !e.pending && !e.doomed;
+  }
+
   /** The verified local copy if the cache has one now (nothing is fetched); pinned until released. */
   peek(digest: Digest): Promise<LocalCopy | undefined> {
     return this.lookup(digest.slice(7));
