@@ -5,7 +5,9 @@
 //               umoci insert of the result into an OCI layout (the fastest standard tool; on a
 //               tmpfs it pays no sync cost)
 //   debootstrap debootstrap --variant=minbase into the same tmpfs, then umoci insert
-//   kiln        kiln build --no-cache (every layer rebuilt; downloaded .debs reused)
+//   kiln        kiln build --no-cache (every layer rebuilt; downloaded and unpacked .debs reused,
+//               as mmdebstrap reuses apt's downloaded .debs)
+//   kiln cold   kiln build --no-cache --no-package-cache (every package decompressed again too)
 //   kiln zstd   kiln build --no-cache --compression zstd (zstd layers), against the same anchor
 //   warm        kiln build with a warm layer cache, command start included
 //   memory      peak RSS of a --no-cache build, and of one with a 1 GiB local package on top
@@ -90,12 +92,14 @@ const mmdebstrapArgs = (suite, url, hook) => ["mmdebstrap", "--mode=root", "--va
 const mmdebstrap = [];
 const debootstrap = [];
 const kiln = [];
+const kilnCold = [];
 const kilnZstd = [];
 const warm = [];
 for (let i = 0; i < runs; i++) {
   mmdebstrap.push(await anchorRun("mmdebstrap", mmdebstrapArgs("bookworm", mirrorUrl, true)));
   debootstrap.push(await anchorRun("debootstrap", ["debootstrap", "--variant=minbase", "--no-check-gpg", "bookworm", "TARGET", mirrorUrl]));
   kiln.push((await run(process.execPath, [KILN, ...build(["--no-cache", "--oci", path.join(work, `kiln-${i}`), "--tag", "minbase"])], env)).seconds);
+  kilnCold.push((await run(process.execPath, [KILN, ...build(["--no-cache", "--no-package-cache", "--oci", path.join(work, `kiln-cold-${i}`), "--tag", "minbase"])], env)).seconds);
   kilnZstd.push((await run(process.execPath, [KILN, ...build(["--no-cache", "--compression", "zstd", "--oci", path.join(work, `kiln-zstd-${i}`), "--tag", "minbase"])], env)).seconds);
   warm.push((await run(process.execPath, [KILN, ...build(["--oci", path.join(work, `warm-${i}`), "--tag", "minbase"])], env)).seconds);
 }
@@ -118,8 +122,12 @@ for (const [label, os, extra, mirror] of [
   const args = (i, more) => ["build", "-q", "--config", otherConfig, "--os", os, ...extra, "--oci", path.join(work, `${label}-${i}`), "--tag", "m", ...more];
   await run(process.execPath, [KILN, ...args("warmup", [])], env);
   const times = [];
-  for (let i = 0; i < runs; i++) times.push((await run(process.execPath, [KILN, ...args(i, ["--no-cache"])], env)).seconds);
-  other[label] = { kiln: times };
+  const cold = [];
+  for (let i = 0; i < runs; i++) {
+    times.push((await run(process.execPath, [KILN, ...args(i, ["--no-cache"])], env)).seconds);
+    cold.push((await run(process.execPath, [KILN, ...args(`cold-${i}`, ["--no-cache", "--no-package-cache"])], env)).seconds);
+  }
+  other[label] = { kiln: times, cold };
 }
 if (other.trixie) {
   const times = [];
@@ -127,8 +135,8 @@ if (other.trixie) {
   other.trixie.mmdebstrap = times;
 }
 
-// Memory: a --no-cache minbase build, and the same with a 1 GiB package on top.
-const peakMinbase = await peakMb([KILN, ...build(["--no-cache", "--oci", path.join(work, "mem-1"), "--tag", "m"])], env);
+// Memory: a --no-cache --no-package-cache minbase build, and the same with a 1 GiB package on top.
+const peakMinbase = await peakMb([KILN, ...build(["--no-cache", "--no-package-cache", "--oci", path.join(work, "mem-1"), "--tag", "m"])], env);
 const bigDir = path.join(work, "big-deb");
 mkdirSync(path.join(bigDir, "DEBIAN"), { recursive: true });
 mkdirSync(path.join(bigDir, "opt/big"), { recursive: true });
@@ -136,7 +144,7 @@ writeFileSync(path.join(bigDir, "DEBIAN/control"), "Package: big-data\nVersion: 
 for (let i = 0; i < 16; i++) writeFileSync(path.join(bigDir, `opt/big/part-${i}`), execFileSync("head", ["-c", String(64 * 1024 * 1024), "/dev/urandom"], { maxBuffer: 1 << 30 }));
 execFileSync("dpkg-deb", ["-Znone", "--root-owner-group", "--build", bigDir, path.join(work, "big-data.deb")], { stdio: "ignore" });
 rmSync(bigDir, { recursive: true, force: true });
-const peakBig = await peakMb([KILN, ...build(["--no-cache", "--deb", path.join(work, "big-data.deb"), "--oci", path.join(work, "mem-2"), "--tag", "m"])], env);
+const peakBig = await peakMb([KILN, ...build(["--no-cache", "--no-package-cache", "--deb", path.join(work, "big-data.deb"), "--oci", path.join(work, "mem-2"), "--tag", "m"])], env);
 
 await mirror.close();
 execFileSync("umount", [tmpfs]);
@@ -145,6 +153,7 @@ rmSync(work, { recursive: true, force: true });
 const m = median(mmdebstrap);
 const d = median(debootstrap);
 const k = median(kiln);
+const kc = median(kilnCold);
 const kz = median(kilnZstd);
 const w = median(warm);
 const list = (xs) => xs.map((x) => x.toFixed(2)).join(", ");
@@ -154,14 +163,18 @@ console.log(`debootstrap minbase, tmpfs, + umoci insert                ${d.toFix
 console.log(`kiln        kiln build --no-cache                         ${k.toFixed(2)} s   (${list(kiln)})`);
 console.log(`ratio       kiln / mmdebstrap                             ${(k / m).toFixed(3)}   (goal ≤ 0.33)`);
 console.log(`ratio       kiln / debootstrap                            ${(k / d).toFixed(3)}`);
+console.log(`kiln cold   kiln build --no-cache --no-package-cache  ${kc.toFixed(2)} s   (${list(kilnCold)})`);
+console.log(`ratio       kiln cold / mmdebstrap                        ${(kc / m).toFixed(3)}`);
 console.log(`kiln zstd   kiln build --no-cache --compression zstd      ${kz.toFixed(2)} s   (${list(kilnZstd)})`);
 console.log(`ratio       kiln zstd / mmdebstrap                        ${(kz / m).toFixed(3)}`);
 console.log(`warm        kiln build, warm layer cache, whole command   ${w.toFixed(2)} s   (${list(warm)}; goal < 0.5 s)`);
-console.log(`memory      peak RSS, minbase --no-cache                  ${peakMinbase.toFixed(0)} MB`);
-console.log(`memory      peak RSS, minbase + 1 GiB package --no-cache  ${peakBig.toFixed(0)} MB   (goal < 300 MB, not growing with size)`);
+console.log(`memory      peak RSS, minbase, cold                       ${peakMinbase.toFixed(0)} MB`);
+console.log(`memory      peak RSS, minbase + 1 GiB package, cold       ${peakBig.toFixed(0)} MB   (goal < 300 MB, not growing with size)`);
 if (other.trixie) {
   const kt = median(other.trixie.kiln);
   const mt = median(other.trixie.mmdebstrap);
+  const kct = median(other.trixie.cold);
   console.log(`trixie      kiln --no-cache ${kt.toFixed(2)} s (${list(other.trixie.kiln)}); mmdebstrap tmpfs + umoci ${mt.toFixed(2)} s (${list(other.trixie.mmdebstrap)}); ratio ${(kt / mt).toFixed(3)}`);
+  console.log(`trixie      kiln cold ${kct.toFixed(2)} s (${list(other.trixie.cold)}); ratio ${(kct / mt).toFixed(3)}`);
 }
-if (other.arm64) console.log(`arm64       kiln --no-cache, bookworm minbase + jq    ${median(other.arm64.kiln).toFixed(2)} s (${list(other.arm64.kiln)}; no anchor without binfmt_misc)`);
+if (other.arm64) console.log(`arm64       kiln --no-cache, bookworm minbase + jq    ${median(other.arm64.kiln).toFixed(2)} s (${list(other.arm64.kiln)}; cold ${median(other.arm64.cold).toFixed(2)} s; no anchor without binfmt_misc)`);

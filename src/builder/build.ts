@@ -104,7 +104,7 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   const local = await allSettledOrThrow(
     (req.localDebs ?? []).map(async (deb, i) => {
       const charge = req.chargeLocalDeb ? (bytes: number) => req.chargeLocalDeb!(i, bytes) : undefined;
-      const unpacked = await extractPackage({ deb }, { cacheDir, ...(req.noCache ? { noCache: true } : {}), ...(signal ? { signal } : {}), ...(charge ? { charge } : {}) });
+      const unpacked = await extractPackage({ deb }, { cacheDir, ...(req.noPackageCache ? { noCache: true } : {}), ...(signal ? { signal } : {}), ...(charge ? { charge } : {}) });
       refuseDeviceNodes(deb, unpacked);
       return { deb, pkg: describeUnpacked(unpacked), sha256: unpacked.sha256 };
     }),
@@ -177,7 +177,7 @@ async function buildStages(req: BuildRequest, deps: BuilderDeps, writes: LayerWr
   await unpackPackages(rootfs, sources, {
     cacheDir,
     concurrency: 2,
-    ...(req.noCache ? { noCache: true } : {}),
+    ...(req.noPackageCache ? { noCache: true } : {}),
     ...(signal ? { signal } : {}),
     onInstalled: (pkg) => {
       installed++;

@@ -69,8 +69,13 @@ export interface BuildRequest {
   defaultCmd?: ["/bin/sh", ...string[]];
   /** The one clock of every timestamp; default `SOURCE_DATE_EPOCH`, else the newest package's date (a package layer's files: the newest of its own packages). */
   clock?: Date;
-  /** Rebuild every layer (downloaded packages are still reused). */
+  /**
+   * Rebuild every layer. Downloaded and unpacked packages are still reused: both are keyed by
+   * the `.deb`'s sha256, so they are the same bytes a fresh download and unpacking would give.
+   */
   noCache?: boolean;
+  /** Decompress every package again (its unpacked copy is replaced), whatever `noCache` says. */
+  noPackageCache?: boolean;
   /** The layers' compression (default gzip; zstd needs the `zstd` program and a consumer that reads it). */
   compression?: LayerCompression;
   /**

@@ -78,6 +78,7 @@ export async function runBuild(opts: BuildOptions): Promise<void> {
             ...(opts.installRecommends ? { installRecommends: true } : {}),
             ...(opts.strict ? { strict: true } : {}),
             noCache: !opts.cache,
+            ...(opts.packageCache ? {} : { noPackageCache: true }),
             compression: opts.compression,
             signal: controller.signal,
             ...(reporter ? { onProgress: (p: BuildProgress) => reporter.update((i + p.fraction) / dists.length, `${prefix}${p.message}`) } : {}),

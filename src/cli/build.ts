@@ -5,7 +5,7 @@
  *              (or --os "Debian 12" --arch x86_64,aarch64: an image index, with --oci)
  *              [--packages a,b] [--deb ./local.deb ...] [--entrypoint '["/bin/sh"]'] [--tag NAME]
  *              (--oci DIR | --docker-archive FILE[.tar|.tar.gz]) [--report FILE] [--sbom FILE] [--strict]
- *              [--install-recommends] [--no-cache] [--compression gzip|zstd]
+ *              [--install-recommends] [--no-cache] [--no-package-cache] [--compression gzip|zstd]
  */
 import { Option, type Command } from "commander";
 
@@ -22,6 +22,7 @@ export interface BuildOptions {
   oci?: string;
   dockerArchive?: string;
   cache: boolean;
+  packageCache: boolean;
   compression: "gzip" | "zstd";
   installRecommends?: boolean;
   report?: string;
@@ -48,7 +49,8 @@ export function registerBuild(program: Command): void {
     .option("--sbom <file>", "write the image's SBOM: an SPDX 2.3 JSON document of its packages (versions, source packages, purls, licences)")
     .option("--strict", "fail (exit 3, no image written) if a package script has an effect Kiln does not reproduce")
     .option("--install-recommends", "also install the packages' Recommends, as apt does by default (Kiln, like debootstrap, installs only Depends)")
-    .option("--no-cache", "rebuild every layer (downloaded packages are still reused)")
+    .option("--no-cache", "rebuild every layer (downloaded and unpacked packages are still reused)")
+    .option("--no-package-cache", "decompress every package again instead of reusing its unpacked copy")
     .addOption(
       new Option("--compression <format>", "the layers' compression: gzip (every consumer reads it) or zstd (smaller, quicker; containerd ≥ 1.5, Docker ≥ 23, podman, skopeo; needs --oci and the zstd program)")
         .choices(["gzip", "zstd"])

@@ -4,7 +4,7 @@
  * reads the docker-archive, builds are reproducible to the byte, layers are cached and shared.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb, tempDir } from "../fixtures/debs.js";
@@ -137,6 +137,29 @@ describe("kiln build", () => {
     const cfg = JSON.parse(execFileSync("skopeo", ["inspect", "--config", `oci:${path.join(work, "dated")}:minbase`], { encoding: "utf8" })) as { created: string };
     expect(cfg.created).toBe("2023-11-14T22:13:20Z");
   });
+
+  it("--no-cache rewrites every layer from the unpacked packages it has; --no-package-cache decompresses them again", async () => {
+    const data = path.join(work, "data-unpack");
+    const env = { KILN_DATA_DIR: data };
+    const first = await build(["--oci", path.join(work, "unpack-1"), "--tag", "minbase"], env);
+    expect(first.digest).toBe(minbaseDigest);
+    const unpacked = path.join(data, "cache/unpacked");
+    const manifests = (): Map<string, number> => new Map(readdirSync(unpacked).map((d) => [d, statSync(path.join(unpacked, d, "manifest.json")).ino]));
+    const before = manifests();
+    expect(before.size).toBeGreaterThan(80);
+
+    const noCache = await build(["--no-cache", "--oci", path.join(work, "unpack-2"), "--tag", "minbase"], env);
+    expect(noCache.digest).toBe(minbaseDigest);
+    expect(noCache.summary).toMatch(/\d+ layers \(0 cached, \d+ written\)/);
+    expect(manifests()).toEqual(before); // the same manifest files: nothing was decompressed again
+
+    const fresh = await build(["--no-cache", "--no-package-cache", "--oci", path.join(work, "unpack-3"), "--tag", "minbase"], env);
+    expect(fresh.digest).toBe(minbaseDigest);
+    expect(fresh.summary).toMatch(/\d+ layers \(0 cached, \d+ written\)/);
+    const after = manifests();
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    for (const [dir, ino] of after) expect(ino, dir).not.toBe(before.get(dir)); // every package unpacked anew
+  }, 300_000);
 
   it("shares the base layers between images that share the base packages", async () => {
     const withJq = path.join(work, "with-jq");
