@@ -46,7 +46,7 @@ export function imageHandlers(ctx: ApiContext): HandlerMap {
       },
 
       async containerTemplateImage_delete(req, reply, { owner }) {
-        await images.delete(owner, imageRef(req));
+        await images.delete(owner, imageRef(req), req.log);
         return sendNoContent(reply);
       },
 

@@ -53,7 +53,7 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
       },
 
       async mySoftware_delete(req, reply, { owner }) {
-        await bundles.delete(owner, pathIds(req, "msid"));
+        await bundles.delete(owner, pathIds(req, "msid"), req.log);
         return sendNoContent(reply);
       },
 

@@ -27,7 +27,7 @@ export function templateHandlers(ctx: ApiContext): HandlerMap {
       },
 
       async containerTemplate_delete(req, reply, { owner }) {
-        await templates.delete(owner, pathIds(req, "msid", "tid"));
+        await templates.delete(owner, pathIds(req, "msid", "tid"), req.log);
         return sendNoContent(reply);
       },
 

@@ -14,7 +14,7 @@ import { stat } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KilnError } from "../domain/errors.js";
-import { RegistryClient } from "../registry/client.js";
+import { RegistryClient, type DeleteTagOutcome } from "../registry/client.js";
 import { pushImage } from "../registry/push.js";
 import type { BuiltImage, BuiltIndex } from "../oci/types.js";
 import type { Credentials } from "../registry/auth.js";
@@ -196,6 +196,18 @@ export class OciDriver implements StorageDriver {
       ...(signal ? { signal } : {}),
     });
     return result.registeringName;
+  }
+
+  /**
+   * Deletes a tag {@link tagImage} made, given its reference (a manifest list's too: the tag is
+   * the index's). Undefined when the reference does not name one of this store's repositories (the
+   * store moved since). What the registry refused is in the outcome, not thrown.
+   */
+  async untagImage(reference: string, signal?: AbortSignal): Promise<DeleteTagOutcome | undefined> {
+    const head = `${this.client.endpoint.name}/${this.options.prefix}/`;
+    const colon = reference.lastIndexOf(":");
+    if (!reference.startsWith(head) || colon < head.length) return undefined;
+    return this.client.deleteTag(reference.slice(this.client.endpoint.name.length + 1, colon), reference.slice(colon + 1), signal);
   }
 
   list(): Promise<string[]> {

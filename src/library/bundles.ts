@@ -10,7 +10,7 @@ import type { BundleRow, ListCriteria, NewBundle, Page, UserRow } from "../store
 import type { BundleRestriction, Distribution, MySoftware } from "../wire/index.js";
 import { collectBlobs } from "../store/blob-gc.js";
 import type { CatalogEntry } from "./catalog.js";
-import type { LibraryDeps } from "./context.js";
+import type { LibraryDeps, OperationLog } from "./context.js";
 import { optionalInstallPath, optionalString, requiredString } from "./fields.js";
 import { removeImages } from "./images.js";
 import { loadBundle, type BundleRef } from "./load.js";
@@ -128,13 +128,13 @@ export function bundleOperations(deps: LibraryDeps) {
      * stopped), templates, artifacts and their download keys in one transaction, then the bytes
      * nothing else uses.
      */
-    async delete(owner: UserRow, ref: BundleRef): Promise<void> {
+    async delete(owner: UserRow, ref: BundleRef, log: OperationLog): Promise<void> {
       const b = await loadBundle(store, owner, ref.msid);
       const rows = await store.artifacts.listAll(b.id);
       const files = await store.bundleFiles.list(b.id);
       const images = [];
       for (const t of (await store.templates.list(owner.id, b.id, {})).items) images.push(...(await store.images.listByTemplate(owner.id, t.id)));
-      await removeImages(deps, images, async (tx) => {
+      await removeImages(deps, images, log, async (tx) => {
         await tx.bundles.delete(owner.id, b.id);
         for (const r of rows) await tx.downloadKeys.deleteForTarget(`artifact:${r.id}`);
       });

@@ -22,6 +22,15 @@ export interface JobControl {
   cancel(jobId: number): Promise<JobRow | undefined>;
 }
 
+/**
+ * Where an operation reports what it could not do and does not fail for (the request's logger):
+ * a registry that refused or could not be reached to delete a tag.
+ */
+export interface OperationLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
 export interface LibraryDeps {
   store: Store;
   blobs: BlobStore;

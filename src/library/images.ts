@@ -13,8 +13,9 @@ import { imageFileName, registeringName } from "../domain/image-names.js";
 import { evaluateRule, parseRestrictionRule } from "../domain/restriction.js";
 import type { ImageRow, JobRow, StoreRepositories, TemplateRow, UserRow } from "../store/types.js";
 import type { Image, ImagePkg, OpStatus } from "../wire/index.js";
+import { OciDriver } from "../blobs/oci-driver.js";
 import { collectBlobs } from "../store/blob-gc.js";
-import type { LibraryDeps } from "./context.js";
+import type { LibraryDeps, OperationLog } from "./context.js";
 import { issueDownloadKey } from "./download-keys.js";
 import { optionalBoolean, optionalString } from "./fields.js";
 import { loadImage, loadTemplate, type ImageRef, type TemplateRef } from "./load.js";
@@ -94,10 +95,11 @@ export async function templateImages(deps: LibraryDeps, owner: UserRow, t: Templ
 /**
  * Removes images: their generation and publication jobs are cancelled first (a running one
  * stops), then their rows, publications, jobs and download keys go in one transaction (with
- * whatever `alsoRemove` deletes, e.g. the template they hang from), and last their files are
- * collected, unless something else still uses the same bytes.
+ * whatever `alsoRemove` deletes, e.g. the template they hang from), then the tags a registry blob
+ * store gave them are deleted from it, and last their files are collected, unless something else
+ * still uses the same bytes.
  */
-export async function removeImages(deps: LibraryDeps, images: ImageRow[], alsoRemove?: (tx: StoreRepositories) => Promise<void>): Promise<void> {
+export async function removeImages(deps: LibraryDeps, images: ImageRow[], log: OperationLog, alsoRemove?: (tx: StoreRepositories) => Promise<void>): Promise<void> {
   for (const img of images) {
     await deps.jobs?.cancel(img.jobId);
     for (const p of await deps.store.publications.listByImage(img.userId, img.id)) await deps.jobs?.cancel(p.jobId);
@@ -109,7 +111,27 @@ export async function removeImages(deps: LibraryDeps, images: ImageRow[], alsoRe
     }
     await alsoRemove?.(tx);
   });
+  for (const img of images) if (img.registryReference) await untagImage(deps, img.id, img.registryReference, log);
   await collectBlobs(deps.store, deps.blobs, images.flatMap((i) => [i.fileDigest, i.reportDigest, i.sbomDigest]));
+}
+
+/**
+ * Deletes the tag a registry blob store gave an image (its `registeringName`), as a publication's
+ * tag is deleted with it: the image is already gone from Kiln, whatever the registry answers. A
+ * registry that refuses (deletion disabled, an account without the right) or cannot be reached
+ * keeps the tag, and a warning says so; nothing retries it later (there is no durable record of
+ * what to delete in a registry, for tags as for blobs): the operator removes it there.
+ */
+async function untagImage(deps: LibraryDeps, image: number, reference: string, log: OperationLog): Promise<void> {
+  const driver = deps.blobs.driver;
+  try {
+    const outcome = driver instanceof OciDriver ? await driver.untagImage(reference, AbortSignal.timeout(15_000)) : undefined;
+    if (!outcome) log.warn({ image, reference }, "the image's registry tag stays: the blob store is no longer the registry that tagged it");
+    else if (outcome.deleted || outcome.reason === "absent") log.info({ image, reference, outcome: outcome.deleted ? outcome.method : outcome.reason }, "registry tag deletion");
+    else log.warn({ image, reference, outcome: outcome.reason, err: outcome.message }, "the image's registry tag stays: the registry did not delete it");
+  } catch (err) {
+    log.warn({ image, reference, err: (err as Error).message }, "the image's registry tag stays: could not delete it from the registry");
+  }
 }
 
 function chosenFormat(value: Image): ContainerFormat {
@@ -218,9 +240,9 @@ export function imageOperations(deps: LibraryDeps) {
       return imageWire(deps, owner.login, image, job, key);
     },
 
-    async delete(owner: UserRow, ref: ImageRef): Promise<void> {
+    async delete(owner: UserRow, ref: ImageRef, log: OperationLog): Promise<void> {
       const { image } = await loadImage(deps, owner, ref);
-      await removeImages(deps, [image]);
+      await removeImages(deps, [image], log);
     },
 
     async status(owner: UserRow, ref: ImageRef): Promise<OpStatus> {

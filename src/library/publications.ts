@@ -11,7 +11,7 @@ import { assertTag, normaliseRepository, parseRegistryEndpoint } from "../regist
 import type { CloudAccountRow, ImageRow, JobRow, PublicationRow, UserRow } from "../store/types.js";
 import type { AnyCredAccount, AnyPublishImage, OpStatus, PublishImageDocker, PublishImageOpenShift } from "../wire/index.js";
 import { accountFields, type AccountFields } from "./accounts.js";
-import type { LibraryDeps } from "./context.js";
+import type { LibraryDeps, OperationLog } from "./context.js";
 import { requiredString } from "./fields.js";
 import { imageWire } from "./images.js";
 import { loadImage, loadPublication, type ImageRef, type PublicationRef } from "./load.js";
@@ -21,11 +21,6 @@ const TYPES = { docker: "PublishImageDocker", openshift: "PublishImageOpenShift"
 /** What an account of each type is for, as a sentence names it. */
 const REGISTRY = { docker: "a Docker registry", openshift: "an OpenShift registry" } as const;
 
-/** Where a registry's answer to a tag deletion is reported (the request's logger). */
-export interface PublicationLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
 
 function pubUri(login: string, img: ImageRow, id: number): string {
   return uris.publication(login, img.bundleId, img.templateId, img.id, id);
@@ -179,7 +174,7 @@ export function publicationOperations(deps: LibraryDeps) {
      * the registry allows it. A registry that refuses (or is down) does not keep the record alive:
      * the outcome is logged.
      */
-    async delete(owner: UserRow, ref: PublicationRef, log: PublicationLog): Promise<void> {
+    async delete(owner: UserRow, ref: PublicationRef, log: OperationLog): Promise<void> {
       const { pub, pubJob } = await loadPublication(deps, owner, ref);
       await deps.jobs?.cancel(pubJob.id);
       if (pubJob.state === "complete") {

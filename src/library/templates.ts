@@ -9,7 +9,7 @@ import { allowsDistribution, evaluateRule, parseRestrictionRule } from "../domai
 import type { BundleRow, ListCriteria, Page, UserRow } from "../store/types.js";
 import type { ContainerTemplate, TargetFormat } from "../wire/index.js";
 import { resolveDistribution, type CatalogEntry } from "./catalog.js";
-import type { LibraryDeps } from "./context.js";
+import type { LibraryDeps, OperationLog } from "./context.js";
 import { removeImages, templateImages } from "./images.js";
 import { loadBundle, loadTemplate, type BundleRef, type TemplateRef } from "./load.js";
 import { targetFormatWire, templateWire } from "./representations.js";
@@ -55,11 +55,11 @@ export function templateOperations(deps: LibraryDeps) {
       return { value: templateWire(owner.login, template, bundle, dist, images), lastModified: last };
     },
 
-    /** Deletes the template and its images (their work stopped, their files collected). */
-    async delete(owner: UserRow, ref: TemplateRef): Promise<void> {
+    /** Deletes the template and its images (their work stopped, their files collected, their registry tags deleted). */
+    async delete(owner: UserRow, ref: TemplateRef, log: OperationLog): Promise<void> {
       const { bundle, template } = await loadTemplate(deps, owner, ref);
       const images = await store.images.listByTemplate(owner.id, template.id);
-      await removeImages(deps, images, async (tx) => {
+      await removeImages(deps, images, log, async (tx) => {
         await tx.templates.delete(owner.id, bundle.id, template.id);
       });
     },

@@ -4,7 +4,7 @@
  * publication pushes a Docker manifest list that skopeo reads from a real docker-registry and
  * resolves per platform. The mirrors are the suite's (bookworm amd64, and arm64 minbase + jq).
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorMessage, jsonClient, startTestServer, type TestServer } from "../helpers/api.js";
 import { ARM64_MIRROR_DIR, MIRROR_DIR } from "../helpers/global-setup.js";
@@ -105,7 +105,7 @@ describe("a generation of several architectures", () => {
 });
 
 describe("with every blob in a registry (KILN_BLOB_STORE)", () => {
-  it("tags a multi-architecture image there as a manifest list: its registeringName resolves per platform", async () => {
+  it("tags a multi-architecture image there as a manifest list: its registeringName resolves per platform, until the image is deleted", async () => {
     const dist = (arch: string, mirror: string): string => `  - {name: Debian, version: "12", arch: ${arch}, mirror: "file://${mirror}/", suite: bookworm, components: [main], keyring: none}\n`;
     const stored = await startTestServer({
       yaml: `distributions:\n${dist("x86_64", MIRROR_DIR)}${dist("aarch64", ARM64_MIRROR_DIR)}`,
@@ -130,6 +130,11 @@ describe("with every blob in a registry (KILN_BLOB_STORE)", () => {
         const one = JSON.parse(execFileSync("skopeo", ["--override-arch", arch, "inspect", "--tls-verify=false", `--creds=kiln:${STORE_PASSWORD}`, `docker://${json.registeringName}`], { encoding: "utf8" })) as { Architecture: string };
         expect(one.Architecture).toBe(arch);
       }
+      // Deleting the image deletes its tag, the manifest list: the name resolves no more.
+      expect((await api("DELETE", img.json.uri)).status).toBe(204);
+      const pull = spawnSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `--creds=kiln:${STORE_PASSWORD}`, `docker://${json.registeringName}`], { encoding: "utf8" });
+      expect(pull.status).not.toBe(0);
+      expect(pull.stderr).toMatch(/manifest unknown/i);
     } finally {
       await stored.close();
     }
