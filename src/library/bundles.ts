@@ -138,7 +138,7 @@ export function bundleOperations(deps: LibraryDeps) {
         await tx.bundles.delete(owner.id, b.id);
         for (const r of rows) await tx.downloadKeys.deleteForTarget(`artifact:${r.id}`);
       });
-      await collectBlobs(store, deps.blobs, [...rows.map((r) => r.blobDigest), ...files.map((f) => f.blobDigest)]);
+      await collectBlobs(store, deps.blobs, [...rows.map((r) => r.blobDigest), ...files.map((f) => f.blobDigest)], log);
     },
 
     async updateRestriction(owner: UserRow, ref: BundleRef & { brid: number }, value: BundleRestriction): Promise<BundleRestriction> {

@@ -112,7 +112,8 @@ export async function removeImages(deps: LibraryDeps, images: ImageRow[], log: O
     await alsoRemove?.(tx);
   });
   for (const img of images) if (img.registryReference) await untagImage(deps, img.id, img.registryReference, log);
-  await collectBlobs(deps.store, deps.blobs, images.flatMap((i) => [i.fileDigest, i.reportDigest, i.sbomDigest]));
+  // The images are gone whatever the blob store answers: a blob it cannot delete is left, and said.
+  await collectBlobs(deps.store, deps.blobs, images.flatMap((i) => [i.fileDigest, i.reportDigest, i.sbomDigest]), log);
 }
 
 /**

@@ -50,15 +50,30 @@ export async function publishAllReferenced<T>(store: Store, writers: readonly Bl
   }
 }
 
-/** Deletes each of these blobs that nothing references any more (digests may repeat or be null). */
-export async function collectBlobs(store: Store, blobs: BlobStore, digests: ReadonlyArray<string | null | undefined>): Promise<void> {
+/** Where {@link collectBlobs} reports a blob it could not delete, when the caller's work is done anyway. */
+export interface CollectLog {
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * Deletes each of these blobs that nothing references any more (digests may repeat or be null).
+ * A deletion the blob store fails (a registry that refuses deletion or cannot be reached) throws
+ * — unless `log` is given: the caller's objects are already deleted then, so the blob is only
+ * left behind, a warning names it, and the other blobs are still collected.
+ */
+export async function collectBlobs(store: Store, blobs: BlobStore, digests: ReadonlyArray<string | null | undefined>, log?: CollectLog): Promise<void> {
   for (const digest of new Set(digests)) {
     if (!digest || !isDigest(digest)) continue;
-    await store.transaction(async (tx) => {
-      await tx.blobLocks.lock(digest);
-      if (await referenced(tx, digest)) return;
-      await blobs.delete(digest);
-      await tx.blobLocks.forget(digest);
-    });
+    try {
+      await store.transaction(async (tx) => {
+        await tx.blobLocks.lock(digest);
+        if (await referenced(tx, digest)) return;
+        await blobs.delete(digest);
+        await tx.blobLocks.forget(digest);
+      });
+    } catch (err) {
+      if (!log) throw err;
+      log.warn({ digest, err: (err as Error).message }, "a blob nothing refers to stays in the blob store: it could not be deleted");
+    }
   }
 }
