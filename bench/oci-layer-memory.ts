@@ -8,9 +8,9 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { BlobStore } from "../src/blobs/blob-store.js";
 import { writeLayer } from "../src/oci/layer.js";
+import { repeatingFile } from "../test/oci/fixtures.js";
 
 const size = Number(process.env.SIZE_MIB ?? 1024) * (1 << 20);
 const level = Number(process.env.LEVEL ?? 1);
@@ -27,29 +27,7 @@ try {
   const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const t0 = performance.now();
   const layer = await writeLayer(
-    [
-      {
-        path: "huge.bin",
-        type: "file",
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        content: {
-          size,
-          open: () => {
-            let left = size;
-            return new Readable({
-              read() {
-                if (left === 0) return void this.push(null);
-                const n = Math.min(left, block.length);
-                left -= n;
-                this.push(n === block.length ? block : block.subarray(0, n));
-              },
-            });
-          },
-        },
-      },
-    ],
+    [repeatingFile("huge.bin", size, block)],
     blobs,
     { clock: new Date(0), createdBy: "bench", gzipLevel: level },
   );

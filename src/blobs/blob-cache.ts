@@ -21,13 +21,13 @@
  * The cache belongs to one process: two processes must not share a data directory's cache (each
  * evicts from its own account of it).
  */
-import { createReadStream, type ReadStream } from "node:fs";
 import { chmod, mkdir, readdir, rename, stat } from "node:fs/promises";
 import path from "node:path";
 import { createHash } from "node:crypto";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KilnError } from "../domain/errors.js";
+import { sha256File } from "../domain/file-hash.js";
 import type { FsDriver, LocalCopy, TempObject } from "./driver.js";
 import { VerifyingStream, type Digest } from "./blob-store.js";
 
@@ -245,21 +245,15 @@ export class BlobCache {
     const s = await stat(file, { bigint: true }).catch(() => undefined);
     if (!s || Number(s.size) !== e.size) return false;
     if (e.verified) return e.verified.ino === Number(s.ino) && e.verified.ctimeNs === s.ctimeNs;
-    e.verifying ??= this.hash(file, hex).then(
-      (ok) => {
+    e.verifying ??= sha256File(file).then(
+      (got) => {
+        const ok = got === hex;
         if (ok) e.verified = { ino: Number(s.ino), ctimeNs: s.ctimeNs };
         return ok;
       },
       () => false,
     ).finally(() => (e.verifying = undefined));
     return e.verifying;
-  }
-
-  private async hash(file: string, hex: string): Promise<boolean> {
-    const h = createHash("sha256");
-    const r: ReadStream = createReadStream(file, { highWaterMark: 1 << 20 });
-    for await (const chunk of r) h.update(chunk as Buffer);
-    return h.digest("hex") === hex;
   }
 
   /** Fetches the whole blob into a temporary object, verifies it and publishes it, pinned for the caller. */

@@ -4,12 +4,11 @@
  * image's place (bundle, template) is found in the user's image list.
  */
 import { stat } from "node:fs/promises";
-import { createReadStream } from "node:fs";
-import { createHash } from "node:crypto";
 import path from "node:path";
 import type { Command } from "commander";
 import { parseEntrypoint } from "../domain/entrypoint.js";
 import { isKilnError } from "../domain/errors.js";
+import { sha256File } from "../domain/file-hash.js";
 import type { Image, PublishImage } from "../sdk/index.js";
 import { addCommonOptions, debugEnabled, examples, positiveInt, withClient, type CommonOptions } from "./context.js";
 import { UsageError, nothingToCancel } from "./errors.js";
@@ -40,12 +39,6 @@ function entrypointText(value: string | undefined): string | undefined {
 
 function imageRow(i: Image): Array<string | number | undefined> {
   return [i.dbId, i.name, i.version, i.targetFormat?.name, statusText(i.status), i.fileSize !== undefined ? bytes(i.fileSize) : undefined, idIn(i.parentUri, "templates"), idIn(i.parentUri, "mysoftware"), i.created?.slice(0, 19).replace("T", " ")];
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 export function registerImage(program: Command): void {
@@ -210,7 +203,7 @@ Examples:
         let file = path.resolve(opts.output ?? img.fileName);
         if (await stat(file).then((s) => s.isDirectory(), () => false)) file = path.join(file, img.fileName);
         const existing = await stat(file).catch(() => undefined);
-        if (existing?.isFile() && existing.size === img.fileSize && img.sha256sum && (await sha256Of(file)) === img.sha256sum) {
+        if (existing?.isFile() && existing.size === img.fileSize && img.sha256sum && (await sha256File(file)) === img.sha256sum) {
           if (opts.json) return printJson({ file, size: existing.size, sha256: img.sha256sum, resumedFrom: existing.size });
           say(`${file} is already downloaded (${bytes(existing.size)}, sha256 verified)`);
           return;

@@ -4,13 +4,13 @@
  * data member is only ever streamed, from its byte range in the file, through a decompressor,
  * into tar entries.
  */
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { createRequire } from "node:module";
 import type tarStream from "tar-stream";
 import { KilnError } from "../domain/errors.js";
+import { sha256File } from "../domain/file-hash.js";
 import { lazy } from "../domain/lazy.js";
 import { ArFormatError, readArMembers, type ArMember } from "./deb-ar.js";
 import { parseParagraph } from "./control.js";
@@ -347,8 +347,3 @@ async function readDeb(file: string, fh: FileHandle): Promise<DebPackage> {
 }
 
 /** sha256 (hex) of a file, streamed. */
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}

@@ -17,6 +17,7 @@ import { execFileSync } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { ProgramFilter, findProgram } from "../debian/deb-decompress.js";
 import { KilnError, fail } from "../domain/errors.js";
+import { lazy } from "../domain/lazy.js";
 
 /**
  * The zstd level of every zstd layer, chosen by measurement on the six bookworm minbase layers
@@ -37,8 +38,6 @@ export const ZSTD_LEVEL = 3;
  */
 const ZSTD_ARGS = ["-q", "-c", `-${ZSTD_LEVEL}`, "-T1", "--check", "--no-progress"];
 
-let version: string | undefined;
-
 /** The `zstd` program's path, or a clear error saying how to get it. */
 function zstdProgram(): string {
   const program = findProgram("zstd");
@@ -47,8 +46,7 @@ function zstdProgram(): string {
 }
 
 /** The version of the host's zstd (`1.5.4`), asked once. */
-export function zstdVersion(): string {
-  if (version !== undefined) return version;
+export const zstdVersion = lazy((): string => {
   const program = zstdProgram();
   let out: string;
   try {
@@ -58,9 +56,8 @@ export function zstdVersion(): string {
   }
   const m = /v(\d+\.\d+\.\d+)/.exec(out);
   if (!m) fail("buildFailed", `cannot tell the zstd program's version from ${JSON.stringify(out.trim().slice(0, 80))}`);
-  version = m[1]!;
-  return version;
-}
+  return m[1]!;
+});
 
 /** What decides a zstd layer's bytes besides the tar: level, worker mode and the program's version. */
 export function zstdFormat(): string {
