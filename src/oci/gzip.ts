@@ -16,8 +16,12 @@
  * members let the two cores compress one large layer together. Memory stays bounded: at most
  * `parallelism` members (input and output) are in flight per stream.
  */
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { KilnError, fail } from "../domain/errors.js";
+import { lazy } from "../domain/lazy.js";
 
 /** Size of the uncompressed slice each gzip member holds (the tar writer's chunk size). */
 export const GZIP_MEMBER_SIZE = 1 << 20;
@@ -40,19 +44,19 @@ interface DeflateAddon {
   version: string;
 }
 
-let addon: DeflateAddon | undefined;
+const ADDON = "build/Release/kiln_deflate.node";
 
-function deflate(): DeflateAddon {
-  if (!addon) {
-    try {
-      // The same relative path from src/oci (tests) and dist/oci (the built CLI and server).
-      addon = createRequire(import.meta.url)("../../build/Release/kiln_deflate.node") as DeflateAddon;
-    } catch (err) {
-      throw new KilnError("internal", "Kiln's native gzip (libdeflate) is not built: install Debian's libdeflate-dev, then run `npm run build`", { cause: err });
-    }
+const deflate = lazy((): DeflateAddon => {
+  try {
+    // The package root's build/: two levels up from src/oci (tests) and dist/oci (the built CLI and
+    // server), further from a compiled copy elsewhere in the tree (the benchmarks' .cache/bench-js).
+    let dir = path.dirname(fileURLToPath(import.meta.url));
+    while (!existsSync(path.join(dir, ADDON)) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+    return createRequire(import.meta.url)(path.join(dir, ADDON)) as DeflateAddon;
+  } catch (err) {
+    throw new KilnError("internal", "Kiln's native gzip (libdeflate) is not built: install Debian's libdeflate-dev, then run `npm run build`", { cause: err });
   }
-  return addon;
-}
+});
 
 /** Checks a gzip level: 0 (stored blocks, no compression) to 9. */
 export function checkGzipLevel(level: number, min = 1): number {
@@ -96,44 +100,39 @@ export async function* gzipMembers(source: AsyncIterable<Buffer>, options: GzipM
   if (!Number.isInteger(parallelism) || parallelism < 1) fail("badRequest", `gzip parallelism ${parallelism} is not a positive count`);
   const engine = deflate();
   const pending: Promise<Buffer>[] = [];
-  let parts: Buffer[] = [];
+  const parts: Buffer[] = [];
   let size = 0;
   let members = 0;
   const start = (data: Buffer): void => {
     const member = engine.gzipMember(data, level);
-    // Handled here so a member failing while an earlier one is awaited is not an unhandled
-    // rejection; awaiting it in turn still throws.
+    // Handled here so a member failing while an earlier one is awaited, or still compressing when
+    // the consumer stops (it finishes on the pool and is dropped), is not an unhandled rejection;
+    // awaiting it in turn still throws.
     member.catch(() => undefined);
     pending.push(member);
     members++;
   };
-  try {
-    for await (const chunk of source) {
-      if (chunk.length === 0) continue;
-      parts.push(chunk);
-      size += chunk.length;
-      while (size >= GZIP_MEMBER_SIZE) {
-        // The slice of exactly GZIP_MEMBER_SIZE bytes: the first part itself when it is exactly
-        // that (the tar writer's chunks are), else a copy of the first bytes of `parts`.
-        let member: Buffer;
-        if (parts[0]!.length === GZIP_MEMBER_SIZE) {
-          member = parts.shift()!;
-        } else {
-          member = Buffer.concat(parts, GZIP_MEMBER_SIZE);
-          let skip = GZIP_MEMBER_SIZE;
-          while (skip > 0 && skip >= parts[0]!.length) skip -= parts.shift()!.length;
-          if (skip > 0) parts[0] = parts[0]!.subarray(skip);
-        }
-        size -= GZIP_MEMBER_SIZE;
-        start(member);
-        if (pending.length >= parallelism) yield await pending.shift()!;
+  for await (const chunk of source) {
+    if (chunk.length === 0) continue;
+    parts.push(chunk);
+    size += chunk.length;
+    while (size >= GZIP_MEMBER_SIZE) {
+      // The slice of exactly GZIP_MEMBER_SIZE bytes: the first part itself when it is exactly
+      // that (the tar writer's chunks are), else a copy of the first bytes of `parts`.
+      let member: Buffer;
+      if (parts[0]!.length === GZIP_MEMBER_SIZE) {
+        member = parts.shift()!;
+      } else {
+        member = Buffer.concat(parts, GZIP_MEMBER_SIZE);
+        let skip = GZIP_MEMBER_SIZE;
+        while (skip > 0 && skip >= parts[0]!.length) skip -= parts.shift()!.length;
+        if (skip > 0) parts[0] = parts[0]!.subarray(skip);
       }
+      size -= GZIP_MEMBER_SIZE;
+      start(member);
+      if (pending.length >= parallelism) yield await pending.shift()!;
     }
-    if (size > 0 || members === 0) start(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
-    parts = [];
-    while (pending.length > 0) yield await pending.shift()!;
-  } finally {
-    // Members still compressing when the consumer stops finish on the pool and are dropped.
-    pending.length = 0;
   }
+  if (size > 0 || members === 0) start(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+  while (pending.length > 0) yield await pending.shift()!;
 }
