@@ -65,12 +65,12 @@ export function bundleTransferHandlers(ctx: ApiContext): HandlerMap {
       },
 
       async mySoftwareLicense_upload(req, reply, { owner }) {
-        return sendCreated(req, reply, "mySoftware", await bundleFiles.upload(owner, pathIds(req, "msid"), "license", undefined, uploadOf(req, "LICENSE")));
+        return sendCreated(req, reply, "mySoftware", await bundleFiles.upload(owner, pathIds(req, "msid"), "license", undefined, uploadOf(req, "LICENSE"), req.log));
       },
 
       async mySoftwareLicense_uploadFile(req, reply, { owner }) {
         const name = fileName(req);
-        return sendCreated(req, reply, "mySoftware", await bundleFiles.upload(owner, pathIds(req, "msid"), "license", name, uploadOf(req, name)));
+        return sendCreated(req, reply, "mySoftware", await bundleFiles.upload(owner, pathIds(req, "msid"), "license", name, uploadOf(req, name), req.log));
       },
 
       async mySoftwareLicense_download(req, reply, { owner }) {
@@ -80,14 +80,14 @@ export function bundleTransferHandlers(ctx: ApiContext): HandlerMap {
 
       async mySoftwareLicense_delete(req, reply, { owner }) {
         const { msid, lid } = pathIds(req, "msid", "lid");
-        await bundleFiles.delete(owner, { msid }, "license", lid);
+        await bundleFiles.delete(owner, { msid }, "license", lid, req.log);
         return sendNoContent(reply);
       },
 
       async mySoftwareLogo_upload(req, reply, { owner }) {
         const name = fileName(req);
         const ref = pathIds(req, "msid");
-        await bundleFiles.upload(owner, ref, "logo", name, uploadOf(req, name));
+        await bundleFiles.upload(owner, ref, "logo", name, uploadOf(req, name), req.log);
         return sendCreated(req, reply, "logo", await bundleFiles.logo(owner, ref));
       },
 
@@ -103,7 +103,7 @@ export function bundleTransferHandlers(ctx: ApiContext): HandlerMap {
 
       async mySoftwareLogo_delete(req, reply, { owner }) {
         const { msid, logoId } = pathIds(req, "msid", "logoId");
-        await bundleFiles.delete(owner, { msid }, "logo", logoId);
+        await bundleFiles.delete(owner, { msid }, "logo", logoId, req.log);
         return sendNoContent(reply);
       },
 

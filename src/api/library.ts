@@ -116,18 +116,18 @@ export function libraryHandlers(ctx: ApiContext): HandlerMap {
       },
 
       async mySoftwareArtifact_delete(req, reply, { owner }) {
-        await artifacts.delete(owner, pathIds(req, "msid", "said"));
+        await artifacts.delete(owner, pathIds(req, "msid", "said"), req.log);
         return sendNoContent(reply);
       },
 
       async mySoftwareArtifact_deleteAll(req, reply, { owner }) {
-        await artifacts.deleteAll(owner, pathIds(req, "msid"));
+        await artifacts.deleteAll(owner, pathIds(req, "msid"), req.log);
         return sendNoContent(reply);
       },
 
       async mySoftwareArtifact_upload(req, reply, { owner }) {
         const ref = pathIds(req, "msid", "said");
-        const updated = await artifacts.upload(owner, ref, uploadOf(req, checkFileName(pathText(req, "fileName"))));
+        const updated = await artifacts.upload(owner, ref, uploadOf(req, checkFileName(pathText(req, "fileName"))), req.log);
         return sendObject(req, reply, "softwareArtifact", updated, { status: 201 });
       },
 

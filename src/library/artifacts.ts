@@ -11,7 +11,7 @@ import { fail, KilnError } from "../domain/errors.js";
 import type { ArtifactRepo, ArtifactRow, BundleRow, NewArtifact, UserRow } from "../store/types.js";
 import type { AnySoftwareArtifact, BootScript, SoftwareArtifact } from "../wire/index.js";
 import { collectBlobs, publishReferenced } from "../store/blob-gc.js";
-import type { LibraryDeps } from "./context.js";
+import type { LibraryDeps, OperationLog } from "./context.js";
 import { issueDownloadKey } from "./download-keys.js";
 import { optionalBoolean, optionalInstallPath, optionalString, requiredString } from "./fields.js";
 import type { StoredFile } from "./images.js";
@@ -292,8 +292,11 @@ export function artifactOperations(deps: LibraryDeps) {
       return artifactTrees(owner.login, bundle.id, await store.artifacts.listAll(bundle.id));
     },
 
-    /** Deletes the artifact and its sub-artifacts, their download keys, then their unshared bytes. */
-    async delete(owner: UserRow, ref: ArtifactRef): Promise<void> {
+    /**
+     * Deletes the artifact and its sub-artifacts, their download keys, then their unshared bytes
+     * (a blob the blob store will not delete is left and said in `log`: the artifact is gone).
+     */
+    async delete(owner: UserRow, ref: ArtifactRef, log: OperationLog): Promise<void> {
       const { bundle, artifact } = await load(owner, ref);
       const rows = await store.artifacts.listAll(bundle.id);
       const gone = rows.filter((r) => descendants(rows, artifact.id).has(r.id));
@@ -301,25 +304,25 @@ export function artifactOperations(deps: LibraryDeps) {
         await tx.artifacts.delete(bundle.id, artifact.id);
         for (const r of gone) await tx.downloadKeys.deleteForTarget(`artifact:${r.id}`);
       });
-      await collectBlobs(store, deps.blobs, gone.map((r) => r.blobDigest));
+      await collectBlobs(store, deps.blobs, gone.map((r) => r.blobDigest), log);
     },
 
-    async deleteAll(owner: UserRow, ref: BundleRef): Promise<void> {
+    async deleteAll(owner: UserRow, ref: BundleRef, log: OperationLog): Promise<void> {
       const bundle = await loadBundle(store, owner, ref.msid);
       const rows = await store.artifacts.listAll(bundle.id);
       await store.transaction(async (tx) => {
         await tx.artifacts.deleteAll(bundle.id);
         for (const r of rows) await tx.downloadKeys.deleteForTarget(`artifact:${r.id}`);
       });
-      await collectBlobs(store, deps.blobs, rows.map((r) => r.blobDigest));
+      await collectBlobs(store, deps.blobs, rows.map((r) => r.blobDigest), log);
     },
 
     /**
      * Stores the bytes of a file artifact, streamed from `body` (at most KILN_MAX_UPLOAD), as
      * `fileName`. The bytes are referenced and published in one step; the previous bytes are
-     * collected if nothing else uses them.
+     * collected if nothing else uses them (left, and said in `log`, if the blob store refuses).
      */
-    async upload(owner: UserRow, ref: ArtifactRef, upload: Upload): Promise<AnySoftwareArtifact> {
+    async upload(owner: UserRow, ref: ArtifactRef, upload: Upload, log: OperationLog): Promise<AnySoftwareArtifact> {
       const { bundle, artifact } = await refusingEarly(upload, () => load(owner, ref));
       const fileName = checkFileName(upload.fileName);
       if (artifact.kind !== "file") {
@@ -340,7 +343,7 @@ export function artifactOperations(deps: LibraryDeps) {
         if (!row) fail("notFound", `artifact ${artifact.id} was deleted during the upload`);
         return row;
       });
-      if (artifact.blobDigest && artifact.blobDigest !== updated.blobDigest) await collectBlobs(store, deps.blobs, [artifact.blobDigest]);
+      if (artifact.blobDigest && artifact.blobDigest !== updated.blobDigest) await collectBlobs(store, deps.blobs, [artifact.blobDigest], log);
       return answer(owner, bundle, updated);
     },
 

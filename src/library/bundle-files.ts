@@ -10,7 +10,7 @@ import type { BundleFileKind, BundleFileRow, BundleRow, UserRow } from "../store
 import type { Logo, MySoftware } from "../wire/index.js";
 import { collectBlobs, publishReferenced } from "../store/blob-gc.js";
 import { ingestUpload, refusingEarly, type Upload } from "./artifacts.js";
-import type { LibraryDeps } from "./context.js";
+import type { LibraryDeps, OperationLog } from "./context.js";
 import type { StoredFile } from "./images.js";
 import { loadBundle, type BundleRef } from "./load.js";
 import { bundleWire, uris } from "./representations.js";
@@ -36,9 +36,10 @@ export function bundleFileOperations(deps: LibraryDeps) {
   return {
     /**
      * Stores the bundle's license or logo (replacing the one before, whose bytes are collected
-     * if nothing else uses them); answers the bundle as it now is.
+     * if nothing else uses them, or left and said in `log` if the blob store refuses); answers the
+     * bundle as it now is.
      */
-    async upload(owner: UserRow, ref: BundleRef, kind: BundleFileKind, fileName: string | undefined, upload: Upload): Promise<MySoftware> {
+    async upload(owner: UserRow, ref: BundleRef, kind: BundleFileKind, fileName: string | undefined, upload: Upload, log: OperationLog): Promise<MySoftware> {
       const bundle = await refusingEarly(upload, () => loadBundle(store, owner, ref.msid));
       const before = await store.bundleFiles.get(bundle.id, kind);
       const name = checkFileName(fileName ?? before?.fileName ?? DEFAULT_NAMES[kind]);
@@ -55,7 +56,7 @@ export function bundleFileOperations(deps: LibraryDeps) {
           md5: blob.md5,
         }),
       );
-      if (before) await collectBlobs(store, deps.blobs, [before.blobDigest]);
+      if (before) await collectBlobs(store, deps.blobs, [before.blobDigest], log);
       return answer(owner, bundle);
     },
 
@@ -72,10 +73,11 @@ export function bundleFileOperations(deps: LibraryDeps) {
       return { digest: file.blobDigest as Digest, size: file.size, fileName: file.fileName, lastModified: file.lastModified, contentType: file.mimeType };
     },
 
-    async delete(owner: UserRow, ref: BundleRef, kind: BundleFileKind, id: number): Promise<void> {
+    /** Deletes the file, then its bytes unless shared (left, and said in `log`, if the blob store refuses). */
+    async delete(owner: UserRow, ref: BundleRef, kind: BundleFileKind, id: number, log: OperationLog): Promise<void> {
       const { bundle, file } = await loadFile(owner, ref, kind, id);
       await store.bundleFiles.delete(bundle.id, kind);
-      await collectBlobs(store, deps.blobs, [file.blobDigest]);
+      await collectBlobs(store, deps.blobs, [file.blobDigest], log);
     },
   };
 }

@@ -1,0 +1,94 @@
+/**
+ * Deleting an artifact's or a bundle file's bytes on a registry blob store that refuses to delete
+ * blobs (`storage.delete.enabled: false`): the deletion, or the upload that replaced the bytes,
+ * succeeds in Kiln — the objects are gone from the database whatever the registry says — the blob
+ * stays in the registry, and a warning names it. Real docker-registry on loopback.
+ */
+import { createHash } from "node:crypto";
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jsonClient, startTestServer, type TestServer } from "../helpers/api.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+interface LogLine {
+  level: number;
+  msg: string;
+  digest?: string;
+  err?: string;
+}
+
+const LEFT = "a blob nothing refers to stays in the blob store: it could not be deleted";
+
+const sha = (s: string): string => `sha256:${createHash("sha256").update(s).digest("hex")}`;
+
+/** The registry's answer to a HEAD of the blob store's blob `digest`. */
+async function blobHead(registry: TestRegistry, digest: string): Promise<number> {
+  return (await fetch(`${registry.url}/v2/kiln/blobs/blobs/${digest}`, { method: "HEAD" })).status;
+}
+
+describe("artifacts and bundle files on a registry that does not allow deletion", () => {
+  let registry: TestRegistry;
+  let server: TestServer;
+  const logs: LogLine[] = [];
+
+  beforeAll(async () => {
+    registry = await startRegistry({ deleteEnabled: false });
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) logs.push(JSON.parse(line) as LogLine);
+        done();
+      },
+    });
+    server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${registry.url}/kiln` }, logger: { level: "info", stream } });
+    await server.createUser("alice");
+  });
+  afterAll(async () => {
+    await server?.close();
+    await registry?.stop();
+  });
+
+  /** A warning names `digest` as left behind, and the registry still has it. */
+  async function leftBehind(digest: string): Promise<void> {
+    expect(logs.find((l) => l.level === 40 && l.msg === LEFT && l.digest === digest)).toMatchObject({ err: expect.stringMatching(/answered 405 to DELETE/) });
+    expect(await blobHead(registry, digest)).toBe(200);
+  }
+
+  it("replacing and deleting an artifact's bytes succeed; the old blobs stay, and are named", async () => {
+    const { api } = jsonClient(server, "alice");
+    const b = (await api<{ dbId: number }>("POST", "users/alice/mysoftware", { name: "leftovers", version: "1" })).json;
+    const upload = (said: number, body: string) =>
+      server.request({ method: "POST", url: `/api/users/alice/mysoftware/${b.dbId}/artifacts/${said}/bin/f.txt`, user: "alice", headers: { "content-type": "text/plain" }, payload: body });
+    const one = (await api<{ dbId: number }>("POST", `users/alice/mysoftware/${b.dbId}/artifacts`, { name: "one", type: "file" })).json;
+    const two = (await api<{ dbId: number }>("POST", `users/alice/mysoftware/${b.dbId}/artifacts`, { name: "two", type: "file" })).json;
+
+    expect((await upload(one.dbId, "first bytes of one")).statusCode).toBe(201);
+    const replaced = await upload(one.dbId, "second bytes of one");
+    expect(replaced.statusCode, replaced.body).toBe(201);
+    await leftBehind(sha("first bytes of one"));
+
+    expect((await api("DELETE", `users/alice/mysoftware/${b.dbId}/artifacts/${one.dbId}`)).status).toBe(204);
+    expect((await api("GET", `users/alice/mysoftware/${b.dbId}/artifacts/${one.dbId}`)).status).toBe(404);
+    await leftBehind(sha("second bytes of one"));
+
+    expect((await upload(two.dbId, "bytes of two")).statusCode).toBe(201);
+    expect((await api("DELETE", `users/alice/mysoftware/${b.dbId}/artifacts`)).status).toBe(204);
+    expect((await api<{ softwareArtifacts?: unknown[] }>("GET", `users/alice/mysoftware/${b.dbId}/artifacts`)).json.softwareArtifacts ?? []).toEqual([]);
+    await leftBehind(sha("bytes of two"));
+  });
+
+  it("replacing and deleting a bundle's license succeed; the old blobs stay, and are named", async () => {
+    const { api } = jsonClient(server, "alice");
+    const b = (await api<{ dbId: number }>("POST", "users/alice/mysoftware", { name: "licensed", version: "1", license: { name: "MIT" } })).json;
+    const put = (body: string) =>
+      server.request({ method: "POST", url: `/api/users/alice/mysoftware/${b.dbId}/licenses/1/COPYING`, user: "alice", headers: { "content-type": "text/plain" }, payload: body });
+    expect((await put("first license text")).statusCode).toBe(201);
+    const again = await put("second license text");
+    expect(again.statusCode, again.body).toBe(201);
+    await leftBehind(sha("first license text"));
+
+    const license = (await api<{ license: { uri: string } }>("GET", `users/alice/mysoftware/${b.dbId}`)).json.license;
+    expect((await server.request({ method: "DELETE", url: `/api/${license.uri}`, user: "alice" })).statusCode).toBe(204);
+    expect((await server.request({ method: "GET", url: `/api/${license.uri}`, user: "alice" })).statusCode).toBe(404);
+    await leftBehind(sha("second license text"));
+  });
+});
