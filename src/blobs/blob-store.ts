@@ -7,7 +7,7 @@ import { createHash, type Hash } from "node:crypto";
 import { Transform, Writable, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KilnError, storageError } from "../domain/errors.js";
-import type { ByteRange, LocalCopy, StorageDriver } from "./driver.js";
+import type { ByteRange, ByteReader, LocalCopy, StorageDriver } from "./driver.js";
 import { FsDriver } from "./driver.js";
 
 /** `sha256:<64 hex>` */
@@ -53,6 +53,7 @@ export class BlobWriter extends Writable {
   private readonly md5: Hash | undefined;
   private written = 0;
   private state: "open" | "sealed" | "committed" | "cancelled" = "open";
+  private staged = false;
   private sealed: IngestedBlob | undefined;
   private cancelling: Promise<void> | undefined;
   private target: import("node:fs").WriteStream | undefined;
@@ -63,15 +64,19 @@ export class BlobWriter extends Writable {
   /** The write waiting for `drain`: a failed file never drains, so its error must end the wait. */
   private waiting: ((err?: Error) => void) | undefined;
 
+  private readonly driver: StorageDriver;
+
   constructor(
-    private readonly driver: StorageDriver,
+    /** The store the bytes go to. */
+    readonly store: BlobStore,
     private readonly maxSize: number | undefined,
     withMd5 = true,
   ) {
     // Not destroyed on finish: the bytes must stay until commit() or cancel() decides.
     super({ highWaterMark: 1 << 20, autoDestroy: false });
+    this.driver = store.driver;
     this.md5 = withMd5 ? createHash("md5") : undefined;
-    this.ready = driver.temp().then((t) => {
+    this.ready = this.driver.temp().then((t) => {
       this.target = t.stream;
       this.tempKey = t.tempKey;
       t.stream.on("error", (err) => {
@@ -183,6 +188,30 @@ export class BlobWriter extends Writable {
     return this.sealed;
   }
 
+  /**
+   * Uploads the sealed bytes to a remote store ahead of {@link publish}, which then only checks
+   * they are there (see StorageDriver.stage); nothing on a local store. A failure drops the bytes.
+   */
+  async stage(): Promise<void> {
+    if (this.state !== "sealed" || this.sealed === undefined) throw new Error(`blob writer is ${this.state}, not sealed`);
+    if (!this.driver.stage) return;
+    try {
+      await this.driver.stage(this.tempKey!, keyOf(this.sealed.digest));
+      this.staged = true;
+    } catch (err) {
+      await this.cancel();
+      throw err;
+    }
+  }
+
+  /**
+   * Whether {@link stage} put the bytes in the store before their publication: if that does not
+   * happen, they are there unreferenced, for the caller to collect (store/blob-gc.ts).
+   */
+  get wasStaged(): boolean {
+    return this.staged && this.state !== "committed";
+  }
+
   /** Moves the sealed bytes to their digest's place (an existing copy, the same bytes, stays). */
   async publish(): Promise<IngestedBlob> {
     if (this.state !== "sealed" || this.sealed === undefined) throw new Error(`blob writer is ${this.state}, not sealed`);
@@ -257,7 +286,7 @@ export class BlobStore {
    * skips the md5 that uploads report (content addressing needs only sha256).
    */
   ingest(options: { maxSize?: number; md5?: boolean } = {}): BlobWriter {
-    return new BlobWriter(this.driver, options.maxSize, options.md5 ?? true);
+    return new BlobWriter(this, options.maxSize, options.md5 ?? true);
   }
 
   /** Streams `source` into the store and commits it. */
@@ -322,16 +351,13 @@ export class BlobStore {
 
   /**
    * Bytes `range` of a blob of `size` bytes, for a download: a local file when there is one (the
-   * store's own, or a remote store's cached copy; release it once sent), else the remote's stream —
-   * the whole blob copied into the local cache on its way, so that the next download is local.
+   * store's own, or a remote store's cached copy; release it once sent), a reader of the copy a
+   * remote store is fetching into its cache (close it once sent), else the remote's stream.
    */
-  async openDownload(digest: Digest, size: number, range: ByteRange): Promise<LocalCopy | Readable> {
+  async openDownload(digest: Digest, size: number, range: ByteRange): Promise<LocalCopy | ByteReader | Readable> {
     const key = keyOf(digest);
-    if (this.driver.local) return this.driver.localCopy(key);
-    const copy = await this.driver.cachedCopy?.(key);
-    if (copy) return copy;
-    if (range.start === 0 && range.end === size - 1 && this.driver.openCaching) return this.driver.openCaching(key, size);
-    return this.openStream(digest, range);
+    if (this.driver.local || !this.driver.openDownload) return this.driver.localCopy(key);
+    return this.driver.openDownload(key, size, range);
   }
 
   async delete(digest: Digest): Promise<void> {

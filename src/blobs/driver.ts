@@ -35,6 +35,15 @@ export interface TempObject {
   readonly tempKey: string;
 }
 
+/**
+ * Positional reads of an object's bytes, for a download (a FileHandle is one): a read may wait for
+ * bytes still on their way, and answers 0 bytes only past the end.
+ */
+export interface ByteReader {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
 /** An object's bytes as a local file, kept there (a remote store's copy is pinned in its cache) until {@link release}. */
 export interface LocalCopy {
   readonly path: string;
@@ -51,6 +60,12 @@ export interface StorageDriver {
   temp(): Promise<TempObject>;
   /** Atomically publishes a temporary object under `key`, replacing nothing that exists. */
   move(tempKey: string, key: string): Promise<void>;
+  /**
+   * Does ahead of {@link move} the slow part of publishing a complete temporary object under
+   * `key` (a remote store's upload), which stays a temporary object: `move` then only checks. For
+   * callers that publish inside a transaction, which must stay short.
+   */
+  stage?(tempKey: string, key: string): Promise<void>;
   delete(key: string): Promise<void>;
   /**
    * Where the key's bytes are (or would be) as a local file — the store's own file, or a local
@@ -62,13 +77,12 @@ export interface StorageDriver {
    * the file stays until released (a remote store's copy is not evicted while in use).
    */
   localCopy(key: string): Promise<LocalCopy>;
-  /** The local copy a remote store has at hand, without fetching anything (see {@link localCopy}). */
-  cachedCopy?(key: string): Promise<LocalCopy | undefined>;
   /**
-   * The whole object from a remote store, as {@link open}, copied on its way into the local
-   * cache (a copy published only if every byte came and they are the object's).
+   * Bytes `range` of an object of `size` bytes from a remote store, for a download: its local
+   * copy when there is one (release it once sent), else the copy being fetched into the local
+   * cache, read as its bytes arrive (close it once sent), else the remote's stream.
    */
-  openCaching?(key: string, size: number): Promise<Readable>;
+  openDownload?(key: string, size: number, range: ByteRange): Promise<LocalCopy | ByteReader | Readable>;
   /** Whether {@link localPath} is the stored object itself (no copy to fetch first). */
   readonly local: boolean;
   /** Keys under a prefix (used by garbage collection and tests). */

@@ -10,6 +10,7 @@
  * their digest); a blob a build needs as a file (a `.deb`, a zip), or that a download sent whole, is
  * copied into a local cache bounded in size (blob-cache.ts), checked against its digest.
  */
+import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -18,11 +19,12 @@ import { RegistryClient, type DeleteTagOutcome } from "../registry/client.js";
 import { pushImage } from "../registry/push.js";
 import type { BuiltImage, BuiltIndex } from "../oci/types.js";
 import type { Credentials } from "../registry/auth.js";
-import { FsDriver, type ByteRange, type LocalCopy, type StorageDriver, type StoredObject, type TempObject } from "./driver.js";
+import { FsDriver, type ByteRange, type ByteReader, type LocalCopy, type StorageDriver, type StoredObject, type TempObject } from "./driver.js";
 import type { BlobStore, Digest } from "./blob-store.js";
 import { BlobCache, DEFAULT_BLOB_CACHE_SIZE } from "./blob-cache.js";
 
 const KEY_RE = /^sha256\/[0-9a-f]{2}\/([0-9a-f]{64})$/;
+const keyOfDigest = (digest: Digest): string => `sha256/${digest.slice(7, 9)}/${digest.slice(7)}`;
 
 export interface OciDriverOptions {
   /** `http(s)://host:port` */
@@ -64,7 +66,7 @@ export class OciDriver implements StorageDriver {
         throw err;
       });
       return size === undefined ? (read.stream.destroy(), undefined) : { stream: read.stream, size };
-    });
+    }, { openRange: (digest, range) => this.open(keyOfDigest(digest), range) });
   }
 
   /** The registry URL without credentials, for messages. */
@@ -91,17 +93,28 @@ export class OciDriver implements StorageDriver {
     return size === undefined ? undefined : { size, mtime: new Date(0) };
   }
 
+  /** The key's bytes: from this process's verified copy when it has one, else from the registry. */
   reader(key: string, range?: ByteRange): Readable {
     const digest = this.digestOf(key);
     if (!digest) return this.files.reader(key, range);
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     const controller = new AbortController();
     out.once("close", () => controller.abort());
-    this.client.openBlob(this.repository, digest, range, controller.signal).then(
-      (read) => {
-        if (!read) return out.destroy(Object.assign(new Error(`blob ${digest} is not in the registry blob store`), { code: "ENOENT" }));
-        if (out.destroyed) return void read.stream.destroy();
-        pipeline(read.stream, out).catch((err: unknown) => out.destroy(err as Error));
+    const source = async (): Promise<Readable | undefined> => {
+      const copy = await this.cache.peek(digest);
+      if (copy) {
+        const local = createReadStream(copy.path, range ? { start: range.start, end: range.end } : {});
+        local.once("close", () => copy.release());
+        return local;
+      }
+      const read = await this.client.openBlob(this.repository, digest, range, controller.signal);
+      return read?.stream;
+    };
+    source().then(
+      (stream) => {
+        if (!stream) return out.destroy(Object.assign(new Error(`blob ${digest} is not in the registry blob store`), { code: "ENOENT" }));
+        if (out.destroyed) return void stream.destroy();
+        pipeline(stream, out).catch((err: unknown) => out.destroy(err as Error));
       },
       (err: unknown) => out.destroy(err as Error),
     );
@@ -127,20 +140,41 @@ export class OciDriver implements StorageDriver {
 
   /**
    * Uploads a complete temporary object under its digest — nothing when the registry has it
-   * already (HEAD) — then drops the local copy. The registry checks the digest of what it got.
+   * already (HEAD) — then keeps it as this process's cached copy (what a process wrote, it is
+   * likely to read next: a build's layers for its image file, a generated image's download in a
+   * single process). The registry checks the digest of what it got.
    */
   async move(tempKey: string, key: string): Promise<void> {
     const digest = this.digestOf(key);
     if (!digest) throw new Error(`invalid blob key ${key}`);
-    const file = this.files.localPath(tempKey);
+    let size: number;
     try {
-      if ((await this.client.blobSize(this.repository, digest)) === undefined) {
-        const { size } = await stat(file);
-        await this.client.uploadBlob(this.repository, digest, size, (start, end) => this.files.reader(tempKey, { start, end }));
-      }
-    } finally {
+      size = await this.upload(tempKey, digest);
+    } catch (err) {
       await this.files.delete(tempKey);
+      throw err;
     }
+    // The copy is a cache's: losing it (a full disk) loses nothing.
+    await this.cache.adopt(digest, tempKey, size).catch(() => this.files.delete(tempKey));
+  }
+
+  /**
+   * Uploads before the transaction that publishes (blob-gc.ts): {@link move} inside it finds the
+   * blob with a HEAD — or uploads it again if a collector deleted it in between, under the lock.
+   */
+  async stage(tempKey: string, key: string): Promise<void> {
+    const digest = this.digestOf(key);
+    if (!digest) throw new Error(`invalid blob key ${key}`);
+    await this.upload(tempKey, digest);
+  }
+
+  /** Uploads the temporary object unless the registry has the blob; answers its size. */
+  private async upload(tempKey: string, digest: Digest): Promise<number> {
+    const { size } = await stat(this.files.localPath(tempKey));
+    if ((await this.client.blobSize(this.repository, digest)) === undefined) {
+      await this.client.uploadBlob(this.repository, digest, size, (start, end) => this.files.reader(tempKey, { start, end }));
+    }
+    return size;
   }
 
   async delete(key: string): Promise<void> {
@@ -162,26 +196,10 @@ export class OciDriver implements StorageDriver {
     return this.cache.acquire(digest);
   }
 
-  async cachedCopy(key: string): Promise<LocalCopy | undefined> {
+  async openDownload(key: string, size: number, range: ByteRange): Promise<LocalCopy | ByteReader | Readable> {
     const digest = this.digestOf(key);
-    return digest ? this.cache.peek(digest) : undefined;
-  }
-
-  async openCaching(key: string, size: number): Promise<Readable> {
-    const digest = this.digestOf(key);
-    if (!digest) return this.files.reader(key);
-    const tee = await this.cache.tee(digest, size);
-    let source: Readable;
-    try {
-      source = await this.open(key);
-    } catch (err) {
-      tee?.destroy();
-      throw err;
-    }
-    if (!tee) return source;
-    source.on("error", (err) => tee.destroy(err));
-    tee.once("close", () => source.destroy());
-    return source.pipe(tee);
+    if (!digest) return this.files.localCopy(key);
+    return (await this.cache.openDownload(digest, size, range)) ?? this.open(key, range);
   }
 
   /**

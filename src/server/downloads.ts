@@ -9,7 +9,7 @@ import { pipeline } from "node:stream/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { fail, isKilnError } from "../domain/errors.js";
 import type { BlobStore } from "../blobs/blob-store.js";
-import type { LocalCopy } from "../blobs/driver.js";
+import type { ByteReader, LocalCopy } from "../blobs/driver.js";
 import { hashDownloadKey } from "../library/download-keys.js";
 import type { StoredFile } from "../library/index.js";
 import type { Store, UserRow } from "../store/types.js";
@@ -18,9 +18,10 @@ import type { Principal } from "./auth.js";
 export interface DownloadableFile {
   /**
    * How to read bytes `start..end` (inclusive), called only when they are to be sent: a local
-   * file (released once sent), or a stream (a registry store's).
+   * file (released once sent), a reader of a file still arriving (closed once sent), or a stream
+   * (a registry store's).
    */
-  open: (start: number, end: number) => Promise<LocalCopy | Readable>;
+  open: (start: number, end: number) => Promise<LocalCopy | ByteReader | Readable>;
   size: number;
   /** Hex sha256 of the bytes (the ETag). */
   sha256: string;
@@ -158,7 +159,15 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, file: D
   reply.hijack();
   const res = reply.raw;
   res.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
-  const copy = file.open(start, end).then((source) => (source instanceof Readable ? pipeline(source, res) : copyRange(res, source.path, start, end).finally(() => source.release())));
+  const copy = file.open(start, end).then(async (source) => {
+    if (source instanceof Readable) return pipeline(source, res);
+    if ("read" in source) return copyRange(res, source, start, end);
+    try {
+      return await copyRange(res, await open(source.path, "r"), start, end);
+    } finally {
+      source.release();
+    }
+  });
   void copy.catch((err: unknown) => {
     req.log.warn({ err: (err as Error).message }, "download interrupted");
     res.destroy();
@@ -189,13 +198,12 @@ export function sendStoredFile(req: FastifyRequest, reply: FastifyReply, blobs: 
 const IO_BUFFER = 4 << 20;
 
 /**
- * Writes bytes `start..end` of a file to a response in large reads. A buffer is reused once the
- * socket is done with it (its write callback ran); until then a read takes a new one — waiting
- * for `drain` bounds how many exist. Fresh 2 MiB buffers for every read made the garbage
- * collector the bottleneck of a 1 GiB download.
+ * Writes bytes `start..end` of a file to a response in large reads, and closes the file. A buffer
+ * is reused once the socket is done with it (its write callback ran); until then a read takes a
+ * new one — waiting for `drain` bounds how many exist. Fresh 2 MiB buffers for every read made the
+ * garbage collector the bottleneck of a 1 GiB download.
  */
-async function copyRange(res: import("node:http").ServerResponse, file: string, start: number, end: number): Promise<void> {
-  const fh = await open(file, "r");
+async function copyRange(res: import("node:http").ServerResponse, fh: ByteReader, start: number, end: number): Promise<void> {
   let closed = false;
   const onClose = (): void => {
     closed = true;
@@ -206,7 +214,7 @@ async function copyRange(res: import("node:http").ServerResponse, file: string, 
     for (let pos = start; pos <= end && !closed; ) {
       const buf = free.pop() ?? Buffer.allocUnsafe(IO_BUFFER);
       const { bytesRead } = await fh.read(buf, 0, Math.min(IO_BUFFER, end - pos + 1), pos);
-      if (bytesRead === 0) throw new Error(`${file} is shorter than expected`);
+      if (bytesRead === 0) throw new Error(`the stored file ends at byte ${pos}, before byte ${end}`);
       pos += bytesRead;
       const flushed = (): void => void free.push(buf);
       if (!res.write(bytesRead === IO_BUFFER ? buf : buf.subarray(0, bytesRead), flushed) && !closed) {

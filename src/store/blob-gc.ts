@@ -5,8 +5,10 @@
  * (the new writer finds the blob already there, the collector deletes it, the new row points at
  * nothing). Both sides therefore work under the digest's lock (BlobLockRepo), in a transaction:
  *
- * - a writer seals its bytes (learns the digest), then in one transaction locks the digest,
- *   records the reference and publishes the bytes ({@link publishReferenced});
+ * - a writer seals its bytes (learns the digest) and stages them (a registry store's upload, so
+ *   that the transaction stays short), then in one transaction locks the digest, records the
+ *   reference and publishes the bytes — a staged blob a collector deleted in between is uploaded
+ *   again there ({@link publishReferenced});
  * - the collector, in one transaction per digest, locks it, checks that nothing references it,
  *   and deletes it ({@link collectBlobs}).
  *
@@ -36,15 +38,24 @@ export async function publishReferenced<T>(store: Store, writer: BlobWriter, ref
  * rows, and every blob is published — or, if anything throws, none is recorded and all dropped.
  */
 export async function publishAllReferenced<T>(store: Store, writers: readonly BlobWriter[], reference: (tx: StoreRepositories, blobs: IngestedBlob[]) => Promise<T>): Promise<T> {
+  const blobs: IngestedBlob[] = [];
   try {
-    const blobs: IngestedBlob[] = [];
     for (const w of writers) blobs.push(await w.seal());
+    // A remote store's upload goes before the transaction, which holds a connection and the
+    // digests' locks: inside it, publishing only checks the blob is there.
+    for (const w of writers) await w.stage();
     return await store.transaction(async (tx) => {
       for (const digest of [...new Set(blobs.map((b) => b.digest))].sort()) await tx.blobLocks.lock(digest);
       const result = await reference(tx, blobs);
       for (const w of writers) await w.publish();
       return result;
     });
+  } catch (err) {
+    // Bytes uploaded ahead of a transaction that did not commit go again, unless something else
+    // references the same bytes (best effort: a blob left is only space).
+    const staged = writers.map((w, i) => (w.wasStaged ? blobs[i]?.digest : undefined));
+    if (staged.some((d) => d !== undefined)) await collectBlobs(store, writers[0]!.store, staged, { warn: () => undefined }).catch(() => undefined);
+    throw err;
   } finally {
     for (const w of writers) await w.cancel();
   }

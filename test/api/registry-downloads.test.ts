@@ -1,9 +1,11 @@
 /**
  * Downloads through the API from a registry blob store (Debian's docker-registry on loopback,
- * behind a proxy that records what the registry is asked), over real HTTP: the first download of
- * a blob streams from the registry and leaves a verified local copy, later ones are served from
- * it; the copies stay within KILN_BLOB_CACHE_SIZE; an evicted blob, an altered copy, a Range
- * request, concurrent downloads and a client that leaves all end with intact bytes and no bad copy.
+ * behind a proxy that records what the registry is asked), over real HTTP: what the process
+ * uploaded it serves from the copy it kept; the first download of a blob it did not write fetches
+ * it once into a verified local copy (concurrent downloads follow that fetch), later ones are
+ * served from it; the copies stay within KILN_BLOB_CACHE_SIZE; an evicted blob, an altered copy, a
+ * Range request, concurrent downloads and a client that leaves all end with intact bytes and no
+ * bad copy.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
@@ -56,7 +58,12 @@ async function upload(size: number): Promise<Blob> {
   const uri = (await api<{ uri: string }>("POST", `${bundleUri}/artifacts`, { name })).json.uri;
   const up = await server.request({ method: "POST", url: `/api/${uri}/bin/${name}`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: bytes });
   expect(up.statusCode, up.body).toBe(201);
-  return { name, uri, bytes, digest: `sha256:${createHash("sha256").update(bytes).digest("hex")}` };
+  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  // The process keeps what it uploads (see the first test): dropping that copy makes this process
+  // one that did not write the blob (another api process, or a worker's upload).
+  expect(cache().has(digest as `sha256:${string}`)).toBe(true);
+  await cache().remove(digest as `sha256:${string}`);
+  return { name, uri, bytes, digest };
 }
 
 const auth = { authorization: basic("alice", "alice-password") };
@@ -94,6 +101,21 @@ async function waitFor(cond: () => boolean): Promise<void> {
 }
 
 describe("downloads from a registry blob store", () => {
+  it("come from the local copy the upload left: what this process wrote it does not fetch back", async () => {
+    const name = `kept-${uploaded++}.bin`;
+    const bytes = randomBytes(3 * MiB);
+    const uri = (await api<{ uri: string }>("POST", `${bundleUri}/artifacts`, { name })).json.uri;
+    const up = await server.request({ method: "POST", url: `/api/${uri}/bin/${name}`, user: "alice", headers: { "content-type": "application/octet-stream" }, payload: bytes });
+    expect(up.statusCode, up.body).toBe(201);
+    const b = { name, uri, bytes, digest: `sha256:${createHash("sha256").update(bytes).digest("hex")}` };
+    // In the registry (the store), and kept here as a verified copy.
+    const hex = b.digest.slice(7);
+    expect(readFileSync(path.join(registry.dataDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data")).equals(bytes)).toBe(true);
+    expect(cached(b)).toBe(true);
+    await expectIntact(b);
+    expect(registryReads(b)).toBe(0);
+  });
+
   it("stream the first download from the registry, keep a verified copy, and serve the next from it", async () => {
     const b = await upload(4 * MiB);
     expect(existsSync(copyOf(b))).toBe(false);
@@ -188,26 +210,25 @@ describe("downloads from a registry blob store", () => {
     expect((await download(b, { "if-none-match": `"${b.digest.slice(7)}"` })).status).toBe(304);
   });
 
-  it("leave no copy when the client goes away mid-download", async () => {
+  it("keep making the copy when the client goes away mid-download: the next download is local", async () => {
     const b = await upload(28 * MiB);
     await new Promise<void>((resolve, reject) => {
       const req = http.get(`${base}/api/${b.uri}/bin/${b.name}`, { headers: auth }, (res) => {
         expect(res.statusCode).toBe(200);
         res.once("data", () => {
-          // The copy was started before the first bytes went out.
-          expect(inFlight().length).toBe(1);
+          // The download follows the copy being made.
+          expect(cache().filling(b.digest as `sha256:${string}`) || cached(b)).toBe(true);
           req.destroy();
           resolve();
         });
       });
       req.on("error", (err) => (req.destroyed ? undefined : reject(err)));
     });
-    await waitFor(() => inFlight().length === 0);
-    expect(existsSync(copyOf(b))).toBe(false);
-    // The next download is whole: it makes the copy.
-    await expectIntact(b);
-    await waitFor(() => cached(b));
+    await waitFor(() => cached(b) && inFlight().length === 0);
     expect(readFileSync(copyOf(b)).equals(b.bytes)).toBe(true);
+    const reads = registryReads(b);
+    await expectIntact(b);
+    expect(registryReads(b)).toBe(reads);
   });
 
   it("cut the download short, and keep nothing, when the registry's bytes are not the blob's", async () => {

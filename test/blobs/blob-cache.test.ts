@@ -5,17 +5,15 @@
  * disk at start, leftovers of interrupted fills removed.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, close as fsClose, createWriteStream, existsSync, mkdirSync, mkdtempSync, open as fsOpen, readFileSync, readdirSync, rmSync, statSync, write as fsWrite, writeFileSync } from "node:fs";
-import { once } from "node:events";
-import { Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { Readable, Transform } from "node:stream";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BlobStore, type Digest } from "../../src/blobs/blob-store.js";
 import { OciDriver } from "../../src/blobs/oci-driver.js";
 import { BlobCache } from "../../src/blobs/blob-cache.js";
-import { FsDriver, type TempObject } from "../../src/blobs/driver.js";
+import { FsDriver, type ByteReader, type LocalCopy } from "../../src/blobs/driver.js";
 import { startProxy, startRegistry, type TestProxy, type TestRegistry } from "../helpers/registry.js";
 
 const MiB = 1 << 20;
@@ -183,48 +181,119 @@ describe("the registry driver's local cache", () => {
     expect(onDisk()).toBeLessThanOrEqual(2 * MiB);
   });
 
-  it("gives up a download's copy when the disk falls behind the client, without slowing the client", async () => {
-    const [b] = await pushBlobs(1, 8 * MiB);
-    // A disk that accepts nothing until released: every write to the copy waits.
-    const stalled: (() => void)[] = [];
-    let stall = true;
-    const write = (...args: unknown[]): void => {
-      const run = (): void => (fsWrite as unknown as (...a: unknown[]) => void)(...args);
-      if (stall) stalled.push(run);
-      else run();
-    };
-    class StalledDisk extends FsDriver {
-      override async temp(): Promise<TempObject> {
-        mkdirSync(path.join(root, "tmp"), { recursive: true });
-        const tempKey = `tmp/stalled-${randomBytes(4).toString("hex")}`;
-        const stream = createWriteStream(this.localPath(tempKey), { fs: { open: fsOpen, close: fsClose, write } } as unknown as Parameters<typeof createWriteStream>[1]);
-        await once(stream, "open");
-        return { stream, tempKey };
-      }
-    }
+  it("lets a download follow a fetch in flight: one read of the registry, every byte intact", async () => {
+    const [b, c] = await pushBlobs(2, 6 * MiB);
     const d = driver(64 * MiB);
-    const cache = new BlobCache(new StalledDisk(root), 64 * MiB, () => Promise.reject(new Error("not used")), MiB);
-    const tee = await cache.tee(b!.digest, b!.bytes.length);
-    expect(tee).toBeDefined();
-    const chunks: Buffer[] = [];
-    await pipeline(
-      await d.open(`sha256/${b!.digest.slice(7, 9)}/${b!.digest.slice(7)}`),
-      tee!,
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          chunks.push(chunk);
-          cb();
-        },
+    // The registry's bytes held back until the downloads follow the fetch.
+    let letThrough!: () => void;
+    const gate = new Promise<void>((resolve) => (letThrough = resolve));
+    const cache = new BlobCache(new FsDriver(root), 64 * MiB, async (digest) => {
+      const stream = await d.open(`sha256/${digest.slice(7, 9)}/${digest.slice(7)}`);
+      const held = new Transform({ transform: (chunk: Buffer, _enc, cb) => void gate.then(() => cb(null, chunk)) });
+      return { stream: stream.pipe(held), size: 6 * MiB };
+    });
+    const fetching = [cache.prefetch(b!.digest, 6 * MiB), cache.prefetch(c!.digest, 6 * MiB)];
+    await waitFor(() => cache.filling(b!.digest) && cache.filling(c!.digest));
+    const whole = await cache.openDownload(b!.digest, 6 * MiB, { start: 0, end: 6 * MiB - 1 });
+    const part = await cache.openDownload(c!.digest, 6 * MiB, { start: MiB, end: 2 * MiB - 1 });
+    // Readers of the copies being made, not copies nor streams of their own.
+    expect(whole && "read" in whole && !(whole instanceof Readable)).toBe(true);
+    expect(part && "read" in part && !(part instanceof Readable)).toBe(true);
+    const got = [readAll(whole), readAll(part, undefined, MiB)];
+    letThrough();
+    await Promise.all(fetching);
+    const [gotWhole, gotPart] = await Promise.all(got);
+    expect(gotWhole!.equals(b!.bytes)).toBe(true);
+    expect(gotPart!.equals(c!.bytes.subarray(MiB, 2 * MiB))).toBe(true);
+    expect([reads(b!.digest), reads(c!.digest)]).toEqual([1, 1]);
+    expect(cache.has(b!.digest) && cache.has(c!.digest)).toBe(true);
+    expect(readFileSync(copyPath(b!.digest)).equals(b!.bytes)).toBe(true);
+  });
+
+  it("fails a download following a fetch whose bytes are not the blob's before its last byte, and keeps no copy", async () => {
+    const [b] = await pushBlobs(1, 3 * MiB);
+    const hex = b!.digest.slice(7);
+    const stored = path.join(registry.dataDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+    const altered = Buffer.from(b!.bytes);
+    altered[4321] ^= 0x01;
+    chmodSync(stored, 0o644);
+    writeFileSync(stored, altered);
+    const d = driver(64 * MiB);
+    const reader = await d.cache.openDownload(b!.digest, b!.bytes.length, { start: 0, end: b!.bytes.length - 1 });
+    let sent = 0;
+    await expect(
+      readAll(reader, (n) => {
+        sent += n;
       }),
-    );
-    // The client got every byte while the disk had not taken one.
-    expect(Buffer.concat(chunks).equals(b!.bytes)).toBe(true);
-    expect(stalled.length).toBeGreaterThan(0);
-    stall = false;
-    stalled.splice(0).forEach((run) => run());
-    await waitFor(() => readdirSync(path.join(root, "tmp")).length === 0);
+    ).rejects.toThrow(/corrupt/);
+    expect(sent).toBeLessThan(b!.bytes.length);
+    await waitFor(() => !d.cache.filling(b!.digest));
+    expect(d.cache.has(b!.digest)).toBe(false);
     expect(existsSync(copyPath(b!.digest))).toBe(false);
-    expect(cache.size).toBe(0);
+    writeFileSync(stored, b!.bytes);
+  });
+
+  it("lets a download whose fetch stalls read the rest from the registry, intact, without waiting for the fetch", async () => {
+    const [b] = await pushBlobs(1, 8 * MiB);
+    const d = driver(64 * MiB);
+    const key = `sha256/${b!.digest.slice(7, 9)}/${b!.digest.slice(7)}`;
+    // A fetch (a registry connection, a disk: either makes no progress) that stops after 3 MiB
+    // until released.
+    let letThrough!: () => void;
+    const resumed = new Promise<void>((resolve) => (letThrough = resolve));
+    let passed = 0;
+    const stalling = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        passed += chunk.length;
+        if (passed <= 3 * MiB) return cb(null, chunk);
+        void resumed.then(() => cb(null, chunk));
+      },
+    });
+    const cache = new BlobCache(
+      new FsDriver(root),
+      64 * MiB,
+      async () => ({ stream: (await d.open(key)).pipe(stalling), size: b!.bytes.length }),
+      { openRange: (_digest, range) => d.open(key, range), followStallMs: 200 },
+    );
+    const got = await readAll(await cache.openDownload(b!.digest, b!.bytes.length, { start: 0, end: b!.bytes.length - 1 }));
+    // The client got every byte while the fetch was stalled: the registry sent the rest again.
+    expect(got.equals(b!.bytes)).toBe(true);
+    expect(cache.filling(b!.digest)).toBe(true);
+    expect(proxy.records.filter((r) => r.method === "GET" && r.status === 206 && r.url.endsWith(`/blobs/${b!.digest}`)).length).toBe(1);
+    // Once the fetch goes on, it completes and its copy is published.
+    letThrough();
+    await waitFor(() => cache.has(b!.digest));
+    expect(readFileSync(copyPath(b!.digest)).equals(b!.bytes)).toBe(true);
+  });
+
+  it("keeps what the process writes as its copy: read back without the registry", async () => {
+    const d = driver(64 * MiB);
+    const store = new BlobStore(d);
+    const bytes = randomBytes(2 * MiB);
+    const { digest } = await store.put(bytes);
+    expect(d.cache.has(digest)).toBe(true);
+    const hex = digest.slice(7);
+    expect(readFileSync(path.join(registry.dataDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data")).equals(bytes)).toBe(true);
+    expect((await readAll(store.open(digest))).equals(bytes)).toBe(true);
+    expect((await readAll(store.open(digest, { start: 10, end: 19 }))).equals(bytes.subarray(10, 20))).toBe(true);
+    expect(reads(digest)).toBe(0);
+    expect(proxy.records.filter((r) => r.method === "GET" && r.url.endsWith(`/blobs/${digest}`) && r.status === 206).length).toBe(0);
+  });
+
+  it("publishes a staged blob even if a collector deleted it from the registry between staging and publication", async () => {
+    const d = driver(0);
+    const store = new BlobStore(d);
+    const w = store.ingest();
+    const bytes = randomBytes(MiB);
+    w.end(bytes);
+    const { digest } = await w.seal();
+    await w.stage();
+    expect(await d.client.blobSize(d.repository, digest)).toBe(bytes.length);
+    await d.client.deleteBlob(d.repository, digest);
+    expect(await d.client.blobSize(d.repository, digest)).toBeUndefined();
+    await w.publish();
+    expect(await d.client.blobSize(d.repository, digest)).toBe(bytes.length);
+    expect((await readAll(store.openVerified(digest, bytes.length))).equals(bytes)).toBe(true);
   });
 
   it("forgets a blob deleted from the store, after its last reader", async () => {
@@ -239,6 +308,37 @@ describe("the registry driver's local cache", () => {
     expect(d.cache.size).toBe(0);
   });
 });
+
+/** Every byte of a download's source: a stream, a local copy (released), or a reader (closed). */
+async function readAll(source: Readable | LocalCopy | ByteReader | undefined, onRead?: (n: number) => void, start = 0): Promise<Buffer> {
+  if (source === undefined) throw new Error("nothing to read");
+  if (source instanceof Readable) {
+    const chunks: Buffer[] = [];
+    for await (const c of source) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+  if (!("read" in source)) {
+    try {
+      return readFileSync(source.path);
+    } finally {
+      source.release();
+    }
+  }
+  const chunks: Buffer[] = [];
+  try {
+    for (let pos = start; ; ) {
+      const buf = Buffer.alloc(MiB);
+      const { bytesRead } = await source.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      onRead?.(bytesRead);
+      chunks.push(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+  } finally {
+    await source.close();
+  }
+  return Buffer.concat(chunks);
+}
 
 /** Waits for a state (never for a time): the suite's timeout bounds it. */
 async function waitFor(cond: () => boolean): Promise<void> {
