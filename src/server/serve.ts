@@ -21,6 +21,7 @@ import { allEntitlements, loadServedEndpoints } from "./endpoints.js";
 import { generatePassword, hashPassword } from "./passwords.js";
 import { SecretBox } from "./secrets.js";
 import { JobRunner } from "../jobs/runner.js";
+import { prefetchGeneratedImages } from "./prefetch.js";
 import { sweepUnpackLeftovers } from "../rootfs/unpack.js";
 import { isKilnError } from "../domain/errors.js";
 import { OciDriver } from "../blobs/oci-driver.js";
@@ -111,12 +112,15 @@ export async function openRuntime(
     app = await buildApp(deps);
     if (swept > 0) app.log.info({ removed: swept }, "removed the temporary files of uploads, downloads and unpackings an earlier process left");
     if (options.startJobs !== false && runsJobs) await jobs.start();
+    // Processes that serve downloads fetch what other processes generate (on PostgreSQL: SQLite is one process).
+    const prefetch = config.role !== "worker" && config.databaseUrl ? await prefetchGeneratedImages(store, blobs, app.log) : undefined;
     const built = app;
     return {
       config,
       deps,
       app: built,
       close: async () => {
+        await prefetch?.close();
         await built.close();
         await jobs.stop();
         await store.close();

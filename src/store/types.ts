@@ -562,7 +562,7 @@ export interface Store {
   /** Resolves when the database answers a query; else rejects with `unavailable` (or `insufficientStorage`). */
   ping(): Promise<void>;
   /**
-   * Calls `onEvent` with what other processes say about jobs (`queued`, `cancel:<id>`; and
+   * Calls `onEvent` with what other processes say about jobs (`queued`, `cancel:<id>`, `complete:<id>`; and
    * `reconnected` after a lost connection, when something may have been missed): PostgreSQL's
    * LISTEN/NOTIFY. On SQLite (one process) nothing arrives. Resolves once listening.
    */

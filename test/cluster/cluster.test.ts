@@ -8,7 +8,7 @@
  * without losing or duplicating anything.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -79,6 +79,11 @@ async function waitStatus(statusUri: string, until: (s: JsonStatus) => boolean):
   }
 }
 const ended = (s: JsonStatus): boolean => s.complete || s.error || s.cancelled;
+
+/** Waits for a state (never for a time): the suite's timeout bounds it. */
+async function waitFor(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 50));
+}
 
 async function jobRow(imageUri: string): Promise<{ state: string; attempts: number; lease_owner: string | null; message: string }> {
   const id = Number(imageUri.split("/").pop());
@@ -160,6 +165,14 @@ describe("an api and two workers on PostgreSQL", () => {
     expect(done).toMatchObject({ complete: true, percentage: 100 });
     expect(await jobRow(first.uri)).toMatchObject({ state: "complete", attempts: 1 });
     expect(w0.output()).not.toMatch(/"level":50/);
+    // The api process fetched the image file into its cache when the job completed (its
+    // download is then local): a verified copy is there before anyone asked for it.
+    const [row] = await db.query(`select file_digest from images where id = ${Number(first.uri.split("/").pop())}`);
+    const hex = String(row!.file_digest).slice(7);
+    const copy = path.join(dir, "api", "cache", "blob-store", "sha256", hex.slice(0, 2), hex);
+    await waitFor(() => existsSync(copy));
+    expect(createHash("sha256").update(readFileSync(copy)).digest("hex")).toBe(hex);
+    expect(api!.output()).toContain("fetched a generated image's file into this process's blob cache");
     await expectIntactDownload(first.uri);
     await expectPullableReference(first.uri);
   });

@@ -231,6 +231,8 @@ export function jobRepo(ctx: RepoContext): JobRepo {
         .where("state", "in", ["queued", "running"]);
       if (token !== undefined) q = q.where("lease_token", "=", token);
       const row = await q.returningAll().executeTakeFirst();
+      // api processes fetch a generated image's file ahead of its download (server/prefetch.ts).
+      if (row && end.state === "complete") await notify(ctx, `complete:${id}`);
       return row && toRow(row);
     },
 
