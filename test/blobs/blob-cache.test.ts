@@ -266,6 +266,29 @@ describe("the registry driver's local cache", () => {
     expect(readFileSync(copyPath(b!.digest)).equals(b!.bytes)).toBe(true);
   });
 
+  it("lets a download whose fetch fails midway (a connection cut) read the rest from the registry, intact, and keeps no copy", async () => {
+    const [b] = await pushBlobs(1, 8 * MiB);
+    const d = driver(64 * MiB);
+    const key = `sha256/${b!.digest.slice(7, 9)}/${b!.digest.slice(7)}`;
+    let passed = 0;
+    const cut = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        passed += chunk.length;
+        if (passed <= 3 * MiB) cb(null, chunk);
+        else cb(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+      },
+    });
+    const cache = new BlobCache(new FsDriver(root), 64 * MiB, async () => ({ stream: (await d.open(key)).pipe(cut), size: b!.bytes.length }), {
+      openRange: (_digest, range) => d.open(key, range),
+    });
+    const got = await readAll(await cache.openDownload(b!.digest, b!.bytes.length, { start: 0, end: b!.bytes.length - 1 }));
+    expect(got.equals(b!.bytes)).toBe(true);
+    expect(proxy.records.filter((r) => r.method === "GET" && r.status === 206 && r.url.endsWith(`/blobs/${b!.digest}`)).length).toBe(1);
+    await waitFor(() => !cache.filling(b!.digest));
+    expect(cache.has(b!.digest)).toBe(false);
+    expect(readdirSync(path.join(root, "tmp"))).toEqual([]);
+  });
+
   it("keeps what the process writes as its copy: read back without the registry", async () => {
     const d = driver(64 * MiB);
     const store = new BlobStore(d);
