@@ -216,6 +216,11 @@ export class OciDriver implements StorageDriver {
     return result.registeringName;
   }
 
+  /** The reference {@link tagImage} answers for `<repository>:<tag>` (what {@link untagImage} takes). */
+  referenceOf(repository: string, tag: string): string {
+    return `${this.client.endpoint.name}/${this.options.prefix}/${repository}:${tag}`;
+  }
+
   /**
    * Deletes a tag {@link tagImage} made, given its reference (a manifest list's too: the tag is
    * the index's). Undefined when the reference does not name one of this store's repositories (the

@@ -13,8 +13,8 @@ import { imageFileName, registeringName } from "../domain/image-names.js";
 import { evaluateRule, parseRestrictionRule } from "../domain/restriction.js";
 import type { ImageRow, JobRow, StoreRepositories, TemplateRow, UserRow } from "../store/types.js";
 import type { Image, ImagePkg, OpStatus } from "../wire/index.js";
-import { OciDriver } from "../blobs/oci-driver.js";
 import { collectBlobs } from "../store/blob-gc.js";
+import { untagImage } from "../jobs/leftovers.js";
 import type { LibraryDeps, OperationLog } from "./context.js";
 import { issueDownloadKey } from "./download-keys.js";
 import { optionalBoolean, optionalString } from "./fields.js";
@@ -111,28 +111,10 @@ export async function removeImages(deps: LibraryDeps, images: ImageRow[], log: O
     }
     await alsoRemove?.(tx);
   });
-  for (const img of images) if (img.registryReference) await untagImage(deps, img.id, img.registryReference, log);
+  // The tags a registry refuses to delete (or cannot be reached for) are recorded and tried again later.
+  for (const img of images) if (img.registryReference) await untagImage(deps, img.registryReference, log, { image: img.id });
   // The images are gone whatever the blob store answers: a blob it cannot delete is left, and said.
   await collectBlobs(deps.store, deps.blobs, images.flatMap((i) => [i.fileDigest, i.reportDigest, i.sbomDigest]), log);
-}
-
-/**
- * Deletes the tag a registry blob store gave an image (its `registeringName`), as a publication's
- * tag is deleted with it: the image is already gone from Kiln, whatever the registry answers. A
- * registry that refuses (deletion disabled, an account without the right) or cannot be reached
- * keeps the tag, and a warning says so; nothing retries it later (there is no durable record of
- * what to delete in a registry, for tags as for blobs): the operator removes it there.
- */
-async function untagImage(deps: LibraryDeps, image: number, reference: string, log: OperationLog): Promise<void> {
-  const driver = deps.blobs.driver;
-  try {
-    const outcome = driver instanceof OciDriver ? await driver.untagImage(reference, AbortSignal.timeout(15_000)) : undefined;
-    if (!outcome) log.warn({ image, reference }, "the image's registry tag stays: the blob store is no longer the registry that tagged it");
-    else if (outcome.deleted || outcome.reason === "absent") log.info({ image, reference, outcome: outcome.deleted ? outcome.method : outcome.reason }, "registry tag deletion");
-    else log.warn({ image, reference, outcome: outcome.reason, err: outcome.message }, "the image's registry tag stays: the registry did not delete it");
-  } catch (err) {
-    log.warn({ image, reference, err: (err as Error).message }, "the image's registry tag stays: could not delete it from the registry");
-  }
 }
 
 function chosenFormat(value: Image): ContainerFormat {

@@ -26,6 +26,7 @@ import { sweepUnpackLeftovers } from "../rootfs/unpack.js";
 import { isKilnError } from "../domain/errors.js";
 import { OciDriver } from "../blobs/oci-driver.js";
 import { generationHandler } from "../jobs/generate.js";
+import { LeftoverSweeper, type LeftoverSweeperOptions } from "../jobs/leftovers.js";
 import { publicationHandler } from "../jobs/publish.js";
 import { publicationEgress } from "../registry/egress.js";
 
@@ -33,6 +34,8 @@ export interface Runtime {
   config: KilnConfig;
   deps: AppDeps;
   app: FastifyInstance;
+  /** In a process that runs jobs: what retries the blob and tag deletions a registry refused. */
+  sweeper?: LeftoverSweeper;
   close(): Promise<void>;
 }
 
@@ -73,7 +76,13 @@ export function openBlobStore(config: KilnConfig): BlobStore {
 /** Opens everything the server needs (also used by tests and benchmarks). */
 export async function openRuntime(
   config: KilnConfig,
-  options: { logger?: AppDeps["logger"]; announce?: (line: string) => void; startJobs?: boolean } = {},
+  options: {
+    logger?: AppDeps["logger"];
+    announce?: (line: string) => void;
+    startJobs?: boolean;
+    /** The leftover sweeper's pace (tests drive it themselves with a long interval and no waits). */
+    sweeper?: Pick<LeftoverSweeperOptions, "intervalMs" | "retry" | "claimMs">;
+  } = {},
 ): Promise<Runtime> {
   // Uploads, images, caches and (with SQLite) the database: nobody else on the machine reads them.
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -92,8 +101,9 @@ export async function openRuntime(
     // An api process keeps a runner without handlers: it queues and cancels through the store,
     // and the workers hear of both (store.listen).
     const runsJobs = config.role !== "api";
+    const log = { info: (o: object, m: string) => app?.log.info(o, m), warn: (o: object, m: string) => app?.log.warn(o, m), error: (o: object, m: string) => app?.log.error(o, m) };
     const jobs = new JobRunner({
-      log: { info: (o, m) => app?.log.info(o, m), warn: (o, m) => app?.log.warn(o, m), error: (o, m) => app?.log.error(o, m) },
+      log,
       store,
       dataDir: config.dataDir,
       leaseMs: config.jobLeaseMs,
@@ -111,7 +121,12 @@ export async function openRuntime(
     const deps: AppDeps = { config, store, blobs, secrets, catalog, jobs, ...(options.logger === undefined ? {} : { logger: options.logger }) };
     app = await buildApp(deps);
     if (swept > 0) app.log.info({ removed: swept }, "removed the temporary files of uploads, downloads and unpackings an earlier process left");
-    if (options.startJobs !== false && runsJobs) await jobs.start();
+    // Where jobs run, so does the retry of what a registry would not delete (api processes only record it).
+    const sweeper = runsJobs ? new LeftoverSweeper({ store, blobs, log, ...options.sweeper }) : undefined;
+    if (options.startJobs !== false && runsJobs) {
+      await jobs.start();
+      sweeper?.start();
+    }
     // Processes that serve downloads fetch what other processes generate (on PostgreSQL: SQLite is one process).
     const prefetch = config.role !== "worker" && config.databaseUrl ? await prefetchGeneratedImages(store, blobs, app.log) : undefined;
     const built = app;
@@ -119,10 +134,12 @@ export async function openRuntime(
       config,
       deps,
       app: built,
+      ...(sweeper ? { sweeper } : {}),
       close: async () => {
         await prefetch?.close();
         await built.close();
         await jobs.stop();
+        await sweeper?.stop();
         await store.close();
       },
     };

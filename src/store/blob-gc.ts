@@ -15,7 +15,7 @@
  * Whichever comes second sees the other's outcome: the blob is referenced (kept), or it is gone
  * and the writer's publish puts it back.
  */
-import { isDigest, type BlobStore, type BlobWriter, type IngestedBlob } from "../blobs/blob-store.js";
+import { isDigest, type BlobStore, type BlobWriter, type Digest, type IngestedBlob } from "../blobs/blob-store.js";
 import type { Store, StoreRepositories } from "./types.js";
 
 /** Does anything still need this blob? Every repository whose rows name blobs is asked. */
@@ -70,21 +70,37 @@ export interface CollectLog {
  * Deletes each of these blobs that nothing references any more (digests may repeat or be null).
  * A deletion the blob store fails (a registry that refuses deletion or cannot be reached) throws
  * — unless `log` is given: the caller's objects are already deleted then, so the blob is only
- * left behind, a warning names it, and the other blobs are still collected.
+ * left behind, a warning names it, it is recorded as a leftover (LeftoverRepo) that the sweeper
+ * of a process running jobs tries again (jobs/leftovers.ts), and the other blobs are still collected.
  */
 export async function collectBlobs(store: Store, blobs: BlobStore, digests: ReadonlyArray<string | null | undefined>, log?: CollectLog): Promise<void> {
   for (const digest of new Set(digests)) {
     if (!digest || !isDigest(digest)) continue;
     try {
-      await store.transaction(async (tx) => {
-        await tx.blobLocks.lock(digest);
-        if (await referenced(tx, digest)) return;
-        await blobs.delete(digest);
-        await tx.blobLocks.forget(digest);
-      });
+      await collectBlob(store, blobs, digest);
     } catch (err) {
       if (!log) throw err;
-      log.warn({ digest, err: (err as Error).message }, "a blob nothing refers to stays in the blob store: it could not be deleted");
+      const message = (err as Error).message;
+      log.warn({ digest, err: message }, "a blob nothing refers to stays in the blob store: it could not be deleted");
+      // Due at once: the sweeper's next round tries it (its interval is the first wait).
+      await store.leftovers.record("blob", digest, message, 0).catch((recordErr: unknown) => {
+        log.warn({ digest, err: (recordErr as Error).message }, "cannot record the blob left in the blob store: nothing will try to delete it again");
+      });
     }
   }
+}
+
+/**
+ * Deletes one blob unless something references it: in one transaction, under the digest's lock,
+ * so that a reference made meanwhile either is seen (the blob is kept) or, coming second, puts
+ * the bytes back (publishReferenced). What the blob store fails with is thrown, and nothing changes.
+ */
+export async function collectBlob(store: Store, blobs: BlobStore, digest: Digest): Promise<"deleted" | "referenced"> {
+  return store.transaction(async (tx) => {
+    await tx.blobLocks.lock(digest);
+    if (await referenced(tx, digest)) return "referenced";
+    await blobs.delete(digest);
+    await tx.blobLocks.forget(digest);
+    return "deleted";
+  });
 }

@@ -261,6 +261,17 @@ export interface BlobLocksTable {
   digest: string;
 }
 
+/** A blob or registry tag whose deletion failed, to be tried again (see LeftoverRepo). */
+export interface RegistryLeftoversTable {
+  id: Generated<number>;
+  kind: string;
+  name: string;
+  attempts: number;
+  last_error: string | null;
+  next_attempt: Int8;
+  created: Int8;
+}
+
 /** Every table of the metadata store, by name. */
 export interface KilnDatabase {
   users: UsersTable;
@@ -277,6 +288,7 @@ export interface KilnDatabase {
   publications: PublicationsTable;
   sessions: SessionsTable;
   blob_locks: BlobLocksTable;
+  registry_leftovers: RegistryLeftoversTable;
   bundle_files: BundleFilesTable;
   bundle_imports: BundleImportsTable;
   bundle_exports: BundleExportsTable;

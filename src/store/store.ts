@@ -16,6 +16,7 @@ import type { StoreDialect } from "./migrations/index.js";
 import { apiKeyRepo } from "./repos/api-keys.js";
 import { artifactRepo } from "./repos/artifacts.js";
 import { blobLockRepo } from "./repos/blob-locks.js";
+import { leftoverRepo } from "./repos/leftovers.js";
 import { bundleRepo } from "./repos/bundles.js";
 import { bundleExportRepo, bundleFileRepo, bundleImportRepo } from "./repos/bundle-transfers.js";
 import { cloudAccountRepo } from "./repos/cloud-accounts.js";
@@ -317,6 +318,7 @@ function repositories(ctx: RepoContext, onWrite: () => void, onError?: (translat
     publications: wrap(publicationRepo(ctx)),
     sessions: wrap(sessionRepo(ctx)),
     blobLocks: wrap(blobLockRepo(ctx)),
+    leftovers: wrap(leftoverRepo(ctx)),
     bundleFiles: wrap(bundleFileRepo(ctx)),
     bundleImports: wrap(bundleImportRepo(ctx)),
     bundleExports: wrap(bundleExportRepo(ctx)),

@@ -423,6 +423,10 @@ export interface ImageRepo {
   delete(userId: number, id: number): Promise<boolean>;
   /** Whether any image still needs the blob (as its download file or its manifest). */
   referencesBlob(digest: string): Promise<boolean>;
+  /** Whether an image is tagged `reference` in a registry blob store (its registryReference). */
+  referencesTag(reference: string): Promise<boolean>;
+  /** The images whose generation has not ended (queued or running): they may be tagging right now. */
+  listGenerating(): Promise<ImageRow[]>;
 }
 
 export interface PublicationRow extends Timestamps {
@@ -468,6 +472,39 @@ export interface BlobLockRepo {
   lock(digest: string): Promise<void>;
   /** Forgets the lock row (after the blob is gone); the lock itself is held until the transaction ends. */
   forget(digest: string): Promise<void>;
+}
+
+/** A blob of the blob store (named by its digest) or a registry tag (by its reference, `host/repository:tag`). */
+export type LeftoverKind = "blob" | "tag";
+
+/** A blob or registry tag whose deletion failed after the objects naming it were deleted. */
+export interface LeftoverRow {
+  id: number;
+  kind: LeftoverKind;
+  name: string;
+  /** Tries that failed so far, the first one included. */
+  attempts: number;
+  lastError: string | null;
+  /** When the next try is due; while a sweeper holds the row, until when its claim holds. */
+  nextAttempt: Date;
+  created: Date;
+}
+
+/**
+ * The durable record of what is left to delete (store/migrations/013-registry-leftovers.ts).
+ * Several sweepers (one per process that runs jobs) share it: each claims a due row by moving
+ * its next attempt forward with a conditional UPDATE, and ends its try only under that claim.
+ */
+export interface LeftoverRepo {
+  /** Records a failed deletion (one more attempt when the row exists); the next try is due in `delayMs`. */
+  record(kind: LeftoverKind, name: string, error: string, delayMs: number): Promise<void>;
+  /** Claims at most `limit` due rows, each held for `holdMs`; the rows as claimed (their claim is their nextAttempt). */
+  claimDue(limit: number, holdMs: number): Promise<LeftoverRow[]>;
+  /** Ends a failed try of a claimed row: one more attempt, the next due in `delayMs`. False when the claim was lost. */
+  retryLater(claim: LeftoverRow, error: string, delayMs: number): Promise<boolean>;
+  /** Drops a claimed row (its blob or tag is gone, or no longer to delete). False when the claim was lost. */
+  forget(claim: LeftoverRow): Promise<boolean>;
+  list(): Promise<LeftoverRow[]>;
 }
 
 /** What a bundle carries besides its artifacts: a license file and a logo. */
@@ -547,6 +584,7 @@ export interface Store {
   readonly publications: PublicationRepo;
   readonly sessions: SessionRepo;
   readonly blobLocks: BlobLockRepo;
+  readonly leftovers: LeftoverRepo;
   readonly bundleFiles: BundleFileRepo;
   readonly bundleImports: BundleImportRepo;
   readonly bundleExports: BundleExportRepo;

@@ -2,13 +2,16 @@
  * Deleting an artifact's or a bundle file's bytes on a registry blob store that refuses to delete
  * blobs (`storage.delete.enabled: false`): the deletion, or the upload that replaced the bytes,
  * succeeds in Kiln — the objects are gone from the database whatever the registry says — the blob
- * stays in the registry, and a warning names it. Real docker-registry on loopback.
+ * stays in the registry, a warning names it, and it is recorded as a leftover; once the registry
+ * is restarted with deletion on, the server's sweeper (driven here) deletes it and its record.
+ * Real docker-registry on loopback.
  */
 import { createHash } from "node:crypto";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jsonClient, startTestServer, type TestServer } from "../helpers/api.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { LEFTOVER_RETRY } from "../../src/jobs/leftovers.js";
 
 interface LogLine {
   level: number;
@@ -18,6 +21,9 @@ interface LogLine {
 }
 
 const LEFT = "a blob nothing refers to stays in the blob store: it could not be deleted";
+
+/** The server's sweeper makes no round of its own, and tries again without waiting: the test drives it. */
+const DRIVEN = { intervalMs: 3_600_000, retry: { ...LEFTOVER_RETRY, baseDelayMs: 0, maxDelayMs: 0 } };
 
 const sha = (s: string): string => `sha256:${createHash("sha256").update(s).digest("hex")}`;
 
@@ -39,7 +45,7 @@ describe("artifacts and bundle files on a registry that does not allow deletion"
         done();
       },
     });
-    server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${registry.url}/kiln` }, logger: { level: "info", stream } });
+    server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${registry.url}/kiln` }, logger: { level: "info", stream }, sweeper: DRIVEN });
     await server.createUser("alice");
   });
   afterAll(async () => {
@@ -47,10 +53,11 @@ describe("artifacts and bundle files on a registry that does not allow deletion"
     await registry?.stop();
   });
 
-  /** A warning names `digest` as left behind, and the registry still has it. */
+  /** A warning names `digest` as left behind, the registry still has it, and it is recorded to be tried again. */
   async function leftBehind(digest: string): Promise<void> {
     expect(logs.find((l) => l.level === 40 && l.msg === LEFT && l.digest === digest)).toMatchObject({ err: expect.stringMatching(/answered 405 to DELETE/) });
     expect(await blobHead(registry, digest)).toBe(200);
+    expect((await server.rt.deps.store.leftovers.list()).find((r) => r.name === digest)).toMatchObject({ kind: "blob", attempts: 1, lastError: expect.stringMatching(/405/) });
   }
 
   it("replacing and deleting an artifact's bytes succeed; the old blobs stay, and are named", async () => {
@@ -90,5 +97,17 @@ describe("artifacts and bundle files on a registry that does not allow deletion"
     expect((await server.request({ method: "DELETE", url: `/api/${license.uri}`, user: "alice" })).statusCode).toBe(204);
     expect((await server.request({ method: "GET", url: `/api/${license.uri}`, user: "alice" })).statusCode).toBe(404);
     await leftBehind(sha("second license text"));
+  });
+
+  it("once the registry allows deletion, the sweeper deletes what was left, and forgets it", async () => {
+    const left = (await server.rt.deps.store.leftovers.list()).map((r) => r.name);
+    expect(left.sort()).toEqual([sha("first bytes of one"), sha("second bytes of one"), sha("bytes of two"), sha("first license text"), sha("second license text")].sort());
+    // Still refused: tried, and kept for later.
+    expect(await server.rt.sweeper!.sweep()).toEqual({ removed: 0, dropped: 0, failed: 5 });
+    await registry.restart({ deleteEnabled: true });
+    expect(await server.rt.sweeper!.sweep()).toEqual({ removed: 5, dropped: 0, failed: 0 });
+    expect(await server.rt.deps.store.leftovers.list()).toEqual([]);
+    for (const digest of left) expect(await blobHead(registry, digest)).toBe(404);
+    expect(logs.filter((l) => l.msg === "deleted a blob the blob store had left behind")).toHaveLength(5);
   });
 });

@@ -44,7 +44,9 @@ export function kilnYaml(mirror = `file://${MIRROR_DIR}/`): string {
 }
 
 /** `logger`: the server's logger options (none by default), e.g. `{ stream }` to read what it logs. */
-export async function startTestServer(options: { env?: Record<string, string>; yaml?: string; databaseUrl?: string; dataDir?: string; logger?: Record<string, unknown> } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { env?: Record<string, string>; yaml?: string; databaseUrl?: string; dataDir?: string; logger?: Record<string, unknown>; sweeper?: NonNullable<Parameters<typeof openRuntime>[1]>["sweeper"] } = {},
+): Promise<TestServer> {
   // A given directory outlives the server (restart tests); a fresh one is removed at close.
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), "kiln-api-"));
   const configFile = path.join(dataDir, "kiln.yaml");
@@ -56,7 +58,7 @@ export async function startTestServer(options: { env?: Record<string, string>; y
     ...(options.databaseUrl ? { KILN_DATABASE_URL: options.databaseUrl } : {}),
     ...options.env,
   });
-  const rt = await openRuntime(config, { logger: options.logger ?? false, announce: () => undefined });
+  const rt = await openRuntime(config, { logger: options.logger ?? false, announce: () => undefined, ...(options.sweeper ? { sweeper: options.sweeper } : {}) });
   const server: TestServer = {
     rt,
     config,

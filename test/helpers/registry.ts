@@ -53,6 +53,11 @@ export interface TestRegistry {
   stop(): Promise<void>;
   /** SIGKILLs the registry at once (a crash mid-push). */
   kill(): Promise<void>;
+  /**
+   * Stops the registry and starts it again on the same port and storage, with `deleteEnabled`
+   * changed when given (an operator turning deletion on).
+   */
+  restart(options?: { deleteEnabled?: boolean }): Promise<void>;
 }
 
 /** The token service of a token-auth registry. */
@@ -158,53 +163,68 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     token = await startTokenService(dir, users, options.tokenExpiresIn ?? 300, options.tokenLifetime ?? options.tokenExpiresIn ?? 300);
     authConfig = `auth:\n  token:\n    realm: ${token.service.url}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n    rootcertbundle: ${token.certPath}\n`;
   }
-  const config = [
-    "version: 0.1",
-    "log:",
-    "  level: info",
-    "  accesslog:",
-    "    disabled: true",
-    "storage:",
-    "  filesystem:",
-    `    rootdirectory: ${dataDir}`,
-    "  delete:",
-    `    enabled: ${options.deleteEnabled ?? true}`,
-    "  maintenance:",
-    "    uploadpurging:",
-    "      enabled: false",
-    "http:",
-    "  addr: 127.0.0.1:0",
-    `  secret: ${randomUUID()}`,
-    authConfig,
-  ].join("\n");
+  const configText = (addr: string, deleteEnabled: boolean): string =>
+    [
+      "version: 0.1",
+      "log:",
+      "  level: info",
+      "  accesslog:",
+      "    disabled: true",
+      "storage:",
+      "  filesystem:",
+      `    rootdirectory: ${dataDir}`,
+      "  delete:",
+      `    enabled: ${deleteEnabled}`,
+      "  maintenance:",
+      "    uploadpurging:",
+      "      enabled: false",
+      "http:",
+      `  addr: ${addr}`,
+      `  secret: ${randomUUID()}`,
+      authConfig,
+    ].join("\n");
   const configPath = path.join(dir, "config.yml");
-  await writeFile(configPath, config);
+  let deleteEnabled = options.deleteEnabled ?? true;
+  await writeFile(configPath, configText("127.0.0.1:0", deleteEnabled));
 
-  const child: ChildProcess = spawn(REGISTRY_BIN, ["serve", configPath], { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`docker-registry did not start:\n${log}`)), 10_000);
-    const onData = (d: Buffer): void => {
-      log += d.toString();
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) {
+  /** Starts the registry on the config file; resolves with its port and a promise of its exit. */
+  const launch = async (): Promise<{ child: ChildProcess; port: number; exited: Promise<void> }> => {
+    const child: ChildProcess = spawn(REGISTRY_BIN, ["serve", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`docker-registry did not start:\n${log}`)), 10_000);
+      const onData = (d: Buffer): void => {
+        log += d.toString();
+        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+        if (log.length > 1 << 20) log = log.slice(-4096);
+      };
+      child.stdout!.on("data", onData);
+      child.stderr!.on("data", onData);
+      child.once("exit", (code) => {
         clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-      if (log.length > 1 << 20) log = log.slice(-4096);
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`docker-registry exited with ${code}:\n${log}`));
+        reject(new Error(`docker-registry exited with ${code}:\n${log}`));
+      });
     });
-  });
+    const exited = new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve())));
+    return { child, port, exited };
+  };
+  let running = await launch();
+  const port = running.port;
   const host = `127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve())));
   const kill = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    if (running.child.exitCode === null && running.child.signalCode === null) running.child.kill("SIGKILL");
+    await running.exited;
+  };
+  const terminate = async (): Promise<void> => {
+    const { child, exited } = running;
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
     await exited;
+    clearTimeout(timer);
   };
   return {
     url: `http://${host}`,
@@ -213,11 +233,14 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     dataDir,
     ...(token ? { token: token.service } : {}),
     kill,
+    async restart(changes = {}) {
+      await terminate();
+      deleteEnabled = changes.deleteEnabled ?? deleteEnabled;
+      await writeFile(configPath, configText(host, deleteEnabled));
+      running = await launch();
+    },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
-      await exited;
-      clearTimeout(timer);
+      await terminate();
       await token?.close();
       await rm(dir, { recursive: true, force: true });
     },
@@ -242,8 +265,8 @@ export interface ProxyRecord {
   fault: boolean;
 }
 
-/** What the fault hook may do with a request instead of forwarding it. */
-export type Fault = { status: number; headers?: Record<string, string>; body?: string } | "reset";
+/** What the fault hook may do with a request instead of forwarding it (or before: `hold` delays it until the promise settles). */
+export type Fault = { status: number; headers?: Record<string, string>; body?: string } | "reset" | { hold: Promise<void> };
 
 /** Options of {@link startProxy}. */
 export interface ProxyOptions {
@@ -285,7 +308,12 @@ export async function startProxy(targetPort: number, options: ProxyOptions = {})
       fault: false,
     };
     records.push(rec);
-    const fault = options.fault?.({ index: rec.index, method: rec.method, url: rec.url });
+    let fault = options.fault?.({ index: rec.index, method: rec.method, url: rec.url });
+    if (typeof fault === "object" && "hold" in fault) {
+      rec.fault = true;
+      await fault.hold;
+      fault = undefined;
+    }
     if (fault !== undefined) {
       rec.fault = true;
       if (fault === "reset") {

@@ -859,6 +859,69 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
     });
   });
 
+  describe("leftovers", () => {
+    it("records a failed deletion once per blob or tag, counting the attempts, and claims only what is due", async () => {
+      await store.leftovers.record("blob", "sha256:" + "a".repeat(64), "405 from the registry", 0);
+      await store.leftovers.record("tag", "registry.test/kiln/u/app:1-1", "connection refused", 60_000);
+      await store.leftovers.record("blob", "sha256:" + "a".repeat(64), "405 again", 0);
+      const rows = await store.leftovers.list();
+      expect(rows.map((r) => [r.kind, r.attempts, r.lastError])).toEqual([
+        ["blob", 2, "405 again"],
+        ["tag", 1, "connection refused"],
+      ]);
+      expect(rows[1]!.nextAttempt.getTime()).toBe(nowMs + 60_000);
+
+      // Only the blob is due; while claimed, nobody else gets it.
+      const [claim, ...more] = await store.leftovers.claimDue(10, 30_000);
+      expect(more).toEqual([]);
+      expect(claim).toMatchObject({ kind: "blob", attempts: 2, nextAttempt: new Date(nowMs + 30_000) });
+      expect(await store.leftovers.claimDue(10, 30_000)).toEqual([]);
+      expect(await store.leftovers.retryLater(claim!, "405 a third time", 120_000)).toBe(true);
+      expect((await store.leftovers.list())[0]).toMatchObject({ attempts: 3, lastError: "405 a third time", nextAttempt: new Date(nowMs + 120_000) });
+      // The claim ended with its try: it cannot end another.
+      expect(await store.leftovers.forget(claim!)).toBe(false);
+
+      nowMs += 120_000;
+      const both = await store.leftovers.claimDue(10, 30_000);
+      expect(both.map((r) => r.kind).sort()).toEqual(["blob", "tag"]);
+      // Recorded again meanwhile (a new failure): the row is no longer this claim's to drop.
+      const tag = both.find((r) => r.kind === "tag")!;
+      await store.leftovers.record("tag", tag.name, "refused again", 0);
+      expect(await store.leftovers.forget(tag)).toBe(false);
+      expect(await store.leftovers.forget(both.find((r) => r.kind === "blob")!)).toBe(true);
+      expect((await store.leftovers.list()).map((r) => [r.kind, r.attempts])).toEqual([["tag", 2]]);
+      const [again] = await store.leftovers.claimDue(10, 30_000);
+      expect(await store.leftovers.forget(again!)).toBe(true);
+      expect(await store.leftovers.list()).toEqual([]);
+    });
+
+    it("hands each due record to exactly one of many concurrent claimers, across connections", async () => {
+      for (let i = 0; i < 12; i++) await store.leftovers.record("blob", `sha256:${i.toString(16).padStart(64, "0")}`, "refused", 0);
+      const other = await openStore({ ...database.options, now });
+      const third = await openStore({ ...database.options, now });
+      try {
+        const stores = [store, other, third];
+        const claimed: number[] = [];
+        await Promise.all(
+          Array.from({ length: 9 }, async (_, i) => {
+            for (;;) {
+              const got = await stores[i % 3]!.leftovers.claimDue(2, 60_000);
+              if (got.length === 0) return;
+              claimed.push(...got.map((r) => r.id));
+            }
+          }),
+        );
+        expect(claimed.length).toBe(12);
+        expect(new Set(claimed).size).toBe(12);
+        for (const r of await store.leftovers.list()) await store.transaction(async (tx) => void (await tx.leftovers.forget(r)));
+        expect(await store.leftovers.list()).toEqual([]);
+      } finally {
+        await other.close();
+        await third.close();
+      }
+    });
+  });
+
   describe("images and publications", () => {
     it("numbers revisions per template, records results, and deletes with jobs and publications", async () => {
       const u = await newUser();

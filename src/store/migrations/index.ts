@@ -20,6 +20,7 @@ import { jobLeases } from "./009-job-leases.js";
 import { imageReferences } from "./010-image-references.js";
 import { imageArchitectures } from "./011-image-architectures.js";
 import { bundleRevision } from "./012-bundle-revision.js";
+import { registryLeftovers } from "./013-registry-leftovers.js";
 
 /** Which database a migration runs on, for the few column shapes that differ (see columns.ts). */
 export type StoreDialect = "sqlite" | "postgres";
@@ -44,6 +45,7 @@ export const MIGRATIONS: Readonly<Record<string, KilnMigration>> = {
   "010-image-references": imageReferences,
   "011-image-architectures": imageArchitectures,
   "012-bundle-revision": bundleRevision,
+  "013-registry-leftovers": registryLeftovers,
 };
 
 /** Where the Migrator records what has run (kept apart from Kysely's default names). */

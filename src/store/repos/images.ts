@@ -162,6 +162,21 @@ export function imageRepo(ctx: RepoContext): ImageRepo {
         .executeTakeFirst();
       return row !== undefined;
     },
+
+    async referencesTag(reference) {
+      const row = await db.selectFrom("images").select("id").where("registry_reference", "=", reference).limit(1).executeTakeFirst();
+      return row !== undefined;
+    },
+
+    async listGenerating() {
+      const rows = await db
+        .selectFrom("images")
+        .innerJoin("jobs", "jobs.id", "images.job_id")
+        .selectAll("images")
+        .where("jobs.state", "in", ["queued", "running"])
+        .execute();
+      return rows.map(imageRow);
+    },
   };
 }
 
