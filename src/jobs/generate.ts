@@ -20,6 +20,7 @@ import type { DistributionConfig } from "../domain/distributions.js";
 import type { Store, StoreRepositories } from "../store/types.js";
 import { imageFileName, registeringName, registryTarget } from "../domain/image-names.js";
 import { OciDriver } from "../blobs/oci-driver.js";
+import { untagImage, type LeftoverLog } from "./leftovers.js";
 import type { JobContext, JobHandler } from "./runner.js";
 import type { BuiltImage } from "../oci/types.js";
 import { Transform } from "node:stream";
@@ -34,6 +35,8 @@ export interface GenerationDeps {
   dataDir: string;
   /** KILN_MAX_IMAGE_SIZE: the most a generation unpacks from its bundle. */
   maxImageSize?: number;
+  /** Where a registry tag the generation could not remove is said (the process's logger). */
+  log?: Pick<LeftoverLog, "info" | "warn">;
 }
 
 /** The user id OpenShift-style images declare (any non-root id works; OpenShift picks its own). */
@@ -203,8 +206,7 @@ function generation(deps: GenerationDeps): JobHandler {
         throw err;
       }
     }
-    // Whatever ends the job (done, cancelled, failed), unpublished documents leave nothing behind.
-    try {
+    const recordResults = async (): Promise<{ message: string }> => {
       const record = {
         manifestDigest: index ? index.indexDigest : result.image.manifestDigest,
         installedSize,
@@ -240,11 +242,27 @@ function generation(deps: GenerationDeps): JobHandler {
         if (!updated) throw new KilnError("notFound", "the image was deleted while it was being generated");
       });
       return { message };
+    };
+    // Whatever ends the job (done, cancelled, failed), unpublished documents leave nothing behind.
+    try {
+      return await recordResults();
+    } catch (err) {
+      // Tagged, and the results not recorded: the tag is nobody's — unless the job runs again
+      // elsewhere. Its reference (registryTarget: owner, name, version and the image's revision) is
+      // the same at every attempt, so the next attempt tags it again, or already has (a worker
+      // fenced out after a pause): removing it then would take the tag from under the new owner.
+      if (registryReference && !(await ctx.resumesElsewhere(err))) {
+        await untagImage(deps, registryReference, deps.log ?? SILENT, { job: job.id, image: img.id });
+      }
+      throw err;
     } finally {
       await documents.cancel();
     }
   };
 }
+
+/** For a generation given no logger. */
+const SILENT = { info: () => undefined, warn: () => undefined };
 
 /**
  * JSON documents written as sealed (not yet published) blobs; `publish` locks their digests and

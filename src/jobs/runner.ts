@@ -39,6 +39,14 @@ export interface JobContext {
    * results back) unless this runner still holds the job, and keeps it held until the commit.
    */
   fence(tx: StoreRepositories): Promise<void>;
+  /**
+   * Asked as the handler ends without its results (`err` is what ends it): whether the job will
+   * run again under another claim — this process is shutting down and gives it back, or another
+   * worker took it over (the fence or a renewal found the claim gone, and the job is still to
+   * run, or ran). What the handler made under a name every attempt of the job shares is then the
+   * next attempt's, not to be removed. False when it was cancelled, failed, or was deleted.
+   */
+  resumesElsewhere(err: unknown): Promise<boolean>;
 }
 
 /**
@@ -302,6 +310,20 @@ export class JobRunner {
         return scratch;
       },
       fence: (tx) => tx.jobs.fence(job.id, job.leaseToken),
+      resumesElsewhere: async () => {
+        const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+        if (reason instanceof Shutdown || reason instanceof LeaseLost) return true;
+        if (reason instanceof Cancelled) return false;
+        // Failed here, or fenced out: the row says whether another claim has the job.
+        try {
+          const now = await store.jobs.get(job.id);
+          if (!now) return false;
+          return now.state === "queued" || now.state === "complete" || (now.state === "running" && now.leaseToken !== job.leaseToken);
+        } catch {
+          // Not knowing, leave what the next attempt may use: a leftover is better than a lost tag.
+          return true;
+        }
+      },
     };
     // A job cancelled before this runner took it (a notice that came first) stops at once.
     if (job.cancelRequested) controller.abort(new Cancelled());

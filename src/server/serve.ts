@@ -111,7 +111,7 @@ export async function openRuntime(
       exclusive: !config.databaseUrl,
       handlers: runsJobs
         ? {
-            generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir, maxImageSize: config.maxImageSize }),
+            generate: generationHandler({ store, blobs, debs, catalog, dataDir: config.dataDir, maxImageSize: config.maxImageSize, log }),
             publish: publicationHandler({ store, blobs, secrets, egress: publicationEgress(config.publishAllow) }),
           }
         : {},

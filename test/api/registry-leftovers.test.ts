@@ -4,13 +4,15 @@
  * succeeds in Kiln — the objects are gone from the database whatever the registry says — the blob
  * stays in the registry, a warning names it, and it is recorded as a leftover; once the registry
  * is restarted with deletion on, the server's sweeper (driven here) deletes it and its record.
- * Real docker-registry on loopback.
+ * A generation that tagged its image and then ends without it (cancelled, failed) deletes the tag,
+ * or records it when the registry refuses.
+ * Real docker-registry on loopback; a proxy in front of it holds or refuses requests on demand.
  */
 import { createHash } from "node:crypto";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jsonClient, startTestServer, type TestServer } from "../helpers/api.js";
-import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { jsonClient, startTestServer, type JsonStatus, type TestServer } from "../helpers/api.js";
+import { startProxy, startRegistry, type Fault, type TestProxy, type TestRegistry } from "../helpers/registry.js";
 import { LEFTOVER_RETRY } from "../../src/jobs/leftovers.js";
 
 interface LogLine {
@@ -110,4 +112,130 @@ describe("artifacts and bundle files on a registry that does not allow deletion"
     for (const digest of left) expect(await blobHead(registry, digest)).toBe(404);
     expect(logs.filter((l) => l.msg === "deleted a blob the blob store had left behind")).toHaveLength(5);
   });
+});
+
+describe("a generation that tagged its image and does not record it", () => {
+  let registry: TestRegistry;
+  let proxy: TestProxy;
+  let server: TestServer;
+  const logs: LogLine[] = [];
+  /** The tags the image's generations made (`repository:tag`), as their manifests' PUTs name them. */
+  const tagged: string[] = [];
+  /** What the proxy does with each request once an image is tagged (undefined: forward it). */
+  let afterTagging: ((r: { method: string; url: string }) => Fault | undefined) | undefined;
+
+  beforeAll(async () => {
+    registry = await startRegistry({ deleteEnabled: true });
+    proxy = await startProxy(registry.port, {
+      fault: (r) => (tagged.length > 0 ? afterTagging?.(r) : undefined),
+      rewriteHeaders: (r) => {
+        const m = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(r.url);
+        if (r.method === "PUT" && r.status === 201 && m && !m[2]!.startsWith("sha256:")) tagged.push(`${m[1]}:${m[2]}`);
+      },
+    });
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) logs.push(JSON.parse(line) as LogLine);
+        done();
+      },
+    });
+    server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${proxy.url}/kiln` }, logger: { level: "info", stream }, sweeper: DRIVEN });
+    await server.createUser("alice");
+  });
+  afterAll(async () => {
+    await server?.close();
+    await proxy?.stop();
+    await registry?.stop();
+  });
+
+  /** Starts a compressed image's generation (it tags the image, then writes its file); its status uri. */
+  async function startGeneration(name: string, on: TestServer = server): Promise<string> {
+    const { api } = jsonClient(on, "alice");
+    tagged.length = 0;
+    const b = await api<{ uri: string }>("POST", "users/alice/mysoftware", { name, version: "1.0" });
+    const t = await api<{ uri: string }>("POST", `${b.json.uri}/templates`, { distribution: { name: "Debian", version: "12", arch: "x86_64" } });
+    expect(t.status, JSON.stringify(t.json)).toBe(201);
+    const img = await api<{ statusUri: string }>("POST", `${t.json.uri}/images`, { targetFormat: { name: "Docker" }, compress: true });
+    expect(img.status, JSON.stringify(img.json)).toBe(201);
+    return img.json.statusUri;
+  }
+
+  async function manifestHead(name: string): Promise<number> {
+    const colon = name.lastIndexOf(":");
+    const res = await fetch(`${registry.url}/v2/${name.slice(0, colon)}/manifests/${name.slice(colon + 1)}`, {
+      method: "HEAD",
+      headers: { accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
+    });
+    return res.status;
+  }
+
+  it("cancelled while it writes its file: the tag is deleted", async () => {
+    // Once tagged, the layers the image file is written from are held: the cancel comes meanwhile.
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    afterTagging = (r) => (r.method === "GET" && r.url.includes("/blobs/sha256:") ? { hold } : undefined);
+    try {
+      const statusUri = await startGeneration("cancelled-after-tagging");
+      const { api, waitFor } = jsonClient(server, "alice");
+      await waitFor(statusUri, () => proxy.records.some((r) => r.fault && r.method === "GET"), 280_000);
+      expect(tagged).toHaveLength(1);
+      expect(await manifestHead(tagged[0]!)).toBe(200);
+      const cancel = await api<JsonStatus>("DELETE", statusUri);
+      expect(cancel.json.cancelled, JSON.stringify(cancel.json)).toBe(true);
+    } finally {
+      release();
+      afterTagging = undefined;
+    }
+    expect(await manifestHead(tagged[0]!)).toBe(404);
+    expect(logs.find((l) => l.msg === "registry tag deletion")).toBeDefined();
+    expect(await server.rt.deps.store.leftovers.list()).toEqual([]);
+  }, 300_000);
+
+  it("failed after tagging, with the registry refusing to delete the tag: the tag is recorded, and the sweeper deletes it later", async () => {
+    // Once tagged, the image file's upload is refused (the job fails), and so are manifest deletions.
+    let refuseDeletion = true;
+    afterTagging = (r) => {
+      if (r.method === "POST" && r.url.includes("/blobs/uploads/")) return { status: 400, body: '{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"refused by the test"}]}' };
+      if (refuseDeletion && r.method === "DELETE" && r.url.includes("/manifests/")) return { status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}' };
+      return undefined;
+    };
+    try {
+      const statusUri = await startGeneration("failed-after-tagging");
+      const done = await jsonClient(server, "alice").waitFor(statusUri, undefined, 280_000);
+      expect(done.error, JSON.stringify(done)).toBe(true);
+      expect(tagged).toHaveLength(1);
+      expect(await manifestHead(tagged[0]!)).toBe(200);
+      const [left, ...more] = await server.rt.deps.store.leftovers.list();
+      expect(more).toEqual([]);
+      expect(left).toMatchObject({ kind: "tag", name: `${proxy.host}/${tagged[0]}`, attempts: 1 });
+
+      expect(await server.rt.sweeper!.sweep()).toEqual({ removed: 0, dropped: 0, failed: 1 });
+      refuseDeletion = false;
+      expect(await server.rt.sweeper!.sweep()).toEqual({ removed: 1, dropped: 0, failed: 0 });
+    } finally {
+      afterTagging = undefined;
+    }
+    expect(await manifestHead(tagged[0]!)).toBe(404);
+    expect(await server.rt.deps.store.leftovers.list()).toEqual([]);
+  }, 300_000);
+
+  it("stopped by a shutdown after tagging (its job resumes elsewhere): the tag stays, for the next attempt", async () => {
+    const other = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${proxy.url}/kiln` } });
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    afterTagging = (r) => (r.method === "GET" && r.url.includes("/blobs/sha256:") ? { hold } : undefined);
+    try {
+      await other.createUser("alice");
+      const held = proxy.records.filter((r) => r.fault).length;
+      const statusUri = await startGeneration("stopped-after-tagging", other);
+      await jsonClient(other, "alice").waitFor(statusUri, () => proxy.records.filter((r) => r.fault).length > held, 280_000);
+      expect(tagged).toHaveLength(1);
+    } finally {
+      await other.close();
+      release();
+      afterTagging = undefined;
+    }
+    // Given back to the queue: the next attempt tags the same reference, which must still be there meanwhile.
+    expect(await manifestHead(tagged[0]!)).toBe(200);
+  }, 300_000);
 });

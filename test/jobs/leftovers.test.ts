@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BlobStore, type Digest } from "../../src/blobs/blob-store.js";
 import { OciDriver } from "../../src/blobs/oci-driver.js";
 import { LEFTOVER_RETRY, LeftoverSweeper, untagImage } from "../../src/jobs/leftovers.js";
+import { JobRunner, type JobContext } from "../../src/jobs/runner.js";
 import { collectBlobs, publishReferenced } from "../../src/store/blob-gc.js";
 import { openStore } from "../../src/store/store.js";
 import type { BundleRow, Store } from "../../src/store/types.js";
@@ -206,5 +207,74 @@ describe("two sweepers on one PostgreSQL database", () => {
     expect([...deletions.values()].every((n) => n === 1)).toBe(true);
     expect(await stores[1]!.leftovers.list()).toEqual([]);
     for (const d of digests) expect(await one.has(d as Digest)).toBe(false);
+  });
+});
+
+/**
+ * What a generation asks before it removes the tag it made (generate.ts): whether its job runs
+ * again under another claim, which would tag the same reference. A real runner on SQLite, whose
+ * clock the test moves to let a lease lapse.
+ */
+describe("whether a job that ends without its results resumes elsewhere", () => {
+  it("not when it failed or was cancelled here; yes when another worker took it over", async () => {
+    const db = await sqliteTarget.create();
+    let nowMs = Date.now();
+    const store = await openStore({ ...db.options, now: () => new Date(nowMs) });
+    const dataDir = mkdtempSync(path.join(tmpdir(), "kiln-resumes-"));
+    dirs.push(dataDir);
+    const answers = new Map<string, boolean>();
+    let scenario: (ctx: JobContext, jobId: number) => Promise<never>;
+    const runner = new JobRunner({ store, dataDir, handlers: { generate: (job, ctx) => scenario(ctx, job.id) }, concurrency: { generate: 1 }, leaseMs: 60_000 });
+    await runner.start();
+    try {
+      const user = await store.users.create({ login: "resumer", email: null, firstName: null, surname: null, passwordHash: "h", admin: false, active: true, entitlements: [] });
+      const run = async (name: string, handler: typeof scenario, then?: (jobId: number) => Promise<unknown>): Promise<void> => {
+        scenario = async (ctx, jobId) => {
+          try {
+            return await handler(ctx, jobId);
+          } catch (err) {
+            answers.set(name, await ctx.resumesElsewhere(err));
+            throw err;
+          }
+        };
+        const job = await store.jobs.create({ kind: "generate", userId: user.id });
+        runner.wake();
+        await then?.(job.id);
+        while (!answers.has(name)) await new Promise((r) => setTimeout(r, 10));
+      };
+
+      await run("failed", async () => {
+        throw new Error("the build failed");
+      });
+      let started!: () => void;
+      const running = new Promise<void>((resolve) => (started = resolve));
+      await run(
+        "cancelled",
+        async (ctx) => {
+          started();
+          await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true }));
+          throw new Error("unreachable");
+        },
+        async (jobId) => {
+          await running;
+          await runner.cancel(jobId);
+        },
+      );
+      await run("taken over", async (ctx, jobId) => {
+        // This worker was paused past its lease, and another one claimed the job meanwhile.
+        nowMs += 120_000;
+        const other = await store.jobs.claimNext(["generate"], { owner: "another worker", ms: 60_000, maxAttempts: 3, interruptedMessage: "interrupted" });
+        expect(other?.id).toBe(jobId);
+        throw await store.transaction((tx) => ctx.fence(tx)).then(
+          () => new Error("the fence let a worker whose lease was taken over write"),
+          (err: unknown) => err,
+        );
+      });
+      expect(Object.fromEntries(answers)).toEqual({ failed: false, cancelled: false, "taken over": true });
+    } finally {
+      await runner.stop();
+      await store.close();
+      await db.drop();
+    }
   });
 });
