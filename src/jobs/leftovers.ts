@@ -129,13 +129,13 @@ export class LeftoverSweeper {
   private async sweepDue(): Promise<SweepResult> {
     const { store, log } = this.options;
     const result: SweepResult = { removed: 0, dropped: 0, failed: 0 };
-    const batch = this.options.batch ?? 20;
-    // Batch after batch while they go through: a failure ends the round (the registry is still
-    // refusing; and with no wait configured, a failed record would be due again at once).
-    for (let full = true; full && result.failed === 0; ) {
+    // Batch after batch while they go through (another sweeper may have claimed part of one: what
+    // it took is no longer due). A failure ends the round: the registry is still refusing, and
+    // with no wait configured a failed record would be due again at once.
+    for (let more = true; more && result.failed === 0; ) {
       if (this.stopping.signal.aborted) return result;
-      const claimed = await store.leftovers.claimDue(batch, this.options.claimMs ?? 300_000);
-      full = claimed.length === batch;
+      const claimed = await store.leftovers.claimDue(this.options.batch ?? 20, this.options.claimMs ?? 300_000);
+      more = claimed.length > 0;
       for (const claim of claimed) {
         const at = { kind: claim.kind, name: claim.name, attempt: claim.attempts + 1 };
         log.info(at, "trying again to delete what the blob store left behind");
