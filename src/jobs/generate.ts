@@ -194,15 +194,28 @@ function generation(deps: GenerationDeps): JobHandler {
     // registeringName is then a reference anyone with the registry's credentials can pull (a
     // multi-architecture image's: the manifest list of its images).
     let registryReference: string | undefined;
+    // Tagged (or perhaps tagged), and the results not recorded: the tag is nobody's — unless the
+    // job runs again elsewhere. Its reference (registryTarget: owner, name, version and the
+    // image's revision) is the same at every attempt, so the next attempt tags it again, or
+    // already has (a worker fenced out after a pause): removing it then would take the tag from
+    // under the new owner.
+    const untagUnrecorded = async (reference: string, err: unknown): Promise<void> => {
+      if (!(await ctx.resumesElsewhere(err))) await untagImage(deps, reference, deps.log ?? SILENT, { job: job.id, image: img.id });
+    };
     if (deps.blobs.driver instanceof OciDriver) {
+      const driver = deps.blobs.driver;
+      let target: { repository: string; tag: string } | undefined;
       try {
         ctx.progress({ message: "tagging the image in the registry" });
         const owner = await store.users.get(img.userId);
         if (!owner) throw new KilnError("notFound", "the owner of this image was deleted");
-        const target = registryTarget(owner.login, img);
-        registryReference = await deps.blobs.driver.tagImage(index ?? result.image, deps.blobs, target.repository, target.tag, ctx.signal);
+        target = registryTarget(owner.login, img);
+        registryReference = await driver.tagImage(index ?? result.image, deps.blobs, target.repository, target.tag, ctx.signal);
       } catch (err) {
         await documents.cancel();
+        // A push cut short (cancelled, or the registry failing) may have stored its manifest all
+        // the same, its answer lost: the tag is deleted if it is there ("absent" otherwise).
+        if (target) await untagUnrecorded(driver.referenceOf(target.repository, target.tag), err);
         throw err;
       }
     }
@@ -247,13 +260,7 @@ function generation(deps: GenerationDeps): JobHandler {
     try {
       return await recordResults();
     } catch (err) {
-      // Tagged, and the results not recorded: the tag is nobody's — unless the job runs again
-      // elsewhere. Its reference (registryTarget: owner, name, version and the image's revision) is
-      // the same at every attempt, so the next attempt tags it again, or already has (a worker
-      // fenced out after a pause): removing it then would take the tag from under the new owner.
-      if (registryReference && !(await ctx.resumesElsewhere(err))) {
-        await untagImage(deps, registryReference, deps.log ?? SILENT, { job: job.id, image: img.id });
-      }
+      if (registryReference) await untagUnrecorded(registryReference, err);
       throw err;
     } finally {
       await documents.cancel();

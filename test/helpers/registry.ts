@@ -274,6 +274,8 @@ export interface ProxyOptions {
   fault?: (r: { index: number; method: string; url: string }) => Fault | undefined;
   /** Edits the registry's response headers before they reach the client. */
   rewriteHeaders?: (r: { method: string; url: string; status: number }, headers: Record<string, string | string[]>) => void;
+  /** Holds the registry's answer (the request was done) until the promise settles, when it gives one. */
+  holdResponse?: (r: { method: string; url: string; status: number }) => Promise<void> | undefined;
   /** Slows request bodies to this rate (a push that lasts long enough to interrupt). */
   bytesPerSecond?: number;
 }
@@ -331,9 +333,14 @@ export async function startProxy(targetPort: number, options: ProxyOptions = {})
       rec.status = ures.statusCode ?? 0;
       const headers = { ...ures.headers } as Record<string, string | string[]>;
       options.rewriteHeaders?.({ method: rec.method, url: rec.url, status: rec.status }, headers);
-      res.writeHead(rec.status, headers);
-      ures.pipe(res);
-      ures.on("error", () => res.destroy());
+      const send = (): void => {
+        res.writeHead(rec.status, headers);
+        ures.pipe(res);
+        ures.on("error", () => res.destroy());
+      };
+      const held = options.holdResponse?.({ method: rec.method, url: rec.url, status: rec.status });
+      if (held) void held.then(send);
+      else send();
     });
     // The registry gone (or refusing mid-body): the client sees its connection reset.
     upstream.on("error", () => req.socket.destroy());
