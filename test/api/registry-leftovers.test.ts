@@ -29,6 +29,16 @@ const DRIVEN = { intervalMs: 3_600_000, retry: { ...LEFTOVER_RETRY, baseDelayMs:
 
 const sha = (s: string): string => `sha256:${createHash("sha256").update(s).digest("hex")}`;
 
+/** A logger's stream whose JSON lines go to `logs`. */
+function logInto(logs: LogLine[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) logs.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+}
+
 /** The registry's answer to a HEAD of the blob store's blob `digest`. */
 async function blobHead(registry: TestRegistry, digest: string): Promise<number> {
   return (await fetch(`${registry.url}/v2/kiln/blobs/blobs/${digest}`, { method: "HEAD" })).status;
@@ -41,12 +51,7 @@ describe("artifacts and bundle files on a registry that does not allow deletion"
 
   beforeAll(async () => {
     registry = await startRegistry({ deleteEnabled: false });
-    const stream = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) logs.push(JSON.parse(line) as LogLine);
-        done();
-      },
-    });
+    const stream = logInto(logs);
     server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${registry.url}/kiln` }, logger: { level: "info", stream }, sweeper: DRIVEN });
     await server.createUser("alice");
   });
@@ -136,12 +141,7 @@ describe("a generation that tagged its image and does not record it", () => {
       },
       holdResponse: (r) => (r.method === "PUT" && r.status === 201 && /\/manifests\/[^/]+$/.test(r.url) && !r.url.includes("/manifests/sha256:") ? tagAnswer : undefined),
     });
-    const stream = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) logs.push(JSON.parse(line) as LogLine);
-        done();
-      },
-    });
+    const stream = logInto(logs);
     server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${proxy.url}/kiln` }, logger: { level: "info", stream }, sweeper: DRIVEN });
     await server.createUser("alice");
   });
