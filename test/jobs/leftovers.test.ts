@@ -210,6 +210,26 @@ describe("two sweepers on one PostgreSQL database", () => {
   });
 });
 
+describe("a sweeper whose database is away", () => {
+  it("logs each failed round, goes on with the next, and stops cleanly", async () => {
+    const db = await sqliteTarget.create();
+    const store = await openStore(db.options);
+    await store.close();
+    const log = recordingLog();
+    const dir = mkdtempSync(path.join(tmpdir(), "kiln-sweeper-"));
+    dirs.push(dir);
+    const sweeper = new LeftoverSweeper({ store, blobs: BlobStore.open(dir), log, intervalMs: 5 });
+    sweeper.start();
+    try {
+      while (log.lines.filter((l) => l.level === "error").length < 2) await new Promise((r) => setTimeout(r, 5));
+    } finally {
+      await sweeper.stop();
+      await db.drop();
+    }
+    expect(log.lines.find((l) => l.level === "error")).toMatchObject({ msg: "cannot sweep the leftovers of the blob store", fields: { err: expect.any(Error) } });
+  });
+});
+
 /**
  * What a generation asks before it removes the tag it made (generate.ts): whether its job runs
  * again under another claim, which would tag the same reference. A real runner on SQLite, whose
