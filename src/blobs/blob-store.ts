@@ -192,12 +192,13 @@ export class BlobWriter extends Writable {
    * Uploads the sealed bytes to a remote store ahead of {@link publish}, which then only checks
    * they are there (see StorageDriver.stage); nothing on a local store. A failure drops the bytes.
    */
-  async stage(): Promise<void> {
+  async stage(signal?: AbortSignal): Promise<void> {
     if (this.state !== "sealed" || this.sealed === undefined) throw new Error(`blob writer is ${this.state}, not sealed`);
     if (!this.driver.stage) return;
+    // Set first: an upload that failed (or was cancelled) may have reached the store anyway.
+    this.staged = true;
     try {
-      await this.driver.stage(this.tempKey!, keyOf(this.sealed.digest));
-      this.staged = true;
+      await this.driver.stage(this.tempKey!, keyOf(this.sealed.digest), signal);
     } catch (err) {
       await this.cancel();
       throw err;
@@ -205,8 +206,9 @@ export class BlobWriter extends Writable {
   }
 
   /**
-   * Whether {@link stage} put the bytes in the store before their publication: if that does not
-   * happen, they are there unreferenced, for the caller to collect (store/blob-gc.ts).
+   * Whether {@link stage} may have put the bytes in the store (it ran, even if it failed) before
+   * their publication: if that does not happen, they may be there unreferenced, for the caller to
+   * collect (store/blob-gc.ts).
    */
   get wasStaged(): boolean {
     return this.staged && this.state !== "committed";

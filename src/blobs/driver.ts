@@ -65,7 +65,7 @@ export interface StorageDriver {
    * `key` (a remote store's upload), which stays a temporary object: `move` then only checks. For
    * callers that publish inside a transaction, which must stay short.
    */
-  stage?(tempKey: string, key: string): Promise<void>;
+  stage?(tempKey: string, key: string, signal?: AbortSignal): Promise<void>;
   delete(key: string): Promise<void>;
   /**
    * Where the key's bytes are (or would be) as a local file — the store's own file, or a local

@@ -162,17 +162,17 @@ export class OciDriver implements StorageDriver {
    * Uploads before the transaction that publishes (blob-gc.ts): {@link move} inside it finds the
    * blob with a HEAD — or uploads it again if a collector deleted it in between, under the lock.
    */
-  async stage(tempKey: string, key: string): Promise<void> {
+  async stage(tempKey: string, key: string, signal?: AbortSignal): Promise<void> {
     const digest = this.digestOf(key);
     if (!digest) throw new Error(`invalid blob key ${key}`);
-    await this.upload(tempKey, digest);
+    await this.upload(tempKey, digest, signal);
   }
 
   /** Uploads the temporary object unless the registry has the blob; answers its size. */
-  private async upload(tempKey: string, digest: Digest): Promise<number> {
+  private async upload(tempKey: string, digest: Digest, signal?: AbortSignal): Promise<number> {
     const { size } = await stat(this.files.localPath(tempKey));
-    if ((await this.client.blobSize(this.repository, digest)) === undefined) {
-      await this.client.uploadBlob(this.repository, digest, size, (start, end) => this.files.reader(tempKey, { start, end }));
+    if ((await this.client.blobSize(this.repository, digest, signal)) === undefined) {
+      await this.client.uploadBlob(this.repository, digest, size, (start, end) => this.files.reader(tempKey, { start, end }), signal ? { signal } : {});
     }
     return size;
   }

@@ -253,7 +253,7 @@ function generation(deps: GenerationDeps): JobHandler {
         await documents.publish(tx);
         const updated = await tx.images.update(img.id, { ...record, fileName: imageFileName(img), fileSize: blob.size, fileDigest: blob.digest });
         if (!updated) throw new KilnError("notFound", "the image was deleted while it was being generated");
-      });
+      }, ctx.signal);
       return { message };
     };
     // Whatever ends the job (done, cancelled, failed), unpublished documents leave nothing behind.

@@ -28,8 +28,8 @@ async function referenced(tx: StoreRepositories, digest: string): Promise<boolea
  * rows that name the blob) and publishes the bytes. If `reference` throws, nothing is recorded
  * and the bytes are dropped.
  */
-export async function publishReferenced<T>(store: Store, writer: BlobWriter, reference: (tx: StoreRepositories, blob: IngestedBlob) => Promise<T>): Promise<T> {
-  return publishAllReferenced(store, [writer], (tx, [blob]) => reference(tx, blob!));
+export async function publishReferenced<T>(store: Store, writer: BlobWriter, reference: (tx: StoreRepositories, blob: IngestedBlob) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return publishAllReferenced(store, [writer], (tx, [blob]) => reference(tx, blob!), signal);
 }
 
 /**
@@ -37,13 +37,15 @@ export async function publishReferenced<T>(store: Store, writer: BlobWriter, ref
  * one order so that two such transactions cannot wait on each other, `reference` records all the
  * rows, and every blob is published — or, if anything throws, none is recorded and all dropped.
  */
-export async function publishAllReferenced<T>(store: Store, writers: readonly BlobWriter[], reference: (tx: StoreRepositories, blobs: IngestedBlob[]) => Promise<T>): Promise<T> {
+export async function publishAllReferenced<T>(store: Store, writers: readonly BlobWriter[], reference: (tx: StoreRepositories, blobs: IngestedBlob[]) => Promise<T>, signal?: AbortSignal): Promise<T> {
   const blobs: IngestedBlob[] = [];
   try {
     for (const w of writers) blobs.push(await w.seal());
     // A remote store's upload goes before the transaction, which holds a connection and the
     // digests' locks: inside it, publishing only checks the blob is there.
-    for (const w of writers) await w.stage();
+    // `signal` stops the upload (a cancelled job); nothing is recorded then.
+    for (const w of writers) await w.stage(signal);
+    signal?.throwIfAborted();
     return await store.transaction(async (tx) => {
       for (const digest of [...new Set(blobs.map((b) => b.digest))].sort()) await tx.blobLocks.lock(digest);
       const result = await reference(tx, blobs);
@@ -51,8 +53,9 @@ export async function publishAllReferenced<T>(store: Store, writers: readonly Bl
       return result;
     });
   } catch (err) {
-    // Bytes uploaded ahead of a transaction that did not commit go again, unless something else
-    // references the same bytes (best effort: a blob left is only space).
+    // Bytes uploaded ahead of a transaction that did not commit (or an upload cut short that may
+    // have reached the store) go again, unless something else references the same bytes; one the
+    // store refuses to delete is recorded for the leftover sweeper.
     const staged = writers.map((w, i) => (w.wasStaged ? blobs[i]?.digest : undefined));
     if (staged.some((d) => d !== undefined)) await collectBlobs(store, writers[0]!.store, staged, { warn: () => undefined }).catch(() => undefined);
     throw err;

@@ -130,6 +130,9 @@ describe("a generation that tagged its image and does not record it", () => {
   let afterTagging: ((r: { method: string; url: string }) => Fault | undefined) | undefined;
   /** Holds the registry's answer to a tag's manifest PUT (the tag is made; the generation does not know yet). */
   let tagAnswer: Promise<void> | undefined;
+  /** Holds the registry's answer to the image file's upload (the blob is stored; the generation does not know yet). */
+  let uploadAnswer: Promise<void> | undefined;
+  let uploadedFile: string | undefined;
 
   beforeAll(async () => {
     registry = await startRegistry({ deleteEnabled: true });
@@ -139,7 +142,15 @@ describe("a generation that tagged its image and does not record it", () => {
         const m = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(r.url);
         if (r.method === "PUT" && r.status === 201 && m && !m[2]!.startsWith("sha256:")) tagged.push(`${m[1]}:${m[2]}`);
       },
-      holdResponse: (r) => (r.method === "PUT" && r.status === 201 && /\/manifests\/[^/]+$/.test(r.url) && !r.url.includes("/manifests/sha256:") ? tagAnswer : undefined),
+      holdResponse: (r) => {
+        if (r.method === "PUT" && r.status === 201 && /\/manifests\/[^/]+$/.test(r.url) && !r.url.includes("/manifests/sha256:")) return tagAnswer;
+        // The first upload completed once tagged is the image file's.
+        if (uploadAnswer && tagged.length > 0 && r.method === "PUT" && r.status === 201 && r.url.includes("/blobs/uploads/")) {
+          uploadedFile ??= new URL(r.url, "http://x").searchParams.get("digest") ?? undefined;
+          return uploadAnswer;
+        }
+        return undefined;
+      },
     });
     const stream = logInto(logs);
     server = await startTestServer({ env: { KILN_BLOB_STORE: `oci+${proxy.url}/kiln` }, logger: { level: "info", stream }, sweeper: DRIVEN });
@@ -215,6 +226,32 @@ describe("a generation that tagged its image and does not record it", () => {
     } finally {
       afterTagging = undefined;
     }
+    expect(await manifestHead(tagged[0]!)).toBe(404);
+    expect(await server.rt.deps.store.leftovers.list()).toEqual([]);
+  }, 300_000);
+
+  it("cancelled while its image file uploads (the registry stored it, its answer is held): the job stops, records no file, and leaves neither the file nor the tag", async () => {
+    let release!: () => void;
+    uploadAnswer = new Promise<void>((resolve) => (release = resolve));
+    uploadedFile = undefined;
+    try {
+      const statusUri = await startGeneration("cancelled-uploading");
+      const { api, waitFor } = jsonClient(server, "alice");
+      await waitFor(statusUri, () => uploadedFile !== undefined, 280_000);
+      expect(await blobHead(registry, uploadedFile!)).toBe(200);
+      const cancel = await api<JsonStatus>("DELETE", statusUri);
+      expect(cancel.status, JSON.stringify(cancel.json)).toBeLessThan(300);
+      // Well within the registry client's 60 s idle timeout: the cancel stops the upload itself,
+      // not a timeout of the held request.
+      const done = await waitFor(statusUri, undefined, 30_000);
+      expect(done.cancelled, JSON.stringify(done)).toBe(true);
+      const image = (await api<{ fileSize?: number; downloadUri?: string }>("GET", statusUri.replace(/\/status$/, ""))).json;
+      expect(image.downloadUri).toBeUndefined();
+    } finally {
+      release();
+      uploadAnswer = undefined;
+    }
+    expect(await blobHead(registry, uploadedFile!)).toBe(404);
     expect(await manifestHead(tagged[0]!)).toBe(404);
     expect(await server.rt.deps.store.leftovers.list()).toEqual([]);
   }, 300_000);
