@@ -7,8 +7,10 @@
  *
  * What the registry cannot do is kept in this process's data directory: an upload in flight is a
  * local temporary file until it is complete and verified (the registry sees only whole blobs, under
- * their digest); a blob a build needs as a file (a `.deb`, a zip), or that a download sent whole, is
- * copied into a local cache bounded in size (blob-cache.ts), checked against its digest.
+ * their digest); the blobs this process wrote, those a build needs as files (a `.deb`, a zip), the
+ * image files an api process fetches for their downloads and those a download reads whole are
+ * copied into a local cache bounded in size (blob-cache.ts), checked against their digest, and
+ * read from there while they are in it.
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
