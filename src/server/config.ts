@@ -34,6 +34,11 @@ export interface KilnConfig {
    * blobs (for builds and downloads), least recently used evicted first.
    */
   blobCacheSize: number;
+  /**
+   * KILN_PREFETCH_IMAGES: whether a process serving the API (on PostgreSQL, with a registry blob
+   * store) fetches each image file other processes generate into its cache when the job completes.
+   */
+  prefetchImages: boolean;
   /** `all` (the single process), `api` (serves the API, runs no jobs) or `worker` (runs jobs, serves only GET /api/status). */
   role: Role;
   /** KILN_JOB_LEASE: how long a worker's claim on a job holds without renewal. */
@@ -121,6 +126,13 @@ function parseSignatureScheme(raw: string | undefined): SignatureScheme {
 }
 
 const ADDRESS_OR_CIDR = /^(?:[0-9.]+|[0-9a-f:.]+)(?:\/\d{1,3})?$|^(?:loopback|linklocal|uniquelocal)$/i;
+
+function parseFlag(raw: string | undefined, name: string, fallback: boolean): boolean {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  if (/^(true|1|yes)$/i.test(raw.trim())) return true;
+  if (/^(false|0|no)$/i.test(raw.trim())) return false;
+  throw new KilnError("badRequest", `${name} must be true or false, got "${raw}"`);
+}
 
 function parseTrustProxy(raw: string | undefined): boolean | string {
   if (raw === undefined || raw.trim() === "" || /^(false|0|no)$/i.test(raw.trim())) return false;
@@ -248,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { co
   return {
     blobStore: parseBlobStore(env.KILN_BLOB_STORE, env.KILN_BLOB_STORE_CREDENTIALS, dataDir),
     blobCacheSize: env.KILN_BLOB_CACHE_SIZE ? parseSize(env.KILN_BLOB_CACHE_SIZE, "KILN_BLOB_CACHE_SIZE") : DEFAULT_BLOB_CACHE_SIZE,
+    prefetchImages: parseFlag(env.KILN_PREFETCH_IMAGES, "KILN_PREFETCH_IMAGES", true),
     role: parseRole(overrides.role ?? env.KILN_ROLE, env.KILN_DATABASE_URL || undefined, env.KILN_SECRET_KEY || undefined),
     jobLeaseMs,
     host: env.KILN_HOST || "127.0.0.1",

@@ -8,7 +8,8 @@
  *
  * Every api process behind a load balancer keeps its own copy: the registry serves each image file
  * once per api process, and each process's cache (KILN_BLOB_CACHE_SIZE) holds the newest images.
- * A process that wrote the file itself (role `all`) has it already.
+ * A process that wrote the file itself (role `all`) has it already. KILN_PREFETCH_IMAGES=false turns
+ * this off (a balancer that sends each image's downloads to one api process).
  */
 import { isDigest, type BlobStore } from "../blobs/blob-store.js";
 import { OciDriver } from "../blobs/oci-driver.js";

@@ -128,7 +128,7 @@ export async function openRuntime(
       sweeper?.start();
     }
     // Processes that serve downloads fetch what other processes generate (on PostgreSQL: SQLite is one process).
-    const prefetch = config.role !== "worker" && config.databaseUrl ? await prefetchGeneratedImages(store, blobs, app.log) : undefined;
+    const prefetch = config.role !== "worker" && config.databaseUrl && config.prefetchImages ? await prefetchGeneratedImages(store, blobs, app.log) : undefined;
     const built = app;
     return {
       config,

@@ -378,3 +378,15 @@ describe("KILN_BLOB_CACHE_SIZE", () => {
     expect(() => loadConfig({ ...env, KILN_BLOB_CACHE_SIZE: "lots" })).toThrow(/KILN_BLOB_CACHE_SIZE: "lots" is not a size/);
   });
 });
+
+describe("KILN_PREFETCH_IMAGES", () => {
+  it("is on by default, takes true or false, and names itself when it is neither", async () => {
+    const { loadConfig } = await import("../../src/server/config.js");
+    const env = { KILN_DATA_DIR: path.join(tmpdir(), "kiln-config-unused") };
+    expect(loadConfig(env).prefetchImages).toBe(true);
+    expect(loadConfig({ ...env, KILN_PREFETCH_IMAGES: "false" }).prefetchImages).toBe(false);
+    expect(loadConfig({ ...env, KILN_PREFETCH_IMAGES: "no" }).prefetchImages).toBe(false);
+    expect(loadConfig({ ...env, KILN_PREFETCH_IMAGES: "TRUE" }).prefetchImages).toBe(true);
+    expect(() => loadConfig({ ...env, KILN_PREFETCH_IMAGES: "sometimes" })).toThrow(/KILN_PREFETCH_IMAGES must be true or false, got "sometimes"/);
+  });
+});
