@@ -152,7 +152,9 @@ export async function openRuntime(
 export async function serve(env: NodeJS.ProcessEnv = process.env, overrides: { role?: string } = {}): Promise<void> {
   const config = loadConfig(env, overrides);
   // SQLite is one process's database: a second server on the same file is refused (the claim
-  // goes with this process, however it ends).
+  // goes with this process, however it ends). The shutdown below refers to the claim, which keeps
+  // it for the process's life: a claim the garbage collector took would close its database, and
+  // with it the lock, letting a second server in.
   const claim = config.databaseUrl ? undefined : claimSqliteDataDir(config.dataDir);
   let rt: Runtime;
   try {
@@ -172,7 +174,10 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, overrides: { r
     }, 20_000);
     force.unref();
     rt.close().then(
-      () => process.exit(0),
+      () => {
+        claim?.release();
+        process.exit(0);
+      },
       (err) => {
         rt.app.log.error({ err }, "error during shutdown");
         process.exit(1);

@@ -2,6 +2,7 @@
  * The roles of `kiln serve` and what each refuses: `api` and `worker` only beside a PostgreSQL
  * database, never two servers on one SQLite file; a worker answers its health and nothing else.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,6 +11,7 @@ import { kilnYaml, startTestServer } from "../helpers/api.js";
 import { startRegistry } from "../helpers/registry.js";
 import { postgresTarget, type TargetDatabase } from "../helpers/databases.js";
 import { runServe, startKiln } from "../helpers/kiln-process.js";
+import { ROOT } from "../helpers/global-setup.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "kiln-roles-"));
 writeFileSync(path.join(dir, "kiln.yaml"), kilnYaml());
@@ -48,6 +50,29 @@ describe("kiln serve --role", () => {
     }
     const again = await startKiln(base("sqlite"));
     expect(await again.stop()).toBe(0);
+  });
+
+  it("keeps refusing a second server once the first has collected its garbage (the claim is held for the process's life)", async () => {
+    // A server that forces full garbage collections once it listens: a claim nothing refers to
+    // would be collected, its SQLite handle closed and its lock gone.
+    const script = `const { serve } = await import(${JSON.stringify(path.join(ROOT, "dist/server/serve.js"))}); await serve(); globalThis.gc(); await new Promise((r) => setTimeout(r, 50)); globalThis.gc(); console.log("collected the garbage");`;
+    const child = spawn(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { env: { ...process.env, KILN_PORT: "0", KILN_CONFIG: "", ...base("collected") }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      while (!out.includes("collected the garbage")) {
+        if (child.exitCode !== null) throw new Error(`the server exited: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const second = await runServe(base("collected"));
+      expect(second.code, second.output).toBe(1);
+      expect(second.output).toMatch(/another Kiln server is already running on this data directory's SQLite database/);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
   });
 
   it("a worker answers GET /api/status with its role and reachability, and serves nothing else", async () => {

@@ -44,12 +44,23 @@ export function runKiln(args: string[], options: { cwd: string; env: Record<stri
   });
 }
 
-/** Runs `kiln serve` (with `--role` when given) until it exits: for the refusals. */
+/**
+ * Runs `kiln serve` (with `--role` when given) until it exits: for the refusals. A server that
+ * was not refused and serves instead (on a free port) is killed once it listens, and answers
+ * code null with its output, so that the test fails on it rather than wait for ever.
+ */
 export function runServe(env: Record<string, string>, role?: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/kiln.js"), "serve", ...(role ? ["--role", role] : [])], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/kiln.js"), "serve", ...(role ? ["--role", role] : [])], {
+    env: { ...process.env, KILN_PORT: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const onData = (d: Buffer): void => {
+    out += d.toString();
+    if (/listening at http/.test(out)) child.kill("SIGKILL");
+  };
+  child.stdout!.on("data", onData);
+  child.stderr!.on("data", onData);
   return new Promise((resolve) => child.on("exit", (code) => resolve({ code, output: out })));
 }
 
