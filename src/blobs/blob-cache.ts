@@ -26,13 +26,13 @@
  * The cache belongs to one process: two processes must not share a data directory's cache (each
  * evicts from its own account of it).
  */
-import { chmod, mkdir, open, readdir, rename, stat, type FileHandle } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { isKilnError, KilnError } from "../domain/errors.js";
 import { sha256File } from "../domain/file-hash.js";
-import type { ByteRange, ByteReader, FsDriver, LocalCopy, TempObject } from "./driver.js";
+import type { ByteRange, ByteReader, FsDriver, LocalCopy } from "./driver.js";
 import { VerifyingStream, type Digest } from "./blob-store.js";
 
 /** The default budget of the cache (KILN_BLOB_CACHE_SIZE). */
@@ -159,13 +159,15 @@ export class BlobCache {
   /**
    * Fetches a blob of `size` bytes into the cache in the background (a download is expected):
    * nothing when it is there, being fetched, or larger than the budget. Settles once the copy is
-   * published; a failure is the caller's to report (nothing else waits for it).
+   * published, true if this fetched it; a failure is the caller's to report (nothing else waits
+   * for it).
    */
-  async prefetch(digest: Digest, size: number): Promise<void> {
+  async prefetch(digest: Digest, size: number): Promise<boolean> {
     await this.load();
     const hex = digest.slice(7);
-    if (size > this.budget || this.entries.has(hex) || this.fills.has(hex)) return;
+    if (size > this.budget || this.entries.has(hex) || this.fills.has(hex)) return false;
     await this.begin(digest, false).result;
+    return true;
   }
 
   /**
@@ -315,29 +317,19 @@ export class BlobCache {
     await this.load();
     const read = await this.fetch(digest);
     if (!read) throw new KilnError("notFound", `blob ${digest} is not in the blob store`);
-    let temp: TempObject | undefined;
+    let tempKey: string | undefined;
     try {
-      temp = await this.files.temp();
-      // Written through a handle of its own, in large batches (FillSink).
-      const stream = temp.stream;
-      await new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once("close", () => resolve()).destroy()));
-      const file = this.files.localPath(temp.tempKey);
-      const sink = new FillSink(await open(file, "r+"), (n) => fill.progress(n));
-      fill.opened(read.size, await open(file, "r").catch((err: unknown) => (sink.destroy(), Promise.reject(err))));
-      try {
-        await pipeline(read.stream, new VerifyingStream(digest, read.size), sink);
-      } catch (err) {
-        fill.fail(err as Error);
-        throw err;
-      }
+      // One handle: the fill writes through it in large batches (FillSink), followers read it;
+      // the fill closes it once it has ended and nobody reads.
+      const temp = await this.files.tempFile();
+      tempKey = temp.tempKey;
+      fill.opened(read.size, temp.file);
+      await pipeline(read.stream, new VerifyingStream(digest, read.size), new FillSink(temp.file, (n) => fill.progress(n)));
       fill.verify();
-      return await this.commit(digest.slice(7), temp.tempKey, read.size, keep);
+      return await this.commit(digest.slice(7), tempKey, read.size, keep);
     } finally {
       read.stream.destroy();
-      if (temp) {
-        temp.stream.destroy();
-        await this.files.delete(temp.tempKey).catch(() => undefined);
-      }
+      if (tempKey) await this.files.delete(tempKey).catch(() => undefined);
     }
   }
 
@@ -447,11 +439,6 @@ class Fill {
 
   verify(): void {
     this.verified = true;
-    this.changed();
-  }
-
-  fail(err: Error): void {
-    if (!this.verified) this.failed ??= err;
     this.changed();
   }
 
@@ -598,11 +585,10 @@ class StreamReader implements ByteReader {
 /**
  * The fill's file: written in large batches (one writev of whatever arrived while the last was on
  * its way: about twice the rate of a WriteStream's 64 KiB writes here), saying how many bytes are
- * on disk each time a write lands. Closes the file at the end.
+ * on disk each time a write lands. The handle is the fill's to close (its followers read it).
  */
 class FillSink extends Writable {
   private written = 0;
-  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly file: FileHandle,
@@ -619,17 +605,6 @@ class FillSink extends Writable {
     this.writeAll([chunk]).then(() => cb(), cb);
   }
 
-  override _final(cb: (err?: Error | null) => void): void {
-    this.close().then(() => cb(), cb);
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.close().then(
-      () => cb(err),
-      () => cb(err),
-    );
-  }
-
   private async writeAll(list: Buffer[]): Promise<void> {
     // A short write (rare: a nearly full disk) goes on from where it stopped.
     while (list.length > 0) {
@@ -638,11 +613,6 @@ class FillSink extends Writable {
       this.onDisk(this.written);
       list = skip(list, bytesWritten);
     }
-  }
-
-  private close(): Promise<void> {
-    this.closing ??= this.file.close();
-    return this.closing;
   }
 }
 

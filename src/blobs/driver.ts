@@ -11,7 +11,7 @@
  *       └── <pid>-<host>-<random>  an upload in flight; renamed into sha256/ only when complete
  */
 import { constants, createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { access, link, mkdir, rename, rm, stat, unlink, copyFile, chmod, readdir } from "node:fs/promises";
+import { access, link, mkdir, open, rename, rm, stat, unlink, copyFile, chmod, readdir, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -134,16 +134,28 @@ export class FsDriver implements StorageDriver {
   }
 
   async temp(): Promise<TempObject> {
-    const dir = path.join(this.root, "tmp");
-    await mkdir(dir, { recursive: true });
-    // The writer's pid in the name: a sweep at start knows whose the object is (sweepTemp).
-    const tempKey = `tmp/${WRITER}-${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`;
+    const tempKey = await this.newTempKey();
     const stream = createWriteStream(this.localPath(tempKey), { flags: "wx", mode: 0o600 });
     await new Promise<void>((resolve, reject) => {
       stream.once("open", () => resolve());
       stream.once("error", reject);
     });
     return { stream, tempKey };
+  }
+
+  /**
+   * A temporary object as a file handle open for positional reads and writes (the blob cache's
+   * fills: written in batches, read by downloads as it grows). Swept like {@link temp}'s.
+   */
+  async tempFile(): Promise<{ file: FileHandle; tempKey: string }> {
+    const tempKey = await this.newTempKey();
+    return { file: await open(this.localPath(tempKey), "wx+", 0o600), tempKey };
+  }
+
+  private async newTempKey(): Promise<string> {
+    await mkdir(path.join(this.root, "tmp"), { recursive: true });
+    // The writer's pid in the name: a sweep at start knows whose the object is (sweepTemp).
+    return `tmp/${WRITER}-${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`;
   }
 
   async move(tempKey: string, key: string): Promise<void> {

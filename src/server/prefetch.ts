@@ -35,9 +35,8 @@ export async function prefetchGeneratedImages(store: Store, blobs: BlobStore, lo
       try {
         const image = await store.images.getByJob(job);
         const digest = image?.fileDigest;
-        if (!image || !digest || !isDigest(digest) || image.fileSize === null || driver.cache.has(digest)) continue;
-        await driver.cache.prefetch(digest, image.fileSize);
-        log.info({ image: image.id, digest }, "fetched a generated image's file into this process's blob cache for its download");
+        if (!image || !digest || !isDigest(digest) || image.fileSize === null) continue;
+        if (await driver.cache.prefetch(digest, image.fileSize)) log.info({ image: image.id, digest }, "fetched a generated image's file into this process's blob cache for its download");
       } catch (err) {
         log.warn({ job, err: (err as Error).message }, "could not fetch a generated image's file ahead of its download");
       }
