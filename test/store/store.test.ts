@@ -44,6 +44,32 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
     await database?.drop();
   });
 
+  /**
+   * Nine claimers on three connections (this store and two more) call `claimOnce` until it
+   * claims nothing; every id claimed, in the order claimed.
+   */
+  async function claimConcurrently(claimOnce: (s: Store, claimer: number) => Promise<number[]>): Promise<number[]> {
+    const other = await openStore({ ...database.options, now });
+    const third = await openStore({ ...database.options, now });
+    try {
+      const stores = [store, other, third];
+      const claimed: number[] = [];
+      await Promise.all(
+        Array.from({ length: 9 }, async (_, i) => {
+          for (;;) {
+            const got = await claimOnce(stores[i % 3]!, i);
+            if (got.length === 0) return;
+            claimed.push(...got);
+          }
+        }),
+      );
+      return claimed;
+    } finally {
+      await other.close();
+      await third.close();
+    }
+  }
+
   function newUser(over: Partial<NewUser> = {}): Promise<UserRow> {
     seq++;
     return store.users.create({
@@ -808,28 +834,14 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
       const u = await newUser();
       const created = await Promise.all(Array.from({ length: 12 }, () => store.jobs.create({ kind: "generate", userId: u.id })));
       const mine = new Set(created.map((c) => c.id));
-      const other = await openStore({ ...database.options, now });
-      const third = await openStore({ ...database.options, now });
-      try {
-        const stores = [store, other, third];
-        const claimed: number[] = [];
-        await Promise.all(
-          Array.from({ length: 9 }, async (_, i) => {
-            for (;;) {
-              const c = await stores[i % 3]!.jobs.claimNext(["generate"], { owner: `w${i}`, ms: 60_000, maxAttempts: 3, interruptedMessage: "x" });
-              if (!c) return;
-              claimed.push(c.id);
-            }
-          }),
-        );
-        const ours = claimed.filter((id) => mine.has(id));
-        expect(ours.sort((a, b) => a - b)).toEqual([...mine].sort((a, b) => a - b));
-        expect(new Set(claimed).size).toBe(claimed.length);
-        for (const id of claimed) await store.jobs.finish(id, { state: "complete" });
-      } finally {
-        await other.close();
-        await third.close();
-      }
+      const claimed = await claimConcurrently(async (s, i) => {
+        const c = await s.jobs.claimNext(["generate"], { owner: `w${i}`, ms: 60_000, maxAttempts: 3, interruptedMessage: "x" });
+        return c ? [c.id] : [];
+      });
+      const ours = claimed.filter((id) => mine.has(id));
+      expect(ours.sort((a, b) => a - b)).toEqual([...mine].sort((a, b) => a - b));
+      expect(new Set(claimed).size).toBe(claimed.length);
+      for (const id of claimed) await store.jobs.finish(id, { state: "complete" });
     });
 
     it("ends a lapsed job that was asked to cancel, gives jobs back on release, and retries a released job", async () => {
@@ -897,28 +909,11 @@ describe.each<StoreTarget>([sqliteTarget, postgresTarget])("store on $dialect", 
 
     it("hands each due record to exactly one of many concurrent claimers, across connections", async () => {
       for (let i = 0; i < 12; i++) await store.leftovers.record("blob", `sha256:${i.toString(16).padStart(64, "0")}`, "refused", 0);
-      const other = await openStore({ ...database.options, now });
-      const third = await openStore({ ...database.options, now });
-      try {
-        const stores = [store, other, third];
-        const claimed: number[] = [];
-        await Promise.all(
-          Array.from({ length: 9 }, async (_, i) => {
-            for (;;) {
-              const got = await stores[i % 3]!.leftovers.claimDue(2, 60_000);
-              if (got.length === 0) return;
-              claimed.push(...got.map((r) => r.id));
-            }
-          }),
-        );
-        expect(claimed.length).toBe(12);
-        expect(new Set(claimed).size).toBe(12);
-        for (const r of await store.leftovers.list()) await store.transaction(async (tx) => void (await tx.leftovers.forget(r)));
-        expect(await store.leftovers.list()).toEqual([]);
-      } finally {
-        await other.close();
-        await third.close();
-      }
+      const claimed = await claimConcurrently(async (s) => (await s.leftovers.claimDue(2, 60_000)).map((r) => r.id));
+      expect(claimed.length).toBe(12);
+      expect(new Set(claimed).size).toBe(12);
+      for (const r of await store.leftovers.list()) await store.transaction(async (tx) => void (await tx.leftovers.forget(r)));
+      expect(await store.leftovers.list()).toEqual([]);
     });
   });
 
