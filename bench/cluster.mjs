@@ -7,6 +7,8 @@
 //               2-core machine the two workers share the same cores: expect about 1×
 //   resumption  a worker SIGKILLed in the middle of a generation: time until the other worker
 //               resumes its job — goal under lease + 5 s (KILN_JOB_LEASE=10s here)
+//   cancel      a generation running on a worker, cancelled through the API: time until the job
+//               is cancelled in the database — goal under 2 s
 //   download    an image file of about 256 MiB through the API from the registry store, against
 //               nginx (sendfile) serving the same file — goal ≥ 0.5: the first download is asked
 //               for as soon as the job reports complete (the api process fetches the file into
@@ -182,6 +184,20 @@ resumedAfter = (performance.now() - killedAt) / 1000;
 await waitDone(rimg);
 }
 
+// ---- a cancel from the API reaching the job on its worker ----------------------------------------
+// The job's state read straight from the database every 20 ms, from the DELETE's answer on.
+const cimg = await generate(await template("cancel", randomBytes(64 << 20)));
+for (;;) {
+  const s = await api("GET", cimg.statusUri);
+  if (/unpacking|configuring|writing/.test(s.message ?? "")) break;
+  if (s.complete || s.error) throw new Error("the generation to cancel ended first");
+  await sleep(50);
+}
+const cancelAt = performance.now();
+await api("DELETE", cimg.statusUri);
+while ((await jobOf(cimg)).state !== "cancelled") await sleep(20);
+const cancelledAfter = (performance.now() - cancelAt) / 1000;
+
 // ---- download through the API from the registry, against nginx ----------------------------------
 const big = await template("big", randomBytes(256 << 20));
 const bimg = await generate(big);
@@ -235,6 +251,7 @@ if (!only) {
   console.log(`throughput, ${N} generations, 2 workers   ${two.seconds.toFixed(1)} s   ${two.perMinute.toFixed(2)} generations/min   ratio ${(two.perMinute / one.perMinute).toFixed(2)} (2 cores shared)`);
   console.log(`worker SIGKILLed mid-generation: resumed by the other after ${resumedAfter.toFixed(1)} s (lease ${LEASE_S} s; goal < ${LEASE_S + 5} s)`);
 }
+console.log(`a cancel from the API stopped the generation on its worker after ${cancelledAfter.toFixed(2)} s (goal < 2 s)`);
 console.log(`first download ${(info.fileSize / 2 ** 20).toFixed(0)} MiB through the API, asked for as soon as the job reported complete: ${firstMBs.toFixed(0)} MB/s   ratio ${(firstMBs / median(nginxMBs)).toFixed(2)}`);
 console.log(`  a generated image's file in the api process's cache ${prefetchedAfter.toFixed(2)} s after this script saw its job complete (it polls the status every 0.2 s)`);
 console.log(`download ${(info.fileSize / 2 ** 20).toFixed(0)} MiB through the API from the registry store: ${median(kilnMBs).toFixed(0)} MB/s (${kilnMBs.map((x) => x.toFixed(0)).join(", ")}), nginx ${median(nginxMBs).toFixed(0)} MB/s (${nginxMBs.map((x) => x.toFixed(0)).join(", ")})   ratio ${(median(kilnMBs) / median(nginxMBs)).toFixed(2)} (goal ≥ 0.50)`);
